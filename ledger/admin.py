@@ -1,0 +1,172 @@
+"""The operator's console: farms, enrollment tokens, nodes, keys and the audit log."""
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from ledger import services
+from ledger.choices import NodeStatus
+from ledger.models import AuditEntry, EnrollmentToken, Farm, Node, UserKey
+
+STATUS_COLOURS = {
+    NodeStatus.PENDING: "#b26b00",
+    NodeStatus.ONLINE: "#1a7f37",
+    NodeStatus.DEGRADED: "#c9a400",
+    NodeStatus.OFFLINE: "#cf222e",
+    NodeStatus.DECOMMISSIONED: "#6e7781",
+}
+
+
+def _bytes(value: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(value)
+
+
+@admin.register(Farm)
+class FarmAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "owner", "desired_agent_version", "created"]
+    search_fields = ["name"]
+
+
+class EnrollmentTokenForm(forms.ModelForm):
+    valid_days = forms.IntegerField(min_value=1, max_value=365, initial=7)
+
+    class Meta:
+        model = EnrollmentToken
+        fields = ["farm", "label", "uses_left"]
+
+
+@admin.register(EnrollmentToken)
+class EnrollmentTokenAdmin(admin.ModelAdmin):
+    """Creating a token shows its secret once; only the hash is kept."""
+
+    list_display = ["prefix", "farm", "label", "uses_left", "expires_at", "last_used_at"]
+    list_filter = ["farm"]
+    readonly_fields = ["prefix", "expires_at", "created_by", "created", "last_used_at"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = EnrollmentTokenForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj else []
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["farm", "label", "uses_left", "valid_days"]
+        return ["farm", "label", "uses_left", *self.readonly_fields]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        token, secret = services.create_enrollment_token(
+            farm=form.cleaned_data["farm"],
+            uses=form.cleaned_data["uses_left"],
+            ttl=timedelta(days=form.cleaned_data["valid_days"]),
+            label=form.cleaned_data["label"],
+            created_by=request.user,
+        )
+        obj.pk = token.pk
+        self.message_user(
+            request,
+            format_html("Enrollment token (shown only now, copy it): <code>{}</code>", secret),
+            messages.WARNING,
+        )
+
+
+@admin.register(Node)
+class NodeAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "short_key",
+        "farm",
+        "coloured_status",
+        "capacity",
+        "health",
+        "last_seen",
+        "agent_version",
+    ]
+    list_filter = ["status", "farm", "virtualized"]
+    search_fields = ["public_key", "serial", "mycelium_address"]
+    readonly_fields = [
+        *(f.name for f in Node._meta.fields if f.name != "farm"),
+        "uptime_history",
+    ]
+    actions = ["approve", "decommission"]
+
+    def has_add_permission(self, request):
+        return False  # nodes register themselves
+
+    @admin.display(description="key")
+    def short_key(self, node: Node) -> str:
+        return node.public_key[:12] + "…"
+
+    @admin.display(description="status", ordering="status")
+    def coloured_status(self, node: Node) -> str:
+        return format_html(
+            '<b style="color:{}">{}</b>', STATUS_COLOURS[node.status], node.get_status_display()
+        )
+
+    @admin.display(description="capacity (cpu / ram / ssd / hdd)")
+    def capacity(self, node: Node) -> str:
+        return f"{node.cru} / {_bytes(node.mru)} / {_bytes(node.sru)} / {_bytes(node.hru)}"
+
+    @admin.display(description="uptime history (latest 20)")
+    def uptime_history(self, node: Node) -> str:
+        reports = node.uptime_reports.order_by("-received_at")[:20]
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}s</td><td>{}</td></tr>",
+            ((r.received_at, r.uptime, ", ".join(r.health) or "healthy") for r in reports),
+        )
+        return format_html(
+            "<table><tr><th>received</th><th>uptime</th><th>health</th></tr>{}</table>", rows
+        )
+
+    @admin.action(description="Approve selected pending nodes")
+    def approve(self, request: HttpRequest, queryset: QuerySet) -> None:
+        done = 0
+        for node in queryset:
+            try:
+                services.approve_node(node=node, actor=f"user:{request.user.username}")
+                done += 1
+            except services.LedgerError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+        self.message_user(request, f"{done} node(s) approved")
+
+    @admin.action(description="Decommission selected nodes")
+    def decommission(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for node in queryset:
+            services.decommission_node(node=node, actor=f"user:{request.user.username}")
+        self.message_user(request, f"{queryset.count()} node(s) decommissioned")
+
+
+@admin.register(UserKey)
+class UserKeyAdmin(admin.ModelAdmin):
+    list_display = ["user", "name", "public_key", "created", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["user__username", "name", "public_key"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ["created", "kind", "actor", "node", "farm", "message"]
+    list_filter = ["kind"]
+    search_fields = ["message", "actor"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

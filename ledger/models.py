@@ -1,0 +1,165 @@
+"""What the ledger keeps: farms, enrollment tokens, nodes, uptime, user keys, an audit log."""
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from ledger.choices import AuditKind, NodeStatus
+from ledger.states import check_transition
+
+
+class Farm(models.Model):
+    name = models.CharField(max_length=64, unique=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="farms"
+    )
+    desired_agent_version = models.CharField(
+        max_length=64, blank=True, help_text="Agent version nodes of this farm should run."
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def hash_token_secret(secret: str) -> str:
+    """Tokens are 256-bit random strings, so a plain sha256 is a safe lookup key."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+class EnrollmentToken(models.Model):
+    """Lets a node join its farm approved, without an operator; only the hash is stored."""
+
+    farm = models.ForeignKey(Farm, on_delete=models.CASCADE, related_name="enrollment_tokens")
+    label = models.CharField(max_length=100, blank=True)
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=12, editable=False, help_text="Start of the secret.")
+    expires_at = models.DateTimeField()
+    uses_left = models.PositiveIntegerField(default=1)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.farm})"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+
+class Node(models.Model):
+    """A machine running the ZOS image; its identity is its ed25519 public key."""
+
+    public_key = models.CharField(max_length=64, unique=True)
+    farm = models.ForeignKey(Farm, on_delete=models.PROTECT, related_name="nodes")
+    status = models.CharField(
+        max_length=16, choices=NodeStatus.choices, default=NodeStatus.PENDING, db_index=True
+    )
+    cru = models.PositiveIntegerField(default=0, help_text="Logical CPUs.")
+    mru = models.PositiveBigIntegerField(default=0, help_text="RAM bytes.")
+    sru = models.PositiveBigIntegerField(default=0, help_text="SSD pool bytes.")
+    hru = models.PositiveBigIntegerField(default=0, help_text="HDD pool bytes.")
+    used_cru = models.PositiveIntegerField(default=0)
+    used_mru = models.PositiveBigIntegerField(default=0)
+    used_sru = models.PositiveBigIntegerField(default=0)
+    used_hru = models.PositiveBigIntegerField(default=0)
+    interfaces = models.JSONField(default=list, blank=True)
+    serial = models.CharField(max_length=128, blank=True)
+    secure_boot = models.BooleanField(default=False)
+    virtualized = models.BooleanField(default=False)
+    agent_version = models.CharField(max_length=64, blank=True)
+    image_version = models.CharField(max_length=64, blank=True)
+    mycelium_address = models.CharField(max_length=64, blank=True)
+    health = models.JSONField(default=list, blank=True, help_text="Health flags from the node.")
+    uptime = models.PositiveBigIntegerField(default=0, help_text="Seconds since boot.")
+    last_seen = models.DateTimeField(null=True, blank=True)
+    registered_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"node {self.pk} ({self.public_key[:12]}…)"
+
+    def transition_to(self, new: str, *, reason: str, actor: str = "system") -> None:
+        """Change status if the table allows it, and log it; saving is the caller's."""
+        if new == self.status:
+            return
+        check_transition(self.status, new)
+        old, self.status = self.status, new
+        AuditEntry.objects.create(
+            kind=AuditKind.NODE_TRANSITION,
+            actor=actor,
+            node=self,
+            farm_id=self.farm_id,
+            message=f"{old} → {new}: {reason}",
+            data={"from": old, "to": new, "reason": reason},
+        )
+
+
+class UptimeReport(models.Model):
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="uptime_reports")
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    uptime = models.PositiveBigIntegerField()
+    used = models.JSONField(default=dict)
+    health = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.node} up {self.uptime}s at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class UserKey(models.Model):
+    """A user's ed25519 public key; deployments must be signed by a non-revoked one."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="keys"
+    )
+    name = models.CharField(max_length=64)
+    public_key = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="unique_key_name")]
+
+    def __str__(self) -> str:
+        return f"{self.user}/{self.name}"
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class AuditEntry(models.Model):
+    """Append-only record of state changes and security events."""
+
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=32, choices=AuditKind.choices, db_index=True)
+    actor = models.CharField(max_length=100, default="system")
+    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL)
+    farm = models.ForeignKey(Farm, null=True, blank=True, on_delete=models.SET_NULL)
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.created:%Y-%m-%d %H:%M:%S} {self.kind}: {self.message}"

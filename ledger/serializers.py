@@ -1,0 +1,122 @@
+"""Validation of what nodes and users send, and the shapes the API returns."""
+
+from rest_framework import serializers
+
+from ledger.models import Farm, Node, UserKey
+from ledger.services import NodeReport
+
+HEALTH_FLAG_MAX = 32
+MAX_INTERFACES = 64
+
+
+class CapacitySerializer(serializers.Serializer):
+    cru = serializers.IntegerField(min_value=0, max_value=1_000_000)
+    mru = serializers.IntegerField(min_value=0, max_value=2**62)
+    sru = serializers.IntegerField(min_value=0, max_value=2**62)
+    hru = serializers.IntegerField(min_value=0, max_value=2**62)
+
+
+class UsedCapacitySerializer(CapacitySerializer):
+    cru = serializers.IntegerField(min_value=0, max_value=1_000_000, default=0)
+    mru = serializers.IntegerField(min_value=0, max_value=2**62, default=0)
+    sru = serializers.IntegerField(min_value=0, max_value=2**62, default=0)
+    hru = serializers.IntegerField(min_value=0, max_value=2**62, default=0)
+
+
+class InterfaceSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=32)
+    mac = serializers.CharField(max_length=32, allow_blank=True)
+    ips = serializers.ListField(child=serializers.CharField(max_length=64), max_length=64)
+
+
+class RegistrationSerializer(serializers.Serializer):
+    farm = serializers.IntegerField(min_value=1)
+    enroll_token = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    capacity = CapacitySerializer()
+    interfaces = InterfaceSerializer(many=True, max_length=MAX_INTERFACES)
+    serial = serializers.CharField(max_length=128, allow_blank=True, default="")
+    secure_boot = serializers.BooleanField(default=False)
+    virtualized = serializers.BooleanField(default=False)
+    agent_version = serializers.CharField(max_length=64, allow_blank=True, default="")
+    image_version = serializers.CharField(max_length=64, allow_blank=True, default="")
+    mycelium_address = serializers.CharField(max_length=64, allow_blank=True, default="")
+
+    def to_report(self) -> NodeReport:
+        data = dict(self.validated_data)
+        for unused in ("farm", "enroll_token"):
+            data.pop(unused, None)
+        data["capacity"] = dict(data["capacity"])
+        data["interfaces"] = [dict(i) for i in data["interfaces"]]
+        return NodeReport(**data)
+
+
+class UptimeSerializer(serializers.Serializer):
+    uptime = serializers.IntegerField(min_value=0, max_value=2**62)
+    used = UsedCapacitySerializer(required=False)
+    health = serializers.ListField(
+        child=serializers.RegexField(r"^[a-z][a-z0-9_]{0,63}$"),
+        max_length=HEALTH_FLAG_MAX,
+        default=list,
+    )
+
+
+class FarmSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+
+    class Meta:
+        model = Farm
+        fields = ["id", "name", "owner", "desired_agent_version", "created"]
+
+
+class NodeSerializer(serializers.ModelSerializer):
+    capacity = serializers.SerializerMethodField()
+    used = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Node
+        fields = [
+            "id",
+            "public_key",
+            "farm",
+            "status",
+            "capacity",
+            "used",
+            "interfaces",
+            "serial",
+            "secure_boot",
+            "virtualized",
+            "agent_version",
+            "image_version",
+            "mycelium_address",
+            "health",
+            "uptime",
+            "last_seen",
+            "registered_at",
+        ]
+
+    def get_capacity(self, node: Node) -> dict[str, int]:
+        return {"cru": node.cru, "mru": node.mru, "sru": node.sru, "hru": node.hru}
+
+    def get_used(self, node: Node) -> dict[str, int]:
+        return {
+            "cru": node.used_cru,
+            "mru": node.used_mru,
+            "sru": node.used_sru,
+            "hru": node.used_hru,
+        }
+
+
+class UserKeySerializer(serializers.ModelSerializer):
+    public_key = serializers.RegexField(r"^[0-9a-fA-F]{64}$")
+    name = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    revoked = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = UserKey
+        fields = ["id", "name", "public_key", "created", "revoked", "revoked_at"]
+        read_only_fields = ["id", "created", "revoked", "revoked_at"]
+        # Uniqueness is checked by the service, which answers with a specific error code.
+        validators = []
+
+    def get_unique_together_validators(self) -> list:
+        return []

@@ -1,0 +1,322 @@
+"""Every state change of the ledger, as plain functions (views and admin only call these).
+
+Each change and its audit entry are written in one transaction; a refused request writes nothing
+but, where it is a security event, the audit entry saying so.
+"""
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from ledger.choices import AuditKind, NodeStatus
+from ledger.models import (
+    AuditEntry,
+    EnrollmentToken,
+    Farm,
+    Node,
+    UptimeReport,
+    UserKey,
+    hash_token_secret,
+)
+from ledger.states import APPROVED_STATUSES
+from signing.keys import parse_public_key
+
+log = logging.getLogger(__name__)
+
+TOKEN_PREFIX = "zet_"  # noqa: S105  (a marker, not a secret)
+DEFAULT_TOKEN_TTL = timedelta(days=7)
+
+
+class LedgerError(Exception):
+    """A request the ledger refuses; `code` becomes the API's error code."""
+
+    def __init__(self, code: str, message: str, *, http_status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+
+
+@dataclass(frozen=True)
+class NodeReport:
+    """What a node says about itself when it registers (validated by the serializer)."""
+
+    capacity: dict[str, int]
+    interfaces: list[dict[str, Any]]
+    serial: str = ""
+    secure_boot: bool = False
+    virtualized: bool = False
+    agent_version: str = ""
+    image_version: str = ""
+    mycelium_address: str = ""
+
+
+def _audit(kind: str, message: str, *, actor: str = "system", node=None, farm=None, **data) -> None:
+    AuditEntry.objects.create(
+        kind=kind, actor=actor, node=node, farm=farm, message=message, data=data
+    )
+
+
+def create_enrollment_token(
+    *,
+    farm: Farm,
+    uses: int = 1,
+    ttl: timedelta = DEFAULT_TOKEN_TTL,
+    label: str = "",
+    created_by=None,
+) -> tuple[EnrollmentToken, str]:
+    """Return the token row and its secret; the secret is not stored and cannot be shown again."""
+    if uses < 1:
+        raise LedgerError("invalid", "an enrollment token needs at least one use")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with transaction.atomic():
+        token = EnrollmentToken.objects.create(
+            farm=farm,
+            label=label,
+            secret_hash=hash_token_secret(secret),
+            prefix=secret[:12],
+            expires_at=timezone.now() + ttl,
+            uses_left=uses,
+            created_by=created_by,
+        )
+        _audit(
+            AuditKind.TOKEN_CREATED,
+            f"enrollment token {token.prefix}… for farm {farm} ({uses} uses)",
+            actor=f"user:{created_by}" if created_by else "system",
+            farm=farm,
+        )
+    return token, secret
+
+
+def _check_enrollment_token(farm: Farm, secret: str, *, public_key: str) -> EnrollmentToken:
+    """Validate without consuming; refusals that smell of abuse are logged as security events."""
+    token = (
+        EnrollmentToken.objects.select_related("farm")
+        .filter(secret_hash=hash_token_secret(secret))
+        .first()
+    )
+    if token is None:
+        raise LedgerError("enroll_token_invalid", "enrollment token is not known", http_status=403)
+    if token.farm_id != farm.id:
+        _audit(
+            AuditKind.SECURITY,
+            f"token {token.prefix}… of farm {token.farm} presented for farm {farm}",
+            actor=f"node:{public_key}",
+            farm=farm,
+            token=token.prefix,
+        )
+        raise LedgerError(
+            "enroll_token_foreign",
+            f"this enrollment token belongs to another farm, not farm {farm.id}",
+            http_status=403,
+        )
+    if token.is_expired:
+        raise LedgerError(
+            "enroll_token_expired",
+            f"enrollment token expired at {token.expires_at.isoformat()}; "
+            "ask the farmer for a new one",
+            http_status=403,
+        )
+    if token.uses_left == 0:
+        _audit(
+            AuditKind.SECURITY,
+            f"reuse of spent enrollment token {token.prefix}…",
+            actor=f"node:{public_key}",
+            farm=farm,
+            token=token.prefix,
+        )
+        raise LedgerError(
+            "enroll_token_spent", "enrollment token has no uses left", http_status=403
+        )
+    return token
+
+
+def _consume_enrollment_token(token: EnrollmentToken) -> None:
+    consumed = EnrollmentToken.objects.filter(pk=token.pk, uses_left__gt=0).update(
+        uses_left=F("uses_left") - 1, last_used_at=timezone.now()
+    )
+    if not consumed:
+        raise LedgerError(
+            "enroll_token_spent", "enrollment token has no uses left", http_status=403
+        )
+
+
+def register_node(
+    *, public_key: str, farm_id: int, enroll_token: str | None, report: NodeReport
+) -> tuple[Node, bool]:
+    """Idempotent upsert keyed by public key; returns (node, created)."""
+    farm = Farm.objects.filter(pk=farm_id).first()
+    if farm is None:
+        raise LedgerError("unknown_farm", f"farm {farm_id} does not exist", http_status=404)
+    existing = Node.objects.filter(public_key=public_key).first()
+    if existing is not None:
+        if existing.status == NodeStatus.DECOMMISSIONED:
+            raise LedgerError(
+                "node_decommissioned", "this node was decommissioned", http_status=403
+            )
+        if existing.farm_id != farm.id:
+            raise LedgerError(
+                "farm_mismatch",
+                f"node is registered in farm {existing.farm_id}; an operator must move it",
+                http_status=409,
+            )
+    wants_approval = existing is None or existing.status == NodeStatus.PENDING
+    token = (
+        _check_enrollment_token(farm, enroll_token, public_key=public_key)
+        if enroll_token and wants_approval
+        else None
+    )
+
+    with transaction.atomic():
+        node, created = Node.objects.select_for_update().get_or_create(
+            public_key=public_key, defaults={"farm": farm}
+        )
+        for field in ("cru", "mru", "sru", "hru"):
+            setattr(node, field, report.capacity[field])
+        node.interfaces = report.interfaces
+        node.serial = report.serial
+        node.secure_boot = report.secure_boot
+        node.virtualized = report.virtualized
+        node.agent_version = report.agent_version
+        node.image_version = report.image_version
+        node.mycelium_address = report.mycelium_address
+        node.last_seen = timezone.now()
+        if created:
+            _audit(
+                AuditKind.NODE_REGISTERED,
+                f"node {public_key[:12]}… registered in farm {farm}",
+                actor=f"node:{public_key}",
+                node=node,
+                farm=farm,
+            )
+        if token is not None and node.status == NodeStatus.PENDING:
+            _consume_enrollment_token(token)
+            _audit(
+                AuditKind.TOKEN_USED,
+                f"enrollment token {token.prefix}… approved node {node.pk}",
+                actor=f"node:{public_key}",
+                node=node,
+                farm=farm,
+            )
+            node.transition_to(
+                NodeStatus.ONLINE,
+                reason=f"approved by enrollment token {token.prefix}…",
+                actor=f"node:{public_key}",
+            )
+        node.save()
+    return node, created
+
+
+def record_uptime(*, node: Node, uptime: int, used: dict[str, int], health: list[str]) -> Node:
+    """Store a report and move an approved node between online, degraded and offline."""
+    with transaction.atomic():
+        node = Node.objects.select_for_update().get(pk=node.pk)
+        UptimeReport.objects.create(node=node, uptime=uptime, used=used, health=health)
+        node.uptime = uptime
+        node.health = health
+        node.last_seen = timezone.now()
+        for field in ("cru", "mru", "sru", "hru"):
+            setattr(node, f"used_{field}", used.get(field, 0))
+        if node.status in APPROVED_STATUSES:
+            target = NodeStatus.DEGRADED if health else NodeStatus.ONLINE
+            reason = f"health flags: {', '.join(health)}" if health else "reporting, healthy"
+            node.transition_to(target, reason=reason, actor=f"node:{node.pk}")
+        node.save()
+    return node
+
+
+def _live_status(node: Node) -> str:
+    if not _seen_recently(node, timezone.now()):
+        return NodeStatus.OFFLINE
+    return NodeStatus.DEGRADED if node.health else NodeStatus.ONLINE
+
+
+def _offline_cutoff(now: datetime) -> datetime:
+    return now - timedelta(
+        seconds=settings.ZOS_UPTIME_INTERVAL * settings.ZOS_OFFLINE_AFTER_INTERVALS
+    )
+
+
+def _seen_recently(node: Node, now: datetime) -> bool:
+    return node.last_seen is not None and node.last_seen >= _offline_cutoff(now)
+
+
+def approve_node(*, node: Node, actor: str) -> Node:
+    with transaction.atomic():
+        node = Node.objects.select_for_update().get(pk=node.pk)
+        if node.status != NodeStatus.PENDING:
+            raise LedgerError(
+                "not_pending", f"node {node.pk} is {node.status}, not pending", http_status=409
+            )
+        node.transition_to(_live_status(node), reason="approved by operator", actor=actor)
+        node.save()
+    return node
+
+
+def decommission_node(
+    *, node: Node, actor: str, reason: str = "decommissioned by operator"
+) -> Node:
+    with transaction.atomic():
+        node = Node.objects.select_for_update().get(pk=node.pk)
+        if node.status == NodeStatus.DECOMMISSIONED:
+            return node
+        node.transition_to(NodeStatus.DECOMMISSIONED, reason=reason, actor=actor)
+        node.save()
+    return node
+
+
+def mark_offline_nodes(*, now: datetime | None = None) -> list[Node]:
+    """Nodes silent for OFFLINE_AFTER_INTERVALS report intervals go offline."""
+    now = now or timezone.now()
+    cutoff = _offline_cutoff(now)
+    changed = []
+    with transaction.atomic():
+        stale = (
+            Node.objects.select_for_update(skip_locked=True)
+            .filter(status__in=[NodeStatus.ONLINE, NodeStatus.DEGRADED])
+            .filter(Q(last_seen__lt=cutoff) | Q(last_seen__isnull=True))
+        )
+        for node in stale:
+            silent = int((now - node.last_seen).total_seconds()) if node.last_seen else None
+            node.transition_to(
+                NodeStatus.OFFLINE,
+                reason=f"no uptime report for {silent}s" if silent else "never reported",
+            )
+            node.save(update_fields=["status", "updated_at"])
+            changed.append(node)
+    return changed
+
+
+def add_user_key(*, user, name: str, public_key: str) -> UserKey:
+    parse_public_key(public_key)
+    public_key = public_key.lower()
+    if UserKey.objects.filter(public_key=public_key).exists():
+        raise LedgerError("key_exists", "this public key is already registered", http_status=409)
+    if UserKey.objects.filter(user=user, name=name).exists():
+        raise LedgerError(
+            "key_name_taken", f"you already have a key named {name!r}", http_status=409
+        )
+    with transaction.atomic():
+        key = UserKey.objects.create(user=user, name=name, public_key=public_key)
+        _audit(AuditKind.KEY_CHANGED, f"key {name} added for {user}", actor=f"user:{user}")
+    return key
+
+
+def revoke_user_key(*, key: UserKey) -> UserKey:
+    if key.revoked_at is None:
+        with transaction.atomic():
+            key.revoked_at = timezone.now()
+            key.save(update_fields=["revoked_at"])
+            _audit(
+                AuditKind.KEY_CHANGED,
+                f"key {key.name} of {key.user} revoked",
+                actor=f"user:{key.user}",
+            )
+    return key
