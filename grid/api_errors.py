@@ -34,8 +34,7 @@ def signature_error(exc: SignatureError, *, status_code: int = 401) -> ApiError:
         exc.code,
         exc.message,
         status_code=status_code,
-        server_time=int(time.time()),
-        **exc.details,
+        **{"server_time": int(time.time()), **exc.details},
     )
 
 

@@ -232,20 +232,10 @@ def record_uptime(*, node: Node, uptime: int, used: dict[str, int], health: list
     return node
 
 
-def _live_status(node: Node) -> str:
-    if not _seen_recently(node, timezone.now()):
-        return NodeStatus.OFFLINE
-    return NodeStatus.DEGRADED if node.health else NodeStatus.ONLINE
-
-
 def _offline_cutoff(now: datetime) -> datetime:
     return now - timedelta(
         seconds=settings.ZOS_UPTIME_INTERVAL * settings.ZOS_OFFLINE_AFTER_INTERVALS
     )
-
-
-def _seen_recently(node: Node, now: datetime) -> bool:
-    return node.last_seen is not None and node.last_seen >= _offline_cutoff(now)
 
 
 def approve_node(*, node: Node, actor: str) -> Node:
@@ -255,7 +245,9 @@ def approve_node(*, node: Node, actor: str) -> Node:
             raise LedgerError(
                 "not_pending", f"node {node.pk} is {node.status}, not pending", http_status=409
             )
-        node.transition_to(_live_status(node), reason="approved by operator", actor=actor)
+        # A silent node is then taken offline by the monitor, like any other.
+        target = NodeStatus.DEGRADED if node.health else NodeStatus.ONLINE
+        node.transition_to(target, reason="approved by operator", actor=actor)
         node.save()
     return node
 

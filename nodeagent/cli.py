@@ -1,0 +1,86 @@
+"""`python -m nodeagent`: the node agent's command line."""
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from nodeagent import __version__
+from nodeagent.config import ConfigError, build_config
+from nodeagent.identity import IdentityError, load_or_create_identity
+
+log = logging.getLogger("nodeagent")
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m nodeagent",
+        description="ZOS node agent. Flags not given are read from the kernel command line "
+        "(zos.ledger=, zos.farm=, zos.enroll=, zos.data=).",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="register with the ledger and keep reporting uptime")
+    run.add_argument("--ledger", help="ledger base URL, e.g. http://127.0.0.1:8000")
+    run.add_argument("--farm", type=int, help="farm id this node belongs to")
+    run.add_argument("--enroll", help="farm enrollment token: the node is approved at once")
+    run.add_argument("--data", help="data directory (default /var/cache/zos)")
+    run.add_argument(
+        "--mirror", action="append", default=[], help="directory mirroring the identity seed"
+    )
+    run.add_argument(
+        "--storage",
+        action="append",
+        default=[],
+        help="mounted storage pool counted as node capacity (default: the data directory)",
+    )
+    run.add_argument("--facts", help="JSON file overriding facts read from the machine")
+
+    status = commands.add_parser("status", help="show this node's identity and last known state")
+    status.add_argument("--data", default="/var/cache/zos", help="data directory")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from nodeagent.agent import IdentityAgent
+    from nodeagent.ledger_client import LedgerClient
+
+    try:
+        config = build_config(args)
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        identity = load_or_create_identity(config.data_dir, config.mirrors)
+    except (ConfigError, IdentityError) as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stop.set())
+    agent = IdentityAgent(config, identity, LedgerClient(config.ledger_url, identity), stop)
+    agent.run()
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    path = Path(args.data) / "agent-state.json"
+    if not path.exists():
+        print(f"no agent state in {args.data}: has `python -m nodeagent run` started here?")
+        return 1
+    print(json.dumps(json.loads(path.read_text()), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return {"run": _run, "status": _status}[args.command](args)

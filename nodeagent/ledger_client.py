@@ -1,0 +1,102 @@
+"""The node's HTTP client for the ledger: every request signed per ARCHITECTURE §4.
+
+The client learns the ledger's clock from a `timestamp_skew` refusal and signs with the corrected
+time from then on, so a node with a wrong clock (common on fresh hardware) still gets in.
+"""
+
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from nodeagent.identity import NodeIdentity
+from signing.node_request import sign_request
+
+log = logging.getLogger(__name__)
+
+
+class LedgerUnavailable(Exception):
+    """The ledger could not be reached or answered 5xx: try again later."""
+
+
+class LedgerRefused(Exception):
+    """The ledger answered 4xx: `code` says why (e.g. `enroll_token_expired`)."""
+
+    def __init__(self, status: int, code: str, message: str, body: dict) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.body = body
+
+
+class LedgerClient:
+    def __init__(self, base_url: str, identity: NodeIdentity, *, timeout: float = 15.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.identity = identity
+        self.timeout = timeout
+        self.clock_offset = 0.0
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = "zos-nodeagent"
+
+    def request(self, method: str, path: str, payload: Any = None) -> dict:
+        try:
+            return self._send(method, path, payload)
+        except LedgerRefused as exc:
+            if exc.code != "timestamp_skew" or "server_time" not in exc.body:
+                raise
+            self.clock_offset = exc.body["server_time"] - time.time()
+            log.warning(
+                "local clock is off by %.0fs from the ledger; correcting", self.clock_offset
+            )
+            return self._send(method, path, payload)
+
+    def _send(self, method: str, path: str, payload: Any) -> dict:
+        url = self.base_url + path
+        body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
+        split = urlsplit(url)
+        path_and_query = split.path + (f"?{split.query}" if split.query else "")
+        headers = {
+            "Authorization": sign_request(
+                self.identity.signing_key,
+                method,
+                path_and_query,
+                body,
+                ts=int(time.time() + self.clock_offset),
+            ),
+            "Content-Type": "application/json",
+        }
+        try:
+            response = self.session.request(
+                method, url, data=body or None, headers=headers, timeout=self.timeout
+            )
+        except requests.RequestException as exc:
+            raise LedgerUnavailable(f"{method} {url}: {exc}") from exc
+        if response.status_code >= 500:
+            raise LedgerUnavailable(f"{method} {url}: HTTP {response.status_code}")
+        try:
+            data = response.json()
+        except ValueError:
+            raise LedgerUnavailable(
+                f"{method} {url}: HTTP {response.status_code} with a non-JSON body"
+            ) from None
+        if response.status_code >= 400:
+            raise LedgerRefused(
+                response.status_code,
+                str(data.get("error", "error")),
+                str(data.get("message", "")),
+                data,
+            )
+        return data
+
+    def register(self, registration: dict) -> dict:
+        return self.request("POST", "/api/v1/nodes", registration)
+
+    def report_uptime(self, node_id: int, report: dict) -> dict:
+        return self.request("POST", f"/api/v1/nodes/{node_id}/uptime", report)
+
+    def user_keys(self, user_id: int) -> dict:
+        return self.request("GET", f"/api/v1/users/{user_id}/keys")
