@@ -24,8 +24,15 @@ ensure_apt_packages() {
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   say "installing Debian packages: ${missing[*]}"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  local log
+  log="$(mktemp /tmp/zos-apt.XXXXXX)"
+  if ! { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q \
+      && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    die "apt-get failed (full log: $log)"
+  fi
+  rm -f "$log"
 }
 
 ensure_venv() {

@@ -1,0 +1,166 @@
+"""Real processes: the ASGI server (daphne) on loopback and `python -m nodeagent`."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], *, timeout: float, what: str, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class ControlPlane:
+    """A control plane with its own SQLite database and state directory under tmp."""
+
+    var_dir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        env.update(
+            ZOS_VAR_DIR=str(self.var_dir),
+            ZOS_UPTIME_INTERVAL="2",
+            DJANGO_SETTINGS_MODULE="grid.settings",
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, f"manage.py {args} failed:\n{result.stderr}"
+        return result.stdout
+
+    def start(self) -> None:
+        log = open(self.var_dir / "daphne.log", "ab")  # noqa: SIM115  (closed with the process)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "grid.asgi:application",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        wait_for(self._answers, timeout=30, what="the control plane to answer")
+
+    def _answers(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/api/v1/farms", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def get(self, path: str, **kwargs) -> dict:
+        response = requests.get(self.url + path, timeout=5, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+
+@pytest.fixture
+def control_plane(tmp_path: Path) -> Iterator[ControlPlane]:
+    plane = ControlPlane(var_dir=tmp_path / "var")
+    plane.var_dir.mkdir()
+    plane.manage("migrate", "--no-input", "-v0")
+    plane.manage("createcachetable")
+    plane.start()
+    yield plane
+    plane.kill()
+
+
+@dataclass
+class Agent:
+    process: subprocess.Popen
+    data_dir: Path
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=20)
+
+
+@pytest.fixture
+def start_agent(tmp_path: Path) -> Iterator[Callable[..., Agent]]:
+    agents: list[Agent] = []
+
+    def start(*args: str, data_dir: Path | None = None) -> Agent:
+        data = data_dir or tmp_path / f"node{len(agents)}"
+        log_path = tmp_path / f"agent{len(agents)}.log"
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "nodeagent", "run", "--data", str(data), *args],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        agent = Agent(process, data, log_path)
+        agents.append(agent)
+        return agent
+
+    yield start
+    for agent in agents:
+        if agent.process.poll() is None:
+            agent.process.kill()
+            agent.process.wait(timeout=10)
+
+
+def bootstrap(plane: ControlPlane) -> dict:
+    """Operator, farm and token through the same command scripts/up uses, plus an API token."""
+    info = json.loads(plane.manage("bootstrap_local"))
+    info["api_token"] = plane.manage("drf_create_token", info["username"]).split()[2]
+    return info
