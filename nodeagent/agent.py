@@ -54,10 +54,7 @@ class IdentityAgent:
         self.state = LoopState()
 
     def read_facts(self) -> NodeFacts:
-        overrides = (
-            json.loads(self.config.facts_file.read_text()) if self.config.facts_file else None
-        )
-        return read_facts(storage_paths=self.config.storage, overrides=overrides)
+        return read_facts(storage_paths=self.config.storage, overrides=self.config.facts_overrides)
 
     def run(self) -> None:
         log.info(

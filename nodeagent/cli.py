@@ -5,7 +5,6 @@ import json
 import logging
 import signal
 import sys
-import threading
 from pathlib import Path
 
 from nodeagent import __version__
@@ -56,13 +55,13 @@ def _run(args: argparse.Namespace) -> int:
         config = build_config(args)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         identity = load_or_create_identity(config.data_dir, config.mirrors)
-    except (ConfigError, IdentityError) as exc:
+        agent = IdentityAgent(config, identity, LedgerClient(config.ledger_url, identity))
+        agent.read_facts()  # a bad --facts file stops the agent here, not in its loop
+    except (ConfigError, IdentityError, ValueError) as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
-    stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _frame: stop.set())
-    agent = IdentityAgent(config, identity, LedgerClient(config.ledger_url, identity), stop)
+        signal.signal(sig, lambda signum, _frame: agent.stop.set())
     agent.run()
     return 0
 

@@ -5,6 +5,7 @@ on a developer's machine the flags say the same thing.
 """
 
 import argparse
+import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ class AgentConfig:
     enroll_token: str | None = None
     mirrors: tuple[Path, ...] = ()
     storage: tuple[Path, ...] = ()
-    facts_file: Path | None = None
+    facts_overrides: dict | None = None
     image_version: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -38,6 +39,18 @@ def parse_kernel_cmdline(text: str) -> dict[str, str]:
         if sep and name.startswith("zos."):
             values[name.removeprefix("zos.")] = value
     return values
+
+
+def _load_facts_overrides(path: str | None) -> dict | None:
+    if not path:
+        return None
+    try:
+        overrides = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--facts {path}: cannot read it as JSON ({exc})") from exc
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"--facts {path}: must hold a JSON object")
+    return overrides
 
 
 def build_config(args: argparse.Namespace, cmdline_path: Path = KERNEL_CMDLINE) -> AgentConfig:
@@ -65,7 +78,7 @@ def build_config(args: argparse.Namespace, cmdline_path: Path = KERNEL_CMDLINE) 
         enroll_token=args.enroll or kernel.get("enroll") or None,
         mirrors=tuple(Path(m) for m in args.mirror),
         storage=tuple(Path(s) for s in args.storage) or (data_dir,),
-        facts_file=Path(args.facts) if args.facts else None,
+        facts_overrides=_load_facts_overrides(args.facts),
         image_version=kernel.get("version", ""),
         extra={k: v for k, v in kernel.items() if k not in {"ledger", "farm", "enroll", "data"}},
     )

@@ -250,7 +250,11 @@ def _is_rotational(device: int) -> bool:
 
 
 def read_interfaces() -> list[Interface]:
-    """Non-loopback interfaces from `ip -json addr`; without iproute2, names and MACs from sysfs."""
+    """Physical interfaces from `ip -json addr`; without iproute2, names and MACs from sysfs.
+
+    Only links backed by a device count: the taps, bridges and veths workloads create come and go,
+    and reporting them would re-register the node at every VM start.
+    """
     try:
         done = subprocess.run(
             ["ip", "-json", "addr", "show"],
@@ -267,7 +271,7 @@ def read_interfaces() -> list[Interface]:
     for link in links if isinstance(links, list) else []:
         if not isinstance(link, dict) or "ifname" not in link:
             continue
-        if link.get("link_type") == "loopback" or "LOOPBACK" in link.get("flags", []):
+        if not _is_physical(link["ifname"]):
             continue
         ips = [
             f"{addr['local']}/{addr['prefixlen']}"
@@ -278,17 +282,20 @@ def read_interfaces() -> list[Interface]:
     return interfaces
 
 
+def _is_physical(name: str) -> bool:
+    return (SYS / "class/net" / name / "device").exists()
+
+
 def _interfaces_from_sysfs() -> list[Interface]:
     net = SYS / "class/net"
     try:
         names = sorted(entry.name for entry in net.iterdir())
     except OSError:
         return []
-    loopback_type = "772"  # ARPHRD_LOOPBACK
     return [
         Interface(name=name, mac=_read_text(net / name / "address").strip(), ips=[])
         for name in names
-        if _read_text(net / name / "type").strip() != loopback_type
+        if _is_physical(name)
     ]
 
 

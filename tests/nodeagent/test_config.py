@@ -12,7 +12,10 @@ def _args(**given) -> argparse.Namespace:
 
 
 def test_kernel_arguments_are_read_and_others_ignored():
-    cmdline = 'BOOT_IMAGE=/vmlinuz console=ttyS0 zos.farm=7 zos.ledger=http://10.0.2.100:8000 zos.enroll="zet_a b"'
+    cmdline = (
+        "BOOT_IMAGE=/vmlinuz console=ttyS0 zos.farm=7 "
+        'zos.ledger=http://10.0.2.100:8000 zos.enroll="zet_a b"'
+    )
     assert parse_kernel_cmdline(cmdline) == {
         "farm": "7",
         "ledger": "http://10.0.2.100:8000",

@@ -1,0 +1,65 @@
+"""The agent refuses to start, with exit code 2 and a message saying what to fix."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_agent(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nodeagent", "run", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_corrupt_seed_stops_the_agent_and_is_left_untouched(tmp_path: Path):
+    seed = tmp_path / "identity" / "seed"
+    seed.parent.mkdir()
+    seed.write_bytes(b"short")
+    done = _run_agent("--ledger", "http://127.0.0.1:9", "--farm", "1", "--data", str(tmp_path))
+    assert done.returncode == 2
+    assert str(seed) in done.stderr
+    assert seed.read_bytes() == b"short"
+
+
+def test_bad_facts_file_is_refused_before_anything_is_sent(tmp_path: Path):
+    facts = tmp_path / "facts.json"
+    facts.write_text('{"capacity": {"cru": -1}}')
+    done = _run_agent(
+        "--ledger",
+        "http://127.0.0.1:9",
+        "--farm",
+        "1",
+        "--data",
+        str(tmp_path / "d"),
+        "--facts",
+        str(facts),
+    )
+    assert done.returncode == 2
+    assert "capacity.cru" in done.stderr
+
+
+def test_missing_ledger_says_which_flag_to_pass(tmp_path: Path):
+    done = _run_agent("--farm", "1", "--data", str(tmp_path))
+    assert done.returncode == 2
+    assert "--ledger" in done.stderr
+
+
+def test_status_shows_the_saved_state(tmp_path: Path):
+    (tmp_path / "agent-state.json").write_text('{"node_id": 7, "status": "online"}')
+    done = subprocess.run(
+        [sys.executable, "-m", "nodeagent", "status", "--data", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert '"node_id": 7' in done.stdout
