@@ -1,0 +1,339 @@
+"""How Rhai values live in Python, and the rules every part of the engine shares for them.
+
+Mapping: INT -> int (never bool), FLOAT -> float, bool -> bool, char -> `Char`, string -> str,
+() -> None, array -> list, map -> dict (str keys; kept unordered, *presented* sorted), BLOB ->
+bytearray, function pointer -> `FnPtr`, range -> `Range`, timestamp -> `Timestamp`. Type tests use
+`type(v) is ...` because bool is an int and Char is a str in Python but not in Rhai.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+FLOAT_EPSILON = sys.float_info.epsilon
+
+
+class Char(str):
+    """A Rhai `char`: one Unicode scalar, distinct from a one-character string."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Char({str.__repr__(self)})"
+
+
+class FnPtr:
+    """A function pointer: a function name plus curried arguments.
+
+    Anonymous functions (closures) carry the compiled callable in `fn` and a generated name;
+    captured variables are among the curried arguments as `Shared` cells.
+    """
+
+    __slots__ = ("curry", "fn", "name")
+
+    def __init__(self, name: str, curry: tuple = (), fn: Any = None) -> None:
+        self.name = name
+        self.curry = tuple(curry)
+        self.fn = fn
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.fn is not None
+
+    def curried(self, args: tuple | list) -> FnPtr:
+        return FnPtr(self.name, self.curry + tuple(args), self.fn)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is FnPtr
+            and other.name == self.name
+            and other.fn is self.fn
+            and len(other.curry) == len(self.curry)
+            and all(equals(a, b) for a, b in zip(self.curry, other.curry, strict=True))
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"FnPtr({self.name!r}, curry={self.curry!r})"
+
+
+class Range:
+    """An INT range `start..end` or `start..=end` (type_of "range" / "range=")."""
+
+    __slots__ = ("end", "inclusive", "start")
+
+    def __init__(self, start: int, end: int, inclusive: bool = False) -> None:
+        self.start = start
+        self.end = end
+        self.inclusive = inclusive
+
+    def as_python(self) -> range:
+        return range(self.start, self.end + 1 if self.inclusive else self.end)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Range and (self.start, self.end, self.inclusive) == (
+            other.start,
+            other.end,
+            other.inclusive,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{self.start}..{'=' if self.inclusive else ''}{self.end}"
+
+
+class Timestamp:
+    """A point in time from `timestamp()`, measured on the monotonic clock."""
+
+    __slots__ = ("instant",)
+
+    def __init__(self, instant: float | None = None) -> None:
+        self.instant = time.monotonic() if instant is None else instant
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Timestamp and other.instant == self.instant
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class HostIterator:
+    """Base for iterable values the standard library makes (`range(a, b, step)`, `x.bits()`)."""
+
+    type_name = "iterator"
+
+    def __iter__(self) -> Iterator[Any]:
+        raise NotImplementedError
+
+
+class Shared:
+    """A cell for a variable captured by a closure: both sides see later changes."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Shared({self.value!r})"
+
+
+class Mut(NamedTuple):
+    """Returned by a native that changes an immutable first argument (string, INT) in place.
+
+    The engine stores `this` back into the variable the method was called on and gives the
+    script `result`.
+    """
+
+    this: Any
+    result: Any
+
+
+_TYPE_NAMES: dict[type, str] = {
+    int: "i64",
+    float: "f64",
+    bool: "bool",
+    Char: "char",
+    str: "string",
+    list: "array",
+    dict: "map",
+    type(None): "()",
+    FnPtr: "Fn",
+    bytearray: "blob",
+    Timestamp: "timestamp",
+}
+
+
+def type_name(value: Any) -> str:
+    """The name `type_of()` gives and error messages use."""
+    t = type(value)
+    name = _TYPE_NAMES.get(t)
+    if name is not None:
+        return name
+    if t is Range:
+        return "range=" if value.inclusive else "range"
+    if t is Shared:
+        return type_name(value.value)
+    if isinstance(value, HostIterator):
+        return value.type_name
+    return t.__name__
+
+
+def deep_copy(value: Any) -> Any:
+    """Rhai copies values on assignment and when passing them to script functions."""
+    t = type(value)
+    if t is list:
+        return [deep_copy(v) if type(v) in _CONTAINERS else v for v in value]
+    if t is dict:
+        return {k: deep_copy(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
+    if t is bytearray:
+        return bytearray(value)
+    if t is Range:
+        return copy.copy(value)
+    return value
+
+
+_CONTAINERS = frozenset({list, dict, bytearray, Range})
+
+
+# ---- float comparison (epsilon-relative, as Rhai's checked build does) ----
+
+
+def _scale(x: float, y: float) -> float:
+    return 1.0 if x * y == 0 else max(abs(x), abs(y))
+
+
+def float_eq(x: float, y: float) -> bool:
+    return abs(x - y) / _scale(x, y) <= FLOAT_EPSILON
+
+
+def float_lt(x: float, y: float) -> bool:
+    return (y - x) / _scale(x, y) > FLOAT_EPSILON
+
+
+def float_le(x: float, y: float) -> bool:
+    return (x - y) / _scale(x, y) <= FLOAT_EPSILON
+
+
+def equals(a: Any, b: Any) -> bool:
+    """Rhai `==`: numeric across INT/FLOAT, string with char, structural for containers.
+
+    Values of different (non-numeric, non-text) types are never equal.
+    """
+    ta, tb = type(a), type(b)
+    if ta is Shared:
+        return equals(a.value, b)
+    if tb is Shared:
+        return equals(a, b.value)
+    if ta is tb:
+        if ta is float:
+            return float_eq(a, b)
+        if ta is list:
+            return len(a) == len(b) and all(equals(x, y) for x, y in zip(a, b, strict=True))
+        if ta is dict:
+            return a.keys() == b.keys() and all(equals(v, b[k]) for k, v in a.items())
+        return a == b
+    if (ta is int and tb is float) or (ta is float and tb is int):
+        return float_eq(float(a), float(b))
+    if ta in (str, Char) and tb in (str, Char):
+        return str(a) == str(b)
+    return False
+
+
+# ---- display ----
+
+_MAX_NATURAL_FLOAT = 1e13
+_MIN_NATURAL_FLOAT = 1e-13
+
+
+def float_to_string(x: float) -> str:
+    """Rhai's float display: `1.0`, `0.5`, exponent form beyond 1e13 / below 1e-13."""
+    if x != x:
+        return "NaN"
+    if x in (float("inf"), float("-inf")):
+        return "inf" if x > 0 else "-inf"
+    magnitude = abs(x)
+    if magnitude == 0:
+        return "-0.0" if str(x).startswith("-") else "0.0"
+    digits = Decimal(repr(x))
+    if magnitude > _MAX_NATURAL_FLOAT or magnitude < _MIN_NATURAL_FLOAT:
+        sign, numerals, exponent = digits.as_tuple()
+        text = "".join(map(str, numerals)).rstrip("0") or "0"
+        power = exponent + len(numerals) - 1
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{'-' if sign else ''}{mantissa}e{power}"
+    text = format(digits, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text if "." in text else text + ".0"
+
+
+def _escape(text: str, quote: str) -> str:
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == quote:
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\0":
+            out.append("\\0")
+        elif not ch.isprintable():
+            out.append(f"\\u{{{ord(ch):x}}}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def to_string(value: Any) -> str:
+    """`to_string`, `print` and string interpolation: unit is empty, strings are bare."""
+    t = type(value)
+    if t is str or t is Char:
+        return str(value)
+    if t is type(None):
+        return ""
+    return to_debug(value)
+
+
+def to_debug(value: Any) -> str:
+    """`debug` and the form used inside arrays and maps: strings quoted, unit as `()`."""
+    t = type(value)
+    if t is int:
+        return str(value)
+    if t is bool:
+        return "true" if value else "false"
+    if t is float:
+        return float_to_string(value)
+    if t is str:
+        return '"' + _escape(value, '"') + '"'
+    if t is Char:
+        return "'" + _escape(value, "'") + "'"
+    if value is None:
+        return "()"
+    if t is list:
+        return "[" + ", ".join(to_debug(v) for v in value) + "]"
+    if t is dict:
+        items = ", ".join(f"{to_debug(k)}: {to_debug(value[k])}" for k in sorted(value))
+        return "#{" + items + "}"
+    if t is FnPtr:
+        return f"Fn({value.name})"
+    if t is bytearray:
+        return "[" + value.hex() + "]"
+    if t is Range:
+        return repr(value)
+    if t is Shared:
+        return to_debug(value.value)
+    if t is Timestamp:
+        return "<timestamp>"
+    return f"<{type_name(value)}>"
+
+
+def iter_of(value: Any) -> Iterator[Any] | None:
+    """What `for` walks over, or None when the value is not iterable (ErrorFor)."""
+    t = type(value)
+    if t is Range:
+        return iter(value.as_python())
+    if t is list:
+        return iter(list(value))
+    if t is str:
+        return map(Char, value)
+    if t is bytearray:
+        return iter(bytes(value))
+    if t is Shared:
+        return iter_of(value.value)
+    if isinstance(value, HostIterator):
+        return iter(value)
+    return None
