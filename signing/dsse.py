@@ -13,6 +13,7 @@ from signing.keys import b64decode, b64encode, key_id, verify_signature
 
 DEPLOYMENT_TYPE = "application/vnd.zos.deployment.v1+json"
 DISPATCH_TYPE = "application/vnd.zos.dispatch.v1+json"
+CANCEL_TYPE = "application/vnd.zos.cancel.v1+json"
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
