@@ -1,0 +1,5 @@
+import sys
+
+from zoscli.main import main
+
+sys.exit(main())

@@ -1,0 +1,574 @@
+"""`zos`: argument parsing and one small function per command.
+
+Exit codes: 0 success (a followed deployment succeeded), 1 failed (deployment failed, request
+refused, invalid script), 2 usage or configuration error, 3 the deployment was cancelled, 4 the
+follow timeout passed while the deployment was still going, 130 interrupted.
+"""
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TextIO
+
+from signing.keys import key_id
+from zoscli import __version__, envelope, keys, output
+from zoscli.api import Api, ApiError
+from zoscli.config import DEFAULT_URL, Config, load_config, write_config_value
+from zoscli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
+from zoscli.follow import EXIT_BY_STATE, Display, follow
+
+NODE_STATUSES = ("pending", "online", "offline", "suspended", "decommissioned")
+
+EPILOG = """\
+configuration (highest precedence first):
+  flags --url/--config/--key, then ZOS_URL, ZOS_TOKEN, ZOS_KEY, ZOS_CONFIG,
+  then ~/.config/zos/config.toml (keys: url, token, key), then the defaults
+  (url http://127.0.0.1:8000, key "default").
+
+getting started:
+  zos login                      # store an API token for your account
+  zos keygen                     # make a signing key (~/.config/zos/keys/default)
+  zos key register               # upload its public key to the ledger
+  zos nodes --status online      # where can I deploy?
+  zos deploy examples/hello.rhai --node 1
+
+exit codes: 0 ok/succeeded, 1 failed or refused, 2 usage/config error,
+  3 deployment cancelled, 4 follow timeout (the deployment keeps going), 130 interrupted.
+See docs/cli.md for the whole guide."""
+
+
+@dataclass
+class Context:
+    """What every command needs, injected so tests can run `main` in-process."""
+
+    args: argparse.Namespace
+    env: Mapping[str, str]
+    out: TextIO
+    err: TextIO
+    stdin: TextIO
+    # The deployment being followed, so an interrupt can say how to get back to it.
+    deployment_id: int | None = None
+
+    def config(self) -> Config:
+        return load_config(
+            self.env,
+            url=self.args.url,
+            key=getattr(self.args, "key", None),
+            config_file=self.args.config,
+        )
+
+    def api(self, *, auth: bool = True) -> Api:
+        config = self.config()
+        return Api(config.url, config.require_token() if auth else config.token)
+
+    def print(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def _size(text: str) -> int:
+    try:
+        return envelope.parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+def cmd_keygen(ctx: Context) -> int:
+    config = ctx.config()
+    name = config.key if ctx.args.name is None else ctx.args.name
+    files, key = keys.generate_key(config.keys_dir, name, force=ctx.args.force)
+    ctx.print(f"wrote private key {files.private} (mode 0600, keep it secret)")
+    ctx.print(f"wrote public key  {files.public}")
+    ctx.print(f"public key {keys.describe(key)}")
+    register = "zos key register" + (f" --name {name}" if name != config.key else "")
+    ctx.print(f"next: `{register}` uploads the public key so deployments signed with it count")
+    return EXIT_OK
+
+
+def cmd_key_register(ctx: Context) -> int:
+    config = ctx.config()
+    name = config.key if ctx.args.name is None else ctx.args.name
+    files, public_key = keys.load_public_key(config.keys_dir, name)
+    api = Api(config.url, config.require_token())
+    registered = api.add_key(keys.check_name(files.name), public_key)
+    ctx.print(
+        f"registered key {registered['name']!r} (id {registered['id']}, key id "
+        f"{key_id(bytes.fromhex(public_key))})"
+    )
+    return EXIT_OK
+
+
+def cmd_key_list(ctx: Context) -> int:
+    config = ctx.config()
+    registered = Api(config.url, config.require_token()).keys()
+    if ctx.args.json:
+        ctx.print(output.pretty_json(registered))
+        return EXIT_OK
+    if not registered:
+        ctx.print("no keys registered: run `zos keygen` then `zos key register`")
+        return EXIT_OK
+    local = keys.local_public_keys(config.keys_dir)
+    rows = [
+        [
+            k["id"],
+            k["name"],
+            key_id(bytes.fromhex(k["public_key"])),
+            "revoked" if k.get("revoked") else "active",
+            local.get(k["public_key"].lower(), "-"),
+            output.local_time(k.get("created")),
+        ]
+        for k in registered
+    ]
+    ctx.print(output.table(["ID", "NAME", "KEY ID", "STATE", "LOCAL FILE", "CREATED"], rows))
+    return EXIT_OK
+
+
+def cmd_login(ctx: Context) -> int:
+    config = ctx.config()
+    username = ctx.args.username or input_line(ctx, "username: ")
+    if ctx.args.password_stdin:
+        password = ctx.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {username}: ")
+    if not username or not password:
+        raise CliError("username and password are needed", hint="zos login --username NAME")
+    token = Api(config.url).obtain_token(username, password)
+    write_config_value(config.path, "token", token)
+    if config.sources.get("url") == "flag":
+        write_config_value(config.path, "url", config.url)
+    ctx.print(f"logged in as {username}; token saved in {config.path} (mode 0600)")
+    if config.sources.get("token", "").startswith("env"):
+        ctx.print("note: ZOS_TOKEN is set in your environment and takes precedence over the file")
+    return EXIT_OK
+
+
+def input_line(ctx: Context, prompt: str) -> str:
+    ctx.err.write(prompt)
+    ctx.err.flush()
+    return ctx.stdin.readline().strip()
+
+
+# --- deployments ----------------------------------------------------------------------------
+
+
+def _script_error(path: str, script: str, exc: ApiError) -> ApiError:
+    """Point at the offending line of the local file, compiler style."""
+    line, column = exc.details.get("line"), exc.details.get("column")
+    if exc.code != "script_parse" or not isinstance(line, int):
+        return exc
+    lines = script.splitlines()
+    snippet = ""
+    if 1 <= line <= len(lines):
+        caret = " " * (max(1, column or 1) - 1) + "^"
+        snippet = f"\n  {lines[line - 1]}\n  {caret}"
+    exc.message = f"{path}:{line}:{column}: {exc.text}{snippet}"
+    return exc
+
+
+def _resources(args: argparse.Namespace) -> dict[str, int]:
+    return {k: getattr(args, k) for k in envelope.RESOURCE_KEYS if getattr(args, k) is not None}
+
+
+def cmd_deploy(ctx: Context) -> int:
+    args = ctx.args
+    config = ctx.config()
+    script = envelope.read_script(args.script)
+    token = config.require_token()
+    _, signing_key = keys.load_signing_key(config.keys_dir, config.key)
+    target = {"node": args.node} if args.node is not None else {"farm": args.farm}
+    payload = envelope.build_payload(
+        script=script,
+        target=target,
+        name=args.name or envelope.name_from_path(args.script),
+        resources=_resources(args),
+        timeout=args.run_timeout,
+        lifetime=args.expires,
+    )
+    signed = envelope.sign_deployment(signing_key, payload)
+    api = Api(config.url, token)
+    try:
+        deployment = api.submit(signed)
+    except ApiError as exc:
+        raise _script_error(args.script, script, exc) from None
+    ctx.deployment_id = deployment["id"]
+    job = deployment.get("job") or {}
+    ctx.print(
+        f"deployment {deployment['id']} {deployment['name']!r} accepted: "
+        f"{deployment['status']} on node {job.get('node', '?')} "
+        f"(job {str(job.get('id', '?'))[:12]}, signed with key {config.key})"
+    )
+    if args.no_follow:
+        ctx.print(f"follow it with `zos logs {deployment['id']} --follow`")
+        return EXIT_OK
+    return _follow_to_end(ctx, api, deployment, timeout=args.timeout)
+
+
+def _follow_to_end(ctx: Context, api: Api, deployment: dict, *, timeout: float | None) -> int:
+    display = Display(ctx.out, origin=deployment.get("created"))
+    state = follow(api, deployment["id"], display, timeout=timeout, live=not ctx.args.no_live)
+    final = api.deployment(deployment["id"])
+    _print_outcome(ctx, final, state)
+    return EXIT_BY_STATE.get(state, EXIT_FAILED)
+
+
+def _print_outcome(ctx: Context, deployment: dict, state: str) -> None:
+    job = deployment.get("job") or {}
+    ctx.print(f"deployment {deployment['id']} {state}")
+    if job.get("result") is not None:
+        ctx.print("result:")
+        ctx.print(output.pretty_json(job["result"]))
+    if job.get("error"):
+        ctx.print(f"error: {job['error']}")
+
+
+def cmd_status(ctx: Context) -> int:
+    api = ctx.api()
+    if ctx.args.deployment is not None:
+        deployment = api.deployment(ctx.args.deployment)
+        if ctx.args.json:
+            ctx.print(output.pretty_json(deployment))
+            return EXIT_OK
+        _print_detail(ctx, deployment)
+        return EXIT_OK
+    deployments = api.deployments()
+    if ctx.args.json:
+        ctx.print(output.pretty_json(deployments))
+        return EXIT_OK
+    if not deployments:
+        ctx.print("no deployments yet: `zos deploy SCRIPT.rhai --node ID` starts one")
+        return EXIT_OK
+    rows = [
+        [
+            d["id"],
+            d["name"],
+            d["status"],
+            output.target(d.get("target")),
+            (d.get("job") or {}).get("node"),
+            (d.get("job") or {}).get("attempt"),
+            output.ago(d.get("created")),
+        ]
+        for d in deployments
+    ]
+    headers = ["ID", "NAME", "STATUS", "TARGET", "NODE", "ATTEMPT", "CREATED"]
+    ctx.print(output.table(headers, rows))
+    return EXIT_OK
+
+
+def _print_detail(ctx: Context, d: dict) -> None:
+    job = d.get("job") or {}
+    fields = [
+        ("deployment", f"{d['id']} {d['name']!r}"),
+        ("status", d["status"]),
+        ("target", output.target(d.get("target"))),
+        ("resources", output.target(d.get("resources")) or "-"),
+        ("node", job.get("node", "-")),
+        ("job", job.get("id", "-")),
+        ("attempt", f"{job.get('attempt', '-')} of {job.get('max_attempts', '-')}"),
+        ("created", output.local_time(d.get("created"))),
+        ("updated", output.local_time(d.get("updated"))),
+        ("finished", output.local_time(job.get("finished_at"))),
+        ("expires", output.local_time(d.get("expires_at"))),
+        ("script sha256", d.get("script_sha256", "-")),
+    ]
+    width = max(len(k) for k, _ in fields)
+    for name, value in fields:
+        ctx.print(f"{name:<{width}}  {value}")
+    if job.get("error"):
+        ctx.print(f"{'error':<{width}}  {job['error']}")
+    if job.get("result") is not None:
+        ctx.print("result:")
+        ctx.print(output.pretty_json(job["result"]))
+
+
+def cmd_logs(ctx: Context) -> int:
+    api = ctx.api()
+    ctx.deployment_id = ctx.args.deployment
+    deployment = api.deployment(ctx.args.deployment)
+    if ctx.args.follow:
+        return _follow_to_end(ctx, api, deployment, timeout=ctx.args.timeout)
+    display = Display(ctx.out, origin=deployment.get("created"))
+    after = 0
+    while True:
+        page = api.events(deployment["id"], after=after)
+        for event in page.get("results", []):
+            display.event(event)
+        if not page.get("results") or int(page.get("next", after)) == after:
+            break
+        after = int(page["next"])
+    display.close()
+    if deployment["status"] not in EXIT_BY_STATE:
+        ctx.print(f"(still {deployment['status']}; `zos logs {deployment['id']} --follow` waits)")
+    return EXIT_OK
+
+
+def cmd_cancel(ctx: Context) -> int:
+    deployment = ctx.api().cancel(ctx.args.deployment)
+    ctx.print(f"deployment {deployment['id']} {deployment['name']!r} is {deployment['status']}")
+    return EXIT_OK
+
+
+def cmd_validate(ctx: Context) -> int:
+    script = envelope.read_script(ctx.args.script)
+    try:
+        answer = ctx.api().validate(script)
+    except ApiError as exc:
+        raise _script_error(ctx.args.script, script, exc) from None
+    functions = answer.get("functions") or []
+    ctx.print(f"{ctx.args.script}: ok; calls {', '.join(functions) or 'no catalog functions'}")
+    return EXIT_OK
+
+
+def cmd_nodes(ctx: Context) -> int:
+    # Nodes are public: a token is sent when there is one, but none is needed.
+    config = ctx.config()
+    nodes = Api(config.url, config.token).nodes(farm=ctx.args.farm, status=ctx.args.status)
+    if ctx.args.json:
+        ctx.print(output.pretty_json(nodes))
+        return EXIT_OK
+    if not nodes:
+        ctx.print("no nodes match")
+        return EXIT_OK
+    rows = []
+    for n in nodes:
+        cap, used = n.get("capacity") or {}, n.get("used") or {}
+
+        def free(k: str, cap: dict = cap, used: dict = used) -> int:
+            return max(0, int(cap.get(k, 0)) - int(used.get(k, 0)))
+
+        rows.append(
+            [
+                n["id"],
+                n["farm"],
+                n["status"],
+                f"{free('cru')}/{cap.get('cru', 0)}",
+                output.size(free("mru")),
+                output.size(free("sru")),
+                output.size(free("hru")),
+                output.ago(n.get("last_seen")),
+            ]
+        )
+    headers = ["ID", "FARM", "STATUS", "CPU FREE", "MEM FREE", "SSD FREE", "HDD FREE", "SEEN"]
+    ctx.print(output.table(headers, rows))
+    return EXIT_OK
+
+
+# --- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zos",
+        description="ZOS user command line: manage signing keys, deploy signed Rhai scripts to "
+        "nodes and follow them live, list nodes.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"zos {__version__}")
+    parser.add_argument(
+        "--url", help=f"control plane URL (env ZOS_URL; default {DEFAULT_URL})", metavar="URL"
+    )
+    parser.add_argument(
+        "--config",
+        help="config file (env ZOS_CONFIG; default ~/.config/zos/config.toml)",
+        metavar="FILE",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, func: Callable[[Context], int], help_text: str, **kw):
+        sub = commands.add_parser(name, help=help_text, description=help_text, **kw)
+        sub.set_defaults(func=func)
+        return sub
+
+    login = add(
+        "login",
+        cmd_login,
+        "get an API token for your account (username + password) and save it in the config file",
+    )
+    login.add_argument("--username", "-u", help="account name (asked for when not given)")
+    login.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input (for scripts)",
+    )
+
+    keygen = add(
+        "keygen",
+        cmd_keygen,
+        "generate an ed25519 signing key pair under ~/.config/zos/keys/ (private file 0600)",
+    )
+    keygen.add_argument("--name", help="key name (default: the configured key, 'default')")
+    keygen.add_argument("--force", action="store_true", help="replace an existing key of that name")
+
+    key = commands.add_parser(
+        "key",
+        help="manage the public keys registered for your account",
+        description="manage the public keys registered for your account",
+    )
+    key_commands = key.add_subparsers(dest="key_command", metavar="SUBCOMMAND", required=True)
+    register = key_commands.add_parser(
+        "register",
+        help="upload a local public key to the ledger",
+        description="upload a local public key (NAME.pub) to the ledger under the same name",
+    )
+    register.add_argument("--name", help="local key name (default: the configured key)")
+    register.set_defaults(func=cmd_key_register)
+    key_list = key_commands.add_parser(
+        "list",
+        help="list your registered keys",
+        description="list your registered keys, marking which ones this machine holds",
+    )
+    key_list.add_argument("--json", action="store_true", help="print the raw JSON")
+    key_list.set_defaults(func=cmd_key_list)
+
+    deploy = add(
+        "deploy",
+        cmd_deploy,
+        "sign a Rhai script, submit it to a node or farm, and follow it until it ends",
+        epilog="exit codes: 0 succeeded, 1 failed or refused, 2 usage/config error, "
+        "3 cancelled, 4 --timeout passed while following (the deployment keeps going)",
+    )
+    deploy.add_argument("script", metavar="SCRIPT.rhai", help="the script to deploy (UTF-8)")
+    where = deploy.add_mutually_exclusive_group(required=True)
+    where.add_argument("--node", type=_positive_int, metavar="ID", help="run on this node")
+    where.add_argument(
+        "--farm", type=_positive_int, metavar="ID", help="run on an online node of this farm"
+    )
+    deploy.add_argument("--name", help="deployment name, [a-z0-9-] (default: from the file name)")
+    deploy.add_argument("--key", metavar="NAME|PATH", help="signing key (env ZOS_KEY)")
+    deploy.add_argument("--cru", type=_non_negative_int, metavar="N", help="CPU cores needed free")
+    deploy.add_argument("--mru", type=_size, metavar="SIZE", help="memory needed free, e.g. 2G")
+    deploy.add_argument("--sru", type=_size, metavar="SIZE", help="SSD space needed free, e.g. 20G")
+    deploy.add_argument("--hru", type=_size, metavar="SIZE", help="HDD space needed free")
+    deploy.add_argument(
+        "--expires",
+        type=_positive_int,
+        default=envelope.DEFAULT_LIFETIME,
+        metavar="S",
+        help="seconds the signed envelope stays valid, incl. retries (default 3600, max 7 days)",
+    )
+    deploy.add_argument(
+        "--run-timeout",
+        type=_positive_int,
+        metavar="S",
+        help="seconds the script may run on the node",
+    )
+    deploy.add_argument(
+        "--no-follow", action="store_true", help="submit and return at once with the deployment id"
+    )
+    _follow_flags(deploy)
+
+    status = add("status", cmd_status, "list your deployments, or show one in detail")
+    status.add_argument("deployment", nargs="?", type=_positive_int, metavar="DEPLOYMENT")
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
+
+    logs = add("logs", cmd_logs, "show a deployment's events and log lines")
+    logs.add_argument("deployment", type=_positive_int, metavar="DEPLOYMENT")
+    logs.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="keep following until the deployment ends (exit code as for deploy)",
+    )
+    _follow_flags(logs)
+
+    cancel = add("cancel", cmd_cancel, "cancel a deployment that has not ended")
+    cancel.add_argument("deployment", type=_positive_int, metavar="DEPLOYMENT")
+
+    nodes = add("nodes", cmd_nodes, "list nodes with their free capacity")
+    nodes.add_argument("--farm", type=_positive_int, metavar="ID", help="only this farm's nodes")
+    nodes.add_argument(
+        "--status",
+        choices=NODE_STATUSES,
+        action="append",
+        help="only nodes in this state (repeatable)",
+    )
+    nodes.add_argument("--json", action="store_true", help="print the raw JSON")
+
+    validate = add(
+        "validate",
+        cmd_validate,
+        "check that a script compiles and calls only catalog functions, without deploying it",
+    )
+    validate.add_argument("script", metavar="SCRIPT.rhai")
+    return parser
+
+
+def _follow_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="S",
+        help="stop following after S seconds (exit 4); the deployment keeps going",
+    )
+    sub.add_argument(
+        "--no-live",
+        action="store_true",
+        help="poll the events endpoint only, without the WebSocket feed",
+    )
+
+
+def main(
+    argv: list[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    stdin: TextIO | None = None,
+) -> int:
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse has printed usage and the reason
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    ctx = Context(args, os.environ if env is None else env, out, err, stdin or sys.stdin)
+    try:
+        return args.func(ctx)
+    except CliError as exc:
+        out.flush()
+        err.write(exc.render() + "\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.write("\ninterrupted")
+        if ctx.deployment_id is not None:
+            n = ctx.deployment_id
+            err.write(
+                f"; deployment {n} keeps going: `zos logs {n} --follow` to watch it again, "
+                f"`zos cancel {n}` to stop it"
+            )
+        err.write("\n")
+        return EXIT_INTERRUPTED
