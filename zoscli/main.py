@@ -196,7 +196,8 @@ def _script_error(path: str, script: str, exc: ApiError) -> ApiError:
     if 1 <= line <= len(lines):
         caret = " " * (max(1, column or 1) - 1) + "^"
         snippet = f"\n  {lines[line - 1]}\n  {caret}"
-    exc.message = f"{path}:{line}:{column}: {exc.text}{snippet}"
+    kind = f" ({exc.details['kind']})" if exc.details.get("kind") else ""
+    exc.message = f"{path}:{line}:{column}: syntax error{kind}: {exc.text}{snippet}"
     return exc
 
 
