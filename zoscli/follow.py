@@ -89,15 +89,19 @@ class Feed:
 
     def __init__(self, url: str, token: str | None) -> None:
         self.connection = None
+        # connect() is a context manager; the stack keeps it open until close().
+        self._stack = contextlib.ExitStack()
         if not token:
             return
         try:
             from websockets.sync.client import connect
 
-            self.connection = connect(
-                ws_url(url),
-                additional_headers={"Authorization": f"Token {token}"},
-                open_timeout=WS_OPEN_TIMEOUT,
+            self.connection = self._stack.enter_context(
+                connect(
+                    ws_url(url),
+                    additional_headers={"Authorization": f"Token {token}"},
+                    open_timeout=WS_OPEN_TIMEOUT,
+                )
             )
         except Exception:  # any failure means "poll instead", by design
             self.connection = None
@@ -124,10 +128,9 @@ class Feed:
                 return
 
     def close(self) -> None:
-        if self.connection is not None:
-            with contextlib.suppress(Exception):
-                self.connection.close()
-            self.connection = None
+        self.connection = None
+        with contextlib.suppress(Exception):
+            self._stack.close()
 
 
 def drain(api: Api, deployment_id: int, after: int, on_event: Callable[[dict], None]) -> tuple:

@@ -375,3 +375,17 @@ def test_nodes_filters_and_shows_free_capacity(tmp_path, plane):
     assert plane.requests[-1]["auth"] is None
     row = result.out.splitlines()[1]
     assert "3/4" in row and "7.0 GiB" in row and "100.0 GiB" in row
+
+
+def test_follow_without_a_websocket_feed_polls(env, plane, script):
+    """The stand-in has no /ws/deployments/: following falls back to polling and still ends."""
+    plane.reply("POST", "/api/v1/deployments", 201, deployment())
+    plane.route(
+        "GET",
+        "/api/v1/deployments/7/events",
+        scripted_events([[event(1, "queued")], [], [event(2, "succeeded")]], "succeeded"),
+    )
+    plane.reply("GET", "/api/v1/deployments/7", 200, deployment(status="succeeded"))
+    result = run(env, "deploy", script, "--node", "1", "--timeout", "10")
+    assert result.code == 0, result.err
+    assert "deployment 7 succeeded" in result.out
