@@ -182,6 +182,9 @@ class Api:
     def add_key(self, name: str, public_key: str) -> dict:
         return self.post("/api/v1/keys", {"name": name, "public_key": public_key})
 
+    def revoke_key(self, key_id: int) -> dict:
+        return self.post(f"/api/v1/keys/{key_id}/revoke")
+
     def nodes(self, *, farm: int | None = None, status: list[str] | None = None) -> list[dict]:
         return list(self.paginate("/api/v1/nodes", farm=farm, status=status or None))
 

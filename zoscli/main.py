@@ -158,6 +158,15 @@ def cmd_key_list(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_key_revoke(ctx: Context) -> int:
+    revoked = ctx.api().revoke_key(ctx.args.id)
+    ctx.print(
+        f"revoked key {revoked['name']!r} (id {revoked['id']}); deployments signed with it are "
+        "no longer accepted"
+    )
+    return EXIT_OK
+
+
 def cmd_login(ctx: Context) -> int:
     config = ctx.config()
     username = ctx.args.username or input_line(ctx, "username: ")
@@ -455,6 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     key_list.add_argument("--json", action="store_true", help="print the raw JSON")
     key_list.set_defaults(func=cmd_key_list)
+    revoke = key_commands.add_parser(
+        "revoke",
+        help="revoke a registered key (by the id `zos key list` shows)",
+        description="revoke a registered key: nodes and the coordinator stop accepting it",
+    )
+    revoke.add_argument("id", type=_positive_int, metavar="ID", help="key id from `zos key list`")
+    revoke.set_defaults(func=cmd_key_revoke)
 
     deploy = add(
         "deploy",

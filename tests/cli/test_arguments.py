@@ -61,6 +61,7 @@ def test_help_lists_every_command_and_the_configuration(capsys):
         ["login"],
         ["key", "register"],
         ["key", "list"],
+        ["key", "revoke"],
     ],
 )
 def test_every_subcommand_has_help(capsys, command):

@@ -123,6 +123,13 @@ def test_key_list_marks_local_keys(env, plane, tmp_path):
     assert "revoked" in lines[2]
 
 
+def test_key_revoke(env, plane):
+    plane.reply("POST", "/api/v1/keys/4/revoke", 200, {"id": 4, "name": "old", "revoked": True})
+    result = run(env, "key", "revoke", "4")
+    assert result.code == 0, result.err
+    assert "revoked key 'old' (id 4)" in result.out
+
+
 def test_wrong_token_is_explained(tmp_path, plane):
     env = isolated_env(tmp_path, ZOS_URL=plane.url, ZOS_TOKEN="wrong")
     plane.reply("GET", "/api/v1/deployments", 200, [])
