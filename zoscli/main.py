@@ -20,7 +20,7 @@ from zoscli.config import DEFAULT_URL, Config, load_config, write_config_value
 from zoscli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
 from zoscli.follow import EXIT_BY_STATE, Display, follow
 
-NODE_STATUSES = ("pending", "online", "offline", "suspended", "decommissioned")
+NODE_STATUSES = ("pending", "online", "degraded", "offline", "decommissioned")
 
 EPILOG = """\
 configuration (highest precedence first):
@@ -124,8 +124,7 @@ def cmd_key_register(ctx: Context) -> int:
     config = ctx.config()
     name = config.key if ctx.args.name is None else ctx.args.name
     files, public_key = keys.load_public_key(config.keys_dir, name)
-    api = Api(config.url, config.require_token())
-    registered = api.add_key(keys.check_name(files.name), public_key)
+    registered = ctx.api().add_key(keys.check_name(files.name), public_key)
     ctx.print(
         f"registered key {registered['name']!r} (id {registered['id']}, key id "
         f"{key_id(bytes.fromhex(public_key))})"
@@ -135,7 +134,7 @@ def cmd_key_register(ctx: Context) -> int:
 
 def cmd_key_list(ctx: Context) -> int:
     config = ctx.config()
-    registered = Api(config.url, config.require_token()).keys()
+    registered = ctx.api().keys()
     if ctx.args.json:
         ctx.print(output.pretty_json(registered))
         return EXIT_OK
@@ -365,8 +364,7 @@ def cmd_validate(ctx: Context) -> int:
 
 def cmd_nodes(ctx: Context) -> int:
     # Nodes are public: a token is sent when there is one, but none is needed.
-    config = ctx.config()
-    nodes = Api(config.url, config.token).nodes(farm=ctx.args.farm, status=ctx.args.status)
+    nodes = ctx.api(auth=False).nodes(farm=ctx.args.farm, status=ctx.args.status)
     if ctx.args.json:
         ctx.print(output.pretty_json(nodes))
         return EXIT_OK
