@@ -1,24 +1,37 @@
-"""The identity loop: register, then report uptime at the ledger's interval, forever.
+"""The node agent: the identity loop, and the job machinery it starts once the node may work.
 
-Errors never end the loop: the ledger may be down, the network not up yet, or the operator still
-fixing a token. The agent backs off exponentially (with jitter, capped) and tries again; SIGTERM
-ends it between requests.
+The identity loop registers, then reports uptime at the ledger's interval, forever. Errors never
+end the loop: the ledger may be down, the network not up yet, or the operator still fixing a
+token. The agent backs off exponentially (with jitter, capped) and tries again; SIGTERM ends it
+between requests.
+
+`NodeAgent` adds the job side around that loop: the node's Redis (its own `redis-server` unless
+told to use another), the runner processes, and the supervisor's link to the coordinator, which
+only connects once the ledger knows and has approved this node.
 """
 
+import contextlib
 import json
 import logging
 import random
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+
 from nodeagent import __version__
-from nodeagent.config import AgentConfig
-from nodeagent.facts import NodeFacts, read_facts
+from nodeagent.config import STATE_FILE, AgentConfig
+from nodeagent.facts import CAPACITY_KEYS, NodeFacts, read_facts
 from nodeagent.health import health_flags, seconds_since_boot
 from nodeagent.identity import NodeIdentity
+from nodeagent.jobstore import JobStore, connect
 from nodeagent.ledger_client import LedgerClient, LedgerRefused, LedgerUnavailable
+from nodeagent.redis_server import RedisServer
+from nodeagent.runner import RunnerPool, RunnerSettings
+from nodeagent.verification import NodeAudience
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +40,9 @@ BACKOFF_FIRST = 2.0
 BACKOFF_MAX = 300.0
 # Refusals that mean "the ledger has forgotten us": register again rather than back off.
 REREGISTER_CODES = {"unknown_node"}
+# Ledger statuses in which the node may take jobs.
+WORKING_STATUSES = {"online", "degraded", "offline"}
+SUPERVISOR_RESTART_DELAY = 2.0
 
 
 @dataclass
@@ -46,12 +62,29 @@ class IdentityAgent:
         identity: NodeIdentity,
         client: LedgerClient,
         stop: threading.Event | None = None,
+        *,
+        health_extra: Callable[[], Iterable[str]] | None = None,
+        on_report: Callable[[NodeFacts, list[str]], None] | None = None,
+        state_extra: dict | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
         self.client = client
         self.stop = stop or threading.Event()
         self.state = LoopState()
+        self.health_extra = health_extra
+        self.on_report = on_report
+        self.state_extra = state_extra or {}
+
+    def audience(self) -> NodeAudience | None:
+        """Who dispatches must be addressed to; None until the ledger has approved this node."""
+        if self.state.node_id is None or self.state.status not in WORKING_STATUSES:
+            return None
+        return NodeAudience(
+            public_key=self.identity.public_key_hex,
+            node_id=self.state.node_id,
+            farm_id=self.config.farm_id,
+        )
 
     def read_facts(self) -> NodeFacts:
         return read_facts(storage_paths=self.config.storage, overrides=self.config.facts_overrides)
@@ -115,13 +148,17 @@ class IdentityAgent:
         self.state.registered_facts = facts.to_dict()
         self._set_status(reply["status"])
         log.info("registered as node %s (%s)", reply["id"], reply["status"])
-        self._save_state()
+        self.save_state()
 
     def _report(self, facts: NodeFacts) -> None:
+        extra = self.health_extra() if self.health_extra else ()
+        health = health_flags(data_dir=self.config.data_dir, capacity=facts.capacity, extra=extra)
+        if self.on_report:
+            self.on_report(facts, health)
         report = {
             "uptime": seconds_since_boot(),
             "used": {"cru": 0, "mru": 0, "sru": 0, "hru": 0},
-            "health": health_flags(data_dir=self.config.data_dir, capacity=facts.capacity),
+            "health": health,
         }
         reply = self.client.report_uptime(self.state.node_id, report)
         self.state.interval = float(reply.get("interval", self.state.interval))
@@ -135,11 +172,11 @@ class IdentityAgent:
             else:
                 log.info("ledger status: %s", status)
             self.state.status = status
-            self._save_state()
+            self.save_state()
 
-    def _save_state(self) -> None:
+    def save_state(self) -> None:
         """A small status file for operators and tests (`python -m nodeagent status`)."""
-        path = Path(self.config.data_dir) / "agent-state.json"
+        path = Path(self.config.data_dir) / STATE_FILE
         tmp = path.with_suffix(".tmp")
         tmp.write_text(
             json.dumps(
@@ -149,7 +186,123 @@ class IdentityAgent:
                     "status": self.state.status,
                     "ledger": self.config.ledger_url,
                     "farm": self.config.farm_id,
+                    **self.state_extra,
                 }
             )
         )
         tmp.replace(path)
+
+
+def node_info(facts: NodeFacts, health: list[str]) -> dict:
+    """What a script's `node_info()` returns. Nothing is reserved yet: used is zero."""
+    capacity = {key: getattr(facts.capacity, key) for key in CAPACITY_KEYS}
+    used = dict.fromkeys(CAPACITY_KEYS, 0)
+    return {
+        "capacity": capacity,
+        "used": used,
+        "free": {key: capacity[key] - used[key] for key in CAPACITY_KEYS},
+        "health": list(health),
+    }
+
+
+class NodeAgent:
+    """The whole agent: Redis, runners and supervisor around the identity loop.
+
+    Everything is started in `run()` and stopped, in reverse order, when the loop ends (SIGTERM):
+    the supervisor first (no new jobs), then the runners, then Redis.
+    """
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        identity: NodeIdentity,
+        client: LedgerClient,
+        *,
+        runner_settings: dict | None = None,
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.client = client
+        self.stop = threading.Event()
+        self.runner_settings = runner_settings or {}
+        self.redis_server: RedisServer | None = None
+        self.redis_url = config.redis_url
+        self.store: JobStore | None = None
+        self._probe: redis.Redis | None = None
+        self.loop = IdentityAgent(
+            config,
+            identity,
+            client,
+            self.stop,
+            health_extra=self._health,
+            on_report=self._publish_facts,
+        )
+
+    def read_facts(self) -> NodeFacts:
+        return self.loop.read_facts()
+
+    def _health(self) -> list[str]:
+        return ["redis_down"] if self.redis_down() else []
+
+    def redis_down(self) -> bool:
+        if self.redis_server is not None and self.redis_server.down:
+            return True
+        if self._probe is None:
+            return True
+        try:
+            return not self._probe.ping()
+        except redis.RedisError:
+            return True
+
+    def _publish_facts(self, facts: NodeFacts, health: list[str]) -> None:
+        if self.store is None:
+            return
+        with contextlib.suppress(redis.RedisError):
+            self.store.publish_node_info(node_info(facts, health))
+
+    def run(self) -> None:
+        with contextlib.ExitStack() as stack:
+            if self.redis_url is None:
+                self.redis_server = stack.enter_context(RedisServer(self.config.data_dir / "redis"))
+                self.redis_url = self.redis_server.url
+            self._probe = redis.Redis.from_url(
+                self.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
+            )
+            self.loop.state_extra["redis"] = self.redis_url
+            self.loop.save_state()
+            self.store = JobStore(connect(self.redis_url))
+            facts = self.read_facts()
+            self._publish_facts(
+                facts,
+                health_flags(
+                    data_dir=self.config.data_dir, capacity=facts.capacity, extra=self._health()
+                ),
+            )
+            settings = RunnerSettings(redis_url=self.redis_url, **self.runner_settings)
+            stack.enter_context(RunnerPool(settings, workers=self.config.runners))
+            supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
+            supervisor.start()
+            stack.callback(supervisor.join, 10)
+            self.loop.run()
+
+    def _supervise(self) -> None:
+        """Run the coordinator link until stopped; a crash of it is logged and it starts again."""
+        try:
+            from nodeagent.supervisor import Supervisor, ws_url_for
+        except ImportError as exc:
+            log.error("deployments disabled: the supervisor cannot be loaded (%s)", exc)
+            return
+        supervisor = Supervisor(
+            ws_url=ws_url_for(self.config.ledger_url),
+            identity=self.identity,
+            store=self.store,
+            client=self.client,
+            audience=self.loop.audience,
+            stop=self.stop,
+        )
+        while not self.stop.is_set():
+            try:
+                supervisor.run()
+            except Exception:
+                log.exception("the supervisor stopped unexpectedly; restarting it")
+                self.stop.wait(SUPERVISOR_RESTART_DELAY)

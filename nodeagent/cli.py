@@ -8,19 +8,20 @@ import sys
 from pathlib import Path
 
 from nodeagent import __version__
-from nodeagent.config import ConfigError, build_config
+from nodeagent.config import DEFAULT_RUNNERS, STATE_FILE, ConfigError, build_config
 from nodeagent.identity import IdentityError, load_or_create_identity
 
 log = logging.getLogger("nodeagent")
 
 EXIT_CONFIG = 2
+EXIT_REDIS = 3
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m nodeagent",
         description="ZOS node agent. Flags not given are read from the kernel command line "
-        "(zos.ledger=, zos.farm=, zos.enroll=, zos.data=).",
+        "(zos.ledger=, zos.farm=, zos.enroll=, zos.data=, zos.redis=, zos.runners=).",
     )
     parser.add_argument("--version", action="version", version=__version__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
@@ -41,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
         help="mounted storage pool counted as node capacity (default: the data directory)",
     )
     run.add_argument("--facts", help="JSON file overriding facts read from the machine")
+    run.add_argument(
+        "--redis-url",
+        help="use this Redis (redis://host:port/db or unix:///path) instead of starting "
+        "redis-server in the data directory",
+    )
+    run.add_argument(
+        "--runners", type=int, help=f"runner processes executing jobs (default {DEFAULT_RUNNERS})"
+    )
 
     status = commands.add_parser("status", help="show this node's identity and last known state")
     status.add_argument("--data", default="/var/cache/zos", help="data directory")
@@ -48,30 +57,54 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nodeagent.agent import IdentityAgent
+    from nodeagent.agent import NodeAgent
     from nodeagent.ledger_client import LedgerClient
+    from nodeagent.redis_server import RedisStartError
 
     try:
         config = build_config(args)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         identity = load_or_create_identity(config.data_dir, config.mirrors)
-        agent = IdentityAgent(config, identity, LedgerClient(config.ledger_url, identity))
+        agent = NodeAgent(config, identity, LedgerClient(config.ledger_url, identity))
         agent.read_facts()  # a bad --facts file stops the agent here, not in its loop
     except (ConfigError, IdentityError, ValueError) as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: agent.stop.set())
-    agent.run()
+    try:
+        agent.run()
+    except RedisStartError as exc:
+        log.error("cannot start the node's Redis: %s", exc)
+        return EXIT_REDIS
     return 0
 
 
+def _jobs_summary(url: str) -> dict | str:
+    import redis
+
+    from nodeagent.jobstore import JobStore
+
+    client = redis.Redis.from_url(
+        url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0
+    )
+    try:
+        return JobStore(client).summary()
+    except redis.RedisError as exc:
+        return f"redis at {url} unreachable: {exc}"
+    finally:
+        client.close()
+
+
 def _status(args: argparse.Namespace) -> int:
-    path = Path(args.data) / "agent-state.json"
+    path = Path(args.data) / STATE_FILE
     if not path.exists():
         print(f"no agent state in {args.data}: has `python -m nodeagent run` started here?")
         return 1
-    print(json.dumps(json.loads(path.read_text()), indent=2))
+    state = json.loads(path.read_text())
+    if state.get("redis"):
+        state["jobs"] = _jobs_summary(state["redis"])
+    print(json.dumps(state, indent=2))
     return 0
 
 

@@ -12,6 +12,10 @@ from pathlib import Path
 
 DEFAULT_DATA_DIR = Path("/var/cache/zos")
 KERNEL_CMDLINE = Path("/proc/cmdline")
+DEFAULT_RUNNERS = 2
+MAX_RUNNERS = 64
+STATE_FILE = "agent-state.json"
+_KNOWN_KERNEL_KEYS = {"ledger", "farm", "enroll", "data", "redis", "runners"}
 
 
 class ConfigError(Exception):
@@ -28,6 +32,8 @@ class AgentConfig:
     storage: tuple[Path, ...] = ()
     facts_overrides: dict | None = None
     image_version: str = ""
+    redis_url: str | None = None  # None: the agent starts its own redis-server
+    runners: int = DEFAULT_RUNNERS
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -53,6 +59,31 @@ def _load_facts_overrides(path: str | None) -> dict | None:
     return overrides
 
 
+def _saved_farm(data_dir: Path) -> int | None:
+    """The farm this node registered with last time: a restart need not be told again."""
+    try:
+        farm = json.loads((data_dir / STATE_FILE).read_text()).get("farm")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return farm if type(farm) is int else None
+
+
+def _runners(value: object) -> int:
+    try:
+        count = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ConfigError(f"runners must be a number, got {value!r}") from None
+    if not 1 <= count <= MAX_RUNNERS:
+        raise ConfigError(f"runners must be between 1 and {MAX_RUNNERS}, got {count}")
+    return count
+
+
+def _redis_url(value: str | None) -> str | None:
+    if value and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"redis URL {value!r} must start with redis://, rediss:// or unix://")
+    return value or None
+
+
 def build_config(args: argparse.Namespace, cmdline_path: Path = KERNEL_CMDLINE) -> AgentConfig:
     try:
         kernel = parse_kernel_cmdline(cmdline_path.read_text())
@@ -64,13 +95,16 @@ def build_config(args: argparse.Namespace, cmdline_path: Path = KERNEL_CMDLINE) 
         raise ConfigError("no ledger URL: pass --ledger URL or boot with zos.ledger=URL")
     if not ledger.startswith(("http://", "https://")):
         raise ConfigError(f"ledger URL {ledger!r} must start with http:// or https://")
+    data_dir = Path(args.data or kernel.get("data") or DEFAULT_DATA_DIR)
+    if farm is None:
+        farm = _saved_farm(data_dir)
     if farm is None:
         raise ConfigError("no farm: pass --farm ID or boot with zos.farm=ID")
     try:
         farm_id = int(farm)
     except ValueError:
         raise ConfigError(f"farm must be a number, got {farm!r}") from None
-    data_dir = Path(args.data or kernel.get("data") or DEFAULT_DATA_DIR)
+    runners = getattr(args, "runners", None)
     return AgentConfig(
         ledger_url=ledger.rstrip("/"),
         farm_id=farm_id,
@@ -80,5 +114,9 @@ def build_config(args: argparse.Namespace, cmdline_path: Path = KERNEL_CMDLINE) 
         storage=tuple(Path(s) for s in args.storage) or (data_dir,),
         facts_overrides=_load_facts_overrides(args.facts),
         image_version=kernel.get("version", ""),
-        extra={k: v for k, v in kernel.items() if k not in {"ledger", "farm", "enroll", "data"}},
+        redis_url=_redis_url(getattr(args, "redis_url", None) or kernel.get("redis")),
+        runners=_runners(
+            runners if runners is not None else kernel.get("runners", DEFAULT_RUNNERS)
+        ),
+        extra={k: v for k, v in kernel.items() if k not in _KNOWN_KERNEL_KEYS},
     )

@@ -4,6 +4,7 @@ The node keeps reporting while unhealthy: the flags are how the ledger learns wh
 """
 
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from nodeagent.facts import Capacity
@@ -17,13 +18,14 @@ def _writable(path: Path) -> bool:
         return False
 
 
-def health_flags(*, data_dir: Path, capacity: Capacity) -> list[str]:
-    flags = []
+def health_flags(*, data_dir: Path, capacity: Capacity, extra: Iterable[str] = ()) -> list[str]:
+    """The flags for one report; `extra` comes from the agent's services (e.g. `redis_down`)."""
+    flags = list(extra)
     if capacity.sru + capacity.hru == 0:
         flags.append("no_disk")
     if not data_dir.is_dir() or not _writable(data_dir):
         flags.append("cache_readonly")
-    return sorted(flags)
+    return sorted(set(flags))
 
 
 def seconds_since_boot() -> int:

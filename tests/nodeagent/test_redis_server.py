@@ -63,3 +63,55 @@ def test_a_server_that_cannot_start_is_reported_with_its_log(tmp_path: Path):
 def test_a_missing_binary_is_a_clear_error(tmp_path: Path):
     with pytest.raises(RedisStartError, match="cannot run 'no-redis-here'"):
         RedisServer(tmp_path / "r", binary="no-redis-here").start()
+
+
+def test_the_agent_runs_its_redis_and_runners_and_stops_them_on_sigterm(tmp_path: Path):
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    data = tmp_path / "node"
+    agent = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "nodeagent", "run", "--ledger", "http://127.0.0.1:9"),
+            *("--farm", "1", "--data", str(data), "--runners", "3"),
+        ],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait(
+            lambda: (
+                (data / "agent-state.json").exists() and (data / "redis" / "redis.sock").exists()
+            )
+        )
+        status = subprocess.run(
+            [sys.executable, "-m", "nodeagent", "status", "--data", str(data)],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        shown = json.loads(status.stdout)
+        assert shown["redis"].startswith("unix://")
+        assert shown["jobs"] == {"queued": 0, "running": 0, "outbox": 0, "dead": 0}
+        children = subprocess.run(
+            ["pgrep", "-P", str(agent.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        assert len(children) >= 4  # redis-server, 3 runners (and multiprocessing's tracker)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        output = agent.communicate(timeout=30)[0]
+    assert agent.returncode == 0, output
+    _wait(lambda: not any(_alive(pid) for pid in children))
+
+
+def _alive(pid: str) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False

@@ -1,0 +1,391 @@
+"""Runner worker processes: claim a job from the stream, run its script, report, repeat.
+
+Scripts run in separate processes so that nothing a script does -- a runaway loop, a native that
+blocks, a crash -- can stop the agent. Each job gets a fresh engine with resource limits, bound to
+the job's signer (nodeagent.bindings). The pool in the agent process watches its workers:
+
+- a worker that died is replaced; the job it held stays pending in the stream and another worker
+  claims it once it has been idle for the visibility timeout (workers heartbeat the job they run,
+  so a live one never loses its job);
+- a job past its timeout, or cancelled and not stopping, has its worker killed and is ended by the
+  pool. Workers stop cooperatively first: `log`, `sleep` and the engine's progress hook (when the
+  engine has one) end the script with ErrorTerminated.
+"""
+
+import contextlib
+import ctypes
+import logging
+import math
+import multiprocessing
+import secrets
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import redis
+
+from nodeagent.bindings import JobContext, bind
+from nodeagent.jobstore import ClaimedJob, JobStore, connect
+from rhai.errors import RhaiError
+from rhai.values import Char, FnPtr, Range, Shared, Timestamp, to_string
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+RESTART_BACKOFF_MAX = 30.0
+CONSUMER_CLEANUP_EVERY = 30.0
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """Everything a worker process needs; crosses the process boundary, so plain values only."""
+
+    redis_url: str
+    prefix: str = "zos:"
+    visibility_ms: int = 30_000  # a pending job idle this long belongs to a dead runner
+    block_ms: int = 1_000
+    max_local_attempts: int = 3
+    kill_grace: float = 2.0  # seconds past a timeout or cancel before the worker is killed
+    max_operations: int = 10_000_000
+    max_call_levels: int = 64
+    max_expr_depth: int = 64
+    max_string_size: int = 1 << 20
+    max_array_size: int = 100_000
+    max_map_size: int = 10_000
+
+    @property
+    def heartbeat_every(self) -> float:
+        return max(0.05, self.visibility_ms / 1000 / 4)
+
+
+def new_engine(settings: RunnerSettings) -> Any:
+    """A fresh engine for one job: nothing a previous script defined can leak into the next."""
+    from rhai import Engine  # imported here: the agent starts (and reports) without a usable engine
+
+    return Engine(
+        max_operations=settings.max_operations,
+        max_call_levels=settings.max_call_levels,
+        max_expr_depth=settings.max_expr_depth,
+        max_string_size=settings.max_string_size,
+        max_array_size=settings.max_array_size,
+        max_map_size=settings.max_map_size,
+    )
+
+
+def to_json_value(value: Any) -> Any:
+    """A script's result as JSON: Char as a string, a function pointer as its name."""
+    if value is None or type(value) in (bool, int, str):
+        return value
+    if type(value) is float:
+        return value if math.isfinite(value) else to_string(value)
+    if isinstance(value, Char):
+        return str(value)
+    if isinstance(value, list):
+        return [to_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_json_value(v) for k, v in value.items()}
+    if isinstance(value, FnPtr):
+        return value.name
+    if isinstance(value, Shared):
+        return to_json_value(value.value)
+    if isinstance(value, bytearray | bytes):
+        return list(value)
+    if isinstance(value, Range | Timestamp):
+        return to_string(value)
+    return to_string(value)
+
+
+def error_text(exc: RhaiError) -> str:
+    """`ErrorKind: line L, column C: message`, the form the coordinator stores and shows."""
+    return f"{exc.kind}: {exc}"
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class Worker:
+    """The loop inside one worker process."""
+
+    def __init__(self, settings: RunnerSettings, consumer: str) -> None:
+        self.settings = settings
+        self.consumer = consumer
+        self.store = JobStore(
+            connect(settings.redis_url, retry_for=10.0),
+            settings.prefix,
+            max_local_attempts=settings.max_local_attempts,
+        )
+        self.current: str | None = None  # the stream entry being run, for the heartbeat
+
+    def serve(self, stop: Any) -> None:
+        threading.Thread(target=self._heartbeat, args=(stop,), daemon=True).start()
+        while not stop.is_set():
+            try:
+                self.store.ensure_group()
+                claimed = self.store.claim_next(
+                    self.consumer, self.settings.block_ms, self.settings.visibility_ms
+                )
+                if claimed is not None:
+                    self.run(claimed)
+            except redis.RedisError as exc:
+                # The job, if any, stays pending and is claimed again once Redis is back.
+                log.warning("%s: redis unavailable (%s); waiting", self.consumer, exc)
+                self.current = None
+                stop.wait(1.0)
+
+    def _heartbeat(self, stop: Any) -> None:
+        while not stop.wait(self.settings.heartbeat_every):
+            entry = self.current
+            if entry is None:
+                continue
+            with contextlib.suppress(redis.RedisError):
+                self.store.heartbeat(self.consumer, entry)
+
+    def run(self, claimed: ClaimedJob) -> None:
+        job = claimed.job
+        self.current = claimed.entry_id
+        try:
+            if self.store.start(job.job_id, self.consumer) is None:
+                self.store.finish(job.job_id, claimed.entry_id, "cancelled")  # acks only
+                return
+            ctx = JobContext(
+                job_id=job.job_id,
+                owner=job.owner,
+                signer=job.signer,
+                name=job.name,
+                timeout=job.timeout,
+                events=self.store,
+            )
+            state, outcome = self._execute(job.script, ctx)
+            if state == "succeeded":
+                self.store.finish(job.job_id, claimed.entry_id, state, result=outcome)
+            else:
+                self.store.finish(job.job_id, claimed.entry_id, state, error=outcome)
+        finally:
+            self.current = None
+
+    def _execute(self, script: str, ctx: JobContext) -> tuple[str, Any]:
+        engine = new_engine(self.settings)
+        bind(engine, ctx)
+        on_progress = getattr(engine, "on_progress", None)
+        if callable(on_progress):
+            on_progress(lambda _ops: ctx.check())
+        try:
+            value = engine.eval(script)
+            return "succeeded", to_json_value(value)
+        except RhaiError as exc:
+            if ctx.stop_reason == "cancelled":
+                return "cancelled", "cancelled while running"
+            if ctx.stop_reason == "timeout":
+                return "failed", f"timeout: the job ran longer than its {ctx.timeout:g}s limit"
+            return "failed", error_text(exc)
+        except RecursionError:
+            return "failed", "ErrorStackOverflow: the script nested too deeply"
+        except redis.RedisError:
+            raise
+        except Exception as exc:
+            log.exception("job %s: a native function failed", ctx.job_id)
+            return "failed", f"ErrorSystem: internal error in a node function: {exc}"
+
+
+def worker_main(settings: RunnerSettings, consumer: str, stop: Any) -> None:
+    """Entry point of a worker process."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the agent, which stops us
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    sys.setrecursionlimit(20_000)
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s %(levelname)s {consumer}: %(message)s"
+    )
+    Worker(settings, consumer).serve(stop)
+
+
+@dataclass
+class _Slot:
+    index: int
+    process: Any = None
+    consumer: str = ""
+    failures: int = 0
+    restart_at: float = 0.0
+
+
+class RunnerPool:
+    """N worker processes, kept alive and kept to their jobs' timeouts and cancels."""
+
+    def __init__(
+        self,
+        settings: RunnerSettings,
+        *,
+        workers: int = 2,
+        watch_every: float = 0.2,
+        start_method: str = "spawn",
+    ) -> None:
+        if workers < 1:
+            raise ValueError("a runner pool needs at least one worker")
+        self.settings = settings
+        self.watch_every = watch_every
+        self.ctx = multiprocessing.get_context(start_method)
+        self.stop_event = self.ctx.Event()
+        self.slots = [_Slot(i) for i in range(workers)]
+        self.store = JobStore(connect(settings.redis_url), settings.prefix)
+        self.restarts = 0
+        self._halt = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._last_cleanup = 0.0
+        self._stop_timeout = 5.0
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> "RunnerPool":
+        with contextlib.suppress(redis.RedisError):  # workers create it too, once Redis is up
+            self.store.ensure_group()
+        started = threading.Event()
+        self._watcher = threading.Thread(
+            target=self._watch, args=(started,), name="runner-pool", daemon=True
+        )
+        self._watcher.start()
+        started.wait(timeout=30)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask workers to stop after their job; kill those still busy after `timeout`.
+
+        A job cut short this way stays pending and runs again when the agent is back.
+        """
+        self._stop_timeout = timeout
+        self._halt.set()
+        if self._watcher:
+            self._watcher.join(timeout=timeout + 10)
+
+    def __enter__(self) -> "RunnerPool":
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- watching -----------------------------------------------------------------------------
+
+    def _spawn(self, slot: _Slot) -> None:
+        slot.consumer = f"w{slot.index}-{secrets.token_hex(4)}"
+        slot.process = self.ctx.Process(
+            target=worker_main,
+            args=(self.settings, slot.consumer, self.stop_event),
+            name=f"zos-runner-{slot.index}",
+            daemon=True,
+        )
+        slot.process.start()
+        log.info("runner %s started (pid %d)", slot.consumer, slot.process.pid)
+
+    def live_consumers(self) -> dict[str, _Slot]:
+        return {s.consumer: s for s in self.slots if s.process and s.process.is_alive()}
+
+    def _watch(self, started: threading.Event) -> None:
+        """The pool's one thread: workers die with the thread that started them (PDEATHSIG),
+        so this thread starts every worker and is the last to stop them."""
+        for slot in self.slots:
+            self._spawn(slot)
+        started.set()
+        while not self._halt.wait(self.watch_every):
+            try:
+                self._replace_dead()
+                self._enforce_limits()
+                self._cleanup_consumers()
+            except redis.RedisError as exc:
+                log.warning("runner pool: redis unavailable (%s)", exc)
+            except Exception:
+                log.exception("runner pool watch failed; continuing")
+        self._stop_workers()
+
+    def _stop_workers(self) -> None:
+        self.stop_event.set()
+        deadline = time.monotonic() + self._stop_timeout
+        for slot in self.slots:
+            if slot.process is not None:
+                slot.process.join(timeout=max(0.0, deadline - time.monotonic()))
+                if slot.process.is_alive():
+                    log.warning("runner %s still busy; killing it", slot.consumer)
+                    slot.process.kill()
+                    slot.process.join(timeout=5)
+
+    def _replace_dead(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.process.is_alive():
+                if slot.failures and now - slot.restart_at > 60:
+                    slot.failures = 0
+                continue
+            if slot.restart_at > now:
+                continue
+            if slot.restart_at == 0.0 or slot.process.exitcode is not None:
+                log.warning(
+                    "runner %s (pid %d) died with exit code %s; starting a new one",
+                    slot.consumer,
+                    slot.process.pid,
+                    slot.process.exitcode,
+                )
+            slot.process.join(timeout=0)
+            delay = min(RESTART_BACKOFF_MAX, 0.5 * 2**slot.failures) if slot.failures else 0.0
+            slot.failures += 1
+            slot.restart_at = now + delay
+            if delay:
+                continue
+            self._spawn(slot)
+            self.restarts += 1
+
+    def _enforce_limits(self) -> None:
+        live = self.live_consumers()
+        for entry in self.store.pending():
+            slot = live.get(entry["consumer"])
+            if slot is None:
+                continue
+            job_id = self._job_of(entry["message_id"])
+            state = self.store.job_state(job_id) if job_id else None
+            if not state or state.get("state") != "running" or state.get("runner") != slot.consumer:
+                continue
+            now = time.time()
+            grace = self.settings.kill_grace
+            if state.get("cancel") == "1" and now > float(state.get("cancel_at", now)) + grace:
+                self._kill(
+                    slot, job_id, entry["message_id"], "cancelled", "cancelled while running"
+                )
+            elif now > float(state["started_at"]) + float(state.get("timeout", 0)) + grace:
+                self._kill(
+                    slot,
+                    job_id,
+                    entry["message_id"],
+                    "failed",
+                    f"timeout: the job ran longer than its {state.get('timeout')}s limit "
+                    "(its runner was killed)",
+                )
+
+    def _job_of(self, entry_id: str) -> str | None:
+        entries = self.store.redis.xrange(self.store.jobs_key, entry_id, entry_id)
+        return entries[0][1].get("job_id") if entries else None
+
+    def _kill(self, slot: _Slot, job_id: str, entry_id: str, state: str, error: str) -> None:
+        log.warning("job %s: killing runner %s (%s)", job_id, slot.consumer, error)
+        slot.process.kill()
+        slot.process.join(timeout=5)
+        slot.restart_at = 0.0
+        self.store.finish(job_id, entry_id, state, error=error)
+
+    def _cleanup_consumers(self) -> None:
+        """Forget consumers of dead workers once nothing is pending under their name."""
+        now = time.monotonic()
+        if now - self._last_cleanup < CONSUMER_CLEANUP_EVERY:
+            return
+        self._last_cleanup = now
+        live = self.live_consumers()
+        for consumer in self.store.consumers():
+            if consumer["name"] not in live and int(consumer["pending"]) == 0:
+                self.store.forget_consumer(consumer["name"])
