@@ -90,16 +90,18 @@ def load_config(
     url: str | None = None,
     key: str | None = None,
     config_file: str | None = None,
+    create: bool = False,
 ) -> Config:
     """Resolve every setting, highest precedence first: flag, environment, file, default.
 
     The token has no flag on purpose: command lines are visible to every user of the machine.
+    `create` lets a command that writes the file (login) name one that does not exist yet.
     """
     env = os.environ if env is None else env
     if config_file:
         env = {**env, "ZOS_CONFIG": config_file}
     path = config_path(env)
-    from_file = read_config_file(path, required=bool(env.get("ZOS_CONFIG")))
+    from_file = read_config_file(path, required=bool(env.get("ZOS_CONFIG")) and not create)
     flags = {"url": url, "token": None, "key": key}
     defaults = {"url": DEFAULT_URL, "token": None, "key": DEFAULT_KEY}
     values: dict[str, str | None] = {}

@@ -52,12 +52,13 @@ class Context:
     # The deployment being followed, so an interrupt can say how to get back to it.
     deployment_id: int | None = None
 
-    def config(self) -> Config:
+    def config(self, *, create: bool = False) -> Config:
         return load_config(
             self.env,
             url=self.args.url,
             key=getattr(self.args, "key", None),
             config_file=self.args.config,
+            create=create,
         )
 
     def api(self, *, auth: bool = True) -> Api:
@@ -167,7 +168,7 @@ def cmd_key_revoke(ctx: Context) -> int:
 
 
 def cmd_login(ctx: Context) -> int:
-    config = ctx.config()
+    config = ctx.config(create=True)
     username = ctx.args.username or input_line(ctx, "username: ")
     if ctx.args.password_stdin:
         password = ctx.stdin.readline().rstrip("\n")

@@ -57,6 +57,19 @@ def test_login_saves_token_privately(tmp_path, plane):
     assert plane.requests[-1]["body"] == {"username": "alice", "password": "secret"}
 
 
+def test_login_creates_the_file_zos_config_names(tmp_path, plane):
+    target = tmp_path / "elsewhere/zos.toml"
+    env = isolated_env(tmp_path, ZOS_CONFIG=str(target))
+    plane.reply("POST", "/api/v1/auth/token", 200, {"token": TOKEN})
+    result = run(env, "--url", plane.url, "login", "-u", "alice", "--password-stdin", stdin="pw")
+    assert result.code == 0, result.err
+    assert target.read_text() == f'token = "{TOKEN}"\nurl = "{plane.url}"\n'
+    plane.reply("GET", "/api/v1/deployments", 200, [])
+    assert run(env, "status").code == 0  # URL and token now come from that file
+    assert plane.requests[-1]["auth"] == f"Token {TOKEN}"
+    assert run({**env, "ZOS_CONFIG": str(tmp_path / "nope.toml")}, "status").code == 2
+
+
 def test_login_with_wrong_password_is_explained(tmp_path, plane):
     env = isolated_env(tmp_path, ZOS_URL=plane.url)
     plane.reply(
