@@ -1,0 +1,88 @@
+"""What natives need from the engine's call context, and shared helpers for using it.
+
+The engine passes a `ctx` with `call_fn(fnptr, args, this=NO_THIS)`, `fn_arity(fnptr)` and
+`engine` (carrying `max_string_size`, `max_array_size`, `max_map_size`; 0 = unlimited).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rhai.errors import RhaiError
+from rhai.values import FnPtr, deep_copy
+
+
+class _NoThis:
+    """Sentinel: call a function pointer without binding `this`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_THIS"
+
+
+NO_THIS: Any = _NoThis()
+
+_CONTAINERS = (list, dict, bytearray)
+
+
+def copy_out(value: Any) -> Any:
+    """A value handed out of a container that keeps its own copy (Rhai copies on read)."""
+    return deep_copy(value) if type(value) in _CONTAINERS else value
+
+
+def limit(ctx: Any, name: str) -> int:
+    """An engine size limit (`max_string_size`, ...), 0 when unlimited or unknown."""
+    return getattr(getattr(ctx, "engine", None), name, 0) or 0
+
+
+def too_large(what: str) -> RhaiError:
+    return RhaiError("ErrorDataTooLarge", f"{what} exceeds maximum limit", what=what)
+
+
+def check_string_size(ctx: Any, n_bytes: int) -> None:
+    """Refuse a string of `n_bytes` UTF-8 bytes before building it."""
+    cap = limit(ctx, "max_string_size")
+    if cap and n_bytes > cap:
+        raise too_large("Length of string")
+
+
+def check_array_size(ctx: Any, n: int, what: str = "Size of array") -> None:
+    """Refuse an array or BLOB of `n` items before building it."""
+    cap = limit(ctx, "max_array_size")
+    if cap and n > cap:
+        raise too_large(what)
+
+
+def arity(ctx: Any, fn: FnPtr) -> int | None:
+    """How many arguments the callable still expects, or None when the engine cannot tell."""
+    getter = getattr(ctx, "fn_arity", None)
+    return getter(fn) if getter is not None else None
+
+
+def make_item_caller(ctx: Any, fn: FnPtr) -> Any:
+    """A `call(item, index)` for array callbacks: `|x|` gets the item, `|x, i|` the index too.
+
+    `this` is bound to the item as well, so `|| this` and `|x| this` see it.
+    """
+    n = arity(ctx, fn)
+    call_fn = ctx.call_fn
+    if n == 2:
+        return lambda item, i: call_fn(fn, [item, i], item)
+    if n == 0:
+        return lambda item, i: call_fn(fn, [], item)
+    return lambda item, i: call_fn(fn, [item], item)
+
+
+def make_pair_caller(ctx: Any, fn: FnPtr) -> Any:
+    """A `call(a, b, index)` for callbacks taking two values and optionally an index."""
+    n = arity(ctx, fn)
+    call_fn = ctx.call_fn
+    if n == 3:
+        return lambda a, b, i: call_fn(fn, [a, b, i])
+    return lambda a, b, i: call_fn(fn, [a, b])
+
+
+def truthy(value: Any) -> bool:
+    """Rhai's `as_bool().unwrap_or(false)`: only a real `true` counts."""
+    return value is True
