@@ -13,9 +13,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import (  # noqa: F401  (imported to register their natives)
+    arrays,
+    bits,
+    blobs,
     chars,
+    fnptrs,
+    json,
+    maps,
     numbers,
+    ranges,
     strings,
+    time,
 )
 from .context import NO_THIS
 from .registry import NATIVES, Native, register

@@ -132,7 +132,7 @@ def _char_to_int(ctx: Any, c: str) -> int:
 
 @register("to_int", FLOAT)
 def _float_to_int(ctx: Any, x: float) -> int:
-    if x > INT_MAX or x < INT_MIN:
+    if x > _TWO_63 or x < -_TWO_63:  # Rust compares against `INT::MAX as f64`, i.e. 2**63
         raise arithmetic(f"Integer overflow: to_int({rust_float(x)})")
     if x != x:
         return 0

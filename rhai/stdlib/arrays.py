@@ -1,0 +1,534 @@
+"""Array functions (Rhai's array_basic package).
+
+Positions follow Rhai's `calc_offset_len` (negative counts from the end and clamps at 0; past the
+end clamps to the length) or `calc_index` (out of range gives `()`), whichever the original
+uses. Callbacks get `(item)` or `(item, index)` according to the callable's arity, with `this`
+bound to the item. Results handed out of an array are copies, as in Rhai.
+"""
+
+from __future__ import annotations
+
+from functools import cmp_to_key
+from typing import Any
+
+from rhai.errors import RhaiError
+from rhai.values import Char, FnPtr, Range, equals, type_name
+
+from .context import (
+    check_array_size,
+    copy_out,
+    make_item_caller,
+    make_pair_caller,
+    too_large,
+    truthy,
+)
+from .registry import ANY, ARRAY, FNPTR, INT, RANGE, register
+
+INT_MAX = 2**63 - 1
+
+
+def offset_len(length: int, start: int, count: int) -> tuple[int, int]:
+    """Rhai's calc_offset_len: a clamped (start, count) window into `length` items."""
+    if start < 0:
+        start = length - min(-start, length)
+    elif start >= length:
+        return length, 0
+    if count <= 0:
+        return start, 0
+    return start, min(count, length - start)
+
+
+def index_in(length: int, index: int) -> int | None:
+    """Rhai's calc_index: the position for `index` (negative from the end) or None."""
+    if index < 0:
+        index += length
+        return index if index >= 0 else None
+    return index if index < length else None
+
+
+def range_window(r: Range) -> tuple[int, int]:
+    start = max(r.start, 0)
+    end = max(r.end, start)
+    return start, end - start + (1 if r.inclusive else 0)
+
+
+# ---- size ----
+
+
+@register(("len", "get$len"), ARRAY)
+def _len(ctx: Any, a: list) -> int:
+    return len(a)
+
+
+@register(("is_empty", "get$is_empty"), ARRAY)
+def _is_empty(ctx: Any, a: list) -> bool:
+    return not a
+
+
+# ---- element access ----
+
+
+@register("get", ARRAY, INT)
+def _get(ctx: Any, a: list, index: int) -> Any:
+    if not a:
+        return None
+    i, _ = offset_len(len(a), index, 0)
+    return copy_out(a[i]) if i < len(a) else None
+
+
+@register("set", ARRAY, INT, ANY, mutates=True)
+def _set(ctx: Any, a: list, index: int, value: Any) -> None:
+    if a:
+        i, _ = offset_len(len(a), index, 0)
+        if i < len(a):
+            a[i] = copy_out(value)
+
+
+# ---- growing and shrinking ----
+
+
+@register("push", ARRAY, ANY, mutates=True)
+def _push(ctx: Any, a: list, value: Any) -> None:
+    a.append(copy_out(value))
+
+
+@register("append", ARRAY, ARRAY, mutates=True)
+def _append(ctx: Any, a: list, other: list) -> None:
+    a.extend(map(copy_out, other))
+
+
+@register("insert", ARRAY, INT, ANY, mutates=True)
+def _insert(ctx: Any, a: list, index: int, value: Any) -> None:
+    n = len(a)
+    if index < 0:
+        a.insert(max(n + index, 0), copy_out(value))
+    elif index >= n:
+        a.append(copy_out(value))
+    else:
+        a.insert(index, copy_out(value))
+
+
+@register("pad", ARRAY, INT, ANY, mutates=True)
+def _pad(ctx: Any, a: list, length: int, value: Any) -> None:
+    if length <= len(a):
+        return
+    check_array_size(ctx, length)
+    try:
+        if type(value) in (list, dict, bytearray):
+            a.extend(copy_out(value) for _ in range(length - len(a)))
+        else:
+            a.extend([value] * (length - len(a)))
+    except (MemoryError, OverflowError):
+        raise too_large("Size of array") from None
+
+
+@register("pop", ARRAY, mutates=True)
+def _pop(ctx: Any, a: list) -> Any:
+    return a.pop() if a else None
+
+
+@register("shift", ARRAY, mutates=True)
+def _shift(ctx: Any, a: list) -> Any:
+    return a.pop(0) if a else None
+
+
+@register("remove", ARRAY, INT, mutates=True)
+def _remove(ctx: Any, a: list, index: int) -> Any:
+    i = index_in(len(a), index)
+    return None if i is None else a.pop(i)
+
+
+@register("clear", ARRAY, mutates=True)
+def _clear(ctx: Any, a: list) -> None:
+    a.clear()
+
+
+@register("truncate", ARRAY, INT, mutates=True)
+def _truncate(ctx: Any, a: list, length: int) -> None:
+    del a[max(length, 0) :]
+
+
+@register("chop", ARRAY, INT, mutates=True)
+def _chop(ctx: Any, a: list, length: int) -> None:
+    if length <= 0:
+        a.clear()
+    elif length < len(a):
+        del a[: len(a) - length]
+
+
+@register("reverse", ARRAY, mutates=True)
+def _reverse(ctx: Any, a: list) -> None:
+    a.reverse()
+
+
+# ---- slices ----
+
+
+def _extract(a: list, start: int, count: int) -> list:
+    if not a or count <= 0:
+        return []
+    start, count = offset_len(len(a), start, count)
+    return [copy_out(v) for v in a[start : start + count]]
+
+
+@register("extract", ARRAY, INT, INT)
+def _extract_len(ctx: Any, a: list, start: int, count: int) -> list:
+    return _extract(a, start, count)
+
+
+@register("extract", ARRAY, INT)
+def _extract_tail(ctx: Any, a: list, start: int) -> list:
+    return _extract(a, start, INT_MAX)
+
+
+@register("extract", ARRAY, RANGE)
+def _extract_range(ctx: Any, a: list, r: Range) -> list:
+    return _extract(a, *range_window(r))
+
+
+@register("split", ARRAY, INT, mutates=True)
+def _split(ctx: Any, a: list, index: int) -> list:
+    if not a:
+        return []
+    start, _ = offset_len(len(a), index, INT_MAX)
+    tail = a[start:]
+    del a[start:]
+    return tail
+
+
+def _drain_window(a: list, start: int, count: int) -> list:
+    if not a or count <= 0:
+        return []
+    start, count = offset_len(len(a), start, count)
+    out = a[start : start + count]
+    del a[start : start + count]
+    return out
+
+
+def _retain_window(a: list, start: int, count: int) -> list:
+    if not a or count <= 0:
+        return []
+    start, count = offset_len(len(a), start, count)
+    if count == 0:
+        out = a[:]
+        a.clear()
+        return out
+    out = a[:start] + a[start + count :]
+    a[:] = a[start : start + count]
+    return out
+
+
+def _by_filter(ctx: Any, a: list, fn: FnPtr, keep_matches: bool) -> list:
+    """Split `a` by the filter; `a` keeps one side, the other side is returned."""
+    call = make_item_caller(ctx, fn)
+    kept: list = []
+    out: list = []
+    for i, item in enumerate(a):
+        hit = truthy(call(item, i))
+        (kept if hit == keep_matches else out).append(item)
+    a[:] = kept
+    return out
+
+
+@register("drain", ARRAY, FNPTR, mutates=True)
+def _drain_fn(ctx: Any, a: list, fn: FnPtr) -> list:
+    return _by_filter(ctx, a, fn, keep_matches=False)
+
+
+@register("drain", ARRAY, INT, INT, mutates=True)
+def _drain_len(ctx: Any, a: list, start: int, count: int) -> list:
+    return _drain_window(a, start, count)
+
+
+@register("drain", ARRAY, RANGE, mutates=True)
+def _drain_range(ctx: Any, a: list, r: Range) -> list:
+    return _drain_window(a, *range_window(r))
+
+
+@register("retain", ARRAY, FNPTR, mutates=True)
+def _retain_fn(ctx: Any, a: list, fn: FnPtr) -> list:
+    return _by_filter(ctx, a, fn, keep_matches=True)
+
+
+@register("retain", ARRAY, INT, INT, mutates=True)
+def _retain_len(ctx: Any, a: list, start: int, count: int) -> list:
+    return _retain_window(a, start, count)
+
+
+@register("retain", ARRAY, RANGE, mutates=True)
+def _retain_range(ctx: Any, a: list, r: Range) -> list:
+    return _retain_window(a, *range_window(r))
+
+
+def _splice(a: list, start: int, count: int, replace: list) -> None:
+    if not a:
+        a[:] = map(copy_out, replace)
+        return
+    start, count = offset_len(len(a), start, count)
+    a[start : start + count] = map(copy_out, replace)
+
+
+@register("splice", ARRAY, INT, INT, ARRAY, mutates=True)
+def _splice_len(ctx: Any, a: list, start: int, count: int, replace: list) -> None:
+    _splice(a, start, count, replace)
+
+
+@register("splice", ARRAY, RANGE, ARRAY, mutates=True)
+def _splice_range(ctx: Any, a: list, r: Range, replace: list) -> None:
+    _splice(a, *range_window(r), replace)
+
+
+@register("dedup", ARRAY, mutates=True)
+def _dedup(ctx: Any, a: list) -> None:
+    if len(a) < 2:
+        return
+    out = [a[0]]
+    for item in a[1:]:
+        if not equals(out[-1], item):
+            out.append(item)
+    a[:] = out
+
+
+@register("dedup", ARRAY, FNPTR, mutates=True)
+def _dedup_fn(ctx: Any, a: list, fn: FnPtr) -> None:
+    if len(a) < 2:
+        return
+    call_fn = ctx.call_fn
+    out = [a[0]]
+    for item in a[1:]:
+        try:
+            same = truthy(call_fn(fn, [out[-1], item]))
+        except RhaiError:
+            same = False
+        if not same:
+            out.append(item)
+    a[:] = out
+
+
+# ---- searching ----
+
+
+@register("contains", ARRAY, ANY)
+def _contains(ctx: Any, a: list, value: Any) -> bool:
+    t = type(value)
+    if t is int or t is str or t is bool:
+        for item in a:
+            if type(item) is t and item == value:
+                return True
+            if t is int and type(item) is float and equals(item, value):
+                return True
+        return False
+    return any(equals(item, value) for item in a)
+
+
+def _start_of(a: list, start: int) -> int:
+    return offset_len(len(a), start, 0)[0]
+
+
+def _find_index(ctx: Any, a: list, fn: FnPtr, start: int) -> int:
+    call = make_item_caller(ctx, fn)
+    for i in range(_start_of(a, start), len(a)):
+        if truthy(call(a[i], i)):
+            return i
+    return -1
+
+
+@register("index_of", ARRAY, FNPTR)
+def _index_of_fn(ctx: Any, a: list, fn: FnPtr) -> int:
+    return _find_index(ctx, a, fn, 0)
+
+
+@register("index_of", ARRAY, FNPTR, INT)
+def _index_of_fn_from(ctx: Any, a: list, fn: FnPtr, start: int) -> int:
+    return _find_index(ctx, a, fn, start)
+
+
+def _index_of_value(a: list, value: Any, start: int) -> int:
+    for i in range(_start_of(a, start), len(a)):
+        if equals(a[i], value):
+            return i
+    return -1
+
+
+@register("index_of", ARRAY, ANY)
+def _index_of(ctx: Any, a: list, value: Any) -> int:
+    return _index_of_value(a, value, 0)
+
+
+@register("index_of", ARRAY, ANY, INT)
+def _index_of_from(ctx: Any, a: list, value: Any, start: int) -> int:
+    return _index_of_value(a, value, start)
+
+
+@register("find", ARRAY, FNPTR)
+def _find(ctx: Any, a: list, fn: FnPtr) -> Any:
+    i = _find_index(ctx, a, fn, 0)
+    return None if i < 0 else copy_out(a[i])
+
+
+@register("find", ARRAY, FNPTR, INT)
+def _find_from(ctx: Any, a: list, fn: FnPtr, start: int) -> Any:
+    i = _find_index(ctx, a, fn, start)
+    return None if i < 0 else copy_out(a[i])
+
+
+def _find_map(ctx: Any, a: list, fn: FnPtr, start: int) -> Any:
+    call = make_item_caller(ctx, fn)
+    for i in range(_start_of(a, start), len(a)):
+        result = call(a[i], i)
+        if result is not None:
+            return result
+    return None
+
+
+@register("find_map", ARRAY, FNPTR)
+def _find_map_all(ctx: Any, a: list, fn: FnPtr) -> Any:
+    return _find_map(ctx, a, fn, 0)
+
+
+@register("find_map", ARRAY, FNPTR, INT)
+def _find_map_from(ctx: Any, a: list, fn: FnPtr, start: int) -> Any:
+    return _find_map(ctx, a, fn, start)
+
+
+@register("some", ARRAY, FNPTR)
+def _some(ctx: Any, a: list, fn: FnPtr) -> bool:
+    call = make_item_caller(ctx, fn)
+    return any(truthy(call(item, i)) for i, item in enumerate(a))
+
+
+@register("all", ARRAY, FNPTR)
+def _all(ctx: Any, a: list, fn: FnPtr) -> bool:
+    call = make_item_caller(ctx, fn)
+    return all(truthy(call(item, i)) for i, item in enumerate(a))
+
+
+# ---- functional ----
+
+
+@register("map", ARRAY, FNPTR)
+def _map(ctx: Any, a: list, fn: FnPtr) -> list:
+    call = make_item_caller(ctx, fn)
+    return [call(item, i) for i, item in enumerate(a)]
+
+
+@register("filter", ARRAY, FNPTR)
+def _filter(ctx: Any, a: list, fn: FnPtr) -> list:
+    call = make_item_caller(ctx, fn)
+    return [copy_out(item) for i, item in enumerate(a) if call(item, i) is True]
+
+
+@register("for_each", ARRAY, FNPTR)
+def _for_each(ctx: Any, a: list, fn: FnPtr) -> None:
+    call = make_item_caller(ctx, fn)
+    for i, item in enumerate(a):
+        call(item, i)
+
+
+@register("reduce", ARRAY, FNPTR)
+def _reduce(ctx: Any, a: list, fn: FnPtr) -> Any:
+    return _reduce_init(ctx, a, fn, None)
+
+
+@register("reduce", ARRAY, FNPTR, ANY)
+def _reduce_init(ctx: Any, a: list, fn: FnPtr, acc: Any) -> Any:
+    call = make_pair_caller(ctx, fn)
+    for i, item in enumerate(a):
+        acc = call(acc, item, i)
+    return acc
+
+
+@register("reduce_rev", ARRAY, FNPTR)
+def _reduce_rev(ctx: Any, a: list, fn: FnPtr) -> Any:
+    return _reduce_rev_init(ctx, a, fn, None)
+
+
+@register("reduce_rev", ARRAY, FNPTR, ANY)
+def _reduce_rev_init(ctx: Any, a: list, fn: FnPtr, acc: Any) -> Any:
+    call = make_pair_caller(ctx, fn)
+    for i in range(len(a) - 1, -1, -1):
+        acc = call(acc, a[i], i)
+    return acc
+
+
+@register("zip", ARRAY, ARRAY, FNPTR)
+def _zip(ctx: Any, a: list, b: list, fn: FnPtr) -> list:
+    call = make_pair_caller(ctx, fn)
+    return [call(x, y, i) for i, (x, y) in enumerate(zip(a, b, strict=False))]
+
+
+# ---- sorting ----
+
+_SORTABLE = frozenset({int, float, bool, str, Char})
+
+
+def sort_builtin(a: list, descending: bool) -> None:
+    """`sort()`: elements of one built-in type in natural order; mixed types are an error."""
+    if len(a) < 2:
+        return
+    t = type(a[0])
+    for item in a:
+        if type(item) is not t:
+            raise RhaiError(
+                "ErrorFunctionNotFound",
+                "Function not found: sort() cannot be called with elements of different types",
+                function="sort",
+            )
+    if t not in _SORTABLE:
+        return
+    a.sort(reverse=descending)
+
+
+def _comparer(ctx: Any, fn: FnPtr) -> Any:
+    call_fn = ctx.call_fn
+
+    def compare(x: Any, y: Any) -> int:
+        result = call_fn(fn, [x, y])
+        if type(result) is not int:
+            raise RhaiError(
+                "ErrorMismatchDataType",
+                f"Data type incorrect: {type_name(result)} (expecting i64)",
+                expected="i64",
+                actual=type_name(result),
+            )
+        return result
+
+    return cmp_to_key(compare)
+
+
+@register("sort", ARRAY, mutates=True)
+def _sort(ctx: Any, a: list) -> None:
+    sort_builtin(a, descending=False)
+
+
+@register("sort_desc", ARRAY, mutates=True)
+def _sort_desc(ctx: Any, a: list) -> None:
+    sort_builtin(a, descending=True)
+
+
+@register(("sort", "sort_by"), ARRAY, FNPTR, mutates=True)
+def _sort_fn(ctx: Any, a: list, fn: FnPtr) -> None:
+    if len(a) > 1:
+        a.sort(key=_comparer(ctx, fn))
+
+
+@register("order", ARRAY)
+def _order(ctx: Any, a: list) -> list:
+    out = [copy_out(v) for v in a]
+    sort_builtin(out, descending=False)
+    return out
+
+
+@register("order_desc", ARRAY)
+def _order_desc(ctx: Any, a: list) -> list:
+    out = [copy_out(v) for v in a]
+    sort_builtin(out, descending=True)
+    return out
+
+
+@register(("order", "order_by"), ARRAY, FNPTR)
+def _order_fn(ctx: Any, a: list, fn: FnPtr) -> list:
+    out = [copy_out(v) for v in a]
+    if len(out) > 1:
+        out.sort(key=_comparer(ctx, fn))
+    return out

@@ -1,0 +1,73 @@
+"""JSON: `map.to_json()` in Rhai's compact format, and `parse_json(text)` into an object map.
+
+`to_json` writes keys and scalars in their debug form, `()` as `null` and nested maps
+recursively, with no spaces (as Rhai's `format_map_as_json` does). `parse_json` accepts a JSON
+object; `null` becomes `()`, and integers outside i64 become FLOAT as in Rhai's lexer.
+"""
+
+from __future__ import annotations
+
+import json as _json
+from typing import Any
+
+from rhai.errors import RhaiError
+from rhai.values import INT_MAX, INT_MIN, to_debug
+
+from .registry import MAP, STR, register
+
+
+def map_to_json(m: dict) -> str:
+    parts = []
+    for key in sorted(m):
+        value = m[key]
+        if type(value) is dict:
+            text = map_to_json(value)
+        elif value is None:
+            text = "null"
+        else:
+            text = to_debug(value)
+        parts.append(f"{to_debug(key)}:{text}")
+    return "{" + ",".join(parts) + "}"
+
+
+@register("to_json", MAP)
+def _to_json(ctx: Any, m: dict) -> str:
+    try:
+        return map_to_json(m)
+    except RecursionError:
+        raise RhaiError("ErrorStackOverflow", "Stack overflow") from None
+
+
+def _int(text: str) -> Any:
+    value = int(text)
+    return value if INT_MIN <= value <= INT_MAX else float(value)
+
+
+def _convert(value: Any) -> Any:
+    if type(value) is list:
+        return [_convert(v) for v in value]
+    if type(value) is dict:
+        return {k: _convert(v) for k, v in value.items()}
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"invalid JSON constant {name}")
+
+
+@register("parse_json", STR)
+def _parse_json(ctx: Any, text: str) -> dict:
+    try:
+        value = _json.loads(text, parse_int=_int, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as err:
+        raise RhaiError(
+            "ErrorParsing",
+            f"Invalid JSON: {err}",
+            parse_kind="BadInput",
+            lex_kind="UnexpectedInput",
+        ) from None
+    if type(value) is not dict:
+        raise RhaiError(
+            "ErrorParsing", "Invalid JSON: expecting an object map", parse_kind="MissingToken"
+        )
+    return _convert(value)
