@@ -45,8 +45,9 @@ def _span(start: int, count: int) -> tuple[int, int]:
 
 def _range_args(r: Range) -> tuple[int, int]:
     start = max(r.start, 0)
-    end = max(r.end, start)
-    return start, end - start + (1 if r.inclusive else 0)
+    if r.inclusive:
+        return start, max(r.end, start - 1) - start + 1
+    return start, max(r.end, start) - start
 
 
 @register("get_bit", INT, INT)
@@ -116,7 +117,7 @@ class BitRange(HostIterator):
         return ((v >> b) & 1 == 1 for b in range(self.start, self.start + self.count))
 
 
-@register("bits", INT)
+@register(("bits", "get$bits"), INT)
 def _bits(ctx: Any, value: int) -> BitRange:
     return BitRange(value, 0, INT_BITS)
 

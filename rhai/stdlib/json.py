@@ -1,7 +1,7 @@
 """JSON: `map.to_json()` in Rhai's compact format, and `parse_json(text)` into an object map.
 
-`to_json` writes keys and scalars in their debug form, `()` as `null` and nested maps
-recursively, with no spaces (as Rhai's `format_map_as_json` does). `parse_json` accepts a JSON
+`to_json` writes keys and scalars in their debug form, `()` as `null`, arrays, BLOBs and nested
+maps recursively, with no spaces (as Rhai's `format_map_as_json` does). `parse_json` accepts a JSON
 object; `null` becomes `()`, and integers outside i64 become FLOAT as in Rhai's lexer.
 """
 
@@ -11,23 +11,34 @@ import json as _json
 from typing import Any
 
 from rhai.errors import RhaiError
-from rhai.values import INT_MAX, INT_MIN, to_debug
+from rhai.values import INT_MAX, INT_MIN, FnPtr, Shared, to_debug
 
 from .registry import MAP, STR, register
 
 
 def map_to_json(m: dict) -> str:
-    parts = []
-    for key in sorted(m):
-        value = m[key]
-        if type(value) is dict:
-            text = map_to_json(value)
-        elif value is None:
-            text = "null"
-        else:
-            text = to_debug(value)
-        parts.append(f"{to_debug(key)}:{text}")
-    return "{" + ",".join(parts) + "}"
+    return "{" + ",".join(f"{to_debug(k)}:{value_to_json(m[k])}" for k in sorted(m)) + "}"
+
+
+def value_to_json(value: Any) -> str:
+    """One value as Rhai's `format_dynamic_as_json` writes it."""
+    t = type(value)
+    if value is None:
+        return "null"
+    if t is dict:
+        return map_to_json(value)
+    if t is list:
+        return "[" + ",".join(map(value_to_json, value)) + "]"
+    if t is bytearray:
+        return "[" + ",".join(map(str, value)) + "]"
+    if t is FnPtr:
+        name = to_debug(value.name)
+        if not value.curry:
+            return name
+        return "[" + ",".join([name, *map(value_to_json, value.curry)]) + "]"
+    if t is Shared:
+        return value_to_json(value.value)
+    return to_debug(value)
 
 
 @register("to_json", MAP)

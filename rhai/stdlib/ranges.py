@@ -94,10 +94,11 @@ def _range_float(ctx: Any, start: float, end: float, step: float) -> StepRange:
 
 @register("range", RANGE, INT)
 def _range_of_range(ctx: Any, r: Range, step: int) -> StepRange:
-    end = r.end
-    if r.inclusive:
-        end = end + 1 if step > 0 else end - 1
-    return StepRange(r.start, end, step)
+    if r.inclusive:  # Rhai only has `range(from..to, step)` for exclusive ranges
+        raise RhaiError(
+            "ErrorFunctionNotFound", "Function not found: range (range=, i64)", function="range"
+        )
+    return StepRange(r.start, r.end, step)
 
 
 @register(("start", "get$start"), RANGE)

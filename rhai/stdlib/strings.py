@@ -377,7 +377,7 @@ def _chars_window(s: str, start: int, length: int) -> CharsIter:
     return CharsIter(s[offset : offset + length])
 
 
-@register("chars", STR)
+@register(("chars", "get$chars"), STR)
 def _chars(ctx: Any, s: str) -> CharsIter:
     return CharsIter(s)
 
@@ -394,4 +394,7 @@ def _chars_from_len(ctx: Any, s: str, start: int, length: int) -> CharsIter:
 
 @register("chars", STR, RANGE)
 def _chars_range(ctx: Any, s: str, r: Range) -> CharsIter:
-    return _chars_window(s, *_range_span(r))
+    start = max(r.start, 0)
+    if r.inclusive:
+        return _chars_window(s, start, max(r.end, start - 1) - start + 1)
+    return _chars_window(s, start, max(r.end, start) - start)
