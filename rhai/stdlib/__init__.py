@@ -32,7 +32,8 @@ BUILTIN_NAMES: frozenset[str] = frozenset(NATIVES) | frozenset(
     name.split("$", 1)[1] for name in NATIVES if "$" in name
 )
 
-_cache: dict[tuple, Native | None] = {}
+#: Cache as a tree: name -> type of arg 0 -> type of arg 1 ... -> None -> answer.
+_tree: dict[str, dict] = {}
 
 
 def _resolve(name: str, types: tuple[type, ...]) -> Native | None:
@@ -42,14 +43,23 @@ def _resolve(name: str, types: tuple[type, ...]) -> Native | None:
     return None
 
 
+def _remember(name: str, args: Sequence[Any]) -> Native | None:
+    node = _tree.setdefault(name, {})
+    for arg in args:
+        node = node.setdefault(type(arg), {})
+    found = node[None] = _resolve(name, tuple(map(type, args)))
+    return found
+
+
 def lookup(name: str, args: Sequence[Any]) -> Native | None:
     """The overload of built-in `name` that accepts `args`, or None."""
-    key = (name, *map(type, args))
     try:
-        return _cache[key]
+        node = _tree[name]
+        for arg in args:
+            node = node[type(arg)]
+        return node[None]
     except KeyError:
-        found = _cache[key] = _resolve(name, key[1:])
-        return found
+        return _remember(name, args)
 
 
 __all__ = ["BUILTIN_NAMES", "NATIVES", "NO_THIS", "Native", "lookup", "register"]
