@@ -11,11 +11,12 @@ import time as _clock
 from typing import Any
 
 from rhai.errors import RhaiError
-from rhai.values import Timestamp
+from rhai.values import Mut, Timestamp
 
+from .numbers import rust_float
 from .registry import FLOAT, INT, TIMESTAMP, register
 
-_U64_MAX = 2**64 - 1
+_I64_MAX_F = float(2**63 - 1)
 
 
 def _arith(message: str) -> RhaiError:
@@ -35,23 +36,26 @@ def _elapsed(ctx: Any, ts: Timestamp) -> float:
     return now - ts.instant
 
 
-def _seconds(seconds: float) -> float:
-    """Rhai turns INT seconds into whole seconds and FLOAT seconds into whole milliseconds."""
-    if type(seconds) is int:
-        return float(seconds)
-    return int(seconds * 1000.0) / 1000.0
+def _moved(ts: Timestamp, delta: float, what: str, seconds: Any) -> Timestamp:
+    instant = ts.instant + delta
+    if instant < 0:
+        raise _arith(f"Timestamp overflow when {what} {seconds} second(s)")
+    return Timestamp(instant)
 
 
 def _shift(ts: Timestamp, seconds: float, sign: int) -> Timestamp:
+    """Move by INT whole seconds or FLOAT seconds truncated to milliseconds, as Rhai does."""
+    if type(seconds) is int:
+        what = "adding" if sign > 0 else "subtracting"
+        return _moved(ts, float(sign * seconds), what, seconds)
     if seconds < 0:
-        return _shift(ts, -seconds, -sign)
-    if seconds > _U64_MAX:
+        seconds, sign = -seconds, -sign
+    what = "adding" if sign > 0 else "subtracting"
+    if seconds > _I64_MAX_F:
         verb = "add" if sign > 0 else "subtract"
-        raise _arith(f"Integer overflow for timestamp {verb}: {seconds}")
-    instant = ts.instant + sign * _seconds(seconds)
-    if instant < 0:
-        raise _arith(f"Timestamp overflow when subtracting {seconds} second(s)")
-    return Timestamp(instant)
+        raise _arith(f"Integer overflow for timestamp {verb}: {rust_float(seconds)}")
+    millis = int(seconds * 1000.0) if seconds == seconds else 0
+    return _moved(ts, sign * millis / 1000.0, what, rust_float(seconds))
 
 
 @register("+", TIMESTAMP, (INT, FLOAT))
@@ -62,6 +66,16 @@ def _add(ctx: Any, ts: Timestamp, seconds: float) -> Timestamp:
 @register("-", TIMESTAMP, (INT, FLOAT))
 def _sub(ctx: Any, ts: Timestamp, seconds: float) -> Timestamp:
     return _shift(ts, seconds, -1)
+
+
+@register("+=", TIMESTAMP, (INT, FLOAT), mutates=True)
+def _add_assign(ctx: Any, ts: Timestamp, seconds: float) -> Mut:
+    return Mut(_shift(ts, seconds, 1), None)
+
+
+@register("-=", TIMESTAMP, (INT, FLOAT), mutates=True)
+def _sub_assign(ctx: Any, ts: Timestamp, seconds: float) -> Mut:
+    return Mut(_shift(ts, seconds, -1), None)
 
 
 @register("-", TIMESTAMP, TIMESTAMP)

@@ -782,6 +782,13 @@ def test_timestamps():
     assert call("==", ts, ts) is True
     assert math.isclose(call("-", call("-", ts, 1.5), ts), -1.5)
     error("elapsed", later, kind="ErrorArithmetic")
+    moved = mutate("+=", ts, 2)[1]
+    assert type(moved) is Mut and math.isclose(call("-", moved.this, ts), 2.0)
+    assert math.isclose(call("-", call("+", ts, 0.0015), ts), 0.001)  # whole milliseconds
+    err = error("+", ts, 1e300, kind="ErrorArithmetic")
+    assert err.message.startswith("Integer overflow for timestamp add: 1000000")
+    err = error("-", ts, 10**15, kind="ErrorArithmetic")
+    assert err.message == "Timestamp overflow when subtracting 1000000000000000 second(s)"
 
 
 # ---- function pointers ----
