@@ -78,11 +78,14 @@ def generate_key(keys_dir: Path, name: str, *, force: bool = False) -> tuple[Key
 def load_signing_key(keys_dir: Path, ref: str) -> tuple[KeyFiles, SigningKey]:
     files = key_files(keys_dir, ref)
     if not files.private.exists():
-        raise CliError(
-            f"no private key {files.private}",
-            hint=f"run `zos keygen --name {files.name}` and `zos key register --name "
-            f"{files.name}`, or pick an existing key with --key / ZOS_KEY",
-        )
+        if files.private.parent != keys_dir:
+            hint = "check the path, or use a key name from `zos keygen` with --key / ZOS_KEY"
+        else:
+            hint = (
+                f"run `zos keygen --name {files.name}` and `zos key register --name "
+                f"{files.name}`, or pick an existing key with --key / ZOS_KEY"
+            )
+        raise CliError(f"no private key {files.private}", hint=hint)
     mode = stat.S_IMODE(files.private.stat().st_mode)
     if mode & 0o077:
         raise CliError(

@@ -8,6 +8,7 @@ follow timeout passed while the deployment was still going, 130 interrupted.
 import argparse
 import getpass
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -206,7 +207,9 @@ def _script_error(path: str, script: str, exc: ApiError) -> ApiError:
         caret = " " * (max(1, column or 1) - 1) + "^"
         snippet = f"\n  {lines[line - 1]}\n  {caret}"
     kind = f" ({exc.details['kind']})" if exc.details.get("kind") else ""
-    exc.message = f"{path}:{line}:{column}: syntax error{kind}: {exc.text}{snippet}"
+    # The engine's message may repeat the position; the file:line:column prefix already says it.
+    text = re.sub(rf"^line {line}, column {column}: ", "", exc.text)
+    exc.message = f"{path}:{line}:{column}: syntax error{kind}: {text}{snippet}"
     return exc
 
 

@@ -253,7 +253,7 @@ def test_script_parse_error_points_into_the_file(env, plane, script):
         400,
         {
             "error": "script_parse",
-            "message": "expecting ';'",
+            "message": "line 2, column 12: expecting ';'",
             "line": 2,
             "column": 12,
             "kind": "MissingToken",

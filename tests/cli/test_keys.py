@@ -80,6 +80,9 @@ def test_missing_key_says_how_to_make_one(tmp_path):
     with pytest.raises(CliError, match="no private key") as caught:
         load_signing_key(tmp_path, "nokey")
     assert "zos keygen --name nokey" in caught.value.hint
+    with pytest.raises(CliError, match="no private key") as caught:
+        load_signing_key(tmp_path, str(tmp_path / "elsewhere/key"))
+    assert "check the path" in caught.value.hint
 
 
 def test_corrupt_private_key_is_reported(tmp_path):
