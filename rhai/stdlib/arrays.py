@@ -15,6 +15,7 @@ from rhai.errors import RhaiError
 from rhai.values import Char, FnPtr, Range, equals, type_name
 
 from .context import (
+    arity,
     check_array_size,
     copy_out,
     make_item_caller,
@@ -418,11 +419,25 @@ def _filter(ctx: Any, a: list, fn: FnPtr) -> list:
     return [copy_out(item) for i, item in enumerate(a) if call(item, i) is True]
 
 
-@register("for_each", ARRAY, FNPTR)
+@register("for_each", ARRAY, FNPTR, mutates=True)
 def _for_each(ctx: Any, a: list, fn: FnPtr) -> None:
-    call = make_item_caller(ctx, fn)
+    """`|| ...` and `|i| ...` see the item as `this` and may change it; `|x, i|` get copies.
+
+    Changing `this` needs the engine's `ctx.call_fn_this(fnptr, args, this)`, which returns
+    `(result, this_after)`; without it the items stay as they are.
+    """
+    n = arity(ctx, fn)
+    call_this = getattr(ctx, "call_fn_this", None)
+    if n == 2 or n is None:
+        for i, item in enumerate(a):
+            ctx.call_fn(fn, [item, i] if n == 2 else [item], item)
+        return
     for i, item in enumerate(a):
-        call(item, i)
+        args = [] if n == 0 else [i]
+        if call_this is None:
+            ctx.call_fn(fn, args, item)
+        else:
+            a[i] = call_this(fn, args, item)[1]
 
 
 @register("reduce", ARRAY, FNPTR)

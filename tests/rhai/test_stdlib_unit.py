@@ -581,6 +581,18 @@ def test_array_callbacks_with_filters():
     assert seen == [(5, 0), (6, 1)]
 
 
+def test_for_each_changes_items_through_this():
+    ctx = FakeCtx()
+    ctx.call_fn_this = lambda f, args, this: (None, f.fn(this, *args))
+    ctx.fn_arity = lambda f: f.fn.__code__.co_argcount - 1  # `this` is not a parameter
+    a = [1, 2, 3]
+    mutate("for_each", a, fn(lambda this, i: this + i), ctx=ctx)
+    assert a == [1, 3, 5]
+    a = [1, 2, 3]
+    mutate("for_each", a, fn(lambda this: this + 41), ctx=ctx)
+    assert a == [42, 43, 44]
+
+
 def test_array_errors():
     error("sort", [1, "a"], kind="ErrorFunctionNotFound")
     error("sort", [1, 2.0], kind="ErrorFunctionNotFound")
