@@ -2,7 +2,7 @@
 
 `to_json` writes keys and scalars in their debug form, `()` as `null`, arrays, BLOBs and nested
 maps recursively, with no spaces (as Rhai's `format_map_as_json` does). `parse_json` accepts a JSON
-object; `null` becomes `()`, and integers outside i64 become FLOAT as in Rhai's lexer.
+object (any other JSON value is ErrorMismatchOutputType, as in Rhai); `null` becomes `()`, and integers outside i64 become FLOAT as in Rhai's lexer.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json as _json
 from typing import Any
 
 from rhai.errors import RhaiError
-from rhai.values import INT_MAX, INT_MIN, FnPtr, Shared, to_debug
+from rhai.values import INT_MAX, INT_MIN, FnPtr, Shared, to_debug, type_name
 
 from .registry import MAP, STR, register
 
@@ -77,8 +77,13 @@ def _parse_json(ctx: Any, text: str) -> dict:
             parse_kind="BadInput",
             lex_kind="UnexpectedInput",
         ) from None
+    value = _convert(value)
     if type(value) is not dict:
+        actual = type_name(value)
         raise RhaiError(
-            "ErrorParsing", "Invalid JSON: expecting an object map", parse_kind="MissingToken"
+            "ErrorMismatchOutputType",
+            f"Output type incorrect: {actual} (expecting map)",
+            expected="map",
+            actual=actual,
         )
-    return _convert(value)
+    return value

@@ -265,6 +265,13 @@ STRINGS = [
     ("index_of", ("hello", "l", 5), -1),
     ("index_of", ("", "", 0), 0),
     ("index_of", ("héllo", "l"), 2),
+    ("index_of", ("❤❤❤ hello! ❤❤❤", Char("❤"), 5), 11),
+    ("index_of", ("❤❤❤ hello! ❤❤❤", Char("❤"), -6), 11),
+    ("index_of", ("❤❤❤ hello! ❤❤❤", Char("❤"), 999), -1),
+    ("sub_string", ("hello! ❤❤❤", -2, 2), "❤❤"),
+    ("sub_string", ("❤❤❤ hello! ❤❤❤", 1, -1), ""),
+    ("pop", ("hello", 3), ("he", "llo")),
+    ("pop", ("hello", -42), ("hello", "")),
     ("get", ("abc", 1), Char("b")),
     ("get", ("abc", -1), Char("c")),
     ("get", ("abc", 3), None),
@@ -669,7 +676,11 @@ def test_to_json_and_parse_json():
         },
     )
     check("parse_json", ('{"big": 99999999999999999999}',), {"big": 1e20})
-    error("parse_json", "[1, 2]", kind="ErrorParsing")
+    error("parse_json", "[1, 2]", kind="ErrorMismatchOutputType")
+    error("parse_json", "123", kind="ErrorMismatchOutputType")
+    error("parse_json", "{a:42}", kind="ErrorParsing")
+    check("to_json", ({"a": [{"b": 42}]},), '{"a":[{"b":42}]}')
+    check("to_json", ({"a": [FnPtr("abc", (42, 123))]},), '{"a":[["abc",42,123]]}')
     error("parse_json", "{oops", kind="ErrorParsing")
 
 
@@ -724,6 +735,11 @@ BITS = [
     ("set_bits", (0, 60, 8, 0xF), (-(2**63) + 0x7000000000000000, None)),
     ("set_bits", (-1, 0, 64, 5), (5, None)),
     ("set_bits", (0, Range(0, 2), 7), (3, None)),
+    ("get_bits", (10, 1, 3), 5),
+    ("get_bits", (255, -60, 2), 3),
+    ("set_bits", (10, 1, 3, 7), (14, None)),
+    ("set_bits", (0, -64, 1, 15), (1, None)),
+    ("set_bits", (0, -60, 2, 15), (0b110000, None)),
 ]
 
 
@@ -737,6 +753,9 @@ def test_bits_iterator_and_bounds():
     assert len(list(call("bits", 0))) == 64
     assert list(call("bits", -1, 62)) == [True, True]
     assert list(call("bits", 0b1010, Range(1, 3, True))) == [True, False, True]
+    assert sum(call("bits", 0b001101101010001, 2, 10)) == 5
+    assert sum(call("bits", 0b001101101010001, Range(2, 11, True))) == 5
+    assert list(call("bits", 1, Range(3, 1, True))) == []
     err = error("get_bit", 1, 64, kind="ErrorBitFieldBounds")
     assert err.message == "Bit-field index 64 out of bounds: only 64 bits in bit-field"
     error("get_bit", 1, -65, kind="ErrorBitFieldBounds")
