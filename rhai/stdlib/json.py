@@ -1,8 +1,9 @@
 """JSON: `map.to_json()` in Rhai's compact format, and `parse_json(text)` into an object map.
 
 `to_json` writes keys and scalars in their debug form, `()` as `null`, arrays, BLOBs and nested
-maps recursively, with no spaces (as Rhai's `format_map_as_json` does). `parse_json` accepts a JSON
-object (any other JSON value is ErrorMismatchOutputType, as in Rhai); `null` becomes `()`, and integers outside i64 become FLOAT as in Rhai's lexer.
+maps recursively, with no spaces (as Rhai's `format_map_as_json` does). `parse_json` accepts a
+JSON object (any other JSON value is ErrorMismatchOutputType, as in Rhai); `null` becomes `()`,
+and integers outside i64 become FLOAT as in Rhai's lexer.
 """
 
 from __future__ import annotations
