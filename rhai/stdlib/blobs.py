@@ -6,11 +6,13 @@ their low 8 bits.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from .arrays import index_in, offset_len, range_window
 from .context import check_array_size, too_large
-from .registry import BLOB, CHAR, INT, RANGE, STR, register
+from .registry import BLOB, CHAR, FLOAT, INT, RANGE, STR, register
+from .strings import utf8_len
 
 INT_MAX = 2**63 - 1
 
@@ -281,3 +283,93 @@ def _parse_le_int_range(ctx: Any, b: bytearray, r: Any) -> int:
 @register("parse_be_int", BLOB, RANGE)
 def _parse_be_int_range(ctx: Any, b: bytearray, r: Any) -> int:
     return _parse_int(b, *range_window(r), "big")
+
+
+def _parse_float(b: bytearray, start: int, count: int, order: str) -> float:
+    if not b or count <= 0:
+        return 0.0
+    start, count = offset_len(len(b), start, count)
+    if count == 0:
+        return 0.0
+    chunk = bytes(b[start : start + min(count, 8)]).ljust(8, b"\0")
+    return struct.unpack("<d" if order == "little" else ">d", chunk)[0]
+
+
+@register("parse_le_float", BLOB, INT, INT)
+def _parse_le_float(ctx: Any, b: bytearray, start: int, count: int) -> float:
+    return _parse_float(b, start, count, "little")
+
+
+@register("parse_be_float", BLOB, INT, INT)
+def _parse_be_float(ctx: Any, b: bytearray, start: int, count: int) -> float:
+    return _parse_float(b, start, count, "big")
+
+
+@register("parse_le_float", BLOB, RANGE)
+def _parse_le_float_range(ctx: Any, b: bytearray, r: Any) -> float:
+    return _parse_float(b, *range_window(r), "little")
+
+
+@register("parse_be_float", BLOB, RANGE)
+def _parse_be_float_range(ctx: Any, b: bytearray, r: Any) -> float:
+    return _parse_float(b, *range_window(r), "big")
+
+
+def _write(b: bytearray, start: int, count: int, data: bytes) -> None:
+    """Copy the first bytes of `data` into the clamped window; the rest stays as it was."""
+    if not b or count <= 0 or not data:
+        return
+    start, count = offset_len(len(b), start, count)
+    n = min(count, len(data))
+    b[start : start + n] = data[:n]
+
+
+def _number_bytes(value: float, order: str) -> bytes:
+    if type(value) is int:
+        return value.to_bytes(8, order, signed=True)  # type: ignore[arg-type]
+    return struct.pack("<d" if order == "little" else ">d", value)
+
+
+@register("write_le", BLOB, INT, INT, (INT, FLOAT), mutates=True)
+def _write_le(ctx: Any, b: bytearray, start: int, count: int, value: float) -> None:
+    _write(b, start, count, _number_bytes(value, "little"))
+
+
+@register("write_be", BLOB, INT, INT, (INT, FLOAT), mutates=True)
+def _write_be(ctx: Any, b: bytearray, start: int, count: int, value: float) -> None:
+    _write(b, start, count, _number_bytes(value, "big"))
+
+
+@register("write_le", BLOB, RANGE, (INT, FLOAT), mutates=True)
+def _write_le_range(ctx: Any, b: bytearray, r: Any, value: float) -> None:
+    _write(b, *range_window(r), _number_bytes(value, "little"))
+
+
+@register("write_be", BLOB, RANGE, (INT, FLOAT), mutates=True)
+def _write_be_range(ctx: Any, b: bytearray, r: Any, value: float) -> None:
+    _write(b, *range_window(r), _number_bytes(value, "big"))
+
+
+def _ascii(text: str) -> bytes:
+    return "".join(c for c in text if c.isascii()).encode("ascii")
+
+
+@register("write_utf8", BLOB, INT, INT, STR, mutates=True)
+def _write_utf8(ctx: Any, b: bytearray, start: int, count: int, text: str) -> None:
+    _write(b, start, count, text.encode("utf-8", "surrogatepass"))
+
+
+@register("write_utf8", BLOB, RANGE, STR, mutates=True)
+def _write_utf8_range(ctx: Any, b: bytearray, r: Any, text: str) -> None:
+    _write(b, *range_window(r), text.encode("utf-8", "surrogatepass"))
+
+
+@register("write_ascii", BLOB, INT, INT, STR, mutates=True)
+def _write_ascii(ctx: Any, b: bytearray, start: int, count: int, text: str) -> None:
+    _write(b, start, min(count, utf8_len(text)), _ascii(text))
+
+
+@register("write_ascii", BLOB, RANGE, STR, mutates=True)
+def _write_ascii_range(ctx: Any, b: bytearray, r: Any, text: str) -> None:
+    start, count = range_window(r)
+    _write(b, start, min(count, utf8_len(text)), _ascii(text))

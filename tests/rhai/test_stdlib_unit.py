@@ -798,6 +798,21 @@ def test_blob_natives():
     check("parse_le_int", (b, 1, 2), 0x0302)
     check("parse_be_int", (b, 0, 2), 0x0102 << 48)
     check("parse_le_int", (bytearray(b"\xff" * 8), 0, 8), -1)
+    b = bytearray(8)
+    mutate("write_le", b, Range(1, 3, True), 0x12345678)
+    assert b == bytearray.fromhex("0078563400000000")
+    b = bytearray(b"\x42" * 8)
+    mutate("write_be", b, Range(1, 3), 0x99)
+    assert b == bytearray.fromhex("4200004242424242")
+    b = bytearray(8)
+    mutate("write_le", b, 0, 8, 1.5)
+    check("parse_le_float", (b, 0, 8), 1.5)
+    b = bytearray(8)
+    mutate("write_utf8", b, Range(1, 5), "朝には")
+    assert b == bytearray.fromhex("00e69c9de3000000")
+    b = bytearray(4)
+    mutate("write_ascii", b, 0, 4, "aé b")
+    assert b == bytearray(b"a b\x00")
 
 
 # ---- time ----
