@@ -10,8 +10,8 @@ from .registry import CHAR, register
 
 
 def _first(text: str, fallback: str) -> Char:
-    """Rhai keeps only the first char of a multi-char case mapping (`'ß'.to_upper()` is 'S')."""
-    return Char(text[0]) if text else Char(fallback)
+    """The mapped char; a mapping to several chars leaves the char as it was (`'ß'` stays)."""
+    return Char(text) if len(text) == 1 else Char(fallback)
 
 
 @register("to_upper", CHAR)
