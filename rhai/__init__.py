@@ -1,0 +1,7 @@
+"""A pure-Python Rhai script engine: compile once to Python code, run sandboxed with limits."""
+
+from .engine import AST, Engine, Scope
+from .errors import RhaiError
+from .values import Char, FnPtr, Range
+
+__all__ = ["AST", "Char", "Engine", "FnPtr", "Range", "RhaiError", "Scope"]

@@ -1,0 +1,1350 @@
+"""Compile a parsed script to Python source, once, so running it never walks the syntax tree.
+
+Each Rhai function becomes one Python function `(T, D, P, *params)`: `T` is the `this` holder
+(a one-item list, or None), `D` the call depth and `P` the caller's position. Variables are
+Python locals with mangled names (`v12_total`); variables captured by closures live in `Shared`
+cells. Statements that Python cannot nest in an expression (blocks, loops, `if` with
+statements, `try`) are emitted before the expression that needs their value ("prelude") and
+their value goes through a temporary.
+
+Sandbox: user text never becomes Python code. Identifiers are mangled from the [A-Za-z0-9_]
+alphabet the lexer enforces; strings, numbers and positions appear only as `repr()` literals of
+plain str/int/float, everything else through the constants table `_K`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .ast import FnDef, Node
+from .errors import RhaiError
+from .parser import Script
+from .values import Char, Range
+
+_SIMPLE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*|-?\d+(?:\.\d+)?(?:e[-+]?\d+)?|'[^'\\]*')$")
+_LITERAL = re.compile(
+    r"^(?:-?\d+(?:\.\d+)?(?:e[-+]?\d+)?|\(-?\d+(?:\.\d+)?\)|None|True|False|'[^'\\]*'|_t\d+)$"
+)
+_INT_MIN = "-9223372036854775808"
+_INT_MAX = "9223372036854775807"
+
+# Names handled by the engine itself rather than the standard library.
+ENGINE_BUILTINS = frozenset(
+    {
+        "print",
+        "debug",
+        "type_of",
+        "Fn",
+        "call",
+        "curry",
+        "is_def_fn",
+        "is_def_var",
+        "is_shared",
+        "eval",
+        "take",
+        "exit",
+        "throw",
+    }
+)
+_ARITH = {"+", "-", "*"}
+_CMP = {"<": "_lt", "<=": "_le", ">": "_gt", ">=": "_ge"}
+_TYPE_OF_CONST = {int: "int", float: "float", bool: "bool", str: "str", Char: "char"}
+
+
+def compile_error(kind: str, message: str, pos: tuple[int, int]) -> RhaiError:
+    return RhaiError("ErrorParsing", message, pos[0], pos[1], parse_kind=kind)
+
+
+class Decl:
+    """One declared variable: its Python name and what the resolver learned about it."""
+
+    __slots__ = ("captured", "const", "name", "pyname")
+
+    def __init__(self, name: str, pyname: str, const: bool) -> None:
+        self.name = name
+        self.pyname = pyname
+        self.const = const
+        self.captured = False
+
+
+class _Frame:
+    """Resolver state for one function, closure or the main body."""
+
+    def __init__(self, kind: str, closure: Node | None, parent: _Frame | None) -> None:
+        self.kind = kind
+        self.closure = closure
+        self.parent = parent
+        self.scopes: list[dict[str, Decl]] = [{}]
+        self.has_eval = False
+        self.uses_this = False
+
+
+class Resolver:
+    """Binds every variable use to its declaration and finds what closures capture.
+
+    Runs before code generation so a variable that a later closure captures is a `Shared`
+    cell from the moment it is declared.
+    """
+
+    def __init__(self, script_fns: set[str], outer_names: tuple[str, ...] = ()) -> None:
+        self.counter = 0
+        self.script_fns = script_fns
+        self.frame: _Frame | None = None
+        self.top_decls: list[Decl] = []
+        self.outer_names = outer_names
+
+    def new_decl(self, name: str, const: bool) -> Decl:
+        self.counter += 1
+        return Decl(name, f"v{self.counter}_{name}", const)
+
+    def declare(self, name: str, const: bool = False) -> Decl:
+        d = self.new_decl(name, const)
+        assert self.frame is not None
+        self.frame.scopes[-1][name] = d
+        if self.frame.kind == "main" and len(self.frame.scopes) == 1:
+            self.top_decls.append(d)
+        return d
+
+    def visible(self) -> list[Decl]:
+        out: dict[str, Decl] = {}
+        f = self.frame
+        chain = []
+        while f is not None:
+            chain.append(f)
+            if f.closure is None:
+                break
+            f = f.parent
+        for fr in reversed(chain):
+            for scope in fr.scopes:
+                out.update(scope)
+        return list(out.values())
+
+    def count_vars(self) -> int:
+        assert self.frame is not None
+        return sum(len(s) for s in self.frame.scopes)
+
+    def lookup(self, name: str) -> Decl | None:
+        f = self.frame
+        crossed: list[_Frame] = []
+        while f is not None:
+            for scope in reversed(f.scopes):
+                d = scope.get(name)
+                if d is not None:
+                    if crossed:
+                        d.captured = True
+                        for c in crossed:
+                            caps = c.closure.captures  # type: ignore[union-attr]
+                            if d not in caps:
+                                caps.append(d)
+                    return d
+            if f.closure is None:
+                return None
+            crossed.append(f)
+            f = f.parent
+        return None
+
+    def run_frame(self, kind: str, closure: Node | None, params: list[str], body: Node) -> list:
+        saved = self.frame
+        self.frame = _Frame(kind, closure, saved if closure is not None else None)
+        decls = [self.declare(p) for p in params]
+        if kind == "main":
+            for s in body.stmts:
+                self.walk(s)
+        else:
+            self.walk(body)
+        frame = self.frame
+        self.frame = saved
+        return [decls, frame]
+
+    def walk(self, n: Any) -> None:
+        if n is None:
+            return
+        k = n.kind
+        f = self.frame
+        assert f is not None
+        if k in ("const", "unit", "continue"):
+            return
+        if k == "this":
+            f.uses_this = True
+            return
+        if k == "var":
+            n.decl = None if n.global_ else self.lookup(n.name)
+            return
+        if k == "array":
+            for x in n.items:
+                self.walk(x)
+        elif k == "map":
+            for _, x in n.items:
+                self.walk(x)
+        elif k == "istr":
+            for x in n.parts:
+                if not isinstance(x, str):
+                    self.walk(x)
+        elif k == "unary":
+            self.walk(n.operand)
+        elif k in ("binary", "and", "or", "coalesce", "range"):
+            self.walk(n.left)
+            self.walk(n.right)
+        elif k == "index":
+            self.walk(n.target)
+            self.walk(n.index)
+        elif k == "prop":
+            self.walk(n.target)
+        elif k == "call":
+            for x in n.args:
+                self.walk(x)
+            if n.name == "eval":
+                f.has_eval = True
+                n.visible = self.visible()
+            if n.name == "is_def_var":
+                n.visible = self.visible()
+        elif k == "method":
+            self.walk(n.target)
+            for x in n.args:
+                self.walk(x)
+        elif k == "closure":
+            n.captures = []
+            decls, frame = self.run_frame("closure", n, n.params, n.body)
+            n.param_decls = decls
+            n.frame = frame
+        elif k == "block":
+            f.scopes.append({})
+            for s in n.stmts:
+                self.walk(s)
+            f.scopes.pop()
+        elif k == "if":
+            self.walk(n.cond)
+            self.walk(n.then)
+            self.walk(n.other)
+        elif k == "switch":
+            self.walk(n.subject)
+            for _, guard, body in n.cases:
+                self.walk(guard)
+                self.walk(body)
+            self.walk(n.default)
+        elif k in ("while", "do"):
+            self.walk(n.cond)
+            self.walk(n.body)
+        elif k == "loop":
+            self.walk(n.body)
+        elif k == "for":
+            self.walk(n.iterable)
+            f.scopes.append({})
+            n.var_decl = self.declare(n.var)
+            n.idx_decl = self.declare(n.index_var) if n.index_var else None
+            n.nvars = self.count_vars()
+            self.walk(n.body)
+            f.scopes.pop()
+        elif k == "try":
+            self.walk(n.body)
+            f.scopes.append({})
+            n.err_decl = self.declare(n.err_var) if n.err_var else None
+            self.walk(n.catch)
+            f.scopes.pop()
+        elif k == "let":
+            self.walk(n.value)
+            n.decl = self.declare(n.name, n.const)
+            n.nvars = self.count_vars()
+        elif k == "assign":
+            self.walk(n.target)
+            self.walk(n.value)
+            t = n.target
+            if t.kind == "var" and t.decl is not None and t.decl.const:
+                raise compile_error(
+                    "AssignmentToConstant",
+                    f"Cannot assign to constant '{t.name}'",
+                    t.pos,
+                )
+        elif k == "expr":
+            self.walk(n.expr)
+        elif k in ("break", "return", "throw"):
+            self.walk(n.value)
+        else:
+            raise RhaiError("ErrorSystem", f"resolver: unknown node {k}")
+
+
+class Unit:
+    """Module-level output: function definitions, closure factories and constants."""
+
+    def __init__(self, engine: Any, script: Script, eval_mode: bool) -> None:
+        self.engine = engine
+        self.script = script
+        self.eval_mode = eval_mode
+        self.lines: list[str] = []
+        self.consts: list[Any] = []
+        self.counter = 0
+        self.fn_names: dict[tuple[str, int], str] = {}
+        self.fn_this: dict[tuple[str, int], bool] = {}
+        self.called: set[str] = set()
+        for i, (name, n) in enumerate(script.functions):
+            self.fn_names[(name, n)] = f"f{i}_{name}"
+
+    def const(self, v: Any) -> str:
+        self.consts.append(v)
+        return f"_K[{len(self.consts) - 1}]"
+
+    def uid(self) -> int:
+        self.counter += 1
+        return self.counter
+
+
+class FnGen:
+    """Generates the Python body of one function, closure or the main script."""
+
+    def __init__(self, unit: Unit, kind: str, frame: _Frame, fn_name: str) -> None:
+        self.unit = unit
+        self.kind = kind
+        self.frame = frame
+        self.fn_name = fn_name
+        self.lines: list[str] = []
+        self.indent = 1
+        self.ntmp = 0
+        self.loops: list[str] = []
+        self.catches: list[str] = []
+        eng = unit.engine
+        self.max_ops = eng.max_operations
+        self.max_vars = eng.max_variables
+        if kind == "fn":
+            self.dyn = "_E" if frame.has_eval else "_NOVARS"
+        else:
+            self.dyn = "_SC"
+
+    # ---- emission helpers ----
+    def emit(self, line: str) -> None:
+        self.lines.append("    " * self.indent + line)
+
+    def tmp(self) -> str:
+        self.ntmp += 1
+        return f"_t{self.ntmp}"
+
+    def capture(self, fn: Callable[[], Any], extra_indent: int = 1) -> tuple[list[str], Any]:
+        saved = self.lines
+        self.lines = []
+        self.indent += extra_indent
+        try:
+            result = fn()
+        finally:
+            self.indent -= extra_indent
+            lines, self.lines = self.lines, saved
+        return lines, result
+
+    def put(self, lines: list[str]) -> None:
+        self.lines.extend(lines)
+
+    def tick(self, p: tuple[int, int]) -> None:
+        if self.max_ops:
+            self.emit(f"if next(_OPS) > {self.max_ops}: _tmo({p!r})")
+
+    def spill_before(self, mark: int, indent: int, code: str) -> str:
+        """Evaluate `code` at `mark` (before a later operand's prelude) and use a temporary."""
+        if _LITERAL.match(code):
+            return code
+        t = self.tmp()
+        self.lines.insert(mark, "    " * indent + f"{t} = {code}")
+        return t
+
+    def exprs_in_order(self, nodes: list[Node]) -> list[str]:
+        """Compile operands left to right, keeping evaluation order when preludes appear."""
+        out: list[str] = []
+        marks: list[tuple[int, int]] = []
+        for node in nodes:
+            mark = (len(self.lines), self.indent)
+            code, _ = self.expr(node)
+            if len(self.lines) > mark[0]:
+                # earlier operands must be evaluated before this operand's prelude
+                shift = 0
+                for j in range(len(out)):
+                    _m, _ind = marks[j]
+                    if not _LITERAL.match(out[j]):
+                        t = self.tmp()
+                        self.lines.insert(mark[0] + shift, "    " * mark[1] + f"{t} = {out[j]}")
+                        shift += 1
+                        out[j] = t
+            marks.append(mark)
+            out.append(code)
+        return out
+
+    def stored(self, node: Node) -> str:
+        """An expression whose value is stored somewhere: copies values read from variables."""
+        code, t = self.expr(node)
+        if node.kind in ("var", "index", "prop", "this") and t not in (
+            "int",
+            "float",
+            "bool",
+            "str",
+        ):
+            return f"_cp({code})"
+        return code
+
+    # ---- variables ----
+    def read_var(self, n: Node) -> str:
+        d = n.decl
+        if d is None:
+            if n.global_:
+                return f"_gconst(_GC, {n.name!r}, {n.pos!r})"
+            if (n.name, 0) in self.unit.fn_names or any(
+                name == n.name for name, _ in self.unit.fn_names
+            ):
+                return f"_FnPtr({n.name!r})"
+            return f"_dget({self.dyn}, {n.name!r}, {n.pos!r})"
+        if d.captured:
+            return f"{d.pyname}.value"
+        return d.pyname
+
+    def write_var(self, n: Node, value: str) -> None:
+        d = n.decl
+        if d is None:
+            self.emit(f"_dset({self.dyn}, {n.name!r}, {value}, {n.pos!r})")
+        elif d.captured:
+            self.emit(f"{d.pyname}.value = {value}")
+        else:
+            self.emit(f"{d.pyname} = {value}")
+
+    def declare(self, d: Decl, value: str, pos: tuple[int, int], nvars: int) -> None:
+        if self.max_vars and nvars > self.max_vars:
+            self.emit(f"_rt.too_many_vars({pos!r})")
+        if d.captured:
+            self.emit(f"{d.pyname} = _Shared({value})")
+        else:
+            self.emit(f"{d.pyname} = {value}")
+        if d.const and self.kind == "main" and d in self.unit_top_decls:
+            self.emit(f"_GC[{d.name!r}] = {d.pyname}{'.value' if d.captured else ''}")
+
+    unit_top_decls: set[Decl] = set()
+
+    # ---- statements ----
+    def block_value(self, stmts: list[Node]) -> str:
+        """Emit all statements; return the expression for the value of the last one."""
+        for s in stmts[:-1]:
+            self.stmt(s)
+        if not stmts:
+            return "None"
+        last = stmts[-1]
+        if last.kind == "expr":
+            code, _ = self.expr(last.expr)
+            return code
+        self.stmt(last)
+        return "None"
+
+    def block_stmts(self, stmts: list[Node]) -> None:
+        for s in stmts:
+            self.stmt(s)
+
+    def body(self, node: Node, want: bool) -> str:
+        if node.kind == "block":
+            if want:
+                return self.block_value(node.stmts)
+            self.block_stmts(node.stmts)
+            return "None"
+        code, _ = self.expr(node)
+        if not want:
+            self.emit_discard(code)
+            return "None"
+        return code
+
+    def emit_discard(self, code: str) -> None:
+        if not _LITERAL.match(code) and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", code):
+            self.emit(code)
+
+    def stmt(self, s: Node) -> None:
+        k = s.kind
+        if k == "expr":
+            e = s.expr
+            if e.kind in ("if", "while", "loop", "do", "for", "switch", "try", "block"):
+                self.compound(e, want=False)
+            else:
+                code, _ = self.expr(e)
+                self.emit_discard(code)
+        elif k == "let":
+            value = self.stored(s.value) if s.value is not None else "None"
+            self.declare(s.decl, value, s.pos, s.nvars)
+        elif k == "assign":
+            self.assign(s)
+        elif k == "return":
+            value = self.stored(s.value) if s.value is not None else "None"
+            self.emit(f"return {value}")
+        elif k == "throw":
+            if s.value is None and self.catches:
+                self.emit(f"raise {self.catches[-1]}")
+            else:
+                value = self.expr(s.value)[0] if s.value is not None else "None"
+                self.emit(f"raise _rt.throw({value}, {s.pos!r})")
+        elif k == "break":
+            if s.value is not None:
+                value = self.stored(s.value)
+                self.emit(f"{self.loops[-1]} = {value}")
+            self.emit("break")
+        elif k == "continue":
+            self.emit("continue")
+        else:
+            raise RhaiError("ErrorSystem", f"compiler: unknown statement {k}")
+
+    # ---- assignment ----
+    def path_of(self, node: Node) -> tuple[Node, list[tuple[str, Any]]] | None:
+        """Root variable and accessors of an index/property chain, or None."""
+        acc: list[tuple[str, Any]] = []
+        while node.kind in ("index", "prop"):
+            if node.safe:
+                return None
+            acc.append(("i", node) if node.kind == "index" else ("p", node))
+            node = node.target
+        if node.kind not in ("var", "this"):
+            return None
+        acc.reverse()
+        return node, acc
+
+    def root_read(self, root: Node) -> str:
+        if root.kind == "this":
+            return f"_this(T, {root.pos!r})"
+        return self.read_var(root)
+
+    def root_write(self, root: Node, value: str, pos: tuple[int, int]) -> None:
+        if root.kind == "this":
+            self.emit(f"if T is None: _unbound({pos!r})")
+            self.emit(f"T[0] = {value}")
+            return
+        if root.decl is not None and root.decl.const:
+            self.emit(
+                f"raise _err('ErrorAssignmentToConstant', "
+                f"{('Cannot modify constant ' + root.name)!r}, {pos!r})"
+            )
+            return
+        self.write_var(root, value)
+
+    def path_keys(self, acc: list[tuple[str, Any]]) -> tuple[str, str]:
+        kinds = "".join(a for a, _ in acc)
+        keys = []
+        for a, node in acc:
+            if a == "p":
+                keys.append(repr(node.name))
+            else:
+                code, _ = self.expr(node.index)
+                if not _LITERAL.match(code):
+                    t = self.tmp()
+                    self.emit(f"{t} = {code}")
+                    code = t
+                keys.append(code)
+        return kinds, "(" + "".join(k + ", " for k in keys) + ")"
+
+    def assign(self, s: Node) -> None:
+        target = s.target
+        op = s.op
+        if target.kind in ("var", "this"):
+            if op == "=":
+                value = self.stored(s.value)
+            else:
+                cur = self.root_read(target)
+                if target.kind == "var" and target.decl is not None:
+                    cur_t = None
+                else:
+                    t = self.tmp()
+                    self.emit(f"{t} = {cur}")
+                    cur = t
+                    cur_t = None
+                rhs, rt = self.expr(s.value)
+                value = self.binop(op[:-1], cur, cur_t, rhs, rt, s.pos, in_place=True)
+            self.root_write(target, value, s.pos)
+            return
+        path = self.path_of(target)
+        if path is None:
+            raise compile_error(
+                "AssignmentToInvalidLHS", "Cannot assign to this expression", target.pos
+            )
+        root, acc = path
+        if root.kind == "var" and root.decl is not None and root.decl.const:
+            self.emit(
+                f"raise _err('ErrorAssignmentToConstant', "
+                f"{('Cannot modify constant ' + root.name)!r}, {target.pos!r})"
+            )
+            return
+        kinds, keys = self.path_keys(acc)
+        if op == "=":
+            value = self.stored(s.value)
+        else:
+            cur = self.tmp()
+            self.emit(f"{cur} = _rt.get_path({self.root_read(root)}, {kinds!r}, {keys}, {s.pos!r})")
+            rhs, rt = self.expr(s.value)
+            value = self.binop(op[:-1], cur, None, rhs, rt, s.pos, in_place=True)
+        t = self.tmp()
+        self.emit(f"{t} = {value}")
+        root_code = self.root_read(root)
+        self.root_write(
+            root, f"_rt.set_path({root_code}, {kinds!r}, {keys}, {t}, {target.pos!r})", s.pos
+        )
+
+    # ---- compound statements / expressions ----
+    def compound(self, e: Node, want: bool) -> str:
+        k = e.kind
+        if k == "block":
+            if want:
+                return self.block_value(e.stmts)
+            self.block_stmts(e.stmts)
+            return "None"
+        if k == "if":
+            return self.if_(e, want)
+        if k in ("while", "loop", "do", "for"):
+            return self.loop(e, want)
+        if k == "switch":
+            return self.switch(e, want)
+        if k == "try":
+            return self.try_(e, want)
+        raise RhaiError("ErrorSystem", f"compiler: unknown compound {k}")
+
+    def cond_code(self, node: Node) -> str:
+        code, t = self.expr(node)
+        if t == "bool":
+            return code
+        return f"_cond({code}, {node.pos!r})"
+
+    def if_(self, e: Node, want: bool) -> str:
+        c = self.cond_code(e.cond)
+        then_lines, then_v = self.capture(lambda: self.body(e.then, want))
+        if e.other is not None:
+            other_node = e.other
+            if other_node.kind == "if":
+                else_lines, else_v = self.capture(lambda: self.compound(other_node, want))
+            else:
+                else_lines, else_v = self.capture(lambda: self.body(other_node, want))
+        else:
+            else_lines, else_v = [], "None"
+        if want and not then_lines and not else_lines:
+            return f"({then_v} if {c} else {else_v})"
+        result = self.tmp() if want else None
+        self.emit(f"if {c}:")
+        self.put(then_lines)
+        if result:
+            self.emit(f"    {result} = {then_v}")
+        elif not then_lines:
+            self.emit("    pass")
+        if else_lines or result:
+            self.emit("else:")
+            self.put(else_lines)
+            if result:
+                self.emit(f"    {result} = {else_v}")
+        return result or "None"
+
+    def loop(self, e: Node, want: bool) -> str:
+        k = e.kind
+        result = self.tmp()
+        self.emit(f"{result} = None")
+        self.loops.append(result)
+        if k == "for":
+            self.for_(e)
+        else:
+            if k == "do":
+                first = self.tmp()
+                self.emit(f"{first} = True")
+                self.emit("while True:")
+                self.indent += 1
+                self.emit(f"if {first}:")
+                self.emit(f"    {first} = False")
+                self.emit("else:")
+                self.indent += 1
+                c = self.cond_code(e.cond)
+                self.emit(f"if {'' if e.until else 'not '}{c}: break")
+                self.indent -= 1
+            elif k == "while":
+                lines, c = self.capture(lambda: self.cond_code(e.cond))
+                if lines:
+                    self.emit("while True:")
+                    self.indent += 1
+                    self.put([ln[4:] for ln in lines])
+                    self.emit(f"if not {c}: break")
+                else:
+                    self.emit(f"while {c}:")
+                    self.indent += 1
+            else:
+                self.emit("while True:")
+                self.indent += 1
+            self.tick(e.pos)
+            body_lines, _ = self.capture(lambda: self.body(e.body, False), 0)
+            self.put(body_lines)
+            self.emit("pass")
+            self.indent -= 1
+        self.loops.pop()
+        return result
+
+    def for_(self, e: Node) -> None:
+        it = e.iterable
+        if it.kind == "range":
+            a, b = self.exprs_in_order([it.left, it.right])
+            src = f"_for_range({a}, {b}, {it.inclusive}, {it.pos!r})"
+        else:
+            code, _ = self.expr(it)
+            src = f"_for_iter({code}, {it.pos!r})"
+        var = e.var_decl
+        idx = e.idx_decl
+        if self.max_vars and e.nvars > self.max_vars:
+            self.emit(f"_rt.too_many_vars({e.pos!r})")
+        for d in (var, idx):
+            if d is not None and d.captured:
+                self.emit(f"{d.pyname} = _Shared(None)")
+        loop_var = self.tmp() if var.captured else var.pyname
+        if idx is not None:
+            idx_var = self.tmp() if idx.captured else idx.pyname
+            self.emit(f"for {idx_var}, {loop_var} in enumerate({src}):")
+        else:
+            self.emit(f"for {loop_var} in {src}:")
+        self.indent += 1
+        if var.captured:
+            self.emit(f"{var.pyname}.value = {loop_var}")
+        if idx is not None and idx.captured:
+            self.emit(f"{idx.pyname}.value = {idx_var}")
+        self.tick(e.pos)
+        self.body(e.body, False)
+        self.emit("pass")
+        self.indent -= 1
+
+    def switch(self, e: Node, want: bool) -> str:
+        subj, _ = self.expr(e.subject)
+        s = self.tmp()
+        self.emit(f"{s} = {subj}")
+        result = self.tmp() if want else None
+        if result:
+            self.emit(f"{result} = None")
+        exact = []
+        ranges = []
+        for values, guard, body in e.cases:
+            ev = [v for v in values if type(v) is not Range]
+            rv = [v for v in values if type(v) is Range]
+            if ev:
+                exact.append((ev, guard, body))
+            if rv:
+                ranges.append((rv, guard, body))
+        first = True
+        for values, guard, body in exact + ranges:
+            tests = " or ".join(self.case_test(s, v) for v in values)
+            if guard is not None:
+                glines, gcode = self.capture(lambda g=guard: self.cond_code(g), 0)
+                if glines:
+                    # a guard needing statements: evaluate lazily inside a nested test
+                    self.emit(f"{'if' if first else 'elif'} ({tests}) and _guard_{id(guard)}:")
+                    raise RhaiError("ErrorSystem", "switch guard too complex")
+                tests = f"({tests}) and {gcode}"
+            self.emit(f"{'if' if first else 'elif'} {tests}:")
+            first = False
+            self.indent += 1
+            v = self.body(body, want)
+            self.emit(f"{result} = {v}" if result else "pass")
+            self.indent -= 1
+        if e.default is not None:
+            if first:
+                self.emit("if True:")
+            else:
+                self.emit("else:")
+            self.indent += 1
+            v = self.body(e.default, want)
+            self.emit(f"{result} = {v}" if result else "pass")
+            self.indent -= 1
+        return result or "None"
+
+    def case_test(self, s: str, v: Any) -> str:
+        t = type(v)
+        if t is Range:
+            end = v.end + 1 if v.inclusive else v.end
+            return f"(type({s}) is int and {v.start} <= {s} < {end})"
+        if t is int:
+            return f"(type({s}) is int and {s} == {v})"
+        if t is bool:
+            return f"{s} is {v}"
+        if t is str:
+            return f"(type({s}) is str and {s} == {v!r})"
+        if v is None:
+            return f"{s} is None"
+        return f"_switch_eq({s}, {self.unit.const(v)})"
+
+    def try_(self, e: Node, want: bool) -> str:
+        result = self.tmp() if want else None
+        if result:
+            self.emit(f"{result} = None")
+        self.emit("try:")
+        self.indent += 1
+        v = self.body(e.body, want)
+        self.emit(f"{result} = {v}" if result else "pass")
+        self.indent -= 1
+        exc = self.tmp()
+        self.emit(f"except RhaiError as {exc}:")
+        self.indent += 1
+        self.emit(f"if not _catchable({exc}): raise")
+        if e.err_decl is not None:
+            self.declare(e.err_decl, f"_caught({exc})", e.pos, 0)
+        self.catches.append(exc)
+        v = self.body(e.catch, want)
+        self.catches.pop()
+        self.emit(f"{result} = {v}" if result else "pass")
+        self.indent -= 1
+        return result or "None"
+
+    # ---- expressions ----
+    def expr(self, n: Node) -> tuple[str, str | None]:
+        k = n.kind
+        if k == "const":
+            return self.literal(n.value)
+        if k == "unit":
+            return "None", "unit"
+        if k == "var":
+            return self.read_var(n), None
+        if k == "this":
+            return f"_this(T, {n.pos!r})", None
+        if k == "binary":
+            return self.binary(n)
+        if k in ("and", "or"):
+            return self.logic(n)
+        if k == "coalesce":
+            left, _ = self.expr(n.left)
+            t = self.tmp()
+            lines, right = self.capture(lambda: self.expr(n.right)[0])
+            if not lines:
+                return f"({right} if ({t} := {left}) is None else {t})", None
+            self.emit(f"{t} = {left}")
+            self.emit(f"if {t} is None:")
+            self.put(lines)
+            self.emit(f"    {t} = {right}")
+            return t, None
+        if k == "unary":
+            code, t = self.expr(n.operand)
+            if n.op == "-":
+                if t == "float":
+                    return f"(-{code})", "float"
+                return f"_neg({code}, {n.pos!r})", None
+            if n.op == "+":
+                return f"_plus({code}, {n.pos!r})", t
+            if t == "bool":
+                return f"(not {code})", "bool"
+            return f"_not({code}, {n.pos!r})", "bool"
+        if k == "range":
+            a, b = self.exprs_in_order([n.left, n.right])
+            return f"_make_range({a}, {b}, {n.inclusive}, {n.pos!r})", "range"
+        if k == "array":
+            items = self.exprs_in_order(n.items)
+            items = [
+                f"_cp({c})" if node.kind in ("var", "index", "prop", "this") else c
+                for c, node in zip(items, n.items, strict=True)
+            ]
+            code = "[" + ", ".join(items) + "]"
+            if self.unit.engine.max_array_size:
+                code = f"_rt.check_size({code}, {n.pos!r})"
+            return code, "array"
+        if k == "map":
+            values = self.exprs_in_order([v for _, v in n.items])
+            parts = []
+            for (key, node), c in zip(n.items, values, strict=True):
+                if node.kind in ("var", "index", "prop", "this"):
+                    c = f"_cp({c})"
+                parts.append(f"{key!r}: {c}")
+            return "{" + ", ".join(parts) + "}", "map"
+        if k == "istr":
+            parts = []
+            for part in n.parts:
+                if isinstance(part, str):
+                    parts.append(repr(part))
+                else:
+                    v = self.block_value(part.stmts)
+                    t = self.tmp()
+                    self.emit(f"{t} = _interp({v})")
+                    parts.append(t)
+            return f"_rt.check_size({' + '.join(parts)}, {n.pos!r})", "str"
+        if k == "index":
+            target, _ = self.expr(n.target)
+            if n.safe:
+                t = self.tmp()
+                lines, idx = self.capture(lambda: self.expr(n.index)[0])
+                if lines:
+                    self.emit(f"{t} = {target}")
+                    self.emit(f"if {t} is not None:")
+                    self.put(lines)
+                    self.emit(f"    {t} = _index({t}, {idx}, {n.pos!r})")
+                    return t, None
+                return (
+                    f"(None if ({t} := {target}) is None else _index({t}, {idx}, {n.pos!r}))",
+                    None,
+                )
+            mark = (len(self.lines), self.indent)
+            idx, _ = self.expr(n.index)
+            if len(self.lines) > mark[0]:
+                target = self.spill_before(mark[0], mark[1], target)
+            return f"_index({target}, {idx}, {n.pos!r})", None
+        if k == "prop":
+            target, _ = self.expr(n.target)
+            if n.safe:
+                t = self.tmp()
+                return (
+                    f"(None if ({t} := {target}) is None else _prop({t}, {n.name!r}, {n.pos!r}))",
+                    None,
+                )
+            return f"_prop({target}, {n.name!r}, {n.pos!r})", None
+        if k == "call":
+            return self.call(n)
+        if k == "method":
+            return self.method(n)
+        if k == "closure":
+            return self.closure(n), "fn"
+        if k in ("block", "if", "while", "loop", "do", "for", "switch", "try"):
+            return self.compound(n, want=True), None
+        raise RhaiError("ErrorSystem", f"compiler: unknown expression {k}")
+
+    def literal(self, v: Any) -> tuple[str, str | None]:
+        t = type(v)
+        if t is bool:
+            return ("True" if v else "False"), "bool"
+        if t is int:
+            return (f"({v})" if v < 0 else repr(v)), "int"
+        if t is float:
+            if v != v or v in (float("inf"), float("-inf")):
+                return self.unit.const(v), "float"
+            return (f"({v!r})" if v < 0 or repr(v).startswith("-") else repr(v)), "float"
+        if t is str:
+            return repr(v), "str"
+        return self.unit.const(v), _TYPE_OF_CONST.get(t)
+
+    def logic(self, n: Node) -> tuple[str, str]:
+        left = self.cond_code(n.left)
+        lines, right = self.capture(lambda: self.cond_code(n.right))
+        if not lines:
+            if n.kind == "and":
+                return f"({right} if {left} else False)", "bool"
+            return f"(True if {left} else {right})", "bool"
+        t = self.tmp()
+        self.emit(f"{t} = {left}")
+        self.emit(f"if {'' if n.kind == 'and' else 'not '}{t}:")
+        self.put(lines)
+        self.emit(f"    {t} = {right}")
+        return t, "bool"
+
+    def binary(self, n: Node) -> tuple[str, str | None]:
+        op = n.op
+        a, ta = self.expr(n.left)
+        mark = (len(self.lines), self.indent)
+        b, tb = self.expr(n.right)
+        if len(self.lines) > mark[0]:
+            a = self.spill_before(mark[0], mark[1], a)
+        if op in ("in", "!in"):
+            code = f"_contains({b}, {a}, {n.pos!r})"
+            return (code if op == "in" else f"(not {code})"), "bool"
+        return self.binop(op, a, ta, b, tb, n.pos), _result_type(op, ta, tb)
+
+    def bind(self, code: str, typ: str | None) -> tuple[str, str, str | None]:
+        """(first use, later uses, type check) for an operand used more than once."""
+        if _SIMPLE.match(code):
+            check = None if typ == "int" else f"type({code}) is int"
+            return code, code, check
+        t = self.tmp()
+        return f"({t} := {code})", t, f"type({t} := {code}) is int"
+
+    def binop(
+        self,
+        op: str,
+        a: str,
+        ta: str | None,
+        b: str,
+        tb: str | None,
+        pos: tuple[int, int],
+        in_place: bool = False,
+    ) -> str:
+        p = repr(pos)
+        if len(a) > 300:
+            t = self.tmp()
+            self.emit(f"{t} = {a}")
+            a = t
+        if len(b) > 300:
+            t = self.tmp()
+            self.emit(f"{t} = {b}")
+            b = t
+        if ta == "float" and tb == "float" and op in _ARITH:
+            return f"({a} {op} {b})"
+        if op in ("==", "!="):
+            if ta in ("int", "str", "bool") and ta == tb:
+                return f"({a} {op} {b})"
+            fn = "_eq" if op == "==" else "_ne"
+            return f"{fn}({a}, {b})"
+        int_ok = ta in (None, "int") and tb in (None, "int")
+        if not int_ok:
+            if op == "+" and in_place:
+                return f"_iadd({a}, {b}, {p})"
+            return self.slow(op, a, b, p)
+        # INT fast path, guarded by type checks on operands not known to be INT
+        a1, a2, ca = self.bind(a, ta)
+        b1, b2, cb = self.bind(b, tb)
+        checks = [c for c in (ca, cb) if c]
+        if ca and not _SIMPLE.match(a):
+            a1 = a2
+        if cb and not _SIMPLE.match(b):
+            b1 = b2
+        if not checks:
+            guard = None
+        elif len(checks) == 1:
+            guard = checks[0]
+        else:
+            guard = f"({checks[0]}) & ({checks[1]})"
+        if op in _ARITH:
+            fast = (
+                f"(_r if {_INT_MIN} <= (_r := {a1} {op} {b1}) <= {_INT_MAX} "
+                f"else _ovf({op!r}, {a2}, {b2}, {p}))"
+            )
+        elif op in _CMP:
+            fast = f"({a1} {op} {b1})"
+        elif op == "%":
+            fast = f"({a1} % {b1} if {a2} >= 0 and {b2} > 0 else _mod({a2}, {b2}, {p}))"
+        elif op == "/":
+            fast = f"({a1} // {b1} if {a2} >= 0 and {b2} > 0 else _div({a2}, {b2}, {p}))"
+        else:
+            return self.slow(op, a, b, p)
+        if guard is None:
+            return fast
+        slow_fn = "_iadd" if (op == "+" and in_place) else None
+        slow = f"{slow_fn}({a2}, {b2}, {p})" if slow_fn else self.slow(op, a2, b2, p)
+        return f"({fast} if {guard} else {slow})"
+
+    def slow(self, op: str, a: str, b: str, p: str) -> str:
+        if op == "+":
+            return f"_add({a}, {b}, {p})"
+        if op in ("-", "*"):
+            return f"_arith({op!r}, {a}, {b}, {p})"
+        if op == "/":
+            return f"_div({a}, {b}, {p})"
+        if op == "%":
+            return f"_mod({a}, {b}, {p})"
+        if op == "**":
+            return f"_pow({a}, {b}, {p})"
+        if op in _CMP:
+            return f"{_CMP[op]}({a}, {b}, {p})"
+        if op in ("<<", ">>"):
+            return f"_shift({op!r}, {a}, {b}, {p})"
+        if op in ("&", "|", "^"):
+            return f"_bitop({op!r}, {a}, {b}, {p})"
+        raise RhaiError("ErrorSystem", f"compiler: unknown operator {op}")
+
+    # ---- calls ----
+    def depth(self) -> str:
+        return "D + 1"
+
+    def call(self, n: Node) -> tuple[str, str | None]:
+        name = n.name
+        nargs = len(n.args)
+        p = repr(n.pos)
+        key = (name, nargs)
+        script = self.unit.fn_names.get(key)
+        if script is not None:
+            args = self.exprs_in_order(n.args)
+            args = [
+                f"_cp({c})" if a.kind in ("var", "index", "prop", "this") else c
+                for c, a in zip(args, n.args, strict=True)
+            ]
+            return f"{script}(None, {self.depth()}, {p}{''.join(', ' + a for a in args)})", None
+        if name in ENGINE_BUILTINS:
+            r = self.builtin(n)
+            if r is not None:
+                return r
+        self.unit.called.add(name)
+        if n.args:
+            path = self.path_of(n.args[0])
+            if path is not None:
+                args = self.exprs_in_order(n.args)
+                return self.mutating_call(
+                    f"_rt.call_raw({name!r}, {p}, ", path, args[0], args[1:], n.args[1:], n.pos
+                ), None
+        args = self.exprs_in_order(n.args)
+        args = [
+            f"_cp({c})" if a.kind in ("var", "index", "prop", "this") and i else c
+            for i, (c, a) in enumerate(zip(args, n.args, strict=True))
+        ]
+        return f"_call({name!r}, {p}{''.join(', ' + a for a in args)})", None
+
+    def mutating_call(
+        self,
+        head: str,
+        path: tuple[Node, list],
+        first: str,
+        rest: list[str],
+        rest_nodes: list[Node],
+        pos: tuple[int, int],
+    ) -> str:
+        """A native call whose first argument is a variable path: write back `Mut` results."""
+        root, acc = path
+        rest = [
+            f"_cp({c})" if a.kind in ("var", "index", "prop", "this") else c
+            for c, a in zip(rest, rest_nodes, strict=True)
+        ]
+        r = self.tmp()
+        is_const = root.kind == "var" and root.decl is not None and root.decl.const
+        if is_const:
+            first = f"_cp({first})"
+        self.emit(f"{r} = {head}{first}{''.join(', ' + a for a in rest)})")
+        if is_const:
+            self.emit(f"if type({r}) is _Mut: {r} = {r}.result")
+            return r
+        self.emit(f"if type({r}) is _Mut:")
+        self.indent += 1
+        if not acc:
+            self.root_write(root, f"{r}.this", pos)
+        else:
+            kinds, keys = self.path_keys(acc)
+            self.root_write(
+                root,
+                f"_rt.set_path({self.root_read(root)}, {kinds!r}, {keys}, {r}.this, {pos!r})",
+                pos,
+            )
+        self.emit(f"{r} = {r}.result")
+        self.indent -= 1
+        return r
+
+    def builtin(self, n: Node) -> tuple[str, str | None] | None:
+        name = n.name
+        nargs = len(n.args)
+        p = repr(n.pos)
+        if name in ("print", "debug") and nargs == 1:
+            (a,) = self.exprs_in_order(n.args)
+            fn = "_rt.print_" if name == "print" else "_rt.debug"
+            return f"{fn}({a})", "unit"
+        if name == "type_of" and nargs == 1:
+            (a,) = self.exprs_in_order(n.args)
+            return f"_type_name({a})", "str"
+        if name == "Fn" and nargs == 1:
+            (a,) = self.exprs_in_order(n.args)
+            return f"_rt.make_fn({a}, {p})", "fn"
+        if name == "call" and nargs >= 1:
+            args = self.exprs_in_order(n.args)
+            rest = "".join(a + ", " for a in args[1:])
+            return f"_rt.call_ptr({args[0]}, ({rest}), None, {p})", None
+        if name == "curry" and nargs >= 1:
+            args = self.exprs_in_order(n.args)
+            rest = "".join(a + ", " for a in args[1:])
+            return f"_rt.curry({args[0]}, ({rest}), {p})", "fn"
+        if name == "is_def_fn" and nargs == 2:
+            a, b = self.exprs_in_order(n.args)
+            return f"_rt.is_def_fn({a}, {b})", "bool"
+        if name == "is_def_var" and nargs == 1:
+            (a,) = self.exprs_in_order(n.args)
+            names = tuple(sorted({d.name for d in n.visible}))
+            return f"_is_def_var({a}, {names!r}, {self.dyn})", "bool"
+        if name == "is_shared" and nargs == 1:
+            arg = n.args[0]
+            if arg.kind == "var" and arg.decl is not None:
+                return ("True" if arg.decl.captured else "False"), "bool"
+            (a,) = self.exprs_in_order(n.args)
+            return f"(type({a}) is _Shared)", "bool"
+        if name == "take" and nargs == 1:
+            arg = n.args[0]
+            (a,) = self.exprs_in_order(n.args)
+            t = self.tmp()
+            self.emit(f"{t} = {a}")
+            path = self.path_of(arg)
+            if path is not None and not (
+                path[0].kind == "var" and path[0].decl is not None and path[0].decl.const
+            ):
+                root, acc = path
+                if not acc:
+                    self.root_write(root, "None", arg.pos)
+                else:
+                    kinds, keys = self.path_keys(acc)
+                    self.root_write(
+                        root,
+                        f"_rt.set_path({self.root_read(root)}, {kinds!r}, {keys}, None, {p})",
+                        arg.pos,
+                    )
+            return t, None
+        if name == "exit":
+            args = self.exprs_in_order(n.args)
+            self.emit(f"raise _Exit({args[0] if args else 'None'})")
+            return "None", None
+        if name == "eval" and nargs == 1:
+            (a,) = self.exprs_in_order(n.args)
+            visible = [d for d in n.visible]
+            env = self.tmp()
+            items = ", ".join(
+                f"{d.name!r}: {d.pyname}{'.value' if d.captured else ''}" for d in visible
+            )
+            self.emit(f"{env} = {{{items}}}")
+            r = self.tmp()
+            consts = tuple(sorted(d.name for d in visible if d.const))
+            self.emit(f"{r} = _rt_eval({a}, {env}, {self.dyn}, {consts!r}, D, {p})")
+            for d in visible:
+                if not d.const:
+                    self.emit(f"{d.pyname}{'.value' if d.captured else ''} = {env}[{d.name!r}]")
+            return r, None
+        return None
+
+    def method(self, n: Node) -> tuple[str, str | None]:
+        name = n.name
+        nargs = len(n.args)
+        p = repr(n.pos)
+        if n.safe:
+            target, _ = self.expr(n.target)
+            t = self.tmp()
+            r = self.tmp()
+            self.emit(f"{t} = {target}")
+            self.emit(f"{r} = None")
+            self.emit(f"if {t} is not None:")
+            self.indent += 1
+            args = self.exprs_in_order(n.args)
+            self.emit(
+                f"{r} = _rt.method_value({name!r}, {p}, {t}{''.join(', ' + a for a in args)})"
+            )
+            self.indent -= 1
+            return r, None
+        if name == "type_of" and nargs == 0:
+            target, _ = self.expr(n.target)
+            return f"_type_name({target})", "str"
+        if name == "is_shared" and nargs == 0:
+            tn = n.target
+            if tn.kind == "var" and tn.decl is not None:
+                return ("True" if tn.decl.captured else "False"), "bool"
+            return "False", "bool"
+        if name == "call":
+            vals = self.exprs_in_order([n.target, *n.args])
+            rest = "".join(a + ", " for a in vals[1:])
+            return f"_call_method({vals[0]}, ({rest}), {p})", None
+        if name == "curry":
+            vals = self.exprs_in_order([n.target, *n.args])
+            rest = "".join(a + ", " for a in vals[1:])
+            return f"_rt.curry({vals[0]}, ({rest}), {p})", "fn"
+        script = self.unit.fn_names.get((name, nargs))
+        path = self.path_of(n.target)
+        if script is not None:
+            vals = self.exprs_in_order([n.target, *n.args])
+            args = [
+                f"_cp({c})" if a.kind in ("var", "index", "prop", "this") else c
+                for c, a in zip(vals[1:], n.args, strict=True)
+            ]
+            h = self.tmp()
+            r = self.tmp()
+            self.emit(f"{h} = [{vals[0]}]")
+            self.emit(f"{r} = {script}({h}, {self.depth()}, {p}{''.join(', ' + a for a in args)})")
+            if path is not None:
+                root, acc = path
+                is_const = root.kind == "var" and root.decl is not None and root.decl.const
+                if not is_const:
+                    self.emit(f"if {h}[0] is not {vals[0]}:")
+                    self.indent += 1
+                    if not acc:
+                        self.root_write(root, f"{h}[0]", n.pos)
+                    else:
+                        kinds, keys = self.path_keys(acc)
+                        self.root_write(
+                            root,
+                            f"_rt.set_path({self.root_read(root)}, {kinds!r}, {keys}, {h}[0], {p})",
+                            n.pos,
+                        )
+                    self.indent -= 1
+            return r, None
+        script2 = self.unit.fn_names.get((name, nargs + 1))
+        if script2 is not None:
+            vals = self.exprs_in_order([n.target, *n.args])
+            args = [f"_cp({c})" for c in vals]
+            return f"{script2}(None, {self.depth()}, {p}{''.join(', ' + a for a in args)})", None
+        self.unit.called.add(name)
+        if path is not None:
+            vals = self.exprs_in_order([n.target, *n.args])
+            return self.mutating_call(
+                f"_rt.method({name!r}, {p}, ", path, vals[0], vals[1:], n.args, n.pos
+            ), None
+        vals = self.exprs_in_order([n.target, *n.args])
+        args = [
+            f"_cp({c})" if a.kind in ("var", "index", "prop", "this") else c
+            for c, a in zip(vals[1:], n.args, strict=True)
+        ]
+        return f"_rt.method_value({name!r}, {p}, {vals[0]}{''.join(', ' + a for a in args)})", None
+
+    def closure(self, n: Node) -> str:
+        uid = self.unit.uid()
+        fname = f"_cl{uid}"
+        gen = FnGen(self.unit, "closure", n.frame, "anon")
+        gen.dyn = self.dyn if self.kind != "fn" else "_NOVARS"
+        caps = [d.pyname for d in n.captures]
+        params = [d.pyname for d in n.param_decls]
+        lines = gen.function_lines(fname, params, n.body, f"anon${uid}", n.param_decls, n.pos)
+        unit = self.unit
+        unit.lines.append(f"def _mk{uid}({', '.join(caps)}):")
+        unit.lines.extend("    " + ln for ln in lines)
+        unit.lines.append(f"    {fname}.arity = {len(params)}")
+        unit.lines.append(f"    return {fname}")
+        return f"_FnPtr('anon${uid}', (), _mk{uid}({', '.join(caps)}))"
+
+    # ---- whole functions ----
+    def function_lines(
+        self,
+        pyname: str,
+        params: list[str],
+        body: Node,
+        rhai_name: str,
+        param_decls: list[Decl],
+        pos: tuple[int, int],
+    ) -> list[str]:
+        eng = self.unit.engine
+        self.indent = 1
+        if eng.max_call_levels:
+            self.emit(f"if D > {eng.max_call_levels}: _so(P)")
+        self.tick(pos)
+        if self.frame.has_eval:
+            self.emit("_E = {}")
+        for d in param_decls:
+            if d.captured:
+                self.emit(f"{d.pyname} = _Shared({d.pyname})")
+        self.emit("try:")
+        self.indent += 1
+        value = self.body(body, True)
+        self.emit(f"return {value}")
+        self.indent -= 1
+        self.emit("except RhaiError as _e:")
+        self.emit(f"    raise _wrap(_e, {rhai_name!r}, P) from None")
+        header = f"def {pyname}(T, D, P{''.join(', ' + x for x in params)}):"
+        return [header, *self.lines]
+
+    def main_lines(self, stmts: list[Node], top_decls: list[Decl]) -> list[str]:
+        self.indent = 1
+        for d in top_decls:
+            self.emit(f"{d.pyname} = _UNSET")
+        if self.frame.has_eval:
+            self.emit("_E = _SC")
+        self.emit("try:")
+        self.indent += 1
+        value = self.block_value(stmts)
+        self.emit(f"return {value}")
+        self.indent -= 1
+        self.emit("finally:")
+        pairs = "".join(f"({d.name!r}, {d.pyname}, {d.const}), " for d in top_decls)
+        self.emit(f"    _write_back(_SC, ({pairs}))")
+        return ["def _main(T, D, P):", *self.lines]
+
+
+def _result_type(op: str, ta: str | None, tb: str | None) -> str | None:
+    if op in ("==", "!=", "<", "<=", ">", ">=", "in", "!in"):
+        return "bool"
+    if op in ("+", "-", "*", "/", "%", "**") and ta == "float" and tb in ("float", "int"):
+        return "float"
+    if op in ("+", "-", "*") and tb == "float" and ta == "int":
+        return "float"
+    if op in ("+",) and (ta == "str" or tb == "str"):
+        return "str"
+    return None
+
+
+def generate(engine: Any, script: Script, eval_mode: bool = False) -> tuple[str, Unit]:
+    """Python source for `script` (defining `_main` and one function per script function)."""
+    unit = Unit(engine, script, eval_mode)
+    resolver = Resolver({name for name, _ in script.functions})
+    fn_frames = {}
+    for key, fn in script.functions.items():
+        fn_frames[key] = resolver.run_frame("fn", None, fn.params, fn.body)
+    main_body = Node("block", (1, 1), stmts=script.stmts)
+    _, main_frame = resolver.run_frame("main", None, [], main_body)
+    parts: list[str] = []
+    for key, fn in script.functions.items():
+        decls, frame = fn_frames[key]
+        gen = FnGen(unit, "fn", frame, fn.name)
+        unit.fn_this[key] = frame.uses_this
+        parts.extend(
+            gen.function_lines(
+                unit.fn_names[key], [d.pyname for d in decls], fn.body, fn.name, decls, fn_pos(fn)
+            )
+        )
+    gen = FnGen(unit, "main", main_frame, "main")
+    gen.unit_top_decls = set(resolver.top_decls)
+    parts.extend(gen.main_lines(script.stmts, resolver.top_decls))
+    return "\n".join(unit.lines + parts) + "\n", unit
+
+
+def fn_pos(fn: FnDef) -> tuple[int, int]:
+    return (fn.line, fn.col)

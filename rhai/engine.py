@@ -1,0 +1,495 @@
+"""The host-facing API: Engine, AST and Scope.
+
+`Engine.compile` parses a script and compiles it once to Python code; `eval`/`run` execute that
+code. Whatever the input, only `RhaiError` leaves these methods: internal failures become
+`ErrorSystem`, Python recursion becomes `ErrorStackOverflow` (or `ExprTooDeep` at compile time).
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from . import runtime as rt_mod
+from .compiler import ENGINE_BUILTINS, generate
+from .errors import RhaiError
+from .parser import parse
+from .runtime import ExitScript, Runtime, cp, err
+from .values import Char, FnPtr, Shared, to_debug, to_string, type_name
+
+try:
+    from .stdlib import BUILTIN_NAMES as _STDLIB_NAMES
+except ImportError:  # pragma: no cover - the standard library is developed in parallel
+    _STDLIB_NAMES = frozenset()
+
+_UNSET: Any = object()
+
+
+class _ScopeDict(dict):
+    """Variables visible to a script's top level; `consts` names the read-only ones."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.consts: set[str] = set()
+
+
+class Scope:
+    """Variables the host gives a script, and the script's top-level variables afterwards."""
+
+    def __init__(self) -> None:
+        self._vars = _ScopeDict()
+
+    def push(self, name: str, value: Any) -> Scope:
+        self._vars[name] = value
+        self._vars.consts.discard(name)
+        return self
+
+    def push_constant(self, name: str, value: Any) -> Scope:
+        self._vars[name] = value
+        self._vars.consts.add(name)
+        return self
+
+    def set(self, name: str, value: Any) -> Scope:
+        if name in self._vars.consts:
+            raise RhaiError("ErrorAssignmentToConstant", f"Cannot modify constant {name}")
+        self._vars[name] = value
+        return self
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._vars.get(name, default)
+
+    def is_constant(self, name: str) -> bool:
+        return name in self._vars.consts
+
+    def names(self) -> list[str]:
+        return list(self._vars)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._vars
+
+    def __len__(self) -> int:
+        return len(self._vars)
+
+    def __repr__(self) -> str:
+        return f"Scope({dict(self._vars)!r})"
+
+
+class AST:
+    """A compiled script: run it with `Engine.eval`/`Engine.run`/`Engine.call_fn`.
+
+    - `functions`: {(name, arity)} of the script's own functions.
+    - `functions_called`: names the script calls that are neither its own functions nor
+      built in (stdlib or engine built-ins), i.e. what the host must provide.
+    """
+
+    def __init__(self, source: str, code: str, unit: Any, namespace: dict[str, Any]) -> None:
+        self.source = source
+        self.code = code
+        self._ns = namespace
+        self._unit = unit
+        self.functions: set[tuple[str, int]] = set(unit.fn_names)
+        own = {name for name, _ in unit.fn_names}
+        self.functions_called: set[str] = {
+            n
+            for n in unit.called
+            if n not in own and n not in _STDLIB_NAMES and n not in ENGINE_BUILTINS
+        }
+        self.fn_table = {key: namespace[py] for key, py in unit.fn_names.items()}
+
+
+def _default_print(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+class Engine:
+    """A Rhai script engine with safety limits (0 means unlimited).
+
+    Defaults: max_operations=50_000_000, max_call_levels=64, max_expr_depth=64 (32 inside
+    functions), max_string_size=10 MiB, max_array_size=max_map_size=1_000_000,
+    max_variables=10_000.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_operations: int = 50_000_000,
+        max_call_levels: int = 64,
+        max_expr_depth: int = 64,
+        max_function_expr_depth: int | None = None,
+        max_string_size: int = 10 * 1024 * 1024,
+        max_array_size: int = 1_000_000,
+        max_map_size: int = 1_000_000,
+        max_variables: int = 10_000,
+    ) -> None:
+        self.max_operations = max_operations
+        self.max_call_levels = max_call_levels
+        self.max_expr_depth = max_expr_depth
+        self.max_function_expr_depth = (
+            max_expr_depth // 2 if max_function_expr_depth is None else max_function_expr_depth
+        )
+        self.max_string_size = max_string_size
+        self.max_array_size = max_array_size
+        self.max_map_size = max_map_size
+        self.max_variables = max_variables
+        self.on_print: Callable[[str], Any] = _default_print
+        self.on_debug: Callable[[str], Any] = _default_print
+        self._host_fns: dict[tuple[str, int], Callable[..., Any]] = {}
+        self._rt = Runtime(self)
+
+    # ---- host functions ----
+    def register_fn(self, name: str, fn: Callable[..., Any]) -> Engine:
+        """Expose a Python callable to scripts as `name`, dispatched by its arity."""
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            self._host_fns[(name, 1)] = fn
+            return self
+        params = [
+            p
+            for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        required = sum(1 for p in params if p.default is p.empty)
+        var = any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values())
+        top = len(params) + (8 if var else 0)
+        for n in range(required, top + 1):
+            self._host_fns[(name, n)] = fn
+        return self
+
+    # ---- compile ----
+    def compile(self, source: str) -> AST:
+        """Parse and compile a script; raises RhaiError("ErrorParsing") on syntax errors."""
+        return self._compile(source, eval_mode=False)
+
+    def _compile(self, source: str, eval_mode: bool) -> AST:
+        if not isinstance(source, str):
+            raise RhaiError("ErrorSystem", f"script must be a string, not {type(source).__name__}")
+        try:
+            script = parse(
+                source,
+                max_expr_depth=self.max_expr_depth,
+                max_fn_expr_depth=self.max_function_expr_depth,
+                max_string_size=self.max_string_size,
+                max_array_size=self.max_array_size,
+                max_map_size=self.max_map_size,
+                allow_fn=not eval_mode,
+            )
+            code, unit = generate(self, script, eval_mode)
+            namespace = self._namespace(unit)
+            exec(compile(code, "<rhai>", "exec"), namespace)  # noqa: S102 - generated, no user text
+        except RhaiError:
+            raise
+        except (RecursionError, MemoryError, SyntaxError) as e:
+            raise RhaiError(
+                "ErrorParsing", "Expression exceeds maximum complexity", parse_kind="ExprTooDeep"
+            ) from e
+        except Exception as e:
+            raise RhaiError("ErrorSystem", f"internal compiler error: {e!r}") from e
+        return AST(source, code, unit, namespace)
+
+    def _namespace(self, unit: Any) -> dict[str, Any]:
+        r = self._rt
+        m = rt_mod
+        return {
+            "__builtins__": {
+                "type": type,
+                "int": int,
+                "next": next,
+                "enumerate": enumerate,
+                "len": len,
+                "str": str,
+                "float": float,
+                "list": list,
+            },
+            "_rt": r,
+            "_K": unit.consts,
+            "RhaiError": RhaiError,
+            "_OPS": r.ops,
+            "_tmo": r.too_many_ops,
+            "_so": r.stack_overflow,
+            "_ovf": r.ovf,
+            "_add": r.add,
+            "_iadd": r.iadd,
+            "_arith": m.arith,
+            "_div": m.div,
+            "_mod": m.mod,
+            "_pow": m.pow_,
+            "_lt": m.lt,
+            "_le": m.le,
+            "_gt": m.gt,
+            "_ge": m.ge,
+            "_eq": m.eq,
+            "_ne": m.ne,
+            "_shift": m.shift,
+            "_bitop": m.bitop,
+            "_neg": m.neg,
+            "_plus": m.plus,
+            "_not": m.not_,
+            "_cond": m.cond,
+            "_make_range": m.make_range,
+            "_for_range": m.for_range,
+            "_for_iter": m.for_iter,
+            "_index": m.index_get,
+            "_prop": r.prop,
+            "_call": r.call,
+            "_cp": cp,
+            "_Shared": Shared,
+            "_Mut": rt_mod.Mut,
+            "_FnPtr": FnPtr,
+            "_type_name": type_name,
+            "_interp": _interp,
+            "_this": _this,
+            "_unbound": _unbound,
+            "_err": err,
+            "_catchable": r.catchable,
+            "_caught": r.caught_value,
+            "_wrap": r.wrap,
+            "_Exit": ExitScript,
+            "_contains": self._contains,
+            "_switch_eq": m.switch_eq,
+            "_gconst": _gconst,
+            "_GC": {},
+            "_dget": _dget,
+            "_dset": _dset,
+            "_SC": _ScopeDict(),
+            "_NOVARS": _ScopeDict(),
+            "_UNSET": _UNSET,
+            "_write_back": _write_back,
+            "_is_def_var": _is_def_var,
+            "_call_method": self._call_method,
+            "_rt_eval": self._eval_string,
+        }
+
+    # ---- run ----
+    def eval(self, script: str | AST, scope: Scope | None = None) -> Any:
+        """Run a script (source or AST) and return its value (Python value mapping)."""
+        ast = script if isinstance(script, AST) else self.compile(script)
+        return self._run(ast, scope)
+
+    def eval_ast(self, ast: AST, scope: Scope | None = None) -> Any:
+        return self._run(ast, scope)
+
+    def run(self, script: str | AST, scope: Scope | None = None) -> None:
+        """Run a script for its effects; the value is discarded."""
+        self.eval(script, scope)
+
+    def _run(self, ast: AST, scope: Scope | None) -> Any:
+        sc = scope._vars if scope is not None else _ScopeDict()
+        ns = ast._ns
+        r = self._rt
+        saved = (r.fns, ns["_SC"], ns["_GC"])
+        outermost = r.depth == 0
+        if outermost:
+            r.ops = itertools.count()
+        ns["_OPS"] = r.ops
+        ns["_SC"] = sc
+        ns["_GC"] = {}
+        r.fns = ast.fn_table
+        try:
+            return _export(ns["_main"](None, 0, None))
+        except ExitScript as e:
+            return _export(e.value)
+        except RhaiError:
+            raise
+        except RecursionError:
+            raise RhaiError("ErrorStackOverflow", "Stack overflow") from None
+        except MemoryError:
+            raise RhaiError("ErrorDataTooLarge", "Out of memory", what="Memory") from None
+        except Exception as e:
+            raise RhaiError("ErrorSystem", f"internal engine error: {e!r}") from e
+        finally:
+            r.fns, ns["_SC"], ns["_GC"] = saved
+
+    def call_fn(self, ast: AST, name: str, *args: Any) -> Any:
+        """Call a script function of `ast` by name with Python arguments."""
+        fn = ast.fn_table.get((name, len(args)))
+        if fn is None:
+            raise RhaiError(
+                "ErrorFunctionNotFound",
+                f"Function not found: {name} ({', '.join(type_name(a) for a in args)})",
+                function=name,
+            )
+        r = self._rt
+        saved = r.fns
+        r.fns = ast.fn_table
+        if r.depth == 0:
+            r.ops = itertools.count()
+        ast._ns["_OPS"] = r.ops
+        try:
+            return _export(fn(None, 1, None, *[cp(a) for a in args]))
+        except ExitScript as e:
+            return _export(e.value)
+        except RhaiError:
+            raise
+        except RecursionError:
+            raise RhaiError("ErrorStackOverflow", "Stack overflow") from None
+        except Exception as e:
+            raise RhaiError("ErrorSystem", f"internal engine error: {e!r}") from e
+        finally:
+            r.fns = saved
+
+    # ---- engine-owned built-ins reached at run time ----
+    def _eval_string(
+        self, src: Any, env: dict, dyn: dict, consts: tuple, depth: int, p: Any
+    ) -> Any:
+        """`eval(src)`: run `src` in the caller's variables; new variables stay visible."""
+        if type(src) is not str:
+            raise rt_mod.mismatch("string", src, p)
+        r = self._rt
+        sc = _ScopeDict(dyn)
+        sc.update(env)
+        sc.consts = set(getattr(dyn, "consts", ())) | set(consts)
+        saved_fns = r.fns
+        r.depth += 1
+        try:
+            ast = self._compile(src, eval_mode=True)
+            ns = ast._ns
+            ns["_OPS"] = r.ops
+            ns["_SC"] = sc
+            ns["_GC"] = {}
+            value = ns["_main"](None, depth, p)
+        except RhaiError as e:
+            raise _wrap_eval(e, p) from None
+        finally:
+            r.depth -= 1
+            r.fns = saved_fns
+        for k, v in sc.items():
+            if k in env:
+                env[k] = v
+            else:
+                dyn[k] = v
+        return value
+
+    def _contains(self, container: Any, item: Any, p: Any) -> bool:
+        t = type(container)
+        if t is Shared:
+            return self._contains(container.value, item, p)
+        if t is list:
+            return any(rt_mod.equals(x, item) for x in container)
+        if t is dict:
+            if type(item) in (str, Char):
+                return str(item) in container
+            raise rt_mod.not_found("contains", (container, item), p)
+        if t is str:
+            if type(item) in (str, Char):
+                return str(item) in container
+            raise rt_mod.not_found("contains", (container, item), p)
+        if t is rt_mod.Range:
+            if type(item) is int:
+                return (
+                    container.start
+                    <= item
+                    < (container.end + 1 if container.inclusive else container.end)
+                )
+            return False
+        return bool(self._rt.call("contains", p, container, item))
+
+    def _call_method(self, target: Any, args: tuple, p: Any) -> Any:
+        r = self._rt
+        target = target.value if type(target) is Shared else target
+        if type(target) is FnPtr:
+            return r.call_ptr(target, args, None, p)
+        if type(target) is str:
+            return r.call_ptr(FnPtr(target), args, None, p)
+        if args and type(args[0]) is FnPtr:
+            return r.call_ptr(args[0], args[1:], [target], p)
+        raise rt_mod.mismatch("Fn", target, p)
+
+    def _builtin_call(self, name: str, args: tuple, p: Any) -> Any:
+        """Engine built-ins reached through a function pointer (`Fn("print")`)."""
+        if name == "print" and len(args) == 1:
+            self._rt.print_(args[0])
+            return None
+        if name == "debug" and len(args) == 1:
+            self._rt.debug(args[0])
+            return None
+        if name == "type_of" and len(args) == 1:
+            return type_name(args[0])
+        return NotImplemented
+
+
+# ---- helpers used by generated code ----
+
+
+def _interp(v: Any) -> str:
+    if type(v) is bytearray:
+        return v.decode("utf-8", errors="replace")
+    return to_string(v)
+
+
+def _this(holder: list | None, p: Any) -> Any:
+    if holder is None:
+        _unbound(p)
+    return holder[0]  # type: ignore[index]
+
+
+def _unbound(p: Any) -> None:
+    raise err("ErrorUnboundThis", "'this' is not bound", p)
+
+
+def _gconst(gc: dict, name: str, p: Any) -> Any:
+    try:
+        return gc[name]
+    except KeyError:
+        raise err(
+            "ErrorVariableNotFound", f"Variable not found: global::{name}", p, variable=name
+        ) from None
+
+
+def _dget(d: dict, name: str, p: Any) -> Any:
+    try:
+        return d[name]
+    except KeyError:
+        raise err(
+            "ErrorVariableNotFound", f"Variable not found: {name}", p, variable=name
+        ) from None
+
+
+def _dset(d: Any, name: str, value: Any, p: Any) -> None:
+    if name not in d:
+        raise err("ErrorVariableNotFound", f"Variable not found: {name}", p, variable=name)
+    if name in getattr(d, "consts", ()):
+        raise err("ErrorAssignmentToConstant", f"Cannot modify constant {name}", p, variable=name)
+    d[name] = value
+
+
+def _write_back(sc: Any, pairs: tuple) -> None:
+    for name, value, const in pairs:
+        if value is _UNSET:
+            continue
+        if type(value) is Shared:
+            value = value.value
+        sc[name] = value
+        if const:
+            sc.consts.add(name)
+        else:
+            sc.consts.discard(name)
+
+
+def _is_def_var(name: Any, static: tuple, dyn: dict) -> bool:
+    return name in static or name in dyn
+
+
+def _wrap_eval(e: RhaiError, p: Any) -> RhaiError:
+    line, col = p if p else (None, None)
+    return RhaiError(
+        "ErrorInFunctionCall",
+        f"Error in call to function 'eval': {e}",
+        line,
+        col,
+        inner=e,
+        function="eval",
+    )
+
+
+def _export(v: Any) -> Any:
+    """Values handed to the host: shared cells are unwrapped."""
+    if type(v) is Shared:
+        return _export(v.value)
+    return v
+
+
+__all__ = ["AST", "Engine", "Scope", "to_debug"]

@@ -1,0 +1,923 @@
+"""Run-time support for compiled scripts: operators, indexing, calls, errors, limits.
+
+Generated code inlines the common INT fast paths and calls these helpers for everything else.
+Helpers that need no engine state are plain functions; those that do (limits, natives, host
+functions, output) are methods of `Runtime`, one per Engine. Positions arrive as `(line, col)`
+tuples baked into the generated code as constants.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from typing import Any
+
+from .errors import SYSTEM_KINDS, RhaiError
+from .values import (
+    INT_MAX,
+    INT_MIN,
+    Char,
+    FnPtr,
+    HostIterator,
+    Mut,
+    Range,
+    Shared,
+    deep_copy,
+    equals,
+    float_le,
+    float_lt,
+    iter_of,
+    to_debug,
+    to_string,
+    type_name,
+)
+
+try:
+    from . import stdlib as _stdlib
+except ImportError:  # the standard library lands separately; run without natives meanwhile
+    _stdlib = None  # type: ignore[assignment]
+
+_CONTAINERS = (list, dict, bytearray, Range)
+_NUM = (int, float)
+_TEXT = (str, Char)
+
+
+class ExitScript(Exception):
+    """`exit(v)` unwinds to the engine, which returns `v`."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__("exit")
+        self.value = value
+
+
+def err(kind: str, message: str, p: tuple[int, int] | None, **details: Any) -> RhaiError:
+    line, col = p if p else (None, None)
+    return RhaiError(kind, message, line, col, **details)
+
+
+def cp(v: Any) -> Any:
+    """Copy a value read from a variable before storing it elsewhere (Rhai copies on assign)."""
+    if type(v) in _CONTAINERS:
+        return deep_copy(v)
+    if type(v) is Shared:
+        return cp(v.value)
+    return v
+
+
+def not_found(name: str, args: tuple | list, p: Any) -> RhaiError:
+    sig = f"{name} ({', '.join(type_name(a) for a in args)})"
+    return err("ErrorFunctionNotFound", f"Function not found: {sig}", p, function=sig)
+
+
+def mismatch(expected: str, actual: Any, p: Any) -> RhaiError:
+    actual_name = type_name(actual)
+    return err(
+        "ErrorMismatchDataType",
+        f"Data type incorrect: {actual_name} (expecting {expected})",
+        p,
+        expected=expected,
+        actual=actual_name,
+    )
+
+
+def cond(v: Any, p: Any) -> bool:
+    """An `if`/`while` condition or a logic operand: must be a bool."""
+    if v is True or v is False:
+        return v
+    if type(v) is Shared:
+        return cond(v.value, p)
+    raise mismatch("bool", v, p)
+
+
+# ---- arithmetic ----
+
+_OP_NAMES = {
+    "+": "Addition",
+    "-": "Subtraction",
+    "*": "Multiplication",
+    "/": "Division",
+    "%": "Modulo",
+    "**": "Exponential",
+}
+
+
+def overflow(op: str, a: Any, b: Any, p: Any) -> RhaiError:
+    return err("ErrorArithmetic", f"{_OP_NAMES.get(op, op)} overflow: {a} {op} {b}", p)
+
+
+def _checked(r: int, op: str, a: Any, b: Any, p: Any) -> int:
+    if INT_MIN <= r <= INT_MAX:
+        return r
+    raise overflow(op, a, b, p)
+
+
+def _unshare(v: Any) -> Any:
+    while type(v) is Shared:
+        v = v.value
+    return v
+
+
+def arith(op: str, a: Any, b: Any, p: Any) -> Any:
+    """Generic `+ - * / % **` for every type pair Rhai defines them on."""
+    ta, tb = type(a), type(b)
+    if ta is Shared or tb is Shared:
+        return arith(op, _unshare(a), _unshare(b), p)
+    if ta is int and tb is int:
+        return int_op(op, a, b, p)
+    if (ta is float or ta is int) and (tb is float or tb is int):
+        return float_op(op, float(a), float(b), p)
+    if op == "+":
+        if ta is str or tb is str:
+            if ta is str and tb is str:
+                return a + b
+            return to_string(a) + to_string(b)
+        if ta is Char and tb is Char:
+            return str(a) + str(b)
+        if ta is list and tb is list:
+            return deep_copy(a) + deep_copy(b)
+        if ta is dict and tb is dict:
+            out = deep_copy(a)
+            out.update(deep_copy(b))
+            return out
+        if ta is bytearray and tb is bytearray:
+            return a + b
+        if ta is Char and tb is type(None):
+            return str(a)
+    if op == "-" and ta is str and tb in _TEXT:
+        return a.replace(str(b), "")
+    raise not_found(op, (a, b), p)
+
+
+def int_op(op: str, a: int, b: int, p: Any) -> int:
+    if op == "+":
+        return _checked(a + b, op, a, b, p)
+    if op == "-":
+        return _checked(a - b, op, a, b, p)
+    if op == "*":
+        return _checked(a * b, op, a, b, p)
+    if op == "/":
+        if b == 0:
+            raise err("ErrorArithmetic", f"Division by zero: {a} / {b}", p)
+        q = abs(a) // abs(b)
+        return _checked(q if (a < 0) == (b < 0) else -q, op, a, b, p)
+    if op == "%":
+        if b == 0:
+            raise err("ErrorArithmetic", f"Modulo division by zero: {a} % {b}", p)
+        r = abs(a) % abs(b)
+        return -r if a < 0 else r
+    if op == "**":
+        if b < 0:
+            raise err("ErrorArithmetic", f"Integer raised to a negative index: {a} ** {b}", p)
+        if b > 64 and a not in (0, 1, -1):
+            raise overflow(op, a, b, p)
+        return _checked(a**b, op, a, b, p)
+    raise not_found(op, (a, b), p)
+
+
+def float_op(op: str, a: float, b: float, p: Any) -> float:
+    try:
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        if op == "/":
+            if b == 0:
+                if a == 0 or a != a:
+                    return math.nan
+                return math.copysign(math.inf, a) * math.copysign(1.0, b)
+            return a / b
+        if op == "%":
+            if b == 0:
+                return math.nan
+            return math.fmod(a, b)
+        if op == "**":
+            try:
+                r = a**b
+            except ZeroDivisionError:
+                return math.inf
+            if type(r) is complex:
+                return math.nan
+            return r
+    except OverflowError:
+        return math.inf
+    raise not_found(op, (a, b), p)
+
+
+def pow_(a: Any, b: Any, p: Any) -> Any:
+    return arith("**", a, b, p)
+
+
+def div(a: Any, b: Any, p: Any) -> Any:
+    return arith("/", a, b, p)
+
+
+def mod(a: Any, b: Any, p: Any) -> Any:
+    return arith("%", a, b, p)
+
+
+def neg(a: Any, p: Any) -> Any:
+    t = type(a)
+    if t is int:
+        if a == INT_MIN:
+            raise err("ErrorArithmetic", f"Negation overflow: -{a}", p)
+        return -a
+    if t is float:
+        return -a
+    if t is Shared:
+        return neg(a.value, p)
+    raise not_found("-", (a,), p)
+
+
+def plus(a: Any, p: Any) -> Any:
+    if type(a) in _NUM:
+        return a
+    raise not_found("+", (a,), p)
+
+
+def not_(a: Any, p: Any) -> bool:
+    if a is True or a is False:
+        return not a
+    if type(a) is Shared:
+        return not_(a.value, p)
+    raise not_found("!", (a,), p)
+
+
+def shift(op: str, a: Any, b: Any, p: Any) -> int:
+    a, b = _unshare(a), _unshare(b)
+    if type(a) is not int or type(b) is not int:
+        raise not_found(op, (a, b), p)
+    if b < 0:
+        op, b = (">>" if op == "<<" else "<<"), -b
+    if op == "<<":
+        if b >= 64:
+            return 0
+        r = (a << b) & 0xFFFFFFFFFFFFFFFF
+        return r - (1 << 64) if r > INT_MAX else r
+    if b >= 64:
+        return -1 if a < 0 else 0
+    return a >> b
+
+
+def bitop(op: str, a: Any, b: Any, p: Any) -> Any:
+    a, b = _unshare(a), _unshare(b)
+    ta, tb = type(a), type(b)
+    if ta is int and tb is int:
+        return a & b if op == "&" else a | b if op == "|" else a ^ b
+    if ta is bool and tb is bool:
+        return a & b if op == "&" else a | b if op == "|" else a ^ b
+    raise not_found(op, (a, b), p)
+
+
+# ---- comparison ----
+
+
+def eq(a: Any, b: Any) -> bool:
+    return equals(a, b)
+
+
+def ne(a: Any, b: Any) -> bool:
+    return not equals(a, b)
+
+
+def compare(op: str, a: Any, b: Any, p: Any) -> bool:
+    """`< <= > >=`: numbers across INT/FLOAT, text lexically; other mixes are false."""
+    ta, tb = type(a), type(b)
+    if ta is Shared or tb is Shared:
+        return compare(op, _unshare(a), _unshare(b), p)
+    if ta in _NUM and tb in _NUM and ta is not bool and tb is not bool:
+        if ta is int and tb is int:
+            return _cmp(op, a, b)
+        x, y = float(a), float(b)
+        if op == "<":
+            return float_lt(x, y)
+        if op == "<=":
+            return float_le(x, y)
+        if op == ">":
+            return float_lt(y, x)
+        return float_le(y, x)
+    if ta in _TEXT and tb in _TEXT:
+        return _cmp(op, str(a), str(b))
+    if ta is tb:
+        if ta is bool:
+            return _cmp(op, a, b)
+        raise not_found(op, (a, b), p)
+    return False
+
+
+def _cmp(op: str, a: Any, b: Any) -> bool:
+    if op == "<":
+        return a < b
+    if op == "<=":
+        return a <= b
+    if op == ">":
+        return a > b
+    return a >= b
+
+
+def lt(a: Any, b: Any, p: Any) -> bool:
+    return compare("<", a, b, p)
+
+
+def le(a: Any, b: Any, p: Any) -> bool:
+    return compare("<=", a, b, p)
+
+
+def gt(a: Any, b: Any, p: Any) -> bool:
+    return compare(">", a, b, p)
+
+
+def ge(a: Any, b: Any, p: Any) -> bool:
+    return compare(">=", a, b, p)
+
+
+def switch_eq(subject: Any, case: Any) -> bool:
+    """Switch matching: same type and equal value (Rhai hashes, it does not call `==`)."""
+    subject = _unshare(subject)
+    if type(subject) is not type(case):
+        return False
+    return equals(subject, case)
+
+
+def make_range(a: Any, b: Any, inclusive: bool, p: Any) -> Range:
+    a, b = _unshare(a), _unshare(b)
+    if type(a) is not int or type(b) is not int:
+        raise not_found("..=" if inclusive else "..", (a, b), p)
+    return Range(a, b, inclusive)
+
+
+def for_range(a: Any, b: Any, inclusive: bool, p: Any) -> range:
+    a, b = _unshare(a), _unshare(b)
+    if type(a) is not int or type(b) is not int:
+        raise not_found("..=" if inclusive else "..", (a, b), p)
+    return range(a, b + 1 if inclusive else b)
+
+
+def for_iter(v: Any, p: Any) -> Any:
+    it = iter_of(v)
+    if it is None:
+        raise err("ErrorFor", f"For loop expects an iterable type, not '{type_name(v)}'", p)
+    return it
+
+
+# ---- indexing ----
+
+
+def _norm_index(i: int, n: int) -> int | None:
+    if i < 0:
+        i += n
+        if i < 0:
+            return None
+    return i if i < n else None
+
+
+def _bits_range(r: Range) -> tuple[int, int]:
+    start = max(0, min(64, r.start))
+    end = max(0, min(64, r.end + 1 if r.inclusive else r.end))
+    return start, end
+
+
+def index_get(obj: Any, i: Any, p: Any) -> Any:
+    """`obj[i]` for arrays, strings, maps, INT bit fields, BLOBs and ranges as indices."""
+    t = type(obj)
+    ti = type(i)
+    if ti is Shared:
+        return index_get(obj, i.value, p)
+    if t is list:
+        if ti is int:
+            j = _norm_index(i, len(obj))
+            if j is None:
+                raise array_bounds(len(obj), i, p)
+            return obj[j]
+        raise index_type("array", i, p)
+    if t is dict:
+        if ti is str or ti is Char:
+            return obj.get(str(i))
+        raise index_type("map", i, p)
+    if t is str:
+        if ti is int:
+            n = len(obj)
+            j = _norm_index(i, n)
+            if j is None:
+                raise err(
+                    "ErrorStringBounds",
+                    f"String index {i} out of bounds: only {n} characters in string",
+                    p,
+                    length=n,
+                    index=i,
+                )
+            return Char(obj[j])
+        if ti is Range:
+            return _substr(obj, i)
+        raise index_type("string", i, p)
+    if t is int:
+        if ti is int:
+            bit = i + 64 if i < 0 else i
+            if not 0 <= bit < 64:
+                raise err(
+                    "ErrorBitFieldBounds",
+                    f"Bit-field index {i} out of bounds: only 64 bits in integer",
+                    p,
+                    length=64,
+                    index=i,
+                )
+            return bool((obj >> bit) & 1)
+        if ti is Range:
+            start, end = _bits_range(i)
+            if end <= start:
+                return 0
+            return ((obj & 0xFFFFFFFFFFFFFFFF) >> start) & ((1 << (end - start)) - 1)
+        raise index_type("i64", i, p)
+    if t is bytearray:
+        if ti is int:
+            j = _norm_index(i, len(obj))
+            if j is None:
+                raise array_bounds(len(obj), i, p)
+            return obj[j]
+        raise index_type("blob", i, p)
+    if t is Shared:
+        return index_get(obj.value, i, p)
+    if obj is None:
+        raise err("ErrorIndexingType", "Indexing a unit value ()", p, type="()")
+    raise err(
+        "ErrorIndexingType",
+        f"Indexing not supported for {type_name(obj)}",
+        p,
+        type=type_name(obj),
+    )
+
+
+def _substr(s: str, r: Range) -> str:
+    n = len(s)
+    start, end = r.start, r.end + 1 if r.inclusive else r.end
+    if start < 0:
+        start = max(0, start + n)
+    if end < 0:
+        end = max(0, end + n)
+    start = min(start, n)
+    end = min(end, n)
+    return s[start:end] if end > start else ""
+
+
+def array_bounds(n: int, i: int, p: Any) -> RhaiError:
+    return err(
+        "ErrorArrayBounds",
+        f"Array index {i} out of bounds: only {n} elements in array"
+        if n
+        else f"Array index {i} out of bounds: array is empty",
+        p,
+        length=n,
+        index=i,
+    )
+
+
+def index_type(what: str, i: Any, p: Any) -> RhaiError:
+    return err(
+        "ErrorIndexingType",
+        f"Indexer not found: {what}[{type_name(i)}]",
+        p,
+        type=what,
+    )
+
+
+class Runtime:
+    """Engine-bound helpers: limits, natives and host functions, output, function pointers."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.fns: dict[tuple[str, int], Callable[..., Any]] = {}
+        self.ops = itertools.count()
+        self.depth = 0
+        self.native_cache: dict[tuple, Any] = {}
+
+    # ---- limits ----
+    def too_many_ops(self, p: Any) -> None:
+        raise err("ErrorTooManyOperations", "Too many operations", p)
+
+    def stack_overflow(self, p: Any) -> None:
+        raise err("ErrorStackOverflow", "Stack overflow", p)
+
+    def too_many_vars(self, p: Any) -> None:
+        raise err("ErrorTooManyVariables", "Too many variables defined", p)
+
+    def check_size(self, v: Any, p: Any) -> Any:
+        """Raise ErrorDataTooLarge when a produced value exceeds an engine size limit."""
+        t = type(v)
+        eng = self.engine
+        if t is str:
+            cap = eng.max_string_size
+            if cap and len(v) > cap // 4 and len(v.encode("utf-8")) > cap:
+                raise err(
+                    "ErrorDataTooLarge",
+                    "Length of string exceeds maximum limit",
+                    p,
+                    what="Length of string",
+                )
+        elif t is list or t is bytearray:
+            cap = eng.max_array_size
+            if cap and len(v) > cap:
+                raise err(
+                    "ErrorDataTooLarge",
+                    "Size of array/BLOB exceeds maximum limit",
+                    p,
+                    what="Size of array/BLOB",
+                )
+            if cap and t is list and any(type(x) is list for x in v) and _deep_len(v) > cap:
+                raise err(
+                    "ErrorDataTooLarge",
+                    "Size of array/BLOB exceeds maximum limit",
+                    p,
+                    what="Size of array/BLOB",
+                )
+        elif t is dict:
+            cap = eng.max_map_size
+            if cap and len(v) > cap:
+                raise err(
+                    "ErrorDataTooLarge",
+                    "Size of object map exceeds maximum limit",
+                    p,
+                    what="Size of object map",
+                )
+        return v
+
+    # ---- operators needing limits ----
+    def add(self, a: Any, b: Any, p: Any) -> Any:
+        r = arith("+", a, b, p)
+        if type(r) is not int and type(r) is not float:
+            self.check_size(r, p)
+        return r
+
+    def iadd(self, a: Any, b: Any, p: Any) -> Any:
+        """`a += b`: arrays push/append and maps mix in, in place; everything else is `+`."""
+        ta = type(a)
+        if ta is list:
+            if type(b) is list:
+                a.extend(deep_copy(b))
+            else:
+                a.append(cp(b))
+            return self.check_size(a, p)
+        if ta is dict and type(b) is dict:
+            a.update(deep_copy(b))
+            return self.check_size(a, p)
+        if ta is bytearray and type(b) is int:
+            a.append(b & 0xFF)
+            return self.check_size(a, p)
+        return self.add(a, b, p)
+
+    def ovf(self, op: str, a: Any, b: Any, p: Any) -> Any:
+        return arith(op, a, b, p)
+
+    # ---- output and builtins ----
+    def print_(self, v: Any) -> None:
+        self.engine.on_print(to_string(v))
+
+    def debug(self, v: Any) -> None:
+        self.engine.on_debug(to_debug(v))
+
+    def throw(self, v: Any, p: Any) -> RhaiError:
+        v = _unshare(v)
+        return err("ErrorRuntime", to_string(v) or "Runtime error", p, value=v)
+
+    # ---- calls ----
+    def wrap(self, e: RhaiError, name: str, p: Any) -> RhaiError:
+        """Errors leaving a script function are wrapped, except resource-limit errors."""
+        if e.kind in SYSTEM_KINDS or e.kind == "ErrorParsing":
+            return e
+        line, col = p if p else (None, None)
+        return RhaiError(
+            "ErrorInFunctionCall",
+            f"Error in call to function '{name}': {e}",
+            line,
+            col,
+            inner=e,
+            function=name,
+        )
+
+    def native(self, name: str, p: Any, args: tuple) -> Any:
+        """Call a host or standard-library function; returns a `Mut` for in-place changes."""
+        n = len(args)
+        host = self.engine._host_fns.get((name, n))
+        if host is not None:
+            return self.call_host(name, host, args, p)
+        script = self.fns.get((name, n))
+        if script is not None:
+            return script(None, self.depth + 1, p, *[cp(a) for a in args])
+        if _stdlib is not None:
+            nat = _stdlib.lookup(name, args)
+            if nat is not None:
+                try:
+                    r = nat.fn(self, *args)
+                except RhaiError as e:
+                    raise (e.at(*p) if p else e) from None
+                except RecursionError:
+                    raise
+                except Exception as e:  # a native must not leak Python errors
+                    raise err("ErrorRuntime", f"{name}: {e}", p) from None
+                if nat.mutates and args:
+                    self.check_size(args[0], p)
+                rt = type(r)
+                if rt is str or rt is list or rt is dict:
+                    self.check_size(r, p)
+                return r
+        if n == 1 and name.startswith("get$"):
+            v = args[0]
+            if type(v) is FnPtr:
+                if name == "get$name":
+                    return v.name
+                if name == "get$is_anonymous":
+                    return v.is_anonymous
+        raise not_found(name, args, p)
+
+    def call(self, name: str, p: Any, *args: Any) -> Any:
+        r = self.native(name, p, args)
+        if type(r) is Mut:
+            return r.result
+        return r
+
+    def call_raw(self, name: str, p: Any, *args: Any) -> Any:
+        return self.native(name, p, args)
+
+    def call_host(self, name: str, fn: Callable[..., Any], args: tuple, p: Any) -> Any:
+        try:
+            r = fn(*args)
+        except RhaiError as e:
+            raise (e.at(*p) if p else e) from None
+        except RecursionError:
+            raise
+        except Exception as e:
+            raise err(
+                "ErrorRuntime", f"Error in host function '{name}': {e}", p, value=str(e)
+            ) from None
+        return from_host(r)
+
+    def method(self, name: str, p: Any, obj: Any, *args: Any) -> Any:
+        """`obj.name(args)` when no script function applies; may return a `Mut`."""
+        if type(obj) is dict:
+            f = obj.get(name)
+            if type(f) is FnPtr:
+                return self.call_ptr(f, args, [obj], p)
+        if type(obj) is Shared:
+            obj = obj.value
+        return self.native(name, p, (obj, *args))
+
+    def method_value(self, name: str, p: Any, obj: Any, *args: Any) -> Any:
+        r = self.method(name, p, obj, *args)
+        return r.result if type(r) is Mut else r
+
+    def prop(self, obj: Any, name: str, p: Any) -> Any:
+        t = type(obj)
+        if t is dict:
+            return obj.get(name)
+        if t is Shared:
+            return self.prop(obj.value, name, p)
+        try:
+            r = self.native("get$" + name, p, (obj,))
+        except RhaiError as e:
+            if e.kind == "ErrorFunctionNotFound":
+                raise err(
+                    "ErrorPropertyNotFound",
+                    f"Property not found: {name} on {type_name(obj)}",
+                    p,
+                    property=name,
+                ) from None
+            raise
+        return r.result if type(r) is Mut else r
+
+    def set_prop(self, obj: Any, name: str, v: Any, p: Any) -> Any:
+        """Store a property; returns the (possibly new) object."""
+        if type(obj) is dict:
+            obj[name] = v
+            return self.check_size(obj, p)
+        try:
+            r = self.native("set$" + name, p, (obj, v))
+        except RhaiError as e:
+            if e.kind == "ErrorFunctionNotFound":
+                raise err(
+                    "ErrorPropertyNotFound",
+                    f"Property not found: {name} on {type_name(obj)}",
+                    p,
+                    property=name,
+                ) from None
+            raise
+        return r.this if type(r) is Mut else obj
+
+    def index_set(self, obj: Any, i: Any, v: Any, p: Any) -> Any:
+        """`obj[i] = v`; returns the (possibly new, for strings and INTs) object."""
+        t = type(obj)
+        ti = type(i)
+        if t is list:
+            if ti is not int:
+                raise index_type("array", i, p)
+            j = _norm_index(i, len(obj))
+            if j is None:
+                raise array_bounds(len(obj), i, p)
+            obj[j] = v
+            return obj
+        if t is dict:
+            if ti is not str and ti is not Char:
+                raise index_type("map", i, p)
+            obj[str(i)] = v
+            return self.check_size(obj, p)
+        if t is str:
+            if ti is int:
+                n = len(obj)
+                j = _norm_index(i, n)
+                if j is None:
+                    raise err(
+                        "ErrorStringBounds",
+                        f"String index {i} out of bounds: only {n} characters in string",
+                        p,
+                        length=n,
+                        index=i,
+                    )
+                if type(v) is not Char:
+                    raise mismatch("char", v, p)
+                return obj[:j] + v + obj[j + 1 :]
+            if ti is Range:
+                n = len(obj)
+                start, end = i.start, i.end + 1 if i.inclusive else i.end
+                start = max(0, min(n, start + n if start < 0 else start))
+                end = max(start, min(n, end + n if end < 0 else end))
+                return self.check_size(obj[:start] + to_string(v) + obj[end:], p)
+            raise index_type("string", i, p)
+        if t is int:
+            if ti is int:
+                bit = i + 64 if i < 0 else i
+                if not 0 <= bit < 64:
+                    raise err(
+                        "ErrorBitFieldBounds",
+                        f"Bit-field index {i} out of bounds: only 64 bits in integer",
+                        p,
+                        length=64,
+                        index=i,
+                    )
+                if type(v) is not bool:
+                    raise mismatch("bool", v, p)
+                u = obj & 0xFFFFFFFFFFFFFFFF
+                u = u | (1 << bit) if v else u & ~(1 << bit)
+                return u - (1 << 64) if u > INT_MAX else u
+            if ti is Range:
+                if type(v) is not int:
+                    raise mismatch("i64", v, p)
+                start, end = _bits_range(i)
+                if end <= start:
+                    return obj
+                mask = ((1 << (end - start)) - 1) << start
+                u = (obj & 0xFFFFFFFFFFFFFFFF & ~mask) | ((v << start) & mask)
+                return u - (1 << 64) if u > INT_MAX else u
+            raise index_type("i64", i, p)
+        if t is bytearray:
+            if ti is not int:
+                raise index_type("blob", i, p)
+            j = _norm_index(i, len(obj))
+            if j is None:
+                raise array_bounds(len(obj), i, p)
+            if type(v) is not int:
+                raise mismatch("i64", v, p)
+            obj[j] = v & 0xFF
+            return obj
+        raise index_get(obj, i, p)  # raises the proper indexing error
+
+    def get_path(self, obj: Any, kinds: str, keys: tuple, p: Any) -> Any:
+        for k, key in zip(kinds, keys, strict=True):
+            obj = self.prop(obj, key, p) if k == "p" else index_get(obj, key, p)
+        return obj
+
+    def set_path(self, obj: Any, kinds: str, keys: tuple, v: Any, p: Any) -> Any:
+        """Store `v` at the end of an index/property chain; returns the new root value."""
+        if type(obj) is Shared:
+            obj.value = self.set_path(obj.value, kinds, keys, v, p)
+            return obj
+        k = kinds[0]
+        if len(kinds) == 1:
+            if k == "p":
+                return self.set_prop(obj, keys[0], v, p)
+            return self.index_set(obj, keys[0], v, p)
+        child = self.prop(obj, keys[0], p) if k == "p" else index_get(obj, keys[0], p)
+        new_child = self.set_path(child, kinds[1:], keys[1:], v, p)
+        if new_child is child:
+            return obj
+        if k == "p":
+            return self.set_prop(obj, keys[0], new_child, p)
+        return self.index_set(obj, keys[0], new_child, p)
+
+    # ---- function pointers ----
+    def call_ptr(self, f: Any, args: tuple | list, this: list | None, p: Any) -> Any:
+        """Call a function pointer or closure with its curried arguments first."""
+        f = _unshare(f)
+        if type(f) is not FnPtr:
+            if type(f) is str:
+                f = FnPtr(f)
+            else:
+                raise mismatch("Fn", f, p)
+        full = (*f.curry, *args)
+        if f.fn is not None:
+            return f.fn(this, self.depth + 1, p, *full)
+        script = self.fns.get((f.name, len(full)))
+        if script is not None:
+            return script(this, self.depth + 1, p, *[cp(a) for a in full])
+        builtin = self.engine._builtin_call(f.name, full, p)
+        if builtin is not NotImplemented:
+            return builtin
+        if this is not None:
+            r = self.native(f.name, p, (this[0], *full))
+            if type(r) is Mut:
+                this[0] = r.this
+                return r.result
+            return r
+        r = self.native(f.name, p, full)
+        return r.result if type(r) is Mut else r
+
+    def call_fn(self, fnptr: Any, args: list, this: Any = None) -> Any:
+        """For natives (`ctx.call_fn`): call a pointer, optionally binding `this`."""
+        holder = None
+        if this is not None and not _is_no_this(this):
+            holder = [this]
+        self.depth += 1
+        try:
+            return self.call_ptr(fnptr, tuple(args), holder, None)
+        finally:
+            self.depth -= 1
+
+    def fn_arity(self, fnptr: Any) -> int | None:
+        f = _unshare(fnptr)
+        if type(f) is not FnPtr:
+            return None
+        if f.fn is not None:
+            n = getattr(f.fn, "arity", None)
+            return None if n is None else n - len(f.curry)
+        arities = [n for (name, n) in self.fns if name == f.name]
+        if len(arities) == 1:
+            return arities[0] - len(f.curry)
+        return None
+
+    def curry(self, f: Any, args: tuple, p: Any) -> FnPtr:
+        f = _unshare(f)
+        if type(f) is not FnPtr:
+            raise mismatch("Fn", f, p)
+        return f.curried([cp(a) for a in args])
+
+    def make_fn(self, name: Any, p: Any) -> FnPtr:
+        name = _unshare(name)
+        if type(name) is not str:
+            raise mismatch("string", name, p)
+        if not name or not (name[0].isalpha() or name[0] == "_"):
+            raise err("ErrorFunctionNotFound", f"Function not found: {name}", p, function=name)
+        return FnPtr(name)
+
+    def is_def_fn(self, name: Any, arity: Any) -> bool:
+        return (name, arity) in self.fns
+
+    # ---- try/catch ----
+    @staticmethod
+    def catchable(e: RhaiError) -> bool:
+        root = e.root()
+        return root.kind not in SYSTEM_KINDS and root.kind != "ErrorParsing"
+
+    @staticmethod
+    def caught_value(e: RhaiError) -> Any:
+        """What `catch (x)` binds: the thrown value, or a map describing the error."""
+        root = e.root()
+        if root.kind == "ErrorRuntime" and root.details.get("value_set", True):
+            return root.value
+        line = root.line if root.line is not None else e.line
+        col = root.column if root.line is not None else e.column
+        out: dict[str, Any] = {
+            "message": root.message,
+            "error": root.kind,
+            "line": line if line is not None else 0,
+            "position": col if col is not None else 0,
+        }
+        for k, v in root.details.items():
+            if type(v) in (int, str, bool, float):
+                out[k] = v
+        return out
+
+
+def _deep_len(v: list) -> int:
+    n = 0
+    for x in v:
+        n += 1 + (_deep_len(x) if type(x) is list else 0)
+    return n
+
+
+def _is_no_this(v: Any) -> bool:
+    return type(v).__name__ == "_NoThis"
+
+
+def from_host(v: Any) -> Any:
+    """Host function results: tuples become arrays; everything else passes as-is."""
+    if type(v) is tuple:
+        return [from_host(x) for x in v]
+    return v
+
+
+__all__ = [
+    "INT_MAX",
+    "INT_MIN",
+    "ExitScript",
+    "HostIterator",
+    "Runtime",
+]

@@ -1,0 +1,37 @@
+"""Smoke tests for the engine core: a few end-to-end scripts and the host API."""
+
+import pytest
+
+from rhai import Engine, RhaiError, Scope
+
+
+def test_fib_and_loop():
+    engine = Engine()
+    assert engine.eval("fn fib(n) { if n < 2 { n } else { fib(n-1) + fib(n-2) } } fib(15)") == 610
+    assert engine.eval("let t = 0; for i in 0..100 { t += i; } t") == 4950
+
+
+def test_scope_round_trip():
+    scope = Scope().push("x", 40)
+    engine = Engine()
+    assert engine.eval("let y = x + 2; y", scope) == 42
+    assert scope.get("y") == 42
+
+
+def test_register_fn_and_functions_called():
+    engine = Engine()
+    engine.register_fn("plus_one", lambda x: x + 1)
+    assert engine.eval("plus_one(41)") == 42
+    ast = engine.compile("fn own(a) { a } let x = foo(1) + own(2); x.bar(); x.len()")
+    assert ast.functions_called == {"foo", "bar"}
+    assert ast.functions == {("own", 1)}
+
+
+def test_errors_are_rhai_errors():
+    with pytest.raises(RhaiError) as info:
+        Engine().eval("let a = 1;\nlet b = a / 0;")
+    assert info.value.kind == "ErrorArithmetic"
+    assert (info.value.line, info.value.column) == (2, 11)
+    with pytest.raises(RhaiError) as info:
+        Engine().compile("let x = ;")
+    assert info.value.kind == "ErrorParsing"
