@@ -16,6 +16,7 @@ from rhai.values import Char, FnPtr, Range, equals, type_name
 
 from .context import (
     arity,
+    caller,
     check_array_size,
     copy_out,
     make_item_caller,
@@ -495,10 +496,10 @@ def sort_builtin(a: list, descending: bool) -> None:
 
 
 def _comparer(ctx: Any, fn: FnPtr) -> Any:
-    call_fn = ctx.call_fn
+    call = caller(ctx, fn)
 
     def compare(x: Any, y: Any) -> int:
-        result = call_fn(fn, [x, y])
+        result = call([x, y])
         if type(result) is not int:
             raise RhaiError(
                 "ErrorMismatchDataType",

@@ -2,6 +2,8 @@
 
 The engine passes a `ctx` with `call_fn(fnptr, args, this=NO_THIS)`, `fn_arity(fnptr)` and
 `engine` (carrying `max_string_size`, `max_array_size`, `max_map_size`; 0 = unlimited).
+Optional extras the stdlib uses when present: `caller(fnptr)` returning a fast
+`call(args, this=NO_THIS)`, and `call_fn_this(fnptr, args, this)` returning `(result, this_after)`.
 """
 
 from __future__ import annotations
@@ -60,27 +62,40 @@ def arity(ctx: Any, fn: FnPtr) -> int | None:
     return getter(fn) if getter is not None else None
 
 
+def caller(ctx: Any, fn: FnPtr) -> Any:
+    """A `call(args, this=NO_THIS)` for repeated calls of one function pointer.
+
+    Uses the engine's optional `ctx.caller(fnptr)` fast path (resolved once per pointer) when it
+    offers one, else `ctx.call_fn`.
+    """
+    make = getattr(ctx, "caller", None)
+    if make is not None:
+        return make(fn)
+    call_fn = ctx.call_fn
+    return lambda args, this=NO_THIS: call_fn(fn, args, this)
+
+
 def make_item_caller(ctx: Any, fn: FnPtr) -> Any:
     """A `call(item, index)` for array callbacks: `|x|` gets the item, `|x, i|` the index too.
 
     `this` is bound to the item as well, so `|| this` and `|x| this` see it.
     """
     n = arity(ctx, fn)
-    call_fn = ctx.call_fn
+    call = caller(ctx, fn)
     if n == 2:
-        return lambda item, i: call_fn(fn, [item, i], item)
+        return lambda item, i: call([item, i], item)
     if n == 0:
-        return lambda item, i: call_fn(fn, [], item)
-    return lambda item, i: call_fn(fn, [item], item)
+        return lambda item, i: call([], item)
+    return lambda item, i: call([item], item)
 
 
 def make_pair_caller(ctx: Any, fn: FnPtr) -> Any:
     """A `call(a, b, index)` for callbacks taking two values and optionally an index."""
     n = arity(ctx, fn)
-    call_fn = ctx.call_fn
+    call = caller(ctx, fn)
     if n == 3:
-        return lambda a, b, i: call_fn(fn, [a, b, i])
-    return lambda a, b, i: call_fn(fn, [a, b])
+        return lambda a, b, i: call([a, b, i])
+    return lambda a, b, i: call([a, b])
 
 
 def truthy(value: Any) -> bool:

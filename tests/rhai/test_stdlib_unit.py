@@ -866,3 +866,18 @@ def test_no_python_exception_escapes_on_odd_inputs():
                     args = [a.copy() if type(a) in (list, dict) else a for a in args]
                     with contextlib.suppress(RhaiError):
                         native.fn(FakeCtx(), *args)
+
+
+def test_engine_fast_caller_is_used_when_offered():
+    ctx = FakeCtx()
+    made = []
+
+    def make(fnptr):
+        made.append(fnptr.name)
+        return lambda args, this=NO_THIS: fnptr.fn(*args)
+
+    ctx.caller = make
+    assert call("map", [1, 2, 3], fn(lambda x: x + 1), ctx=ctx) == [2, 3, 4]
+    assert call("order", [3, 1, 2], fn(lambda a, b: a - b), ctx=ctx) == [1, 2, 3]
+    assert made == ["anon$test", "anon$test"]
+    assert ctx.calls == []
