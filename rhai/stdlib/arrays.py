@@ -21,6 +21,7 @@ from .context import (
     copy_out,
     make_item_caller,
     make_pair_caller,
+    method_style,
     too_large,
     truthy,
 )
@@ -429,9 +430,14 @@ def _for_each(ctx: Any, a: list, fn: FnPtr) -> None:
     """
     n = arity(ctx, fn)
     call_this = getattr(ctx, "call_fn_this", None)
-    if n == 2 or n is None:
+    if n is None:
+        call = method_style(caller(ctx, fn), fn)
         for i, item in enumerate(a):
-            ctx.call_fn(fn, [item, i] if n == 2 else [item], item)
+            call(item, i)
+        return
+    if n == 2:
+        for i, item in enumerate(a):
+            ctx.call_fn(fn, [item, i], item)
         return
     for i, item in enumerate(a):
         args = [] if n == 0 else [i]

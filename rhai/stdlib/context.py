@@ -84,9 +84,28 @@ def make_item_caller(ctx: Any, fn: FnPtr) -> Any:
     call = caller(ctx, fn)
     if n == 2:
         return lambda item, i: call([item, i], item)
+    if n == 1:
+        return lambda item, i: call([item], item)
     if n == 0:
         return lambda item, i: call([], item)
-    return lambda item, i: call([item], item)
+    return method_style(call, fn)
+
+
+def method_style(call: Any, fn: FnPtr) -> Any:
+    """Rhai's fallback when the arity is unknown (e.g. a native such as `Fn("to_string")`):
+    call with the item as `this` (the first argument of a native), then, if no such function
+    exists, again with the index as an argument.
+    """
+
+    def call_item(item: Any, i: int) -> Any:
+        try:
+            return call([], item)
+        except RhaiError as err:
+            if err.kind != "ErrorFunctionNotFound" or fn.name not in err.message:
+                raise
+        return call([i], item)
+
+    return call_item
 
 
 def make_pair_caller(ctx: Any, fn: FnPtr) -> Any:

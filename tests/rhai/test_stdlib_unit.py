@@ -559,12 +559,19 @@ def test_callbacks_bind_this_to_item():
     assert ctx.calls[0][1:] == ([], 7)
 
 
-def test_callback_without_known_arity_gets_item_only():
+def test_callback_without_known_arity_is_called_method_style():
     ctx = FakeCtx()
-    native_fn = FnPtr("to_string")
     ctx.fn_arity = lambda f: None
-    ctx.call_fn = lambda f, args, this=NO_THIS: f"{f.name}{args}"
-    assert call("map", [1, 2], native_fn, ctx=ctx) == ["to_string[1]", "to_string[2]"]
+    ctx.call_fn = lambda f, args, this=NO_THIS: f"{f.name}{[this, *args]}"
+    assert call("map", [1, 2], FnPtr("to_string"), ctx=ctx) == ["to_string[1]", "to_string[2]"]
+
+    def only_with_index(f, args, this=NO_THIS):
+        if not args:
+            raise RhaiError("ErrorFunctionNotFound", f"Function not found: {f.name} (i64)")
+        return (this, *args)
+
+    ctx.call_fn = only_with_index
+    assert call("map", [7, 8], FnPtr("g"), ctx=ctx) == [(7, 0), (8, 1)]
 
 
 def test_array_callbacks_with_filters():
