@@ -53,4 +53,5 @@ class FnDef:
         self.params = params
         self.body = body
         self.private = private
+        self.this_type: str | None = None
         self.line, self.col = pos

@@ -744,7 +744,10 @@ class FnGen:
         t = type(v)
         if t is Range:
             end = v.end + 1 if v.inclusive else v.end
-            return f"(type({s}) is int and {v.start} <= {s} < {end})"
+            return (
+                f"((type({s}) is int and {v.start} <= {s} < {end}) "
+                f"or _switch_eq({s}, {self.unit.const(v)}))"
+            )
         if t is int:
             return f"(type({s}) is int and {s} == {v})"
         if t is bool:
@@ -771,9 +774,9 @@ class FnGen:
         if e.err_decl is not None:
             self.declare(e.err_decl, f"_caught({exc})", e.pos, 0)
         self.catches.append(exc)
-        v = self.body(e.catch, want)
+        self.body(e.catch, False)
         self.catches.pop()
-        self.emit(f"{result} = {v}" if result else "pass")
+        self.emit(f"{result} = None" if result else "pass")
         self.indent -= 1
         return result or "None"
 
@@ -824,8 +827,8 @@ class FnGen:
                 for c, node in zip(items, n.items, strict=True)
             ]
             code = "[" + ", ".join(items) + "]"
-            if self.unit.engine.max_array_size:
-                code = f"_rt.check_size({code}, {n.pos!r})"
+            if any(i.kind not in ("const", "unit") for i in n.items):
+                code = f"_rt.check_deep({code}, {n.pos!r})"
             return code, "array"
         if k == "map":
             values = self.exprs_in_order([v for _, v in n.items])
@@ -834,7 +837,10 @@ class FnGen:
                 if node.kind in ("var", "index", "prop", "this"):
                     c = f"_cp({c})"
                 parts.append(f"{key!r}: {c}")
-            return "{" + ", ".join(parts) + "}", "map"
+            code = "{" + ", ".join(parts) + "}"
+            if any(v.kind not in ("const", "unit") for _, v in n.items):
+                code = f"_rt.check_deep({code}, {n.pos!r})"
+            return code, "map"
         if k == "istr":
             parts = []
             for part in n.parts:
@@ -901,6 +907,9 @@ class FnGen:
 
     def logic(self, n: Node) -> tuple[str, str]:
         left = self.cond_code(n.left)
+        if n.right.kind in ("const", "unit") and type(getattr(n.right, "value", None)) is not bool:
+            right, _ = self.expr(n.right)
+            return f"_cond({right}, {n.right.pos!r}) if {left} or True else False", "bool"
         lines, right = self.capture(lambda: self.cond_code(n.right))
         if not lines:
             if n.kind == "and":
@@ -1192,6 +1201,16 @@ class FnGen:
             if tn.kind == "var" and tn.decl is not None:
                 return ("True" if tn.decl.captured else "False"), "bool"
             return "False", "bool"
+        if name == "call" and n.args and self.path_of(n.target) is not None:
+            path = self.path_of(n.target)
+            root = path[0]
+            cell = "None"
+            if root.kind == "var" and root.decl is not None and root.decl.captured and not path[1]:
+                cell = root.decl.pyname
+            vals = self.exprs_in_order([n.target, *n.args])
+            return self.mutating_call(
+                f"_rt.call_method_m({p}, {cell}, ", path, vals[0], vals[1:], n.args, n.pos
+            ), None
         if name == "call":
             vals = self.exprs_in_order([n.target, *n.args])
             rest = "".join(a + ", " for a in vals[1:])
@@ -1271,11 +1290,19 @@ class FnGen:
         rhai_name: str,
         param_decls: list[Decl],
         pos: tuple[int, int],
+        this_type: str | None = None,
     ) -> list[str]:
         eng = self.unit.engine
         self.indent = 1
         if eng.max_call_levels:
             self.emit(f"if D > {eng.max_call_levels}: _so(P)")
+        if self.max_vars and len(params) > self.max_vars:
+            self.emit("_rt.too_many_vars(P)")
+        if this_type:
+            self.emit(
+                f"if T is not None and _type_name(T[0]) != {this_type!r}: "
+                f"raise _not_found({rhai_name!r}, (T[0]{''.join(', ' + x for x in params)}), P)"
+            )
         self.tick(pos)
         if self.frame.has_eval:
             self.emit("_E = {}")
@@ -1337,7 +1364,13 @@ def generate(engine: Any, script: Script, eval_mode: bool = False) -> tuple[str,
         unit.fn_this[key] = frame.uses_this
         parts.extend(
             gen.function_lines(
-                unit.fn_names[key], [d.pyname for d in decls], fn.body, fn.name, decls, fn_pos(fn)
+                unit.fn_names[key],
+                [d.pyname for d in decls],
+                fn.body,
+                fn.name,
+                decls,
+                fn_pos(fn),
+                fn.this_type,
             )
         )
     gen = FnGen(unit, "main", main_frame, "main")

@@ -244,6 +244,7 @@ class Engine:
             "_this": _this,
             "_unbound": _unbound,
             "_err": err,
+            "_not_found": rt_mod.not_found,
             "_catchable": r.catchable,
             "_caught": r.caught_value,
             "_wrap": r.wrap,

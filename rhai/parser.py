@@ -42,6 +42,7 @@ BINARY_PRECEDENCE = {
 }
 ASSIGN_OPS = frozenset(["=", "+=", "-=", "*=", "/=", "%=", "**=", "<<=", ">>=", "&=", "|=", "^="])
 _RANGE_END_CLOSERS = frozenset({"]", ")", "}", ",", ";", "=>"})
+_TYPE_ALIASES = {"int": "i64", "float": "f64", "INT": "i64", "FLOAT": "f64"}
 # names that may not be used for script functions (they are engine built-ins)
 RESERVED_FN_NAMES = frozenset(
     {
@@ -299,6 +300,7 @@ class Parser:
     def fn_def(self) -> None:
         start = self.tok
         private = False
+        this_type = None
         if self.at_kw("private"):
             private = True
             self.next()
@@ -309,9 +311,10 @@ class Parser:
         if name_tok.kind == "str" or (
             name_tok.kind in ("ident", "kw") and self.at_sym(".") and name_tok.value != "this"
         ):
-            # typed method `fn int.name()` / `fn "Type".name()`: the type restriction is ignored
+            # typed method `fn int.name()` / `fn "Type".name()`: `this` must have that type
             if not self.at_sym("."):
                 raise parse_error("FnMissingName", "Expecting function name", self.pos())
+            this_type = _TYPE_ALIASES.get(name_tok.value, name_tok.value)
             self.next()
             name_tok = self.next()
         if name_tok.kind != "ident" or name_tok.value in RESERVED_FN_NAMES:
@@ -360,6 +363,7 @@ class Parser:
         body = self.block()
         self.limit, self.depth, self.loop_depth, self.in_fn = saved
         self.functions[key] = FnDef(name, params, body, private, self.pos(start))
+        self.functions[key].this_type = this_type
 
     # ---- expressions ----
     def expr(self) -> Node:
@@ -484,6 +488,8 @@ class Parser:
         if index.kind in ("const", "unit", "istr"):
             value = index.value if index.kind == "const" else ("" if index.kind == "istr" else None)
             vt = type(value)
+            if vt is Range:
+                return
             if target.kind == "array" or (target.kind == "const" and type(target.value) is str):
                 if vt is not int:
                     raise parse_error(
@@ -720,7 +726,11 @@ class Parser:
         saved = self.loop_depth
         self.loop_depth = 0
         self.enter(t)
-        body = self.expr()
+        if self.at_sym("{"):
+            body = self.block()
+        else:
+            stmt = self.statement(top=False)
+            body = Node("block", self.pos(t), stmts=[stmt] if stmt is not None else [])
         self.leave()
         self.loop_depth = saved
         return Node("closure", self.pos(t), params=params, body=body)

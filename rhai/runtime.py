@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,7 @@ except ImportError:  # the standard library lands separately; run without native
     _stdlib = None  # type: ignore[assignment]
 
 _CONTAINERS = (list, dict, bytearray, Range)
+_IDENT = re.compile(r"^_*[A-Za-z][A-Za-z0-9_]*$")
 _NUM = (int, float)
 _TEXT = (str, Char)
 
@@ -164,6 +166,8 @@ def int_op(op: str, a: int, b: int, p: Any) -> int:
     if op == "%":
         if b == 0:
             raise err("ErrorArithmetic", f"Modulo division by zero: {a} % {b}", p)
+        if a == INT_MIN and b == -1:
+            raise err("ErrorArithmetic", f"Modulo overflow: {a} % {b}", p)
         r = abs(a) % abs(b)
         return -r if a < 0 else r
     if op == "**":
@@ -391,7 +395,7 @@ def index_get(obj: Any, i: Any, p: Any) -> Any:
             if j is None:
                 raise array_bounds(len(obj), i, p)
             return obj[j]
-        raise index_type("array", i, p)
+        raise mismatch("i64", i, p)
     if t is dict:
         if ti is str or ti is Char:
             return obj.get(str(i))
@@ -524,13 +528,6 @@ class Runtime:
                     p,
                     what="Size of array/BLOB",
                 )
-            if cap and t is list and any(type(x) is list for x in v) and _deep_len(v) > cap:
-                raise err(
-                    "ErrorDataTooLarge",
-                    "Size of array/BLOB exceeds maximum limit",
-                    p,
-                    what="Size of array/BLOB",
-                )
         elif t is dict:
             cap = eng.max_map_size
             if cap and len(v) > cap:
@@ -541,6 +538,39 @@ class Runtime:
                     what="Size of object map",
                 )
         return v
+
+    def check_deep(self, v: Any, p: Any, extra: tuple[int, int, int] = (0, 0, 0)) -> Any:
+        """Rhai's recursive size check: items of nested arrays and maps count too."""
+        arrays, maps, strings = data_sizes(v)
+        arrays, maps, strings = arrays + extra[0], maps + extra[1], strings + extra[2]
+        eng = self.engine
+        if eng.max_array_size and arrays > eng.max_array_size:
+            raise err(
+                "ErrorDataTooLarge",
+                "Size of array/BLOB exceeds maximum limit",
+                p,
+                what="Size of array/BLOB",
+            )
+        if eng.max_map_size and maps > eng.max_map_size:
+            raise err(
+                "ErrorDataTooLarge",
+                "Size of object map exceeds maximum limit",
+                p,
+                what="Size of object map",
+            )
+        if eng.max_string_size and strings > eng.max_string_size:
+            raise err(
+                "ErrorDataTooLarge",
+                "Length of string exceeds maximum limit",
+                p,
+                what="Length of string",
+            )
+        return v
+
+    def check_store(self, obj: Any, v: Any, p: Any) -> None:
+        """Storing container `v` into `obj`: the result's recursive size must fit."""
+        if type(v) in (list, dict):
+            self.check_deep(v, p, (len(obj), 0, 0) if type(obj) is list else (0, len(obj), 0))
 
     # ---- operators needing limits ----
     def add(self, a: Any, b: Any, p: Any) -> Any:
@@ -677,8 +707,9 @@ class Runtime:
         except RhaiError as e:
             if e.kind == "ErrorFunctionNotFound":
                 raise err(
-                    "ErrorPropertyNotFound",
-                    f"Property not found: {name} on {type_name(obj)}",
+                    "ErrorDotExpr",
+                    f"Unknown property '{name}' - a getter is not registered for type "
+                    f"'{type_name(obj)}'",
                     p,
                     property=name,
                 ) from None
@@ -688,6 +719,8 @@ class Runtime:
     def set_prop(self, obj: Any, name: str, v: Any, p: Any) -> Any:
         """Store a property; returns the (possibly new) object."""
         if type(obj) is dict:
+            if type(v) in (list, dict):
+                self.check_store(obj, v, p)
             obj[name] = v
             return self.check_size(obj, p)
         try:
@@ -695,8 +728,9 @@ class Runtime:
         except RhaiError as e:
             if e.kind == "ErrorFunctionNotFound":
                 raise err(
-                    "ErrorPropertyNotFound",
-                    f"Property not found: {name} on {type_name(obj)}",
+                    "ErrorDotExpr",
+                    f"Unknown property '{name}' - a getter is not registered for type "
+                    f"'{type_name(obj)}'",
                     p,
                     property=name,
                 ) from None
@@ -713,11 +747,15 @@ class Runtime:
             j = _norm_index(i, len(obj))
             if j is None:
                 raise array_bounds(len(obj), i, p)
+            if type(v) in (list, dict):
+                self.check_store(obj, v, p)
             obj[j] = v
             return obj
         if t is dict:
             if ti is not str and ti is not Char:
                 raise index_type("map", i, p)
+            if type(v) in (list, dict):
+                self.check_store(obj, v, p)
             obj[str(i)] = v
             return self.check_size(obj, p)
         if t is str:
@@ -814,6 +852,8 @@ class Runtime:
                 raise mismatch("Fn", f, p)
         full = (*f.curry, *args)
         if f.fn is not None:
+            if getattr(f.fn, "arity", len(full)) != len(full):
+                raise not_found(f.name, full, p)
             return f.fn(this, self.depth + 1, p, *full)
         script = self.fns.get((f.name, len(full)))
         if script is not None:
@@ -829,6 +869,33 @@ class Runtime:
             return r
         r = self.native(f.name, p, full)
         return r.result if type(r) is Mut else r
+
+    def call_method_m(self, p: Any, cell: Any, target: Any, *args: Any) -> Any:
+        """`x.call(f, args)` binds `this = x` (and `f.call(args)` just calls); `Mut` on change."""
+        target = _unshare(target)
+        if type(target) is FnPtr:
+            return self.call_ptr(target, args, None, p)
+        if args and type(args[0]) is FnPtr:
+            f = args[0]
+            if (
+                cell is not None
+                and f.fn is not None
+                and any(c.cell_contents is cell for c in (f.fn.__closure__ or ()))
+            ):
+                raise err(
+                    "ErrorDataRace",
+                    "Data race detected when accessing variable: this",
+                    p,
+                    variable="this",
+                )
+            holder = [target]
+            r = self.call_ptr(f, args[1:], holder, p)
+            if holder[0] is not target:
+                return Mut(holder[0], r)
+            return r
+        if type(target) is str:
+            return self.call_ptr(FnPtr(target), args, None, p)
+        raise mismatch("Fn", target, p)
 
     def call_fn(self, fnptr: Any, args: list, this: Any = None) -> Any:
         """For natives (`ctx.call_fn`): call a pointer, optionally binding `this`."""
@@ -863,7 +930,7 @@ class Runtime:
         name = _unshare(name)
         if type(name) is not str:
             raise mismatch("string", name, p)
-        if not name or not (name[0].isalpha() or name[0] == "_"):
+        if not _IDENT.match(name):
             raise err("ErrorFunctionNotFound", f"Function not found: {name}", p, function=name)
         return FnPtr(name)
 
@@ -896,11 +963,30 @@ class Runtime:
         return out
 
 
-def _deep_len(v: list) -> int:
-    n = 0
-    for x in v:
-        n += 1 + (_deep_len(x) if type(x) is list else 0)
-    return n
+def data_sizes(v: Any) -> tuple[int, int, int]:
+    """(array items, map entries, string bytes) counted through nested containers."""
+    arrays = maps = strings = 0
+    t = type(v)
+    if t is list:
+        arrays = len(v)
+        items = v
+    elif t is dict:
+        maps = len(v)
+        items = v.values()
+    elif t is str:
+        return 0, 0, len(v)
+    else:
+        return 0, 0, 0
+    for x in items:
+        tx = type(x)
+        if tx is list or tx is dict:
+            a, m, s = data_sizes(x)
+            arrays += a
+            maps += m
+            strings += s
+        elif tx is str:
+            strings += len(x)
+    return arrays, maps, strings
 
 
 def _is_no_this(v: Any) -> bool:
