@@ -25,7 +25,7 @@ from .context import (
     too_large,
     truthy,
 )
-from .registry import ANY, ARRAY, FNPTR, INT, RANGE, register
+from .registry import ANY, ARRAY, FNPTR, INT, RANGE, STR, register
 
 INT_MAX = 2**63 - 1
 
@@ -454,7 +454,7 @@ def _reduce(ctx: Any, a: list, fn: FnPtr) -> Any:
 
 @register("reduce", ARRAY, FNPTR, ANY)
 def _reduce_init(ctx: Any, a: list, fn: FnPtr, acc: Any) -> Any:
-    call = make_pair_caller(ctx, fn)
+    call = make_pair_caller(ctx, fn, item_as_this=True)
     for i, item in enumerate(a):
         acc = call(acc, item, i)
     return acc
@@ -467,7 +467,7 @@ def _reduce_rev(ctx: Any, a: list, fn: FnPtr) -> Any:
 
 @register("reduce_rev", ARRAY, FNPTR, ANY)
 def _reduce_rev_init(ctx: Any, a: list, fn: FnPtr, acc: Any) -> Any:
-    call = make_pair_caller(ctx, fn)
+    call = make_pair_caller(ctx, fn, item_as_this=True)
     for i in range(len(a) - 1, -1, -1):
         acc = call(acc, a[i], i)
     return acc
@@ -554,3 +554,36 @@ def _order_fn(ctx: Any, a: list, fn: FnPtr) -> list:
     if len(out) > 1:
         out.sort(key=_comparer(ctx, fn))
     return out
+
+
+# ---- a function name given as a string stands for `Fn(name)` ----
+
+
+def _by_name(native: Any) -> Any:
+    def by_name(ctx: Any, a: list, name: str, *rest: Any) -> Any:
+        return native(ctx, a, FnPtr(name), *rest)
+
+    return by_name
+
+
+for _name, _native, _extra in (
+    ("map", _map, ()),
+    ("filter", _filter, ()),
+    ("for_each", _for_each, ()),
+    ("some", _some, ()),
+    ("all", _all, ()),
+    ("find", _find, ()),
+    ("find", _find_from, (INT,)),
+    ("find_map", _find_map_all, ()),
+    ("find_map", _find_map_from, (INT,)),
+    ("reduce", _reduce, ()),
+    ("reduce", _reduce_init, (ANY,)),
+    ("reduce_rev", _reduce_rev, ()),
+    ("reduce_rev", _reduce_rev_init, (ANY,)),
+    ("drain", _drain_fn, ()),
+    ("retain", _retain_fn, ()),
+    ("dedup", _dedup_fn, ()),
+    ("sort", _sort_fn, ()),
+):
+    _mutating = _name in {"for_each", "drain", "retain", "dedup", "sort"}
+    register(_name, ARRAY, STR, *_extra, mutates=_mutating)(_by_name(_native))

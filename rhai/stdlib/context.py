@@ -108,12 +108,17 @@ def method_style(call: Any, fn: FnPtr) -> Any:
     return call_item
 
 
-def make_pair_caller(ctx: Any, fn: FnPtr) -> Any:
-    """A `call(a, b, index)` for callbacks taking two values and optionally an index."""
+def make_pair_caller(ctx: Any, fn: FnPtr, item_as_this: bool = False) -> Any:
+    """A `call(a, b, index)` for callbacks taking two values and optionally an index.
+
+    With `item_as_this` (reduce), a one-parameter callable gets `a` with `b` bound to `this`.
+    """
     n = arity(ctx, fn)
     call = caller(ctx, fn)
     if n == 3:
         return lambda a, b, i: call([a, b, i])
+    if n == 1 and item_as_this:
+        return lambda a, b, i: call([a], b)
     return lambda a, b, i: call([a, b])
 
 

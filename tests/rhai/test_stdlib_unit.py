@@ -550,6 +550,23 @@ def test_array_callbacks(name, args, expected):
     check(name, args, expected)
 
 
+def test_reduce_with_one_parameter_binds_item_to_this():
+    ctx = FakeCtx()
+    ctx.fn_arity = lambda f: 1
+    ctx.call_fn = lambda f, args, this=NO_THIS: args[0] + this
+    assert call("reduce", [42, 123, 99], fn(None), 0, ctx=ctx) == 264
+    assert call("reduce_rev", [1, 2], fn(None), 10, ctx=ctx) == 13
+
+
+def test_function_name_strings_stand_for_fn_pointers():
+    ctx = FakeCtx()
+    ctx.fn_arity = lambda f: None
+    ctx.call_fn = lambda f, args, this=NO_THIS: f.name == "is_odd" and this % 2 == 1
+    assert call("filter", [42, 123, 99], "is_odd", ctx=ctx) == [123, 99]
+    assert lookup("index_of", [[1], "x"]).params[1] is None  # a string there is a value
+    assert lookup("sort", [[1], "cmp"]).mutates
+
+
 def test_callbacks_bind_this_to_item():
     ctx = FakeCtx()
     call("map", [7], fn(lambda x: x), ctx=ctx)
