@@ -65,17 +65,17 @@ def _sign_float(ctx: Any, x: float) -> int:
     return (x > 0) - (x < 0)
 
 
-@register("is_zero", (INT, FLOAT))
+@register(("is_zero", "get$is_zero"), (INT, FLOAT))
 def _is_zero(ctx: Any, x: float) -> bool:
     return x == 0
 
 
-@register("is_odd", INT)
+@register(("is_odd", "get$is_odd"), INT)
 def _is_odd(ctx: Any, x: int) -> bool:
     return x % 2 != 0
 
 
-@register("is_even", INT)
+@register(("is_even", "get$is_even"), INT)
 def _is_even(ctx: Any, x: int) -> bool:
     return x % 2 == 0
 

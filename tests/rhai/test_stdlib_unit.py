@@ -127,6 +127,8 @@ NUMBERS = [
     ("is_odd", (3,), True),
     ("is_odd", (-3,), True),
     ("is_even", (-4,), True),
+    ("get$is_odd", (3,), True),
+    ("get$is_zero", (0.0,), True),
     ("min", (3, 5), 3),
     ("max", (3, 5), 5),
     ("max", (3, 5.5), 5.5),
