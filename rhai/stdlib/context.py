@@ -101,7 +101,8 @@ def method_style(call: Any, fn: FnPtr) -> Any:
         try:
             return call([], item)
         except RhaiError as err:
-            if err.kind != "ErrorFunctionNotFound" or fn.name not in err.message:
+            signature = str(err.details.get("function", ""))
+            if err.kind != "ErrorFunctionNotFound" or not signature.startswith(fn.name + " "):
                 raise
         return call([i], item)
 

@@ -586,7 +586,8 @@ def test_callback_without_known_arity_is_called_method_style():
 
     def only_with_index(f, args, this=NO_THIS):
         if not args:
-            raise RhaiError("ErrorFunctionNotFound", f"Function not found: {f.name} (i64)")
+            sig = f"{f.name} (i64)"
+            raise RhaiError("ErrorFunctionNotFound", f"Function not found: {sig}", function=sig)
         return (this, *args)
 
     ctx.call_fn = only_with_index
