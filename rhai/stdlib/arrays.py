@@ -25,34 +25,10 @@ from .context import (
     too_large,
     truthy,
 )
+from .positions import index_in, offset_len, range_window
 from .registry import ANY, ARRAY, FNPTR, INT, RANGE, STR, register
 
 INT_MAX = 2**63 - 1
-
-
-def offset_len(length: int, start: int, count: int) -> tuple[int, int]:
-    """Rhai's calc_offset_len: a clamped (start, count) window into `length` items."""
-    if start < 0:
-        start = length - min(-start, length)
-    elif start >= length:
-        return length, 0
-    if count <= 0:
-        return start, 0
-    return start, min(count, length - start)
-
-
-def index_in(length: int, index: int) -> int | None:
-    """Rhai's calc_index: the position for `index` (negative from the end) or None."""
-    if index < 0:
-        index += length
-        return index if index >= 0 else None
-    return index if index < length else None
-
-
-def range_window(r: Range) -> tuple[int, int]:
-    start = max(r.start, 0)
-    end = max(r.end, start)
-    return start, end - start + (1 if r.inclusive else 0)
 
 
 # ---- size ----

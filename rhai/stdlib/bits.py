@@ -12,6 +12,7 @@ from typing import Any
 from rhai.errors import RhaiError
 from rhai.values import HostIterator, Mut, Range
 
+from .positions import iter_window
 from .registry import BOOL, INT, RANGE, register
 
 INT_BITS = 64
@@ -41,13 +42,6 @@ def bit_index(bit: int) -> int:
 def _span(start: int, count: int) -> tuple[int, int]:
     bit = bit_index(start)
     return bit, min(count, INT_BITS - bit)
-
-
-def _range_args(r: Range) -> tuple[int, int]:
-    start = max(r.start, 0)
-    if r.inclusive:
-        return start, max(r.end, start - 1) - start + 1
-    return start, max(r.end, start) - start
 
 
 @register("get_bit", INT, INT)
@@ -87,7 +81,7 @@ def _get_bits(ctx: Any, value: int, start: int, count: int) -> int:
 
 @register("get_bits", INT, RANGE)
 def _get_bits_range(ctx: Any, value: int, r: Range) -> int:
-    return get_bits(value, *_range_args(r))
+    return get_bits(value, *iter_window(r))
 
 
 @register("set_bits", INT, INT, INT, INT, mutates=True)
@@ -97,7 +91,7 @@ def _set_bits(ctx: Any, value: int, start: int, count: int, new: int) -> Mut:
 
 @register("set_bits", INT, RANGE, INT, mutates=True)
 def _set_bits_range(ctx: Any, value: int, r: Range, new: int) -> Mut:
-    return Mut(set_bits(value, *_range_args(r), new), None)
+    return Mut(set_bits(value, *iter_window(r), new), None)
 
 
 class BitRange(HostIterator):
@@ -134,4 +128,4 @@ def _bits_from_len(ctx: Any, value: int, start: int, count: int) -> BitRange:
 
 @register("bits", INT, RANGE)
 def _bits_range(ctx: Any, value: int, r: Range) -> BitRange:
-    return BitRange(value, *_range_args(r))
+    return BitRange(value, *iter_window(r))

@@ -9,8 +9,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from .arrays import index_in, offset_len, range_window
 from .context import check_array_size, too_large
+from .positions import index_in, offset_len, range_window
 from .registry import BLOB, CHAR, FLOAT, INT, RANGE, STR, register
 from .strings import utf8_len
 

@@ -14,6 +14,7 @@ from typing import Any
 from rhai.values import Char, HostIterator, Mut, Range, to_debug, to_string
 
 from .context import check_string_size, too_large
+from .positions import iter_window, range_window
 from .registry import ANY, BLOB, CHAR, INT, RANGE, STR, register
 
 TEXT = (STR, CHAR)
@@ -30,13 +31,6 @@ _PY_ONLY_SPACE = frozenset("\x1c\x1d\x1e\x1f")
 def utf8_len(s: str) -> int:
     """Length in UTF-8 bytes, the unit of `max_string_size` and `bytes`."""
     return len(s) if s.isascii() else len(s.encode("utf-8", "surrogatepass"))
-
-
-def _range_span(r: Range) -> tuple[int, int]:
-    """Rhai's `start = max(start, 0)`, `len = max(end, start) - start` (+1 when inclusive)."""
-    start = max(r.start, 0)
-    end = max(r.end, start)
-    return start, end - start + (1 if r.inclusive else 0)
 
 
 def _offset(n: int, start: int) -> int | None:
@@ -152,7 +146,7 @@ def _sub_string_tail(ctx: Any, s: str, start: int) -> str:
 
 @register("sub_string", STR, RANGE)
 def _sub_string_range(ctx: Any, s: str, r: Range) -> str:
-    return sub_string_of(s, *_range_span(r))
+    return sub_string_of(s, *range_window(r))
 
 
 @register("crop", STR, INT, INT, mutates=True)
@@ -167,7 +161,7 @@ def _crop_tail(ctx: Any, s: str, start: int) -> Mut:
 
 @register("crop", STR, RANGE, mutates=True)
 def _crop_range(ctx: Any, s: str, r: Range) -> Mut:
-    return Mut(sub_string_of(s, *_range_span(r)), None)
+    return Mut(sub_string_of(s, *range_window(r)), None)
 
 
 # ---- editing ----
@@ -394,7 +388,4 @@ def _chars_from_len(ctx: Any, s: str, start: int, length: int) -> CharsIter:
 
 @register("chars", STR, RANGE)
 def _chars_range(ctx: Any, s: str, r: Range) -> CharsIter:
-    start = max(r.start, 0)
-    if r.inclusive:
-        return _chars_window(s, start, max(r.end, start - 1) - start + 1)
-    return _chars_window(s, start, max(r.end, start) - start)
+    return _chars_window(s, *iter_window(r))
