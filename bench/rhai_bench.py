@@ -1,0 +1,156 @@
+"""How much slower is a Rhai script in our engine than the same program in plain Python?
+
+Each workload is a Rhai script and a Python function computing the same result. The script is
+compiled once; only evaluation is timed (with unlimited operations). Both sides report the median
+of `--runs` runs, and the results are cross-checked so a fast wrong answer cannot pass.
+
+Run: `.venv/bin/python bench/rhai_bench.py [--runs N] [--only NAME ...] [--target R]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rhai import Engine
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    script: str
+    python: Callable[[], Any]
+
+
+def py_fib() -> int:
+    def fib(n: int) -> int:
+        return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+    return fib(25)
+
+
+def py_loop() -> int:
+    total = 0
+    for i in range(1_000_000):
+        total += i * 2 % 7
+    return total
+
+
+def py_strings() -> int:
+    text = ""
+    for i in range(100_000):
+        text += "x" if i % 2 else "y"
+    return len(text)
+
+
+def py_arrays() -> int:
+    items = []
+    for i in range(100_000):
+        items.append(i * 7919 % 100_003)
+    items.sort()
+    doubled = list(map(lambda x: x * 2, items))
+    kept = list(filter(lambda x: x % 3 == 0, doubled))
+    return len(kept) + kept[0] + kept[-1]
+
+
+def py_maps() -> int:
+    table = {}
+    for i in range(100_000):
+        table[f"k{i}"] = i
+    total = 0
+    for i in range(100_000):
+        total += table[f"k{i}"]
+    return total + len(table)
+
+
+WORKLOADS = [
+    Workload(
+        "fib(25)",
+        "fn fib(n) { if n < 2 { n } else { fib(n - 1) + fib(n - 2) } } fib(25)",
+        py_fib,
+    ),
+    Workload(
+        "loop 1M",
+        "let total = 0; for i in 0..1000000 { total += i * 2 % 7; } total",
+        py_loop,
+    ),
+    Workload(
+        "string 100k",
+        'let text = ""; for i in 0..100000 { text += if i % 2 == 1 { "x" } else { "y" }; } '
+        "text.len()",
+        py_strings,
+    ),
+    Workload(
+        "array 100k",
+        "let items = []; for i in 0..100000 { items.push(i * 7919 % 100003); } items.sort(); "
+        "let doubled = items.map(|x| x * 2); let kept = doubled.filter(|x| x % 3 == 0); "
+        "kept.len() + kept[0] + kept[-1]",
+        py_arrays,
+    ),
+    Workload(
+        "map 100k",
+        "let table = #{}; for i in 0..100000 { table[`k${i}`] = i; } let total = 0; "
+        "for i in 0..100000 { total += table[`k${i}`]; } total + table.len()",
+        py_maps,
+    ),
+]
+
+
+def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
+    """Median wall time in milliseconds over `runs` calls, and the last result."""
+    samples = []
+    result = None
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples), result
+
+
+def engine_runner(script: str) -> Callable[[], Any]:
+    engine = Engine(max_operations=0)
+    ast = engine.compile(script)
+    run_ast = getattr(engine, "eval_ast", None) or engine.eval
+    return lambda: run_ast(ast)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs per side (median is shown)")
+    parser.add_argument("--only", nargs="*", help="run only workloads whose name starts so")
+    parser.add_argument("--target", type=float, default=3.0, help="acceptable engine/python")
+    args = parser.parse_args(argv)
+
+    chosen = [w for w in WORKLOADS if not args.only or any(w.name.startswith(o) for o in args.only)]
+    print(
+        f"{'workload':<14}{'engine ms':>12}{'python ms':>12}{'ratio':>9}  target<={args.target:g}"
+    )
+    worst = ("", 0.0)
+    for work in chosen:
+        engine_ms, got = timed(engine_runner(work.script), args.runs)
+        python_ms, want = timed(work.python, args.runs)
+        if got != want:
+            print(f"{work.name:<14} WRONG RESULT: engine {got!r}, python {want!r}")
+            return 1
+        ratio = engine_ms / python_ms if python_ms else float("inf")
+        verdict = "ok" if ratio <= args.target else "SLOW"
+        print(f"{work.name:<14}{engine_ms:>12.1f}{python_ms:>12.1f}{ratio:>9.2f}  {verdict}")
+        if ratio > worst[1]:
+            worst = (work.name, ratio)
+    print(
+        f"worst ratio: {worst[1]:.2f} ({worst[0]}); target {args.target:g} "
+        f"{'met' if worst[1] <= args.target else 'NOT met'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

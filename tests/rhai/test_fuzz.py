@@ -1,0 +1,431 @@
+"""Property-based fuzzing of the Rhai engine.
+
+Whatever a script contains -- token soup, grammar-shaped nonsense, a valid script with bytes
+knocked out -- compiling and running it under tight limits must end normally or with a
+`RhaiError` whose position lies inside the script. Any other exception (IndexError,
+RecursionError, MemoryError, ...) is a crash of the host, which a sandbox must never have.
+
+An arithmetic oracle then checks INT `+ - * / %` against a Python model of Rust's checked i64
+semantics, including the precedence and associativity the renderer relies on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from rhai import Engine, RhaiError
+from rhai.values import INT_MAX, INT_MIN
+
+LIMITS = {
+    "max_operations": 10_000,
+    "max_call_levels": 16,
+    "max_expr_depth": 32,
+    "max_string_size": 1_000,
+    "max_array_size": 200,
+    "max_map_size": 100,
+    "max_variables": 100,
+}
+
+FUZZ = settings(
+    max_examples=1200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+def assert_well_behaved(src: str) -> None:
+    """compile and eval may only fail with a RhaiError positioned inside `src`."""
+    engine = Engine(**LIMITS)
+    for step in (engine.compile, engine.eval):
+        try:
+            step(src)
+        except RhaiError as err:
+            check_error(err, src)
+            if step is engine.compile:
+                return
+        except Exception as exc:  # a crash: report it with the script that caused it
+            raise AssertionError(f"{type(exc).__name__}: {exc!r} escaped for {src!r}") from exc
+
+
+def check_error(err: RhaiError, src: str) -> None:
+    assert isinstance(err.kind, str) and err.kind.startswith("Error"), repr(err)
+    text = str(err)
+    assert isinstance(text, str) and repr(err)
+    if err.line is None:
+        return
+    lines = src.split("\n")
+    assert 1 <= err.line <= len(lines) + 1, f"line {err.line} outside {src!r}: {err!r}"
+    assert err.column is not None and err.column >= 0, repr(err)
+    widest = max(len(line) for line in lines)
+    assert err.column <= widest + 2, f"column {err.column} outside {src!r}: {err!r}"
+    assert text.startswith(f"line {err.line}, column {err.column}: "), text
+
+
+# ---- token soup ----
+
+TOKENS = [
+    # keywords and built-ins
+    "let", "const", "if", "else", "switch", "while", "loop", "do", "until", "for", "in",
+    "break", "continue", "return", "throw", "try", "catch", "fn", "private", "this", "true",
+    "false", "Fn", "call", "curry", "is_def_fn", "type_of", "print", "debug", "eval", "import",
+    "export", "as", "global", "is_shared", "exit", "_",
+    # identifiers
+    "x", "y", "f", "a", "_x", "len", "push", "map", "s", "m",
+    # literals
+    "0", "1", "42", "-7", "9223372036854775807", "-9223372036854775808", "0xff", "0b101",
+    "0o17", "1.5", "1e3", "2.", "'c'", "'\\n'", '"str"', '"a\\tb"', "``", "`t${1}`",
+    "`${x}`", '#"raw"#', "()",
+    # operators and punctuation
+    "+", "-", "*", "/", "%", "**", "<<", ">>", "&", "|", "^", "!", "&&", "||", "==", "!=", "<",
+    "<=", ">", ">=", "=", "+=", "-=", "*=", "/=", "%=", "**=", "<<=", ">>=", "&=", "|=", "^=",
+    "..", "..=", "??", "?.", "?[", "!in", "=>", "::", "#{", "#", "(", ")", "[", "]", "{", "}",
+    ",", ";", ":", ".", "|", "||", "$", "@", "\\", "'", '"', "`",
+    # trivia
+    "//", "/*", "*/", "\n",
+]  # fmt: skip
+
+token_soup = st.builds(
+    lambda toks, sep: sep.join(toks),
+    st.lists(st.sampled_from(TOKENS), max_size=40),
+    st.sampled_from([" ", "", "\n", "  "]),
+)
+
+
+@FUZZ
+@given(token_soup)
+def test_token_soup_never_crashes(src):
+    assert_well_behaved(src)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=60))
+def test_arbitrary_text_never_crashes(src):
+    assert_well_behaved(src)
+
+
+# ---- grammar-guided scripts ----
+
+NAMES = ["x", "y", "z", "a", "s"]
+FN_NAMES = ["f", "g"]
+
+int_lit = st.integers(min_value=-1000, max_value=1000).map(str)
+literal = st.one_of(
+    int_lit,
+    st.sampled_from(["1.5", "0.0", "-2.5e3", "true", "false", "()", "'c'", '"ab"', '""',
+                     "`v${x}`", "9223372036854775807", "-9223372036854775808", "1000000"]),
+)  # fmt: skip
+var = st.sampled_from(NAMES)
+BINOPS = ["+", "-", "*", "/", "%", "**", "<<", ">>", "&", "|", "^", "&&", "||", "==", "!=",
+          "<", "<=", ">", ">=", "??", "..", "..=", "in"]  # fmt: skip
+NATIVES = [
+    "len", "abs", "to_string", "type_of", "push", "pop", "sort", "reverse", "keys", "contains",
+    "sub_string", "pad", "split", "map", "filter", "reduce", "index_of", "to_upper", "trim",
+    "get", "remove", "insert", "range", "max", "min", "parse_int",
+]  # fmt: skip
+
+
+def expressions() -> st.SearchStrategy[str]:
+    def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        args = st.lists(inner, max_size=3).map(", ".join)
+        return st.one_of(
+            st.builds(lambda a, op, b: f"{a} {op} {b}", inner, st.sampled_from(BINOPS), inner),
+            st.builds(lambda op, a: f"{op}{a}", st.sampled_from(["-", "!", "+"]), inner),
+            inner.map(lambda a: f"({a})"),
+            args.map(lambda a: f"[{a}]"),
+            st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), inner), max_size=3).map(
+                lambda kv: "#{" + ", ".join(f"{k}: {v}" for k, v in dict(kv).items()) + "}"
+            ),
+            st.builds(lambda f, a: f"{f}({a})", st.sampled_from(NATIVES + FN_NAMES), args),
+            st.builds(lambda o, f, a: f"{o}.{f}({a})", inner, st.sampled_from(NATIVES), args),
+            st.builds(lambda o, i: f"{o}[{i}]", inner, inner),
+            st.builds(lambda o, p: f"{o}.{p}", inner, st.sampled_from(["a", "len", "b"])),
+            st.builds(lambda c, t, e: f"if {c} {{ {t} }} else {{ {e} }}", inner, inner, inner),
+            st.builds(lambda v, e: f"|{v}| {e}", var, inner),
+            st.builds(
+                lambda v, e: f"switch {v} {{ 1 => {e}, 2 | 3 => 0, _ => {e} }}", inner, inner
+            ),
+            inner.map(lambda a: f"`<${{{a}}}>`"),
+            st.builds(lambda f, a: f"{f}.call({a})", inner, args),
+        )
+
+    return st.recursive(st.one_of(literal, var), extend, max_leaves=12)
+
+
+expr = expressions()
+
+
+def statements() -> st.SearchStrategy[str]:
+    simple = st.one_of(
+        st.builds(lambda v, e: f"let {v} = {e};", var, expr),
+        st.builds(lambda v, e: f"const {v.upper()} = {e};", var, expr),
+        st.builds(
+            lambda v, op, e: f"{v} {op} {e};",
+            var,
+            st.sampled_from(["=", "+=", "-=", "*=", "/=", "%=", "<<=", "|="]),
+            expr,
+        ),
+        st.builds(lambda v, i, e: f"{v}[{i}] = {e};", var, expr, expr),
+        st.builds(lambda v, e: f"{v}.a = {e};", var, expr),
+        expr.map(lambda e: f"{e};"),
+        expr.map(lambda e: f"return {e};"),
+        expr.map(lambda e: f"throw {e};"),
+        st.just("break;"),
+        st.just("continue;"),
+    )
+
+    def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        block = st.lists(inner, max_size=3).map(" ".join)
+        return st.one_of(
+            st.builds(lambda c, b: f"if {c} {{ {b} }}", expr, block),
+            st.builds(lambda c, b, e: f"if {c} {{ {b} }} else {{ {e} }}", expr, block, block),
+            st.builds(lambda c, b: f"while {c} {{ {b} }}", expr, block),
+            st.builds(lambda b: f"loop {{ {b} break; }}", block),
+            st.builds(lambda b, c: f"do {{ {b} }} while {c};", block, expr),
+            st.builds(lambda v, e, b: f"for {v} in {e} {{ {b} }}", var, expr, block),
+            st.builds(lambda b, c: f"try {{ {b} }} catch (e) {{ {c} }}", block, block),
+            block.map(lambda b: f"{{ {b} }}"),
+        )
+
+    return st.recursive(simple, extend, max_leaves=8)
+
+
+stmt = statements()
+fn_def = st.builds(
+    lambda name, params, body: f"fn {name}({', '.join(params)}) {{ {body} }}",
+    st.sampled_from(FN_NAMES),
+    st.lists(var, max_size=3, unique=True),
+    st.lists(stmt, max_size=3).map(" ".join),
+)
+program = st.builds(
+    lambda fns, body, sep: sep.join(fns + body),
+    st.lists(fn_def, max_size=2),
+    st.lists(stmt, min_size=1, max_size=6),
+    st.sampled_from(["\n", " "]),
+)
+
+
+@settings(FUZZ, max_examples=700)
+@given(program)
+def test_grammar_guided_scripts_never_crash(src):
+    assert_well_behaved(src)
+
+
+@FUZZ
+@given(expr)
+def test_grammar_guided_expressions_never_crash(src):
+    assert_well_behaved(src)
+
+
+# ---- mutations of valid scripts ----
+
+CORPUS = [
+    "let x = 40; x + 2",
+    "fn fib(n) { if n < 2 { n } else { fib(n - 1) + fib(n - 2) } }\nfib(10)",
+    'let s = "";\nfor i in 0..10 { s += `${i},`; }\ns.len()',
+    "let a = [3, 1, 2];\na.sort();\na.map(|x| x * 2).filter(|x| x > 2)",
+    "let m = #{a: 1, b: #{c: [1, 2]}};\nm.b.c[1] = 5;\nm.keys()",
+    'switch 5 { 1 => "one", 2 | 3 => "few", 4..10 => "some", _ => "many" }',
+    "let f = |x, y| x * y;\nlet g = f.curry(6);\ng.call(7)",
+    "try { throw #{code: 1}; } catch (e) { e.code }",
+    "let n = 0;\nwhile n < 100 { n += 7; if n % 5 == 0 { break; } }\nn",
+    "const K = 3; fn k() { global::K * 2 } k()",
+    "let x = 0xff & 0b1010 | 1 << 4; x ?? 0",
+    "let r = loop { break 5; }; do { r -= 1; } until r <= 0; r",
+    "let t = `a${ `b${ 1 + 1 }` }c`; t[1..]",
+    "/* c /* nested */ */ let v = [1, [2, 3], #{k: 'v'}]; v[1][-1]",
+    'eval("let q = 2;"); q * 21',
+]
+MUTATION_CHARS = [*"(){}[]<>;:,.'\"`$#|&!=+-*/%\\ \n_aZ09", "${", "//", "/*", "**"]
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> str:
+    src = draw(st.sampled_from(CORPUS))
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        if not src:
+            break
+        op = draw(st.sampled_from(["delete", "insert", "swap", "truncate", "duplicate"]))
+        i = draw(st.integers(min_value=0, max_value=len(src) - 1))
+        if op == "delete":
+            j = draw(st.integers(min_value=i, max_value=min(len(src), i + 4)))
+            src = src[:i] + src[j:]
+        elif op == "insert":
+            src = src[:i] + draw(st.sampled_from(MUTATION_CHARS)) + src[i:]
+        elif op == "swap":
+            j = draw(st.integers(min_value=0, max_value=len(src) - 1))
+            chars = list(src)
+            chars[i], chars[j] = chars[j], chars[i]
+            src = "".join(chars)
+        elif op == "truncate":
+            src = src[:i]
+        else:
+            j = draw(st.integers(min_value=i, max_value=min(len(src), i + 12)))
+            src = src[:j] + src[i:j] + src[j:]
+    return src
+
+
+@FUZZ
+@given(mutated())
+def test_mutated_scripts_never_crash(src):
+    assert_well_behaved(src)
+
+
+def test_corpus_is_valid():
+    """The mutation corpus itself must run, or the mutations test nothing interesting."""
+    for src in CORPUS:
+        Engine(**LIMITS).eval(src)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=40, max_value=400), st.sampled_from(["(", "[", "{", "-(", "!("]))
+def test_deep_nesting_is_a_parse_error_not_a_crash(depth, opener):
+    closer = "".join({"(": ")", "[": "]", "{": "}"}[c] for c in opener if c in "([{")
+    src = opener * depth + "1" + closer * depth
+    assert_well_behaved(src)
+
+
+# ---- arithmetic oracle ----
+
+
+class Overflow(Exception):
+    """The reference model's ErrorArithmetic."""
+
+
+def checked(value: int) -> int:
+    if not INT_MIN <= value <= INT_MAX:
+        raise Overflow
+    return value
+
+
+def rust_div(a: int, b: int) -> int:
+    if b == 0:
+        raise Overflow
+    q = abs(a) // abs(b)
+    return checked(q if (a < 0) == (b < 0) else -q)
+
+
+def rust_rem(a: int, b: int) -> int:
+    if b == 0:
+        raise Overflow
+    checked(rust_div(a, b))  # i64::MIN % -1 overflows in Rust's checked_rem
+    r = abs(a) % abs(b)
+    return r if a >= 0 else -r
+
+
+OPS = {
+    "+": (150, lambda a, b: checked(a + b)),
+    "-": (150, lambda a, b: checked(a - b)),
+    "*": (180, lambda a, b: checked(a * b)),
+    "/": (180, rust_div),
+    "%": (180, rust_rem),
+}
+
+EDGES = [INT_MAX, INT_MIN, 2**62, -(2**62), 2**32, 3037000499, 3037000500, -1, 0, 1]
+leaf = st.one_of(st.integers(min_value=-20, max_value=20), st.sampled_from(EDGES))
+tree = st.recursive(
+    leaf,
+    lambda sub: st.tuples(st.sampled_from(sorted(OPS)), sub, sub),
+    max_leaves=10,
+)
+
+
+def reference(node: Any) -> int:
+    if isinstance(node, int):
+        return node
+    op, left, right = node
+    a = reference(left)
+    b = reference(right)
+    return OPS[op][1](a, b)
+
+
+def render(node: Any, *, minimal: bool) -> str:
+    """Source text; `minimal` uses only the parentheses precedence and associativity need."""
+    if isinstance(node, int):
+        return f"({node})" if node < 0 else str(node)
+    op, left, right = node
+    prec = OPS[op][0]
+    lhs = render(left, minimal=minimal)
+    rhs = render(right, minimal=minimal)
+    if not minimal or (not isinstance(left, int) and OPS[left[0]][0] < prec):
+        lhs = f"({lhs})" if not isinstance(left, int) else lhs
+    if not minimal or (not isinstance(right, int) and OPS[right[0]][0] <= prec):
+        rhs = f"({rhs})" if not isinstance(right, int) else rhs
+    return f"{lhs} {op} {rhs}"
+
+
+@settings(max_examples=2000, deadline=None)
+@given(tree, st.booleans())
+@example(("%", INT_MIN, -1), False)
+@example(("/", INT_MIN, -1), True)
+@example(("-", ("*", 3037000500, 3037000500), 1), True)
+def test_int_arithmetic_matches_checked_i64(node, minimal):
+    src = render(node, minimal=minimal)
+    try:
+        expected: int | None = reference(node)
+    except Overflow:
+        expected = None
+    engine = Engine(max_operations=10_000)
+    if expected is None:
+        try:
+            value = engine.eval(src)
+        except RhaiError as err:
+            assert err.kind == "ErrorArithmetic", f"{src}: {err!r}"
+            check_error(err, src)
+            return
+        raise AssertionError(f"{src} gave {value!r}, expected ErrorArithmetic")
+    try:
+        value = engine.eval(src)
+    except RhaiError as err:
+        raise AssertionError(f"{src} raised {err!r}, expected {expected}") from None
+    assert type(value) is int and value == expected, f"{src} gave {value!r}, expected {expected}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=-50, max_value=50), st.integers(min_value=-50, max_value=50))
+def test_int_compound_assignment_matches_operators(a, b):
+    for op, (_, fn) in OPS.items():
+        src = f"let v = {a}; v {op}= {b}; v" if b >= 0 else f"let v = {a}; v {op}= ({b}); v"
+        try:
+            expected = fn(a, b)
+        except Overflow:
+            try:
+                Engine().eval(src)
+            except RhaiError as err:
+                assert err.kind == "ErrorArithmetic", f"{src}: {err!r}"
+                continue
+            raise AssertionError(f"{src}: expected ErrorArithmetic") from None
+        value = Engine().eval(src)
+        assert type(value) is int and value == expected, f"{src} gave {value!r}"
+
+
+def wrap_i64(value: int) -> int:
+    value &= 2**64 - 1
+    return value - 2**64 if value >= 2**63 else value
+
+
+def shift_left(x: int, n: int) -> int:
+    if n < 0:
+        return shift_right(x, -n)
+    return 0 if n >= 64 else wrap_i64(x << n)
+
+
+def shift_right(x: int, n: int) -> int:
+    if n < 0:
+        return shift_left(x, -n)
+    return (-1 if x < 0 else 0) if n >= 64 else x >> n
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.integers(min_value=INT_MIN, max_value=INT_MAX),
+    st.integers(min_value=-70, max_value=70),
+    st.sampled_from(["<<", ">>"]),
+)
+def test_shifts_never_raise(x, n, op):
+    src = f"let x = {x}; let n = {n}; x {op} n"
+    value = Engine().eval(src)
+    expected = shift_left(x, n) if op == "<<" else shift_right(x, n)
+    assert type(value) is int and value == expected, f"{src} gave {value!r}, expected {expected}"

@@ -1,0 +1,314 @@
+"""Engine safety limits (operations, call depth, expression depth, data sizes, variables) and
+the sandbox: scripts cannot reach Python through Python-looking names."""
+
+import pytest
+
+from rhai import Engine, RhaiError
+
+from .conftest import assert_error, assert_value
+
+OPS = 10_000
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        pytest.param("loop {}", id="loop"),
+        pytest.param("while true {}", id="while-true"),
+        pytest.param("let x = 0; while true { x += 1; }", id="while-counting"),
+        pytest.param("for x in 0..9223372036854775807 {}", id="huge-range"),
+        pytest.param("fn f() { loop {} } f()", id="loop-in-function"),
+        pytest.param("do { } while true;", id="do-while"),
+        pytest.param("let f = || { loop {} }; f.call()", id="loop-in-closure"),
+        pytest.param('eval("loop {}")', id="loop-in-eval"),
+    ],
+)
+def test_infinite_loops_hit_operation_limit(src):
+    with pytest.raises(RhaiError) as info:
+        Engine(max_operations=OPS).eval(src)
+    assert info.value.root().kind == "ErrorTooManyOperations"
+
+
+def test_too_many_operations_is_unwrapped_outside_eval():
+    assert_error(
+        "fn f() { loop {} } f()", "ErrorTooManyOperations", positioned=False, max_operations=OPS
+    )
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        pytest.param("try { loop {} } catch { 1 }", id="try-loop"),
+        pytest.param("try { while true {} } catch (e) { e }", id="try-while"),
+        pytest.param("fn f() { loop {} } try { f() } catch { 0 }", id="try-fn-loop"),
+        pytest.param("loop { try { loop {} } catch { } }", id="catch-inside-loop"),
+    ],
+)
+def test_operation_limit_is_not_catchable(src):
+    assert_error(src, "ErrorTooManyOperations", positioned=False, max_operations=OPS)
+
+
+def test_operation_limit_allows_small_scripts():
+    assert_value("let x = 0; while x < 20 { x += 1; } x", 20, max_operations=500)
+
+
+def test_unlimited_operations_by_default():
+    assert_value("let s = 0; for x in 0..20000 { s += x; } s", 199990000)
+
+
+def test_operation_limit_zero_means_unlimited():
+    assert_value("let s = 0; for x in 0..20000 { s += 1; } s", 20000, max_operations=0)
+
+
+RECURSION = [
+    pytest.param("fn f(n) { f(n + 1) } f(0)", id="unbounded"),
+    pytest.param("fn f() { f() } f()", id="no-args"),
+    pytest.param("fn a(n) { b(n) } fn b(n) { a(n) } a(1)", id="mutual"),
+    pytest.param("fn f(n) { if n == 0 { 0 } else { 1 + f(n - 1) } } f(100)", id="depth-100"),
+    pytest.param("let f = |x| x; fn g(n) { g(n) } try { g(1) } catch { 0 }", id="not-catchable"),
+]
+
+
+@pytest.mark.parametrize("src", RECURSION)
+def test_deep_recursion_is_stack_overflow(src):
+    assert_error(src, "ErrorStackOverflow", positioned=False)
+
+
+def test_stack_overflow_respects_configured_level():
+    src = "fn f(n) { if n == 0 { 0 } else { 1 + f(n - 1) } } f(5)"
+    assert_value(src, 5, max_call_levels=8)
+    assert_error(
+        src.replace("f(5)", "f(9)"), "ErrorStackOverflow", positioned=False, max_call_levels=8
+    )
+
+
+def test_stack_overflow_with_large_limit_is_not_a_python_crash():
+    src = "fn f(n) { if n == 0 { 0 } else { 1 + f(n - 1) } } f(100000)"
+    with pytest.raises(RhaiError) as info:
+        Engine(max_call_levels=100_000, max_operations=2_000_000).eval(src)
+    assert info.value.kind in {"ErrorStackOverflow", "ErrorTooManyOperations"}
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        pytest.param("1" + " + 1" * 200, id="long-sum-chain"),
+        pytest.param("(" * 200 + "1" + ")" * 200, id="nested-parens"),
+        pytest.param("[" * 200 + "]" * 200, id="nested-arrays"),
+        pytest.param("-" * 1 + "(" * 150 + "1" + ")" * 150, id="negated-nesting"),
+        pytest.param("{" * 200 + "}" * 200, id="nested-blocks"),
+        pytest.param("let x = " + "if true { " * 100 + "1" + " }" * 100 + ";", id="nested-ifs"),
+    ],
+)
+def test_deep_expressions_are_parse_errors(src):
+    assert_error(src, "ErrorParsing", parse_kind="ExprTooDeep", positioned=False, compile_only=True)
+
+
+def test_expression_depth_limit_is_configurable():
+    src = "1" + " + 1" * 20
+    assert_value(src, 21, max_expr_depth=64)
+    assert_error(
+        src,
+        "ErrorParsing",
+        parse_kind="ExprTooDeep",
+        positioned=False,
+        compile_only=True,
+        max_expr_depth=10,
+    )
+
+
+def test_expression_depth_in_functions_is_tighter():
+    nested = "1" + " + 1" * 40
+    assert_value(nested, 41)
+    assert_error(
+        f"fn f() {{ {nested} }}",
+        "ErrorParsing",
+        parse_kind="ExprTooDeep",
+        positioned=False,
+        compile_only=True,
+    )
+
+
+def test_python_recursion_is_never_the_failure_mode():
+    src = "(" * 5000 + "1" + ")" * 5000
+    with pytest.raises(RhaiError) as info:
+        Engine().compile(src)
+    assert info.value.kind == "ErrorParsing"
+
+
+STRING_SIZE = [
+    pytest.param('let x = "hello, world!";', "ErrorParsing", id="literal"),
+    pytest.param('let x = "朝に紅顔、暮に白骨";', "ErrorParsing", id="utf8-bytes-counted"),
+    pytest.param('let x = "hello, "; let y = "world!"; x + y', "ErrorDataTooLarge", id="concat"),
+    pytest.param("let x = \"hello\"; x.pad(100, '!'); x", "ErrorDataTooLarge", id="pad"),
+    pytest.param('let s = "a"; loop { s += s; }', "ErrorDataTooLarge", id="doubling"),
+    pytest.param('let s = ""; for i in 0..100 { s += "x"; }', "ErrorDataTooLarge", id="append"),
+    pytest.param('let s = "abcde"; `${s}${s}${s}`', "ErrorDataTooLarge", id="interpolation"),
+]
+
+
+@pytest.mark.parametrize(("src", "kind"), STRING_SIZE)
+def test_string_size_limit(src, kind):
+    err = assert_error(src, kind, positioned=False, max_string_size=10, max_operations=OPS)
+    if kind == "ErrorParsing":
+        assert err.parse_kind == "LiteralTooLarge"
+
+
+def test_string_size_error_is_not_catchable():
+    assert_error(
+        'try { let s = "a"; loop { s += s; } } catch { 0 }',
+        "ErrorDataTooLarge",
+        positioned=False,
+        max_string_size=100,
+        max_operations=OPS,
+    )
+
+
+def test_string_size_zero_is_unlimited():
+    assert_value('let x = "hello, "; let y = "world!"; x + y', "hello, world!", max_string_size=0)
+
+
+ARRAY_SIZE = [
+    pytest.param("let x = [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15];", "ErrorParsing", id="literal"),
+    pytest.param(
+        "let x = [1,2,3,4,5,6]; let y = [7,8,9,10,11,12]; x + y", "ErrorDataTooLarge", id="concat"
+    ),
+    pytest.param("let x = [42]; loop { x[0] = x; }", "ErrorDataTooLarge", id="self-nesting"),
+    pytest.param("let x = [1,2,3,4,5,6]; x.pad(11, 42); x", "ErrorDataTooLarge", id="pad"),
+    pytest.param("let x = [1,2,3]; [x, x, x, x]", "ErrorDataTooLarge", id="nested-counted"),
+    pytest.param("let x = #{a:1, b:2, c:3}; [x, x, x, x]", "ErrorDataTooLarge", id="maps-inside"),
+    pytest.param(
+        "let x = [1]; let y = [x, x]; let z = [y, y]; [z, z, z]",
+        "ErrorDataTooLarge",
+        id="deep-nesting",
+    ),
+    pytest.param("let a = []; loop { a.push(1); }", "ErrorDataTooLarge", id="push-loop"),
+    pytest.param("let a = []; for i in 0..11 { a += i; }", "ErrorDataTooLarge", id="plus-assign"),
+]
+
+
+@pytest.mark.parametrize(("src", "kind"), ARRAY_SIZE)
+def test_array_size_limit(src, kind):
+    err = assert_error(
+        src, kind, positioned=False, max_array_size=10, max_map_size=10, max_operations=OPS
+    )
+    if kind == "ErrorParsing":
+        assert err.parse_kind == "LiteralTooLarge"
+
+
+ARRAY_SIZE_OK = [
+    pytest.param(
+        "let x = 42; let y = []; let f = || x; for n in 0..10 { y += x; } len(y)",
+        10,
+        id="exactly-at-limit",
+    ),
+    pytest.param("let x = [1,2,3,4,5,6]; x.pad(10, 42); len(x)", 10, id="pad-to-limit"),
+    pytest.param("let x = [1,2]; len([x, x, x])", 3, id="nested-under-limit"),
+]
+
+
+@pytest.mark.parametrize(("src", "expected"), ARRAY_SIZE_OK)
+def test_array_size_within_limit(src, expected):
+    assert_value(src, expected, max_array_size=10, max_map_size=10)
+
+
+MAP_SIZE = [
+    pytest.param(
+        "let x = #{a:1,b:2,c:3,d:4,e:5,f:6,g:7,h:8,i:9,j:10,k:11,l:12};",
+        "ErrorParsing",
+        id="literal",
+    ),
+    pytest.param("let x = #{}; loop { x.a = x; }", "ErrorDataTooLarge", id="self-nesting"),
+    pytest.param(
+        "let x = #{a:1,b:2,c:3,d:4,e:5,f:6}; let y = #{g:7,h:8,i:9,j:10,k:11,l:12}; x + y",
+        "ErrorDataTooLarge",
+        id="merge",
+    ),
+    pytest.param(
+        "let x = #{a:1,b:2,c:3}; #{u:x, v:x, w:x, z:x}", "ErrorDataTooLarge", id="nested-maps"
+    ),
+    pytest.param(
+        "let m = #{}; for i in 0..20 { m[`k${i}`] = i; }", "ErrorDataTooLarge", id="insert-loop"
+    ),
+]
+
+
+@pytest.mark.parametrize(("src", "kind"), MAP_SIZE)
+def test_map_size_limit(src, kind):
+    err = assert_error(
+        src, kind, positioned=False, max_map_size=10, max_array_size=10, max_operations=OPS
+    )
+    if kind == "ErrorParsing":
+        assert err.parse_kind == "LiteralTooLarge"
+
+
+def test_map_size_zero_is_unlimited():
+    assert_value("let x = #{a:1,b:2,c:3}; #{u:x, v:x, w:x, z:x}.len()", 4, max_map_size=0)
+
+
+def test_too_many_variables():
+    src = "let a = 1; let b = 2; let c = 3; let d = 4; let e = 5; let f = 6;"
+    assert_error(src, "ErrorTooManyVariables", positioned=False, max_variables=5)
+
+
+def test_variables_within_limit():
+    assert_value("let a = 1; let b = 2; a + b", 3, max_variables=5)
+
+
+def test_too_many_variables_in_loop_scope():
+    src = "let t = 0; for i in 0..3 { let a = i; let b = i; let c = i; t += a; } t"
+    assert_value(src, 3, max_variables=10)
+
+
+SANDBOX = [
+    pytest.param('__import__("os")', "ErrorFunctionNotFound", id="dunder-import"),
+    pytest.param('open("/etc/passwd")', "ErrorFunctionNotFound", id="open"),
+    pytest.param('exec("print(1)")', "ErrorFunctionNotFound", id="exec"),
+    pytest.param('getattr(1, "__class__")', "ErrorFunctionNotFound", id="getattr"),
+    pytest.param("globals()", "ErrorFunctionNotFound", id="globals"),
+    pytest.param("__builtins__", "ErrorVariableNotFound", id="builtins-name"),
+    pytest.param("os", "ErrorVariableNotFound", id="bare-module-name"),
+    pytest.param("let x = 1; x.__class__", "ErrorDotExpr", id="dunder-class-property"),
+    pytest.param('let s = ""; s.__len__()', "ErrorFunctionNotFound", id="dunder-method"),
+    pytest.param('let f = Fn("abs"); f.__globals__', "ErrorDotExpr", id="fnptr-dunder"),
+    pytest.param("let m = #{}; m.__dict__.clear()", "ErrorFunctionNotFound", id="map-dunder"),
+    pytest.param("print.__self__", "ErrorVariableNotFound", id="builtin-attr"),
+    pytest.param('Fn("__import__").call("os")', "ErrorFunctionNotFound", id="fnptr-to-import"),
+    pytest.param('call(Fn("open"), "x")', "ErrorFunctionNotFound", id="call-open"),
+]
+
+
+@pytest.mark.parametrize(("src", "kind"), SANDBOX)
+def test_python_isms_fail_inside_rhai(src, kind):
+    with pytest.raises(RhaiError) as info:
+        Engine(max_operations=OPS).eval(src)
+    assert info.value.root().kind == kind, repr(info.value)
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        pytest.param("eval(\"__import__('os')\")", id="eval-import"),
+        pytest.param('import "os" as os; os::system("true")', id="rhai-import"),
+        pytest.param('eval("open(\\"f\\", \\"w\\")")', id="eval-open"),
+        pytest.param("lambda: 1", id="python-lambda"),
+        pytest.param("[x for x in [1]]", id="comprehension"),
+        pytest.param("def f(): pass", id="python-def"),
+        pytest.param("a = 1 if True else 2", id="python-ternary"),
+        pytest.param('f"{1}"', id="f-string"),
+    ],
+)
+def test_python_syntax_never_reaches_python(src, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RhaiError):
+        Engine(max_operations=OPS).eval(src)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_registered_function_is_the_only_bridge():
+    engine = Engine()
+    engine.register_fn("host_len", len)
+    assert engine.eval('host_len("abc")') == 3
+    with pytest.raises(RhaiError) as info:
+        engine.eval("host_len.__self__")
+    assert info.value.kind in {"ErrorVariableNotFound", "ErrorDotExpr"}

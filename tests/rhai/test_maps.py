@@ -1,0 +1,97 @@
+"""Object maps: property and index access, missing keys, sorted keys, merging, library."""
+
+import pytest
+
+from .conftest import assert_error, assert_value, case
+
+ACCESS = [
+    case("let m = #{a: 1, b: 2}; m.a", 1),
+    case('let m = #{a: 1, b: 2}; m["b"]', 2),
+    case('let m = #{"x y": 3}; m["x y"]', 3),
+    case("let m = #{a: 1}; m.z", None, id="missing-property-is-unit"),
+    case('let m = #{a: 1}; m["z"]', None, id="missing-index-is-unit"),
+    case("let m = #{a: 1}; m.a = 5; m", {"a": 5}),
+    case("let m = #{a: 1}; m.b = 2; m", {"a": 1, "b": 2}, id="assign-adds-key"),
+    case('let m = #{}; m["k"] = "v"; m', {"k": "v"}),
+    case("let m = #{a: #{b: 1}}; m.a.b", 1),
+    case("let m = #{a: #{b: 1}}; m.a.b = 2; m", {"a": {"b": 2}}),
+    case("let m = #{a: [1, 2]}; m.a[1]", 2),
+    case("let m = #{a: [1, 2]}; m.a[1] = 5; m.a", [1, 5]),
+    case("let m = #{a: [1]}; m.a.push(2); m.a", [1, 2], id="method-on-property-mutates"),
+    case("let m = #{n: 1}; m.n += 1; m.n", 2),
+    case('let k = "a"; let m = #{a: 7}; m[k]', 7),
+    case("#{a: 1}.a", 1, id="property-on-literal"),
+    case("let m = #{len: 5}; m.len", 5, id="len-is-a-key-on-maps"),
+    case("let m = #{a: 1}; m.len", None, id="len-property-on-map-is-lookup"),
+    case("let m = #{a: 1}; m.len()", 1, id="len-method-on-map"),
+    case("let m = #{a: 1}; m.a.type_of()", "i64"),
+    case("let m = #{a: 1}; let n = m; n.a = 2; m.a", 1, id="assign-copies"),
+    case("fn f(m) { m.a = 9; m } let m = #{a: 1}; f(m); m.a", 1, id="fn-arg-copied"),
+]
+
+
+@pytest.mark.parametrize(("src", "expected"), ACCESS)
+def test_map_access(src, expected):
+    assert_value(src, expected)
+
+
+LIBRARY = [
+    case("#{b: 1, a: 2, c: 3}.keys()", ["a", "b", "c"], id="keys-sorted"),
+    case("#{b: 1, a: 2, c: 3}.values()", [2, 1, 3], id="values-in-key-order"),
+    case("#{a: 1, b: 2}.len()", 2),
+    case("#{}.is_empty()", True),
+    case('#{a: 1}.contains("a")', True),
+    case('#{a: 1}.contains("b")', False),
+    case('let m = #{a: 1, b: 2}; m.remove("a")', 1),
+    case('let m = #{a: 1, b: 2}; m.remove("a"); m', {"b": 2}),
+    case('let m = #{a: 1}; m.remove("zz")', None),
+    case('#{a: 1}.get("a")', 1),
+    case('#{a: 1}.get("b")', None),
+    case('let m = #{}; m.set("k", 3); m', {"k": 3}),
+    case("let m = #{a: 1}; m.mixin(#{b: 2, a: 3}); m", {"a": 3, "b": 2}),
+    case("let m = #{a: 1}; m.fill_with(#{a: 9, b: 2}); m", {"a": 1, "b": 2}),
+    case("let m = #{a: 1}; m.clear(); m", {}),
+    case("let m = #{a: 1, b: 2}; m.retain(|k, v| v > 1); m", {"b": 2}),
+    case('let m = #{a: 1, b: 2}; m.filter(|k, v| k == "a")', {"a": 1}),
+    case("let m = #{a: 1, b: 2}; m.drain(|k, v| v == 1)", {"a": 1}),
+    case("let m = #{a: 1, b: 2}; m.drain(|k, v| v == 1); m", {"b": 2}),
+    case("#{a: 1} + #{b: 2}", {"a": 1, "b": 2}),
+    case("let m = #{a: 1}; m += #{a: 2, c: 3}; m", {"a": 2, "c": 3}),
+    case('"a" in #{a: ()}', True),
+    case('let t = ""; for k in #{b: 1, a: 2}.keys() { t += k; } t', "ab"),
+    case("let t = 0; for v in #{b: 1, a: 2}.values() { t = t * 10 + v; } t", 21),
+    case("#{a: 1}.to_string()", '#{"a": 1}'),
+    case("type_of(#{a: 1}.keys()[0])", "string"),
+]
+
+
+@pytest.mark.parametrize(("src", "expected"), LIBRARY)
+def test_map_library(src, expected):
+    assert_value(src, expected)
+
+
+def test_duplicate_key_is_parse_error():
+    assert_error(
+        "let m = #{a: 1, a: 2};",
+        "ErrorParsing",
+        line=1,
+        column=17,
+        parse_kind="DuplicatedProperty",
+    )
+
+
+def test_quoted_and_bare_duplicate_key():
+    assert_error('#{a: 1, "a": 2}', "ErrorParsing", parse_kind="DuplicatedProperty")
+
+
+def test_map_is_not_iterable_directly():
+    assert_error("for x in #{a: 1} {}", "ErrorFor", line=1)
+
+
+def test_interpolated_key_is_rejected():
+    assert_error("#{`a${1}`: 1}", "ErrorParsing", compile_only=True)
+
+
+def test_property_on_unit_is_an_error():
+    err = assert_error("let x = (); x.a", "ErrorDotExpr", line=1)
+    assert err.line == 1
