@@ -387,14 +387,20 @@ def _all(ctx: Any, a: list, fn: FnPtr) -> bool:
 
 @register("map", ARRAY, FNPTR)
 def _map(ctx: Any, a: list, fn: FnPtr) -> list:
-    call = make_item_caller(ctx, fn)
-    return [call(item, i) for i, item in enumerate(a)]
+    if arity(ctx, fn) == 1:  # the common `|x| ...`, without the per-item adapter
+        call = caller(ctx, fn)
+        return [call([item], item) for item in a]
+    call_item = make_item_caller(ctx, fn)
+    return [call_item(item, i) for i, item in enumerate(a)]
 
 
 @register("filter", ARRAY, FNPTR)
 def _filter(ctx: Any, a: list, fn: FnPtr) -> list:
-    call = make_item_caller(ctx, fn)
-    return [copy_out(item) for i, item in enumerate(a) if call(item, i) is True]
+    if arity(ctx, fn) == 1:
+        call = caller(ctx, fn)
+        return [copy_out(item) for item in a if call([item], item) is True]
+    call_item = make_item_caller(ctx, fn)
+    return [copy_out(item) for i, item in enumerate(a) if call_item(item, i) is True]
 
 
 @register("for_each", ARRAY, FNPTR, mutates=True)
