@@ -60,13 +60,18 @@ def compile_error(kind: str, message: str, pos: tuple[int, int]) -> RhaiError:
 class Decl:
     """One declared variable: its Python name and what the resolver learned about it."""
 
-    __slots__ = ("captured", "const", "name", "pyname")
+    __slots__ = ("arith_use", "captured", "const", "kind", "mutated", "name", "pyname", "writes")
 
     def __init__(self, name: str, pyname: str, const: bool) -> None:
         self.name = name
         self.pyname = pyname
         self.const = const
         self.captured = False
+        # for INT inference: how the variable gets its values
+        self.kind = "let"
+        self.writes: list[tuple[str, Node | None]] = []
+        self.mutated = False
+        self.arith_use = False
 
 
 class _Frame:
@@ -77,6 +82,7 @@ class _Frame:
         self.closure = closure
         self.parent = parent
         self.scopes: list[dict[str, Decl]] = [{}]
+        self.decls: list[Decl] = []
         self.has_eval = False
         self.uses_this = False
 
@@ -103,6 +109,7 @@ class Resolver:
         d = self.new_decl(name, const)
         assert self.frame is not None
         self.frame.scopes[-1][name] = d
+        self.frame.decls.append(d)
         if self.frame.kind == "main" and len(self.frame.scopes) == 1:
             self.top_decls.append(d)
         return d
@@ -149,6 +156,8 @@ class Resolver:
         saved = self.frame
         self.frame = _Frame(kind, closure, saved if closure is not None else None)
         decls = [self.declare(p) for p in params]
+        for d in decls:
+            d.kind = "param"
         if kind == "main":
             for s in body.stmts:
                 self.walk(s)
@@ -187,6 +196,10 @@ class Resolver:
         elif k in ("binary", "and", "or", "coalesce", "range"):
             self.walk(n.left)
             self.walk(n.right)
+            if k == "binary":
+                for side in (n.left, n.right):
+                    if side.kind == "var" and side.decl is not None:
+                        side.decl.arith_use = True
         elif k == "index":
             self.walk(n.target)
             self.walk(n.index)
@@ -198,6 +211,12 @@ class Resolver:
             if n.name == "eval":
                 f.has_eval = True
                 n.visible = self.visible()
+                for d in n.visible:
+                    d.mutated = True
+            if n.name == "take" and n.args:
+                root = _root_var(n.args[0])
+                if root is not None:
+                    root.mutated = True
             if n.name == "is_def_var":
                 n.visible = self.visible()
         elif k == "method":
@@ -233,7 +252,10 @@ class Resolver:
             self.walk(n.iterable)
             f.scopes.append({})
             n.var_decl = self.declare(n.var)
+            n.var_decl.kind = "for_range" if n.iterable.kind == "range" else "for"
             n.idx_decl = self.declare(n.index_var) if n.index_var else None
+            if n.idx_decl is not None:
+                n.idx_decl.kind = "for_range"
             n.nvars = self.count_vars()
             self.walk(n.body)
             f.scopes.pop()
@@ -246,11 +268,18 @@ class Resolver:
         elif k == "let":
             self.walk(n.value)
             n.decl = self.declare(n.name, n.const)
+            n.decl.writes.append(("=", n.value))
             n.nvars = self.count_vars()
         elif k == "assign":
             self.walk(n.target)
             self.walk(n.value)
             t = n.target
+            if t.kind == "var" and t.decl is not None:
+                t.decl.writes.append((n.op, n.value))
+            else:
+                root = _root_var(t)
+                if root is not None:
+                    root.mutated = True
             if t.kind == "var" and t.decl is not None and t.decl.const:
                 raise compile_error(
                     "AssignmentToConstant",
@@ -301,6 +330,7 @@ class FnGen:
         self.lines: list[str] = []
         self.indent = 1
         self.ntmp = 0
+        self.ints: set[Decl] = set()
         self.loops: list[str] = []
         self.catches: list[str] = []
         eng = unit.engine
@@ -534,10 +564,20 @@ class FnGen:
         if target.kind in ("var", "this"):
             if op == "=":
                 value = self.stored(s.value)
+            elif (
+                op == "+="
+                and target.kind == "var"
+                and target.decl is not None
+                and not target.decl.captured
+                and target.decl not in self.ints
+                and not target.decl.const
+            ):
+                self.add_assign_local(target, s)
+                return
             else:
                 cur = self.root_read(target)
                 if target.kind == "var" and target.decl is not None:
-                    cur_t = None
+                    cur_t = "int" if target.decl in self.ints else None
                 else:
                     t = self.tmp()
                     self.emit(f"{t} = {cur}")
@@ -573,6 +613,31 @@ class FnGen:
         self.root_write(
             root, f"_rt.set_path({root_code}, {kinds!r}, {keys}, {t}, {target.pos!r})", s.pos
         )
+
+    def add_assign_local(self, target: Node, s: Node) -> None:
+        """`x += e` on a local: INT and string fast paths, in-place string append."""
+        x = target.decl.pyname
+        rhs, rt = self.expr(s.value)
+        if not _SIMPLE.match(rhs):
+            t = self.tmp()
+            self.emit(f"{t} = {rhs}")
+            rhs = t
+        p = repr(s.pos)
+        cap = self.unit.engine.max_string_size
+        if rt != "str":
+            self.emit(f"if type({x}) is int and type({rhs}) is int:")
+            self.emit(
+                f"    {x} = (_r if {_INT_MIN} <= (_r := {x} + {rhs}) <= {_INT_MAX} "
+                f"else _ovf('+', {x}, {rhs}, {p}))"
+            )
+            self.emit(f"elif type({x}) is str and type({rhs}) is str:")
+        else:
+            self.emit(f"if type({x}) is str:")
+        self.emit(f"    {x} += {rhs}")
+        if cap:
+            self.emit(f"    if len({x}) > {cap // 4}: _rt.check_size({x}, {p})")
+        self.emit("else:")
+        self.emit(f"    {x} = _iadd({x}, {rhs}, {p})")
 
     # ---- compound statements / expressions ----
     def compound(self, e: Node, want: bool) -> str:
@@ -788,7 +853,7 @@ class FnGen:
         if k == "unit":
             return "None", "unit"
         if k == "var":
-            return self.read_var(n), None
+            return self.read_var(n), ("int" if n.decl in self.ints else None)
         if k == "this":
             return f"_this(T, {n.pos!r})", None
         if k == "binary":
@@ -811,7 +876,7 @@ class FnGen:
             if n.op == "-":
                 if t == "float":
                     return f"(-{code})", "float"
-                return f"_neg({code}, {n.pos!r})", None
+                return f"_neg({code}, {n.pos!r})", ("int" if t == "int" else None)
             if n.op == "+":
                 return f"_plus({code}, {n.pos!r})", t
             if t == "bool":
@@ -967,6 +1032,12 @@ class FnGen:
             if ta in ("int", "str", "bool") and ta == tb:
                 return f"({a} {op} {b})"
             fn = "_eq" if op == "==" else "_ne"
+            known = ta if ta in ("int", "str") else tb if tb in ("int", "str") else None
+            if known is not None:
+                other, t_other = (b, tb) if known == ta else (a, ta)
+                if _SIMPLE.match(other):
+                    py = "int" if known == "int" else "str"
+                    return f"(({a} {op} {b}) if type({other}) is {py} else {fn}({a}, {b}))"
             return f"{fn}({a}, {b})"
         int_ok = ta in (None, "int") and tb in (None, "int")
         if not int_ok:
@@ -976,28 +1047,41 @@ class FnGen:
         # INT fast path, guarded by type checks on operands not known to be INT
         a1, a2, ca = self.bind(a, ta)
         b1, b2, cb = self.bind(b, tb)
-        checks = [c for c in (ca, cb) if c]
         if ca and not _SIMPLE.match(a):
             a1 = a2
         if cb and not _SIMPLE.match(b):
             b1 = b2
+        checks = [c for c in (ca, cb) if c]
         if not checks:
             guard = None
         elif len(checks) == 1:
             guard = checks[0]
         else:
             guard = f"({checks[0]}) & ({checks[1]})"
+        lit_b = _int_literal(b)
+        lit_a = _int_literal(a)
         if op in _ARITH:
-            fast = (
-                f"(_r if {_INT_MIN} <= (_r := {a1} {op} {b1}) <= {_INT_MAX} "
-                f"else _ovf({op!r}, {a2}, {b2}, {p}))"
-            )
+            expr = f"(_r := {a1} {op} {b1})"
+            if op == "+" and lit_b is not None and lit_b >= 0:
+                test = f"{expr} <= {_INT_MAX}"
+            elif op == "+" and lit_a is not None and lit_a >= 0:
+                test = f"{expr} <= {_INT_MAX}"
+            elif op == "-" and lit_b is not None and lit_b >= 0:
+                test = f"{expr} >= {_INT_MIN}"
+            else:
+                test = f"{_INT_MIN} <= {expr} <= {_INT_MAX}"
+            fast = f"(_r if {test} else _ovf({op!r}, {a2}, {b2}, {p}))"
         elif op in _CMP:
             fast = f"({a1} {op} {b1})"
-        elif op == "%":
-            fast = f"({a1} % {b1} if {a2} >= 0 and {b2} > 0 else _mod({a2}, {b2}, {p}))"
-        elif op == "/":
-            fast = f"({a1} // {b1} if {a2} >= 0 and {b2} > 0 else _div({a2}, {b2}, {p}))"
+        elif op in ("%", "/"):
+            pyop = "%" if op == "%" else "//"
+            helper = "_mod" if op == "%" else "_div"
+            if lit_b is not None and lit_b > 0:
+                fast = f"({a1} {pyop} {b2} if {a2} >= 0 else {helper}({a2}, {b2}, {p}))"
+            else:
+                fast = (
+                    f"({a1} {pyop} {b1} if {a2} >= 0 and {b2} > 0 else {helper}({a2}, {b2}, {p}))"
+                )
         else:
             return self.slow(op, a, b, p)
         if guard is None:
@@ -1311,6 +1395,19 @@ class FnGen:
                 self.emit(f"{d.pyname} = _Shared({d.pyname})")
         self.emit("try:")
         self.indent += 1
+        spec = [d for d in param_decls if not d.captured and not d.mutated and d.arith_use]
+        if spec:
+            # a copy of the body specialised for INT arguments, without their type checks
+            fast_ints = infer_ints(self.frame.decls, set(spec))
+            spec = [d for d in spec if d in fast_ints]
+            if spec:
+                self.emit(f"if {' and '.join(f'type({d.pyname}) is int' for d in spec)}:")
+                self.indent += 1
+                self.ints = fast_ints
+                value = self.body(body, True)
+                self.emit(f"return {value}")
+                self.indent -= 1
+        self.ints = infer_ints(self.frame.decls)
         value = self.body(body, True)
         self.emit(f"return {value}")
         self.indent -= 1
@@ -1321,6 +1418,7 @@ class FnGen:
 
     def main_lines(self, stmts: list[Node], top_decls: list[Decl]) -> list[str]:
         self.indent = 1
+        self.ints = infer_ints(self.frame.decls)
         for d in top_decls:
             self.emit(f"{d.pyname} = _UNSET")
         if self.frame.has_eval:
@@ -1336,9 +1434,73 @@ class FnGen:
         return ["def _main(T, D, P):", *self.lines]
 
 
+def _int_literal(code: str) -> int | None:
+    text = code.strip("()")
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    return None
+
+
+def _root_var(node: Node) -> Decl | None:
+    while node.kind in ("index", "prop"):
+        node = node.target
+    return node.decl if node.kind == "var" else None
+
+
+_INT_CLOSED = frozenset("+ - * / % ** << >> & | ^".split())
+
+
+def static_int(node: Node | None, ints: set[Decl]) -> bool:
+    """Whether `node` certainly evaluates to an INT (or fails), given INT variables `ints`."""
+    if node is None:
+        return False
+    k = node.kind
+    if k == "const":
+        return type(node.value) is int
+    if k == "var":
+        return node.decl in ints
+    if k == "unary":
+        return node.op in "-+" and static_int(node.operand, ints)
+    if k == "binary":
+        return (
+            node.op in _INT_CLOSED and static_int(node.left, ints) and static_int(node.right, ints)
+        )
+    return False
+
+
+def infer_ints(decls: list[Decl], assume: set[Decl] = frozenset()) -> set[Decl]:  # type: ignore[assignment]
+    """Variables that only ever hold INTs: fixed point over their initialisers and assignments."""
+    ints = {
+        d
+        for d in decls
+        if not d.captured
+        and not d.mutated
+        and (d.kind == "for_range" or (d.kind == "let" and d.writes) or d in assume)
+    }
+    changed = True
+    while changed:
+        changed = False
+        for d in list(ints):
+            if d.kind == "for_range":
+                ok = not d.writes or all(
+                    op[:-1] in _INT_CLOSED | {""} and static_int(v, ints) for op, v in d.writes
+                )
+            else:
+                ok = all(
+                    (op == "=" or op[:-1] in _INT_CLOSED) and static_int(v, ints)
+                    for op, v in d.writes
+                )
+            if not ok:
+                ints.discard(d)
+                changed = True
+    return ints
+
+
 def _result_type(op: str, ta: str | None, tb: str | None) -> str | None:
     if op in ("==", "!=", "<", "<=", ">", ">=", "in", "!in"):
         return "bool"
+    if ta == "int" and tb == "int" and op in _INT_CLOSED:
+        return "int"
     if op in ("+", "-", "*", "/", "%", "**") and ta == "float" and tb in ("float", "int"):
         return "float"
     if op in ("+", "-", "*") and tb == "float" and ta == "int":
