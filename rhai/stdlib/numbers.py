@@ -16,6 +16,7 @@ from rhai.errors import RhaiError
 from rhai.values import INT_MAX, INT_MIN, Char
 
 from .registry import CHAR, FLOAT, INT, STR, register
+from .strings import WHITESPACE
 
 _INF = math.inf
 _NAN = math.nan
@@ -343,7 +344,7 @@ def _parse_int_radix(ctx: Any, s: str, radix: int) -> int:
     if not 2 <= radix <= 36:
         raise arithmetic(f"Invalid radix: '{radix}'")
     try:
-        return _parse_int_text(s.strip(), radix)
+        return _parse_int_text(s.strip(WHITESPACE), radix)
     except ValueError as err:
         raise arithmetic(f"Error parsing integer number '{s}': {err}") from None
 
@@ -361,7 +362,7 @@ _FLOAT_RE = re.compile(
 
 @register("parse_float", STR)
 def _parse_float(ctx: Any, s: str) -> float:
-    text = s.strip()
+    text = s.strip(WHITESPACE)
     if not text:
         raise arithmetic(
             f"Error parsing floating-point number '{s}': cannot parse float from empty string"
