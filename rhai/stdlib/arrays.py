@@ -484,18 +484,28 @@ def sort_builtin(a: list, descending: bool) -> None:
 
 
 def _comparer(ctx: Any, fn: FnPtr) -> Any:
+    """A sort key from a comparison callback, read the way Rhai reads it.
+
+    An INT result orders by its sign; `true` means "first goes before second" and `false` the
+    opposite; any other result, or a (catchable) error, falls back to ordering by type, which
+    leaves values of one type where they are. Limit errors still stop the sort.
+    """
     call = caller(ctx, fn)
 
     def compare(x: Any, y: Any) -> int:
-        result = call([x, y])
-        if type(result) is not int:
-            raise RhaiError(
-                "ErrorMismatchDataType",
-                f"Data type incorrect: {type_name(result)} (expecting i64)",
-                expected="i64",
-                actual=type_name(result),
-            )
-        return result
+        try:
+            result = call([x, y])
+        except RhaiError as err:
+            if not err.catchable:
+                raise
+            result = None
+        t = type(result)
+        if t is int:
+            return result
+        if t is bool:
+            return -1 if result else 1
+        tx, ty = type_name(x), type_name(y)
+        return (tx > ty) - (tx < ty)
 
     return cmp_to_key(compare)
 
