@@ -1062,9 +1062,7 @@ class FnGen:
         lit_a = _int_literal(a)
         if op in _ARITH:
             expr = f"(_r := {a1} {op} {b1})"
-            if op == "+" and lit_b is not None and lit_b >= 0:
-                test = f"{expr} <= {_INT_MAX}"
-            elif op == "+" and lit_a is not None and lit_a >= 0:
+            if (op == "+" and lit_b is not None and lit_b >= 0) or (op == "+" and lit_a is not None and lit_a >= 0):
                 test = f"{expr} <= {_INT_MAX}"
             elif op == "-" and lit_b is not None and lit_b >= 0:
                 test = f"{expr} >= {_INT_MIN}"
@@ -1338,6 +1336,37 @@ class FnGen:
             args = [f"_cp({c})" for c in vals]
             return f"{script2}(None, {self.depth()}, {p}{''.join(', ' + a for a in args)})", None
         self.unit.called.add(name)
+        host = self.unit.engine._host_fns
+        if name == "push" and nargs == 1 and ("push", 2) not in host:
+            vals = self.exprs_in_order([n.target, *n.args])
+            if path is None or not (
+                path[0].kind == "var" and path[0].decl is not None and path[0].decl.const
+            ):
+                t = self.tmp()
+                self.emit(f"{t} = {vals[0]}")
+                arg = vals[1]
+                if not _SIMPLE.match(arg):
+                    arg = self.tmp()
+                    self.emit(f"{arg} = {vals[1]}")
+                vals[1] = arg
+                self.emit(f"if type({t}) is list:")
+                self.emit(f"    {t}.append(_cp({arg}))")
+                cap = self.unit.engine.max_array_size
+                if cap:
+                    self.emit(f"    if len({t}) > {cap}: _rt.check_size({t}, {p})")
+                if path is not None:
+                    self.emit("else:")
+                    self.indent += 1
+                    r = self.mutating_call(
+                        f"_rt.method({name!r}, {p}, ", path, t, vals[1:], n.args, n.pos
+                    )
+                    self.indent -= 1
+                else:
+                    self.emit(f"else: _rt.method_value('push', {p}, {t}, _cp({vals[1]}))")
+                return "None", "unit"
+        if name == "len" and nargs == 0 and ("len", 1) not in host:
+            (target,) = self.exprs_in_order([n.target])
+            return f"_rt.len_({target}, {p})", None
         if path is not None:
             vals = self.exprs_in_order([n.target, *n.args])
             return self.mutating_call(
@@ -1362,6 +1391,7 @@ class FnGen:
         unit.lines.append(f"def _mk{uid}({', '.join(caps)}):")
         unit.lines.extend("    " + ln for ln in lines)
         unit.lines.append(f"    {fname}.arity = {len(params)}")
+        unit.lines.append(f"    {fname}.uses_this = {n.frame.uses_this}")
         unit.lines.append(f"    return {fname}")
         return f"_FnPtr('anon${uid}', (), _mk{uid}({', '.join(caps)}))"
 
@@ -1447,7 +1477,7 @@ def _root_var(node: Node) -> Decl | None:
     return node.decl if node.kind == "var" else None
 
 
-_INT_CLOSED = frozenset("+ - * / % ** << >> & | ^".split())
+_INT_CLOSED = frozenset(["+", "-", "*", "/", "%", "**", "<<", ">>", "&", "|", "^"])
 
 
 def static_int(node: Node | None, ints: set[Decl]) -> bool:

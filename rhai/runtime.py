@@ -14,7 +14,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from . import stdlib as _stdlib
 from .errors import SYSTEM_KINDS, RhaiError
+from .stdlib.context import NO_THIS as _NO_THIS
 from .values import (
     INT_MAX,
     INT_MIN,
@@ -34,10 +36,7 @@ from .values import (
     type_name,
 )
 
-try:
-    from . import stdlib as _stdlib
-except ImportError:  # the standard library lands separately; run without natives meanwhile
-    _stdlib = None  # type: ignore[assignment]
+_lookup = _stdlib.lookup
 
 _CONTAINERS = (list, dict, bytearray, Range)
 _IDENT = re.compile(r"^_*[A-Za-z][A-Za-z0-9_]*$")
@@ -628,14 +627,16 @@ class Runtime:
     def native(self, name: str, p: Any, args: tuple) -> Any:
         """Call a host or standard-library function; returns a `Mut` for in-place changes."""
         n = len(args)
-        host = self.engine._host_fns.get((name, n))
-        if host is not None:
-            return self.call_host(name, host, args, p)
+        host_fns = self.engine._host_fns
+        if host_fns:
+            host = host_fns.get((name, n))
+            if host is not None:
+                return self.call_host(name, host, args, p)
         script = self.fns.get((name, n))
         if script is not None:
             return script(None, self.depth + 1, p, *[cp(a) for a in args])
-        if _stdlib is not None:
-            nat = _stdlib.lookup(name, args)
+        if True:
+            nat = _lookup(name, args)
             if nat is not None:
                 try:
                     r = nat.fn(self, *args)
@@ -645,11 +646,12 @@ class Runtime:
                     raise
                 except Exception as e:  # a native must not leak Python errors
                     raise err("ErrorRuntime", f"{name}: {e}", p) from None
-                if nat.mutates and args:
+                if nat.mutates:
                     self.check_size(args[0], p)
-                rt = type(r)
-                if rt is str or rt is list or rt is dict:
-                    self.check_size(r, p)
+                if r is not None:
+                    rt = type(r)
+                    if rt is str or rt is list or rt is dict:
+                        self.check_size(r, p)
                 return r
         if n == 1 and name.startswith("get$"):
             v = args[0]
@@ -691,6 +693,22 @@ class Runtime:
         if type(obj) is Shared:
             obj = obj.value
         return self.native(name, p, (obj, *args))
+
+    def push(self, obj: Any, v: Any, p: Any) -> Any:
+        """`x.push(v)` on an array (the common case) without native dispatch."""
+        if type(obj) is list:
+            obj.append(cp(v))
+            cap = self.engine.max_array_size
+            if cap and len(obj) > cap:
+                self.check_size(obj, p)
+            return None
+        return self.method("push", p, obj, v)
+
+    def len_(self, obj: Any, p: Any) -> Any:
+        t = type(obj)
+        if t is list or t is str or t is dict:
+            return len(obj)
+        return self.method("len", p, obj)
 
     def method_value(self, name: str, p: Any, obj: Any, *args: Any) -> Any:
         r = self.method(name, p, obj, *args)
@@ -897,16 +915,17 @@ class Runtime:
             return self.call_ptr(FnPtr(target), args, None, p)
         raise mismatch("Fn", target, p)
 
-    def call_fn(self, fnptr: Any, args: list, this: Any = None) -> Any:
+    def call_fn(self, fnptr: Any, args: list, this: Any = _NO_THIS) -> Any:
         """For natives (`ctx.call_fn`): call a pointer, optionally binding `this`."""
-        holder = None
-        if this is not None and not _is_no_this(this):
-            holder = [this]
-        self.depth += 1
-        try:
-            return self.call_ptr(fnptr, tuple(args), holder, None)
-        finally:
-            self.depth -= 1
+        if type(fnptr) is FnPtr:
+            fn = fnptr.fn
+            if fn is not None and not fnptr.curry and fn.arity == len(args):
+                # closure fast path: no currying, `this` only when the closure uses it
+                if this is _NO_THIS or not fn.uses_this:
+                    return fn(None, self.depth + 1, None, *args)
+                return fn([this], self.depth + 1, None, *args)
+        holder = None if this is _NO_THIS or this is None else [this]
+        return self.call_ptr(fnptr, tuple(args), holder, None)
 
     def fn_arity(self, fnptr: Any) -> int | None:
         f = _unshare(fnptr)
@@ -987,10 +1006,6 @@ def data_sizes(v: Any) -> tuple[int, int, int]:
         elif tx is str:
             strings += len(x)
     return arrays, maps, strings
-
-
-def _is_no_this(v: Any) -> bool:
-    return type(v).__name__ == "_NoThis"
 
 
 def from_host(v: Any) -> Any:
