@@ -189,9 +189,7 @@ def _retain_window(a: list, start: int, count: int) -> list:
         return []
     start, count = offset_len(len(a), start, count)
     if count == 0:
-        out = a[:]
-        a.clear()
-        return out
+        return []  # unlike BLOBs, Rhai leaves an array alone when the window is empty
     out = a[:start] + a[start + count :]
     a[:] = a[start : start + count]
     return out
