@@ -464,20 +464,22 @@ def _zip(ctx: Any, a: list, b: list, fn: FnPtr) -> list:
 _SORTABLE = frozenset({int, float, bool, str, Char})
 
 
+def _unsortable(what: str) -> RhaiError:
+    return RhaiError("ErrorFunctionNotFound", f"Function not found: {what}", function=what)
+
+
 def sort_builtin(a: list, descending: bool) -> None:
-    """`sort()`: elements of one built-in type in natural order; mixed types are an error."""
+    """`sort()`: elements of one built-in type in natural order; anything else is an error."""
     if len(a) < 2:
         return
     t = type(a[0])
     for item in a:
         if type(item) is not t:
-            raise RhaiError(
-                "ErrorFunctionNotFound",
-                "Function not found: sort() cannot be called with elements of different types",
-                function="sort",
-            )
-    if t not in _SORTABLE:
+            raise _unsortable("elements of different types cannot be sorted")
+    if t is type(None):
         return
+    if t not in _SORTABLE:
+        raise _unsortable(f"elements of {type_name(a[0])} cannot be sorted")
     a.sort(reverse=descending)
 
 

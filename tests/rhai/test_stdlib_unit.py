@@ -448,7 +448,7 @@ ARRAY_MUTATIONS = [
     ("sort", [2.5, -1.0], (), [-1.0, 2.5], None),
     ("sort", [True, False], (), [False, True], None),
     ("sort", [Char("b"), Char("a")], (), [Char("a"), Char("b")], None),
-    ("sort", [[2], [1]], (), [[2], [1]], None),
+    ("sort", [None, None], (), [None, None], None),
     ("sort_desc", [3, 1, 2], (), [3, 2, 1], None),
 ]
 
@@ -653,6 +653,8 @@ def test_sort_comparer_results_as_rhai_reads_them():
 def test_array_errors():
     error("sort", [1, "a"], kind="ErrorFunctionNotFound")
     error("sort", [1, 2.0], kind="ErrorFunctionNotFound")
+    err = error("sort_desc", [[2], [1]], kind="ErrorFunctionNotFound")
+    assert err.message == "Function not found: elements of array cannot be sorted"
     error("pad", [], 11, 0, kind="ErrorDataTooLarge", ctx=FakeCtx(max_array_size=10))
     error("pad", [], 2**62, 0, kind="ErrorDataTooLarge")
 
