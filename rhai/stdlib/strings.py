@@ -88,27 +88,29 @@ def _contains(ctx: Any, s: str, find: str) -> bool:
     return find in s
 
 
-@register("starts_with", STR, STR)
+@register("starts_with", STR, TEXT)
 def _starts_with(ctx: Any, s: str, prefix: str) -> bool:
     return s.startswith(prefix)
 
 
-@register("ends_with", STR, STR)
+@register("ends_with", STR, TEXT)
 def _ends_with(ctx: Any, s: str, suffix: str) -> bool:
     return s.endswith(suffix)
 
 
 @register("index_of", STR, TEXT)
 def _index_of(ctx: Any, s: str, find: str) -> int:
-    return s.find(find)
+    return s.find(find) if s else -1
 
 
 @register("index_of", STR, TEXT, INT)
 def _index_of_from(ctx: Any, s: str, find: str, start: int) -> int:
     n = len(s)
+    if not n:
+        return -1
     if start < 0:
         start = max(n + start, 0)
-    elif start != 0 and start >= n:
+    elif start >= n:
         return -1
     return s.find(find, start)
 
@@ -231,6 +233,8 @@ def _remove(ctx: Any, s: str, find: str) -> Mut:
 
 @register("replace", STR, TEXT, TEXT, mutates=True)
 def _replace(ctx: Any, s: str, find: str, sub: str) -> Mut:
+    if not s:
+        return Mut(s, None)
     if len(sub) > len(find):
         count = s.count(find)
         growth = count * (utf8_len(sub) - utf8_len(find))
@@ -291,6 +295,8 @@ def _split_empty(s: str, pieces: int | None, reverse: bool) -> list[str]:
 
 @register("split", STR)
 def _split_whitespace(ctx: Any, s: str) -> list:
+    if not s:
+        return [s]
     if _PY_ONLY_SPACE.isdisjoint(s):
         return s.split()
     return [p for p in _WS_RUN.split(s) if p]
@@ -310,12 +316,16 @@ def _split_at(ctx: Any, s: str, index: int) -> list:
 
 @register("split", STR, TEXT)
 def _split(ctx: Any, s: str, delim: str) -> list:
+    if not s:
+        return [s]
     return s.split(delim) if delim else _split_empty(s, None, False)
 
 
 @register("split", STR, TEXT, INT)
 def _split_n(ctx: Any, s: str, delim: str, segments: int) -> list:
-    pieces = max(segments, 1)
+    if segments <= 1 or not s:
+        return [s]
+    pieces = segments
     if not delim:
         return _split_empty(s, pieces, False)
     return s.split(delim, pieces - 1)
@@ -323,6 +333,8 @@ def _split_n(ctx: Any, s: str, delim: str, segments: int) -> list:
 
 @register("split_rev", STR, TEXT)
 def _split_rev(ctx: Any, s: str, delim: str) -> list:
+    if not s:
+        return [s]
     if not delim:
         return _split_empty(s, None, True)
     parts = s.split(delim)
@@ -332,7 +344,9 @@ def _split_rev(ctx: Any, s: str, delim: str) -> list:
 
 @register("split_rev", STR, TEXT, INT)
 def _split_rev_n(ctx: Any, s: str, delim: str, segments: int) -> list:
-    pieces = max(segments, 1)
+    if segments <= 1 or not s:
+        return [s]
+    pieces = segments
     if not delim:
         return _split_empty(s, pieces, True)
     parts = s.rsplit(delim, pieces - 1)
