@@ -2,7 +2,8 @@
 
 Maps are Python dicts presented in sorted key order (Rhai keeps them in a BTreeMap), so
 `keys`, `values` and the callbacks of `drain`/`retain`/`filter` all walk keys sorted.
-Callbacks get `(key, value)`; a one-parameter callable gets the key with `this` bound to the value.
+Callbacks (`map`, `filter`, `drain`, `retain`) get `(key, value)`; a one-parameter callable gets
+the key with `this` bound to the value.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from rhai.values import FnPtr
 
-from .context import arity, copy_out, truthy
+from .context import arity, caller, copy_out, truthy
 from .registry import ANY, FNPTR, MAP, STR, register
 
 
@@ -74,13 +75,14 @@ def _values(ctx: Any, m: dict) -> list:
 
 
 def _entry_caller(ctx: Any, fn: FnPtr) -> Any:
+    """`|k, v|` gets key and value; `|k|` (or a native, method-style) the key with `this` = value."""
     n = arity(ctx, fn)
-    call_fn = ctx.call_fn
-    if n == 1:
-        return lambda k, v: call_fn(fn, [k], v)
+    call = caller(ctx, fn)
+    if n == 2:
+        return lambda k, v: call([k, v])
     if n == 0:
-        return lambda k, v: call_fn(fn, [], v)
-    return lambda k, v: call_fn(fn, [k, v])
+        return lambda k, v: call([], v)
+    return lambda k, v: call([k], v)
 
 
 def _partition(ctx: Any, m: dict, fn: FnPtr) -> tuple[dict, dict]:
@@ -114,3 +116,9 @@ def _retain(ctx: Any, m: dict, fn: FnPtr) -> dict:
 def _filter(ctx: Any, m: dict, fn: FnPtr) -> dict:
     hits, _ = _partition(ctx, m, fn)
     return {k: copy_out(v) for k, v in hits.items()}
+
+
+@register("map", MAP, FNPTR)
+def _map(ctx: Any, m: dict, fn: FnPtr) -> dict:
+    call = _entry_caller(ctx, fn)
+    return {k: call(k, m[k]) for k in sorted(m)}

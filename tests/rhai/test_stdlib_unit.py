@@ -715,6 +715,7 @@ def test_map_callbacks():
     m = {"b": 2, "a": 1}
     _, out = mutate("drain", m, fn(lambda k, v: v == 1))
     assert (m, out) == ({"b": 2}, {"a": 1})
+    check("map", ({"b": 2, "a": 1}, fn(lambda k, v: f"{k}{v}")), {"a": "a1", "b": "b2"})
     ctx = FakeCtx()
     call("filter", {"b": 2, "a": 1}, fn(lambda k: True), ctx=ctx)
     assert [c[1:] for c in ctx.calls] == [(["a"], 1), (["b"], 2)]
