@@ -75,7 +75,7 @@ def _values(ctx: Any, m: dict) -> list:
 
 
 def _entry_caller(ctx: Any, fn: FnPtr) -> Any:
-    """`|k, v|` gets key and value; `|k|` (or a native, method-style) the key with `this` = value."""
+    """`|k, v|` gets key and value; `|k|` (or a native) gets the key with `this` = value."""
     n = arity(ctx, fn)
     call = caller(ctx, fn)
     if n == 2:
