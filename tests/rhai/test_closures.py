@@ -46,6 +46,7 @@ CLOSURES = [
     ),
     case("let f = |x| x; type_of(f)", "Fn"),
     case("(|x| x).is_anonymous", True),
+    case("let x = 100; let f = || x; let x = 200; f.call()", 100, id="shadowing-after-capture"),
     case("let v = 3; let f = || v; v = 4; let g = || v; f.call() + g.call()", 8),
     case("fn apply(f, x) { f.call(x) } apply(|v| v * v, 9)", 81, id="closure-as-argument"),
     case("fn make() { let n = 5; || n * 2 } make().call()", 10, id="closure-escapes-function"),

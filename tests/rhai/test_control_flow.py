@@ -162,6 +162,45 @@ FOR = [
 ]
 
 
+MORE_FOR = [
+    case("let s = 0; for x in range(1, 10, 3) { s += x; } s", 12),
+    case("let s = 0; for x in range(0..10, 3) { s += x; } s", 18, id="range-of-range-with-step"),
+    case("let s = 0; for x in range(10..0, -4) { s += x; } s", 18, id="reversed-range-with-step"),
+    case("let s = 0; for x in range(10, 1, 2) { s += x; } s", 0, id="positive-step-downwards"),
+    case("let s = 0; for x in range(1, 10, -2) { s += x; } s", 0, id="negative-step-upwards"),
+    case("let s = 0.0; for x in range(10.0, 1.0, -2.0) { s += x; } s", 30.0),
+    case("let s = 0.0; for x in range(10.0, 1.0, 2.0) { s += x; } s", 0.0),
+    case(
+        "let n = 0; for x in range(9223372036854775806, 9223372036854775807, "
+        "9223372036854775807) { n += 1; } n",
+        0,
+        id="step-overflowing-at-start-gives-no-iterations",
+    ),
+    case('let t = ""; for c in "hello".chars(1..3) { t += c; } t', "el", id="chars-range"),
+    case('let n = 0; for c in "hi" { n += c.to_int(); } n', 209, id="char-code-points"),
+    case(
+        "let fs = []; for (x, i) in 10..13 { fs += || x * 10 + i; } fs.map(|f| f.call())",
+        [122, 122, 122],
+        id="closures-share-loop-and-counter",
+    ),
+    case(
+        'let a = [123, 999, 42, "x", 7.0]; '
+        'for (item, n) in a { switch item.type_of() { "i64" if item.is_even => break n, '
+        '"f64" if item.to_int().is_odd => break n * 100 } }',
+        2,
+        id="switch-inside-for-with-break-value",
+        bug="`break` is not accepted as a switch case body",
+    ),
+    case("let k = \"\"; let m = #{a: 1, b: 2, c: 3}; let s = 0; "
+         "for key in m.keys() { k += key; } for v in m.values() { s += v; } k.len + s", 9),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("src", "expected"), MORE_FOR)
+def test_for_more(src, expected):
+    assert_value(src, expected)
+
+
 @pytest.mark.parametrize(("src", "expected"), FOR)
 def test_for(src, expected):
     assert_value(src, expected)

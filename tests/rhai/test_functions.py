@@ -5,7 +5,7 @@ import pytest
 
 from rhai import Engine, RhaiError
 
-from .conftest import assert_error, assert_value, case, eval_compiled, same
+from .conftest import assert_error, assert_value, case, engine_bug, eval_compiled, same
 
 FUNCTIONS = [
     case("fn add(a, b) { a + b } add(1, 2)", 3),
@@ -71,6 +71,90 @@ METHODS = [
     case("let y = [1]; pad(y, 3, 0); y", [1, 0, 0], id="native-by-ref-function-style"),
     case("let y = [1]; y.pad(3, 0); y", [1, 0, 0], id="native-by-ref-method-style"),
 ]
+
+
+MORE_FUNCTIONS = [
+    case("fn mul2(x) { x *= 2 } let a = 21; mul2(a); a", 21, id="param-compound-assign-is-local"),
+    case("fn mul2() { this *= 2; } let x = 21; x.mul2(); x", 42),
+    case(
+        "fn f(a, b, c, d, e, f) { a - b * c + d * e - f } f(100, 5, 2, 9, 6, 32)",
+        112,
+        id="six-params",
+    ),
+    case(
+        "fn g(x, y, z) { 2 * x + 3 * y + 4 * z + 888 } fn g(x, y) { x + 2 * y + 88 } "
+        "fn g() { 42 } fn g(x) { x - 42 } g() + g(1) + g(1, 2) + g(1, 2, 3)",
+        1002,
+        id="four-overloads",
+    ),
+    case('fn foo(x) { 40 + x } let n = "f"; n += "oo"; Fn(n).call(2)', 42, id="fn-from-built-name"),
+    case('fn foo(x) { 40 + x } let m = #{act: Fn("foo")}; m.act.call(2)', 42),
+    case('fn foo(x) { this.d += x; } let m = #{d: 40, act: Fn("foo")}; m.act(2); m.d', 42),
+    case("const ANSWER = 42; fn foo() { global::ANSWER } foo()", 42),
+    case(
+        "fn foo() { let hello = bar + 42; } let bar = 999; let hello = 123; foo!(); hello",
+        123,
+        id="bang-call-let-stays-local",
+        bug="f!() does not run in the caller's scope",
+    ),
+    case(
+        "fn foo(y) { x += y; x } let x = 41; let y = 999; foo!(1) + x",
+        84,
+        id="bang-call-with-argument",
+        bug="f!() does not run in the caller's scope",
+    ),
+    case(
+        'fn foo(x) { let hello = bar + x; } let bar = 1; let hello = 123; call!(Fn("foo"), 1); '
+        "hello",
+        123,
+        id="call-bang",
+        bug="f!() does not run in the caller's scope",
+    ),
+]
+
+
+@pytest.mark.parametrize(("src", "expected"), MORE_FUNCTIONS)
+def test_more_functions(src, expected):
+    assert_value(src, expected)
+
+
+def test_block_constant_is_not_global():
+    err = assert_error(
+        "fn foo() { global::ANSWER }\n{ const ANSWER = 42; foo() }", "ErrorInFunctionCall", line=2
+    )
+    assert err.root().kind == "ErrorVariableNotFound"
+    assert "ANSWER" in err.root().message
+
+
+@engine_bug("`y.foo!()` is accepted instead of MalformedCapture")
+def test_bang_call_on_method_is_malformed_capture():
+    assert_error(
+        "fn foo() { this += x; } let x = 41; let y = 999; y.foo!();",
+        "ErrorParsing",
+        parse_kind="MalformedCapture",
+        compile_only=True,
+    )
+
+
+def test_bang_call_does_not_leak_without_bang():
+    err = assert_error("fn foo(y) { x += y; x } let x = 41; foo(1) + x", "ErrorInFunctionCall")
+    assert err.root().kind == "ErrorVariableNotFound"
+
+
+def test_missing_fn_through_pointer_names_it():
+    err = assert_error('let f = Fn("abc"); f.call(0)', "ErrorFunctionNotFound", line=1)
+    assert "abc (" in err.message
+
+
+def test_script_function_wins_over_registered_function():
+    engine = Engine()
+    engine.register_fn("test", lambda: 42)
+    assert engine.eval("fn test() { 123 } test()") == 123
+    assert engine.eval("test()") == 42
+
+
+def test_garbage_after_fn_keyword():
+    assert_error("fn/*\0\u201e", "ErrorParsing", compile_only=True, positioned=False)
 
 
 @pytest.mark.parametrize(("src", "expected"), METHODS)
@@ -162,6 +246,37 @@ EVAL = [
     case('let s = "40 + 2"; eval(s)', 42),
     case('eval("eval(\\"3\\")")', 3, id="nested-eval"),
 ]
+
+
+MORE_EVAL = [
+    case('let a = 1; eval("let a = 5"); a', 5, id="eval-let-shadows-in-place"),
+    case('let a = 1; eval("{ let a = 5; }"); a', 1, id="eval-block-let-is-local"),
+    case(
+        'let a = 1; { { eval("let a = 5"); } } a',
+        1,
+        id="eval-in-nested-block",
+        bug="eval's let escapes the calling block",
+    ),
+    case('let x = 10; if x > 5 { eval("let x = 1"); x } else { 0 }', 1),
+    case('fn foo(x) { x * 2 } eval("foo(21)")', 42, id="eval-calls-script-fn"),
+    case('let s = "let y = 2;"; s += "y * 21"; eval(s)', 42, id="eval-built-script"),
+    case(
+        'const K = 1; fn f() { global::K } eval("const K = 2;"); f()',
+        2,
+        id="eval-const-updates-global",
+        bug="global const from eval does not reach global::",
+    ),
+    case(
+        'const K = 1; fn f() { global::K } { eval("const K = 2;"); } f()',
+        1,
+        id="eval-const-in-block-is-local",
+    ),
+]
+
+
+@pytest.mark.parametrize(("src", "expected"), MORE_EVAL)
+def test_eval_scoping(src, expected):
+    assert_value(src, expected)
 
 
 @pytest.mark.parametrize(("src", "expected"), EVAL)

@@ -2,7 +2,9 @@
 
 import pytest
 
-from .conftest import assert_error, assert_value, case
+from rhai import Char
+
+from .conftest import assert_error, assert_value, case, engine_bug
 
 ACCESS = [
     case("let m = #{a: 1, b: 2}; m.a", 1),
@@ -63,6 +65,61 @@ LIBRARY = [
     case("#{a: 1}.to_string()", '#{"a": 1}'),
     case("type_of(#{a: 1}.keys()[0])", "string"),
 ]
+
+
+MORE_ACCESS = [
+    case('let y = #{d: 1, "e": #{"": "hey"}}; y.e[""][1]', Char("e"), id="empty-key-then-char"),
+    case('let a = [#{s: "hello"}]; a[0].s[2] = \'X\'; a[0].s', "heXlo", id="deep-char-assign"),
+    case("let y = #{a: #{z: 7}}; (y.a).z", 7, id="parenthesised-property"),
+    case("let y = #{a: #{z: 7}}; (y.a).z = 42; y.a.z", 42, id="assign-through-parens"),
+    case("let y = #{`a\nb`: 1}; y[\"a\\nb\"]", 1, id="backtick-key-with-newline"),
+    case('#{"c$": "x", "$d e!": 2}["$d e!"]', 2, id="symbol-keys"),
+    case("let x = #{a: 1, b: 2, c: 3}; let c = x.remove(\"c\"); x.len() + c", 5),
+    case("let x = #{a: 1, b: 2}; x.mixin(#{b: 42, d: 9}); x.len() + x.b", 45),
+    case("let obj = #{data: 40, action: Fn(\"abc\")}; fn abc(x) { this.data += x; } "
+         "obj.action(2); obj.data", 42, id="fn-ptr-property-as-method"),
+    case("#{a: [#{b: 42}]}.to_json()", '{"a":[{"b":42}]}'),
+    case(
+        '#{a: "x\\"y", b: (), c: 1.5, d: true}.to_json()',
+        '{"a":"x\\"y","b":null,"c":1.5,"d":true}',
+    ),
+    case('#{f: Fn("abc")}.to_json()', '{"f":"abc"}'),
+    case("let m = #{}; m.x = #{}; m.x.y = 1; m", {"x": {"y": 1}}),
+    case("let m = #{a: 1}; let k = m.keys(); k.push(\"z\"); m.len()", 1),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("src", "expected"), MORE_ACCESS)
+def test_map_more_access(src, expected):
+    assert_value(src, expected)
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        pytest.param("#{a: 1}['x']", id="char-index"),
+        pytest.param("#{a: 1}[1]", id="int-index"),
+        pytest.param("#{a: 1}[1.5]", id="float-index"),
+        pytest.param("#{a: 1}[()]", id="unit-index"),
+        pytest.param(
+            "#{a: 1}[true && false]",
+            id="bool-expr-index",
+            marks=engine_bug("map literal indexed by a bool expression compiles"),
+        ),
+    ],
+)
+def test_map_literal_index_must_be_string(src):
+    assert_error(src, "ErrorParsing", parse_kind="MalformedIndexExpr", compile_only=True)
+
+
+def test_map_literal_then_string_index_compiles():
+    assert_value('#{a: "xyz"}["a"][1]', Char("y"))
+
+
+def test_interpolated_key_is_property_expected():
+    assert_error(
+        "let y = #{`a${1}`: 1};", "ErrorParsing", parse_kind="PropertyExpected", compile_only=True
+    )
 
 
 @pytest.mark.parametrize(("src", "expected"), LIBRARY)

@@ -27,6 +27,61 @@ INDEXING = [
 ]
 
 
+SLICES = [
+    case('let s = "hello"; s[1..-1]', "ell", id="negative-end"),
+    case(
+        'let s = "hello"; s[1..=-1]',
+        "ello",
+        id="negative-inclusive-end",
+        bug="negative inclusive slice end gives an empty string",
+    ),
+    case('let s = "hello"; s[1..-4]', "", id="negative-end-before-start"),
+    case('let s = "hello"; s[2..-18]', "", id="negative-end-overflow"),
+    case('let s = "hello"; s[0..18]', "hello", id="end-overflow"),
+    case('let s = "hello"; s[..=2]', "hel"),
+    case('let s = "hello"; s[..=]', "hello", id="open-inclusive-range"),
+    case('let s = "hello"; s[1..2] = "i"; s', "hillo", id="assign-slice-same-length"),
+    case('let s = "hello"; s[1..3] = "EEE"; s', "hEEElo", id="assign-slice-longer"),
+    case('let s = "hello"; s[0..4] = ""; s', "o", id="assign-slice-empty"),
+    case('let s = "hello"; s[..] = "x"; s', "x", id="assign-whole"),
+    case('let s = "hello"; s[3..] = "p!"; s', "help!"),
+    case('let s = "héllo"; s[1..=1] = "e"; s', "hello", id="assign-slice-multibyte"),
+    case("let s = \"hello\"; let t = s[1..]; t[0] = 'E'; [s, t]", ["hello", "Ello"]),
+    case('let s = "hello"; s.pop(3)', "llo", id="pop-n"),
+    case('let s = "hello"; s.pop(3); s', "he"),
+    case('let s = "hello"; s.pop(10)', "hello"),
+    case('let s = "hello"; s.pop(-1)', ""),
+    case('"\u2764\u2764 hi".sub_string(-2, 2)', "hi"),
+    case('"\u2764\u2764 hi".sub_string(1, 3)', "\u2764 h"),
+    case('"abc".sub_string(99)', ""),
+    case('"abc".sub_string(1, -1)', ""),
+    case('"abc".sub_string(1, 999)', "bc"),
+    case("\"a\u2764b\u2764\".index_of('\u2764', 2)", 3),
+    case("\"a\u2764b\u2764\".index_of('\u2764', -1)", 3),
+    case("\"abc\".index_of('a', 99)", -1),
+    case('let s = "a-b-c"; s.split_rev("-")', ["c", "b", "a"]),
+    case('const S = "a,b,c"; S.split(",").len', 3, id="split-on-constant"),
+]
+
+
+@pytest.mark.parametrize(("src", "expected"), SLICES)
+def test_string_slices_and_positions(src, expected):
+    assert_value(src, expected)
+
+
+CONTINUATION = [
+    pytest.param('let s = "ab\\\n' + " " * 9 + 'cd"; s', "abcd", id="indent-up-to-quote-dropped"),
+    pytest.param('let s = "ab\\\n' + " " * 11 + 'cd"; s', "ab  cd", id="extra-indent-kept"),
+    pytest.param('let s = "ab\\\n' + " " * 3 + 'cd"; s', "abcd", id="short-indent-dropped"),
+    pytest.param('"ab\\\ncd"', "abcd", id="no-indent"),
+]
+
+
+@pytest.mark.parametrize(("src", "expected"), CONTINUATION)
+def test_line_continuation(src, expected):
+    assert_value(src, expected)
+
+
 @pytest.mark.parametrize(("src", "expected"), INDEXING)
 def test_string_indexing(src, expected):
     assert_value(src, expected)
