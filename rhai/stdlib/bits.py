@@ -31,12 +31,25 @@ def bit_index(bit: int) -> int:
     index = bit + INT_BITS if bit < 0 else bit
     if 0 <= index < INT_BITS:
         return index
-    raise RhaiError(
+    raise _bounds_error(bit)
+
+
+def _bounds_error(bit: int) -> RhaiError:
+    return RhaiError(
         "ErrorBitFieldBounds",
         f"Bit-field index {bit} out of bounds: only {INT_BITS} bits in bit-field",
         index=bit,
         length=INT_BITS,
     )
+
+
+def _field(r: Range) -> tuple[int, int]:
+    """(start, count) of a bit range; an inclusive range must end inside the 64 bits."""
+    start, count = iter_window(r)
+    end = start + count - 1
+    if r.inclusive and end >= INT_BITS:
+        raise _bounds_error(end)
+    return start, count
 
 
 def _span(start: int, count: int) -> tuple[int, int]:
@@ -81,7 +94,7 @@ def _get_bits(ctx: Any, value: int, start: int, count: int) -> int:
 
 @register("get_bits", INT, RANGE)
 def _get_bits_range(ctx: Any, value: int, r: Range) -> int:
-    return get_bits(value, *iter_window(r))
+    return get_bits(value, *_field(r))
 
 
 @register("set_bits", INT, INT, INT, INT, mutates=True)
@@ -91,7 +104,7 @@ def _set_bits(ctx: Any, value: int, start: int, count: int, new: int) -> Mut:
 
 @register("set_bits", INT, RANGE, INT, mutates=True)
 def _set_bits_range(ctx: Any, value: int, r: Range, new: int) -> Mut:
-    return Mut(set_bits(value, *iter_window(r), new), None)
+    return Mut(set_bits(value, *_field(r), new), None)
 
 
 class BitRange(HostIterator):

@@ -823,6 +823,10 @@ def test_bits_iterator_and_bounds():
     assert err.message == "Bit-field index 64 out of bounds: only 64 bits in bit-field"
     error("get_bit", 1, -65, kind="ErrorBitFieldBounds")
     error("bits", 1, 64, kind="ErrorBitFieldBounds")
+    err = error("get_bits", 10, Range(1, 99, True), kind="ErrorBitFieldBounds")
+    assert err.details["index"] == 99
+    error("set_bits", 10, Range(60, 64, True), 1, kind="ErrorBitFieldBounds")
+    check("get_bits", (10, Range(1, 99)), 5)  # an exclusive range is clamped instead
 
 
 # ---- blobs ----
