@@ -249,6 +249,12 @@ def _log10(x: float) -> float:
     return math.log10(x) if x > 0 else _NAN
 
 
+def _atanh(x: float) -> float:
+    if x in (1.0, -1.0):
+        return math.copysign(_INF, x)
+    return math.atanh(x)
+
+
 def _trig(fn: Any) -> Any:
     def wrapped(x: float) -> float:
         return fn(x) if math.isfinite(x) else _NAN
@@ -272,7 +278,7 @@ for _name, _fn, _signed in (
     ("atan", math.atan, False),
     ("asinh", math.asinh, False),
     ("acosh", math.acosh, False),
-    ("atanh", math.atanh, True),
+    ("atanh", _atanh, True),
     ("to_degrees", math.degrees, True),
     ("to_radians", math.radians, False),
 ):
