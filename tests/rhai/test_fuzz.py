@@ -11,6 +11,7 @@ semantics, including the precedence and associativity the renderer relies on.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from hypothesis import HealthCheck, example, given, settings
@@ -36,10 +37,16 @@ FUZZ = settings(
 )
 
 
+#: Generous wall-clock bound for one script under LIMITS: a native doing unbounded work inside
+#: a single "operation" (building a huge string before checking its size, say) shows up here.
+SLOW_SECONDS = 5.0
+
+
 def assert_well_behaved(src: str) -> None:
-    """compile and eval may only fail with a RhaiError positioned inside `src`."""
+    """compile and eval may only fail with a RhaiError positioned inside `src`, and quickly."""
     engine = Engine(**LIMITS)
     for step in (engine.compile, engine.eval):
+        started = time.perf_counter()
         try:
             step(src)
         except RhaiError as err:
@@ -48,10 +55,15 @@ def assert_well_behaved(src: str) -> None:
                 return
         except Exception as exc:  # a crash: report it with the script that caused it
             raise AssertionError(f"{type(exc).__name__}: {exc!r} escaped for {src!r}") from exc
+        finally:
+            elapsed = time.perf_counter() - started
+            assert elapsed < SLOW_SECONDS, f"{elapsed:.1f}s for {src!r}"
 
 
 def check_error(err: RhaiError, src: str) -> None:
     assert isinstance(err.kind, str) and err.kind.startswith("Error"), repr(err)
+    # The engine turns a stray Python exception into ErrorSystem; for a script that is a crash.
+    assert err.root().kind != "ErrorSystem", f"internal error for {src!r}: {err!r}"
     text = str(err)
     assert isinstance(text, str) and repr(err)
     if err.line is None:
@@ -115,7 +127,9 @@ int_lit = st.integers(min_value=-1000, max_value=1000).map(str)
 literal = st.one_of(
     int_lit,
     st.sampled_from(["1.5", "0.0", "-2.5e3", "true", "false", "()", "'c'", '"ab"', '""',
-                     "`v${x}`", "9223372036854775807", "-9223372036854775808", "1000000"]),
+                     "`v${x}`", "9223372036854775807", "-9223372036854775808", "1000000",
+                     "1000000000", "-1000000000", "4611686018427387904", "0..1000000000",
+                     "blob(3, 7)"]),
 )  # fmt: skip
 var = st.sampled_from(NAMES)
 BINOPS = ["+", "-", "*", "/", "%", "**", "<<", ">>", "&", "|", "^", "&&", "||", "==", "!=",
@@ -123,7 +137,9 @@ BINOPS = ["+", "-", "*", "/", "%", "**", "<<", ">>", "&", "|", "^", "&&", "||", 
 NATIVES = [
     "len", "abs", "to_string", "type_of", "push", "pop", "sort", "reverse", "keys", "contains",
     "sub_string", "pad", "split", "map", "filter", "reduce", "index_of", "to_upper", "trim",
-    "get", "remove", "insert", "range", "max", "min", "parse_int",
+    "get", "remove", "insert", "range", "max", "min", "parse_int", "blob", "extract", "chars",
+    "bits", "truncate", "chop", "splice", "get_bits", "set_bits", "drain", "retain", "dedup",
+    "zip", "to_chars", "split_rev", "crop", "to_json", "to_hex", "sqrt", "curry", "is_shared",
 ]  # fmt: skip
 
 
