@@ -211,6 +211,7 @@ class Resolver:
             if n.name == "eval":
                 f.has_eval = True
                 n.visible = self.visible()
+                n.top_level = len(f.scopes) == 1 and f.closure is None
                 for d in n.visible:
                     d.mutated = True
             if n.name == "take" and n.args:
@@ -1005,6 +1006,8 @@ class FnGen:
             check = None if typ == "int" else f"type({code}) is int"
             return code, code, check
         t = self.tmp()
+        if typ == "int":
+            return f"({t} := {code})", t, None
         return f"({t} := {code})", t, f"type({t} := {code}) is int"
 
     def binop(
@@ -1044,9 +1047,11 @@ class FnGen:
             if op == "+" and in_place:
                 return f"_iadd({a}, {b}, {p})"
             return self.slow(op, a, b, p)
-        # INT fast path, guarded by type checks on operands not known to be INT
-        a1, a2, ca = self.bind(a, ta)
-        b1, b2, cb = self.bind(b, tb)
+        # INT fast path, guarded by type checks on operands not known to be INT; when any
+        # check is needed, complex operands are bound inside the guard (which runs first)
+        need_guard = ta != "int" or tb != "int"
+        a1, a2, ca = self.bind(a, None if need_guard and not _SIMPLE.match(a) else ta)
+        b1, b2, cb = self.bind(b, None if need_guard and not _SIMPLE.match(b) else tb)
         if ca and not _SIMPLE.match(a):
             a1 = a2
         if cb and not _SIMPLE.match(b):
@@ -1062,7 +1067,9 @@ class FnGen:
         lit_a = _int_literal(a)
         if op in _ARITH:
             expr = f"(_r := {a1} {op} {b1})"
-            if (op == "+" and lit_b is not None and lit_b >= 0) or (op == "+" and lit_a is not None and lit_a >= 0):
+            if (op == "+" and lit_b is not None and lit_b >= 0) or (
+                op == "+" and lit_a is not None and lit_a >= 0
+            ):
                 test = f"{expr} <= {_INT_MAX}"
             elif op == "-" and lit_b is not None and lit_b >= 0:
                 test = f"{expr} >= {_INT_MIN}"
@@ -1074,12 +1081,12 @@ class FnGen:
         elif op in ("%", "/"):
             pyop = "%" if op == "%" else "//"
             helper = "_mod" if op == "%" else "_div"
+            # the condition runs first, so it is where operands get bound
             if lit_b is not None and lit_b > 0:
-                fast = f"({a1} {pyop} {b2} if {a2} >= 0 else {helper}({a2}, {b2}, {p}))"
+                cond = f"{a1} >= 0"
             else:
-                fast = (
-                    f"({a1} {pyop} {b1} if {a2} >= 0 and {b2} > 0 else {helper}({a2}, {b2}, {p}))"
-                )
+                cond = f"({a1} >= 0) & ({b1} > 0)"
+            fast = f"({a2} {pyop} {b2} if {cond} else {helper}({a2}, {b2}, {p}))"
         else:
             return self.slow(op, a, b, p)
         if guard is None:
@@ -1250,7 +1257,11 @@ class FnGen:
             self.emit(f"{env} = {{{items}}}")
             r = self.tmp()
             consts = tuple(sorted(d.name for d in visible if d.const))
-            self.emit(f"{r} = _rt_eval({a}, {env}, {self.dyn}, {consts!r}, D, {p})")
+            top = n.top_level and self.kind == "main"
+            self.emit(
+                f"{r} = _rt_eval({a}, {env}, {self.dyn}, {consts!r}, D, {p}, "
+                f"{'_GC' if top else 'None'}, {n.top_level})"
+            )
             for d in visible:
                 if not d.const:
                     self.emit(f"{d.pyname}{'.value' if d.captured else ''} = {env}[{d.name!r}]")
@@ -1460,7 +1471,7 @@ class FnGen:
         self.indent -= 1
         self.emit("finally:")
         pairs = "".join(f"({d.name!r}, {d.pyname}, {d.const}), " for d in top_decls)
-        self.emit(f"    _write_back(_SC, ({pairs}))")
+        self.emit(f"    _write_back(_WB, ({pairs}))")
         return ["def _main(T, D, P):", *self.lines]
 
 

@@ -256,6 +256,7 @@ class Engine:
             "_dget": _dget,
             "_dset": _dset,
             "_SC": _ScopeDict(),
+            "_WB": None,
             "_NOVARS": _ScopeDict(),
             "_UNSET": _UNSET,
             "_write_back": _write_back,
@@ -286,7 +287,7 @@ class Engine:
         if outermost:
             r.ops = itertools.count()
         ns["_OPS"] = r.ops
-        ns["_SC"] = sc
+        ns["_SC"] = ns["_WB"] = sc
         ns["_GC"] = {}
         r.fns = ast.fn_table
         try:
@@ -334,7 +335,15 @@ class Engine:
 
     # ---- engine-owned built-ins reached at run time ----
     def _eval_string(
-        self, src: Any, env: dict, dyn: dict, consts: tuple, depth: int, p: Any
+        self,
+        src: Any,
+        env: dict,
+        dyn: dict,
+        consts: tuple,
+        depth: int,
+        p: Any,
+        gc: dict | None,
+        top_level: bool,
     ) -> Any:
         """`eval(src)`: run `src` in the caller's variables; new variables stay visible."""
         if type(src) is not str:
@@ -350,7 +359,8 @@ class Engine:
             ns = ast._ns
             ns["_OPS"] = r.ops
             ns["_SC"] = sc
-            ns["_GC"] = {}
+            new_vars = ns["_WB"] = _ScopeDict()
+            ns["_GC"] = gc if gc is not None else {}
             value = ns["_main"](None, depth, p)
         except RhaiError as e:
             raise _wrap_eval(e, p) from None
@@ -360,8 +370,15 @@ class Engine:
         for k, v in sc.items():
             if k in env:
                 env[k] = v
-            else:
+            elif k in dyn:
                 dyn[k] = v
+        if top_level:
+            # a top-level `let` inside eval stays visible in the caller's scope
+            for k, v in new_vars.items():
+                if k in env:
+                    env[k] = v
+                else:
+                    dyn[k] = v
         return value
 
     def _contains(self, container: Any, item: Any, p: Any) -> bool:

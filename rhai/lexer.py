@@ -140,6 +140,10 @@ SYMBOLS = sorted(
 _SYMBOL_CHARS = frozenset("".join(SYMBOLS))
 
 
+def _is_digit(ch: str) -> bool:
+    return len(ch) == 1 and "0" <= ch <= "9"
+
+
 class Token:
     """One token: `kind` is int/float/str/char/istr/ident/kw/sym/eof; `value` its payload."""
 
@@ -251,7 +255,7 @@ class Lexer:
     def next_token(self) -> Token:
         line, col = self.line, self.col
         ch = self.peek()
-        if ch.isdigit():
+        if _is_digit(ch):
             return self.number(line, col)
         if ch.isascii() and (ch.isalpha() or ch == "_"):
             return self.identifier(line, col)
@@ -336,7 +340,7 @@ class Lexer:
             return Token("int", value, line, col)
         self.digits()
         is_float = False
-        if self.peek() == "." and self.peek(1).isdigit():
+        if self.peek() == "." and _is_digit(self.peek(1)):
             is_float = True
             self.advance()
             self.digits()
@@ -346,7 +350,7 @@ class Lexer:
             is_float = True
             self.advance()
         if self.peek() in ("e", "E") and (
-            self.peek(1).isdigit() or (self.peek(1) in "+-" and self.peek(2).isdigit())
+            _is_digit(self.peek(1)) or (self.peek(1) in "+-" and _is_digit(self.peek(2)))
         ):
             is_float = True
             self.advance()
@@ -367,7 +371,7 @@ class Lexer:
 
     def digits(self) -> None:
         src = self.src
-        while self.i < len(src) and (src[self.i].isdigit() or src[self.i] == "_"):
+        while self.i < len(src) and (_is_digit(src[self.i]) or src[self.i] == "_"):
             self.advance()
 
     # ---- chars and strings ----

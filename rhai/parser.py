@@ -485,6 +485,20 @@ class Parser:
         return node
 
     def check_index(self, target: Node, index: Node) -> None:
+        if target.kind in ("array", "map") and (
+            index.kind in ("and", "or")
+            or (
+                index.kind == "binary"
+                and index.op in ("==", "!=", "<", "<=", ">", ">=", "in", "!in")
+            )
+        ):
+            raise parse_error(
+                "MalformedIndexExpr",
+                "Array access expects integer index"
+                if target.kind == "array"
+                else "Object map access expects string index",
+                index.pos,
+            )
         if index.kind in ("const", "unit", "istr"):
             value = index.value if index.kind == "const" else ("" if index.kind == "istr" else None)
             vt = type(value)
@@ -889,6 +903,10 @@ class Parser:
     def case_body(self) -> Node:
         if self.at_sym("{"):
             return self.block()
+        t = self.tok
+        if t.kind == "kw" and t.value in ("break", "continue", "return", "throw"):
+            stmt = self.statement(top=False)
+            return Node("block", self.pos(t), stmts=[stmt] if stmt is not None else [])
         return self.expr()
 
     def constant_value(self, node: Node) -> Any:

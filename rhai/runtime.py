@@ -147,7 +147,18 @@ def arith(op: str, a: Any, b: Any, p: Any) -> Any:
             return str(a)
     if op == "-" and ta is str and tb in _TEXT:
         return a.replace(str(b), "")
-    raise not_found(op, (a, b), p)
+    return native_op(op, (a, b), p)
+
+
+def native_op(op: str, args: tuple, p: Any) -> Any:
+    """Operators on types the engine does not handle itself (e.g. timestamps) come from stdlib."""
+    nat = _lookup(op, args)
+    if nat is None:
+        raise not_found(op, args, p)
+    try:
+        return nat.fn(None, *args)
+    except RhaiError as e:
+        raise (e.at(*p) if p else e) from None
 
 
 def int_op(op: str, a: int, b: int, p: Any) -> int:
@@ -306,7 +317,7 @@ def compare(op: str, a: Any, b: Any, p: Any) -> bool:
     if ta is tb:
         if ta is bool:
             return _cmp(op, a, b)
-        raise not_found(op, (a, b), p)
+        return native_op(op, (a, b), p)
     return False
 
 
@@ -454,11 +465,13 @@ def index_get(obj: Any, i: Any, p: Any) -> Any:
 
 def _substr(s: str, r: Range) -> str:
     n = len(s)
-    start, end = r.start, r.end + 1 if r.inclusive else r.end
+    start, end = r.start, r.end
     if start < 0:
         start = max(0, start + n)
     if end < 0:
-        end = max(0, end + n)
+        end = max(-1, end + n)
+    if r.inclusive:
+        end += 1
     start = min(start, n)
     end = min(end, n)
     return s[start:end] if end > start else ""
@@ -876,7 +889,7 @@ class Runtime:
         script = self.fns.get((f.name, len(full)))
         if script is not None:
             return script(this, self.depth + 1, p, *[cp(a) for a in full])
-        builtin = self.engine._builtin_call(f.name, full, p)
+        builtin = self.engine._builtin_call(f.name, full if this is None else (this[0], *full), p)
         if builtin is not NotImplemented:
             return builtin
         if this is not None:
@@ -926,6 +939,37 @@ class Runtime:
                 return fn([this], self.depth + 1, None, *args)
         holder = None if this is _NO_THIS or this is None else [this]
         return self.call_ptr(fnptr, tuple(args), holder, None)
+
+    def call_fn_this(self, fnptr: Any, args: list, this: Any) -> tuple[Any, Any]:
+        """Call with `this` bound by reference: (result, value of `this` afterwards)."""
+        holder = [this]
+        r = self.call_ptr(fnptr, tuple(args), holder, None)
+        return r, holder[0]
+
+    def caller(self, fnptr: Any) -> Callable[..., Any]:
+        """A pre-bound `call(args, this=NO_THIS)` for natives calling one pointer many times."""
+        f = _unshare(fnptr)
+        depth = self.depth + 1
+        if type(f) is FnPtr and f.fn is not None and not f.curry:
+            fn = f.fn
+            arity = fn.arity
+            if not fn.uses_this:
+
+                def call_closure(args: list, this: Any = _NO_THIS) -> Any:
+                    if len(args) != arity:
+                        raise not_found(f.name, args, None)
+                    return fn(None, depth, None, *args)
+
+                return call_closure
+
+            def call_closure_this(args: list, this: Any = _NO_THIS) -> Any:
+                if len(args) != arity:
+                    raise not_found(f.name, args, None)
+                return fn(None if this is _NO_THIS else [this], depth, None, *args)
+
+            return call_closure_this
+        call_fn = self.call_fn
+        return lambda args, this=_NO_THIS: call_fn(f, args, this)
 
     def fn_arity(self, fnptr: Any) -> int | None:
         f = _unshare(fnptr)
