@@ -4,7 +4,7 @@ import pytest
 
 from rhai import Char
 
-from .conftest import assert_error, assert_value, case, engine_bug
+from .conftest import assert_error, assert_value, case
 
 ACCESS = [
     case("let m = #{a: 1, b: 2}; m.a", 1),
@@ -101,11 +101,7 @@ def test_map_more_access(src, expected):
         pytest.param("#{a: 1}[1]", id="int-index"),
         pytest.param("#{a: 1}[1.5]", id="float-index"),
         pytest.param("#{a: 1}[()]", id="unit-index"),
-        pytest.param(
-            "#{a: 1}[true && false]",
-            id="bool-expr-index",
-            marks=engine_bug("map literal indexed by a bool expression compiles"),
-        ),
+        pytest.param("#{a: 1}[true && false]", id="bool-expr-index"),
     ],
 )
 def test_map_literal_index_must_be_string(src):

@@ -4,9 +4,10 @@ import math
 
 import pytest
 
+from rhai import Engine, RhaiError
 from rhai.values import INT_MAX, INT_MIN, Range
 
-from .conftest import assert_error, assert_value, case
+from .conftest import assert_error, assert_value, case, engine_bug
 
 NUMBERS = [
     case("abs(-5)", 5),
@@ -104,6 +105,64 @@ BIT_FIELDS = [
     case("let x = 0b1010; x.get_bits(1, 3)", 5),
     case("let x = 0; x.set_bits(0, 4, 9); x", 9),
 ]
+
+
+MORE_NUMBERS = [
+    case("123.456 == 1.23456e2", True),
+    case("123.456 == 123456e-3", True),
+    case("let x = 0.; let y = 1.; x > y", False),
+    case("-2.0 ** -2.0", 0.25, id="negative-float-pow-negative-float"),
+    case("-2.0 ** -2", 0.25, id="negative-float-pow-negative-int"),
+    case("2.2 ** 3.3", 2.2**3.3),
+    case("let x = -2; x **= 3; x", -8),
+    case("let x = 2.0; x **= -2.0; x", 0.25),
+    case("let x = 4; x **= 3; x", 64),
+    case("abs(-9223372036854775807)", INT_MAX),
+    case("1 / 2", 0),
+    case('parse_int("42", 16)', 0x42),
+    case('parse_int("abcdef", 16)', 0xABCDEF),
+    case('parse_float("9.5e1")', 95.0),
+    case("let x = 10; x[-1]", False, id="bit-minus-one-is-msb"),
+    case("let x = 10; x[0] = true; x[1] = false; x", 9),
+    case("let x = 10; get_bits(x, 1, 3)", 5),
+    case("let x = 10; set_bits(x, 1, 3, 7); x", 14),
+    case("let x = 255; get_bits(x, -60, 2)", 3, id="get-bits-from-msb"),
+    case("let x = 0; set_bits(x, -64, 1, 15); x", 1),
+    case("let x = 0; set_bits(x, -60, 2, 15); x", 0b110000),
+    case("let x = 10; x[1..4] = 7; x", 14),
+    case("let n = 0; for b in bits(0b001101101010001, 2, 10) { if b { n += 1; } } n", 5),
+    case("let n = 0; for b in bits(0b001101101010001, 2..=11) { if b { n += 1; } } n", 5),
+    case("let n = 0; for b in 6.bits(1..3) { if b { n += 1; } } n", 2),
+]
+
+
+@pytest.mark.parametrize(("src", "expected"), MORE_NUMBERS)
+def test_more_numbers(src, expected):
+    assert_value(src, expected)
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        pytest.param(
+            "let x = 10; x[1..99]",
+            id="bit-range-past-64",
+            marks=engine_bug("bit range past bit 64 is accepted"),
+        ),
+        pytest.param(
+            "let x = 10; x[-1..3]",
+            id="bit-range-negative-start",
+            marks=engine_bug("bit range with a negative start is accepted"),
+        ),
+    ],
+)
+def test_bit_range_errors(src):
+    with pytest.raises(RhaiError):
+        Engine().eval(src)
+
+
+def test_float_with_two_exponents_is_a_parse_error():
+    assert_error("123.456e1.23", "ErrorParsing", compile_only=True)
 
 
 @pytest.mark.parametrize(("src", "expected"), BIT_FIELDS)

@@ -210,6 +210,37 @@ LOGIC = [
 ]
 
 
+MORE_LOGIC = [
+    case("true && (false || true)", True),
+    case("true & (false | true)", True),
+    case("false & (false | true)", False),
+    case("true && (true || { throw })", True, id="or-skips-throw-block"),
+    case("false && (true || { throw })", False, id="and-skips-throw-block"),
+    case("let x = true; x || { throw; }", True),
+    case("let x = false; x && { throw; }", False),
+]
+
+
+@pytest.mark.parametrize(("src", "expected"), MORE_LOGIC)
+def test_more_logic(src, expected):
+    assert_value(src, expected)
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        pytest.param("let x = true; x | { throw; }", id="pipe-evaluates-throw"),
+        pytest.param("let x = false; x & { throw; }", id="amp-evaluates-throw"),
+    ],
+)
+def test_non_short_circuit_operators_evaluate_the_throw(src):
+    assert_error(src, "ErrorRuntime", line=1)
+
+
+def test_nested_logic_type_error():
+    assert_error("true && (false || 123)", "ErrorMismatchDataType", line=1)
+
+
 @pytest.mark.parametrize(("src", "expected"), LOGIC)
 def test_logic(src, expected):
     assert_value(src, expected)

@@ -29,12 +29,7 @@ INDEXING = [
 
 SLICES = [
     case('let s = "hello"; s[1..-1]', "ell", id="negative-end"),
-    case(
-        'let s = "hello"; s[1..=-1]',
-        "ello",
-        id="negative-inclusive-end",
-        bug="negative inclusive slice end gives an empty string",
-    ),
+    case('let s = "hello"; s[1..=-1]', "ello", id="negative-inclusive-end"),
     case('let s = "hello"; s[1..-4]', "", id="negative-end-before-start"),
     case('let s = "hello"; s[2..-18]', "", id="negative-end-overflow"),
     case('let s = "hello"; s[0..18]', "hello", id="end-overflow"),
@@ -195,6 +190,11 @@ CHARS = [
     case('let c = "xyz"[2]; type_of(c)', "char"),
     case("type_of('a' + 'b')", "string"),
     case("let c = 'é'; c.to_string().len()", 1),
+    case("'\\u2764'", Char("\u2764")),
+    case("let y = \"hello\"; y[2] = '$'; y", "he$lo"),
+    case('type_of([true, 2, "hello"])', "array"),
+    case('type_of(#{a: true, "": 2, "z": "hello"})', "map"),
+    case('"hello".type_of()', "string"),
 ]
 
 
