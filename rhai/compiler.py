@@ -307,6 +307,7 @@ class Unit:
         self.counter = 0
         self.fn_names: dict[tuple[str, int], str] = {}
         self.fn_this: dict[tuple[str, int], bool] = {}
+        self.int_fns: set[tuple[str, int]] = set()
         self.called: set[str] = set()
         for i, (name, n) in enumerate(script.functions):
             self.fn_names[(name, n)] = f"f{i}_{name}"
@@ -1130,7 +1131,13 @@ class FnGen:
                 f"_cp({c})" if a.kind in ("var", "index", "prop", "this") else c
                 for c, a in zip(args, n.args, strict=True)
             ]
-            return f"{script}(None, {self.depth()}, {p}{''.join(', ' + a for a in args)})", None
+            rtype = (
+                "int"
+                if key in self.unit.int_fns
+                and all(static_int(a, self.ints, self.unit.int_fns) for a in n.args)
+                else None
+            )
+            return f"{script}(None, {self.depth()}, {p}{''.join(', ' + a for a in args)})", rtype
         if name in ENGINE_BUILTINS:
             r = self.builtin(n)
             if r is not None:
@@ -1491,8 +1498,9 @@ def _root_var(node: Node) -> Decl | None:
 _INT_CLOSED = frozenset(["+", "-", "*", "/", "%", "**", "<<", ">>", "&", "|", "^"])
 
 
-def static_int(node: Node | None, ints: set[Decl]) -> bool:
-    """Whether `node` certainly evaluates to an INT (or fails), given INT variables `ints`."""
+def static_int(node: Node | None, ints: set[Decl], int_fns: frozenset | set = frozenset()) -> bool:
+    """Whether `node` certainly evaluates to an INT (or fails), given INT variables `ints`
+    and script functions `int_fns` that return INTs for INT arguments."""
     if node is None:
         return False
     k = node.kind
@@ -1501,12 +1509,65 @@ def static_int(node: Node | None, ints: set[Decl]) -> bool:
     if k == "var":
         return node.decl in ints
     if k == "unary":
-        return node.op in "-+" and static_int(node.operand, ints)
+        return node.op in "-+" and static_int(node.operand, ints, int_fns)
     if k == "binary":
         return (
-            node.op in _INT_CLOSED and static_int(node.left, ints) and static_int(node.right, ints)
+            node.op in _INT_CLOSED
+            and static_int(node.left, ints, int_fns)
+            and static_int(node.right, ints, int_fns)
+        )
+    if k == "call":
+        return (node.name, len(node.args)) in int_fns and all(
+            static_int(a, ints, int_fns) for a in node.args
+        )
+    if k == "if":
+        return (
+            node.other is not None
+            and static_int(node.then, ints, int_fns)
+            and static_int(node.other, ints, int_fns)
+        )
+    if k == "block":
+        return (
+            bool(node.stmts)
+            and node.stmts[-1].kind == "expr"
+            and static_int(node.stmts[-1].expr, ints, int_fns)
         )
     return False
+
+
+def _has_return(node: Any) -> bool:
+    """Whether a `return` (or `exit`/`eval`) appears outside nested closures."""
+    if isinstance(node, Node):
+        if node.kind == "return" or (node.kind == "call" and node.name in ("exit", "eval")):
+            return True
+        if node.kind == "closure":
+            return False
+        return any(_has_return(v) for k, v in node.__dict__.items() if k not in ("decl",))
+    if isinstance(node, (list, tuple)):
+        return any(_has_return(v) for v in node)
+    return False
+
+
+def int_functions(script: Script, fn_frames: dict) -> set[tuple[str, int]]:
+    """Script functions that return an INT whenever all their arguments are INTs."""
+    cands: dict[tuple[str, int], set[Decl]] = {}
+    for key, fn in script.functions.items():
+        decls, frame = fn_frames[key]
+        if not decls or frame.has_eval or _has_return(fn.body):
+            continue
+        spec = [d for d in decls if not d.captured and not d.mutated and d.arith_use]
+        fast = infer_ints(frame.decls, set(spec))
+        if all(d in fast for d in decls):
+            cands[key] = fast
+    int_fns = set(cands)
+    changed = True
+    while changed:
+        changed = False
+        for key in list(int_fns):
+            if not static_int(script.functions[key].body, cands[key], int_fns):
+                int_fns.discard(key)
+                changed = True
+    return int_fns
 
 
 def infer_ints(decls: list[Decl], assume: set[Decl] = frozenset()) -> set[Decl]:  # type: ignore[assignment]
@@ -1561,6 +1622,7 @@ def generate(engine: Any, script: Script, eval_mode: bool = False) -> tuple[str,
     main_body = Node("block", (1, 1), stmts=script.stmts)
     _, main_frame = resolver.run_frame("main", None, [], main_body)
     parts: list[str] = []
+    unit.int_fns = int_functions(script, fn_frames)
     for key, fn in script.functions.items():
         decls, frame = fn_frames[key]
         gen = FnGen(unit, "fn", frame, fn.name)

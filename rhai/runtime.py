@@ -439,6 +439,15 @@ def index_get(obj: Any, i: Any, p: Any) -> Any:
                 )
             return bool((obj >> bit) & 1)
         if ti is Range:
+            end_ = i.end + 1 if i.inclusive else i.end
+            if i.start < 0 or i.start > 64 or end_ > 64:
+                raise err(
+                    "ErrorBitFieldBounds",
+                    f"Bit-field index {i!r} out of bounds: only 64 bits in integer",
+                    p,
+                    length=64,
+                    index=i.start,
+                )
             start, end = _bits_range(i)
             if end <= start:
                 return 0
