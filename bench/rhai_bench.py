@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rhai import Engine
+from rhai import Engine, RhaiError
 
 
 @dataclass(frozen=True)
@@ -134,22 +134,30 @@ def main(argv: list[str] | None = None) -> int:
         f"{'workload':<14}{'engine ms':>12}{'python ms':>12}{'ratio':>9}  target<={args.target:g}"
     )
     worst = ("", 0.0)
+    failed = False
     for work in chosen:
-        engine_ms, got = timed(engine_runner(work.script), args.runs)
+        try:
+            engine_ms, got = timed(engine_runner(work.script), args.runs)
+        except RhaiError as err:
+            print(f"{work.name:<14} ENGINE ERROR: {err}")
+            failed = True
+            continue
         python_ms, want = timed(work.python, args.runs)
         if got != want:
             print(f"{work.name:<14} WRONG RESULT: engine {got!r}, python {want!r}")
-            return 1
+            failed = True
+            continue
         ratio = engine_ms / python_ms if python_ms else float("inf")
         verdict = "ok" if ratio <= args.target else "SLOW"
         print(f"{work.name:<14}{engine_ms:>12.1f}{python_ms:>12.1f}{ratio:>9.2f}  {verdict}")
         if ratio > worst[1]:
             worst = (work.name, ratio)
+    met = not failed and worst[1] <= args.target
     print(
         f"worst ratio: {worst[1]:.2f} ({worst[0]}); target {args.target:g} "
-        f"{'met' if worst[1] <= args.target else 'NOT met'}"
+        f"{'met' if met else 'NOT met'}"
     )
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
