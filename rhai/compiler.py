@@ -612,6 +612,27 @@ class FnGen:
         t = self.tmp()
         self.emit(f"{t} = {value}")
         root_code = self.root_read(root)
+        if kinds == "i" and root.kind == "var" and root.decl is not None and not root.decl.captured:
+            # `x[k] = v` on a local array or map: store in place, no helper call
+            x = root.decl.pyname
+            k = keys[1:-3]
+            cap = self.unit.engine.max_map_size
+            self.emit(f"if type({x}) is dict and type({k}) is str and type({t}) not in _CT:")
+            self.emit(f"    {x}[{k}] = {t}")
+            if cap:
+                self.emit(f"    if len({x}) > {cap}: _rt.check_size({x}, {target.pos!r})")
+            self.emit(
+                f"elif type({x}) is list and type({k}) is int and -len({x}) <= {k} < len({x}) "
+                f"and type({t}) not in _CT:"
+            )
+            self.emit(f"    {x}[{k}] = {t}")
+            self.emit("else:")
+            self.indent += 1
+            self.root_write(
+                root, f"_rt.set_path({root_code}, {kinds!r}, {keys}, {t}, {target.pos!r})", s.pos
+            )
+            self.indent -= 1
+            return
         self.root_write(
             root, f"_rt.set_path({root_code}, {kinds!r}, {keys}, {t}, {target.pos!r})", s.pos
         )
@@ -913,12 +934,30 @@ class FnGen:
             for part in n.parts:
                 if isinstance(part, str):
                     parts.append(repr(part))
+                elif len(part.stmts) == 1 and part.stmts[0].kind == "expr":
+                    v, vt = self.expr(part.stmts[0].expr)
+                    t = self.tmp()
+                    if vt == "int":
+                        self.emit(f"{t} = str({v})")
+                    elif vt == "str":
+                        self.emit(f"{t} = {v}")
+                    else:
+                        self.emit(f"{t} = _interp({v})")
+                    parts.append(t)
                 else:
                     v = self.block_value(part.stmts)
                     t = self.tmp()
                     self.emit(f"{t} = _interp({v})")
                     parts.append(t)
-            return f"_rt.check_size({' + '.join(parts)}, {n.pos!r})", "str"
+            cap = self.unit.engine.max_string_size
+            joined = " + ".join(parts) if parts else "''"
+            if not cap:
+                return f"({joined})", "str"
+            s = self.tmp()
+            return (
+                f"({s} if len({s} := {joined}) <= {cap // 4} else _rt.check_size({s}, {n.pos!r}))",
+                "str",
+            )
         if k == "index":
             target, _ = self.expr(n.target)
             if n.safe:
@@ -935,10 +974,27 @@ class FnGen:
                     None,
                 )
             mark = (len(self.lines), self.indent)
-            idx, _ = self.expr(n.index)
+            idx, it = self.expr(n.index)
             if len(self.lines) > mark[0]:
                 target = self.spill_before(mark[0], mark[1], target)
-            return f"_index({target}, {idx}, {n.pos!r})", None
+            p = repr(n.pos)
+            if it in ("str", "int"):
+                # inline map[string] / array[int]; the guard binds the operands first
+                t1, t2 = target, idx
+                if not _SIMPLE.match(target):
+                    t1 = self.spill_before(mark[0], mark[1], target)
+                if not _SIMPLE.match(idx):
+                    t2 = self.tmp()
+                    self.emit(f"{t2} = {idx}")
+                g1 = f"type({t1})"
+                if it == "str":
+                    return f"({t1}.get({t2}) if {g1} is dict else _index({t1}, {t2}, {p}))", None
+                return (
+                    f"({t1}[{t2}] if {g1} is list and -len({t1}) <= {t2} < len({t1}) "
+                    f"else _index({t1}, {t2}, {p}))",
+                    None,
+                )
+            return f"_index({target}, {idx}, {p})", None
         if k == "prop":
             target, _ = self.expr(n.target)
             if n.safe:
@@ -1038,7 +1094,7 @@ class FnGen:
             fn = "_eq" if op == "==" else "_ne"
             known = ta if ta in ("int", "str") else tb if tb in ("int", "str") else None
             if known is not None:
-                other, t_other = (b, tb) if known == ta else (a, ta)
+                other, _t_other = (b, tb) if known == ta else (a, ta)
                 if _SIMPLE.match(other):
                     py = "int" if known == "int" else "str"
                     return f"(({a} {op} {b}) if type({other}) is {py} else {fn}({a}, {b}))"
@@ -1083,10 +1139,7 @@ class FnGen:
             pyop = "%" if op == "%" else "//"
             helper = "_mod" if op == "%" else "_div"
             # the condition runs first, so it is where operands get bound
-            if lit_b is not None and lit_b > 0:
-                cond = f"{a1} >= 0"
-            else:
-                cond = f"({a1} >= 0) & ({b1} > 0)"
+            cond = f"{a1} >= 0" if lit_b is not None and lit_b > 0 else f"({a1} >= 0) & ({b1} > 0)"
             fast = f"({a2} {pyop} {b2} if {cond} else {helper}({a2}, {b2}, {p}))"
         else:
             return self.slow(op, a, b, p)

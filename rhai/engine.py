@@ -196,6 +196,8 @@ class Engine:
         return {
             "__builtins__": {
                 "type": type,
+                "dict": dict,
+                "tuple": tuple,
                 "int": int,
                 "next": next,
                 "enumerate": enumerate,
@@ -237,6 +239,7 @@ class Engine:
             "_call": r.call,
             "_cp": cp,
             "_Shared": Shared,
+            "_CT": (list, dict),
             "_Mut": rt_mod.Mut,
             "_FnPtr": FnPtr,
             "_type_name": type_name,
