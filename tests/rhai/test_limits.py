@@ -5,7 +5,7 @@ import pytest
 
 from rhai import Engine, RhaiError
 
-from .conftest import assert_error, assert_value
+from .conftest import assert_error, assert_value, case
 
 OPS = 10_000
 
@@ -312,3 +312,53 @@ def test_registered_function_is_the_only_bridge():
     with pytest.raises(RhaiError) as info:
         engine.eval("host_len.__self__")
     assert info.value.kind in {"ErrorVariableNotFound", "ErrorDotExpr"}
+
+
+INJECTION = [
+    case(
+        '"' + "'); import os; os.system('echo PWNED'); ('" + '"',
+        "'); import os; os.system('echo PWNED'); ('",
+        id="quote-breakout-in-string",
+    ),
+    case(r'''"\"\"\"; import os #"''', '"""; import os #', id="triple-quote-in-string"),
+    case(r"""#{"a'b\"c": 1}["a'b\"c"]""", 1, id="quotes-in-map-key"),
+    case('let m = #{}; m["__class__"] = 1; m["__class__"]', 1, id="dunder-map-key"),
+    case("let m = #{}; m.__init__ = 2; m.__init__", 2, id="dunder-property"),
+    case('`${"}"}{}\'"`', "}{}'\"", id="braces-in-interpolation"),
+    case(
+        "let _SC = 5; let _GC = 6; let _OPS = 7; let _main = 8; let _rt = 9; "
+        "_SC + _GC + _OPS + _main + _rt",
+        35,
+        id="engine-looking-variable-names",
+    ),
+    case("fn _main() { 1 } fn _SC(x) { x } _main() + _SC(2)", 3, id="engine-looking-fn-names"),
+    case("let __builtins__ = 1; let __import__ = 2; __builtins__ + __import__", 3),
+    case('fn __import__(x) { x } __import__("os")', "os", id="script-defined-dunder-fn"),
+    case("let T = 1; let D = 2; let P = 3; T + D + P", 6, id="short-capital-names"),
+    case("let None = 1; let True = 2; let self = 3; None + True + self", 6),
+    case("let lambda = 1; let def = 2; let class = 3; let pass = 4; lambda + def + pass", 7),
+    case("let v1_x = 10; let x = 1; v1_x + x", 11, id="mangling-lookalike"),
+    case('is_def_fn("_main", 0)', False),
+    case('is_def_var("_SC")', False),
+]
+
+
+@pytest.mark.parametrize(("src", "expected"), INJECTION)
+def test_python_lookalike_code_stays_rhai(src, expected, capfd):
+    assert_value(src, expected)
+    assert "PWNED" not in capfd.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        pytest.param('Fn("_rt").call(1)', id="fnptr-to-runtime"),
+        pytest.param('let f = Fn("_main"); f.call()', id="fnptr-to-main"),
+        pytest.param('call(Fn("__import__"), "os")', id="fnptr-to-import"),
+        pytest.param('eval("_SC")', id="eval-engine-name"),
+    ],
+)
+def test_engine_internals_are_unreachable(src):
+    with pytest.raises(RhaiError) as info:
+        Engine(max_operations=OPS).eval(src)
+    assert info.value.root().kind in {"ErrorFunctionNotFound", "ErrorVariableNotFound"}
