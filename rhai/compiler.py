@@ -978,7 +978,7 @@ class FnGen:
             if len(self.lines) > mark[0]:
                 target = self.spill_before(mark[0], mark[1], target)
             p = repr(n.pos)
-            if it in ("str", "int"):
+            if it in ("str", "int") and (not _LITERAL.match(target) or target.startswith("_t")):
                 # inline map[string] / array[int]; the guard binds the operands first
                 t1, t2 = target, idx
                 if not _SIMPLE.match(target):
@@ -1421,7 +1421,8 @@ class FnGen:
                     self.emit(f"{arg} = {vals[1]}")
                 vals[1] = arg
                 self.emit(f"if type({t}) is list:")
-                self.emit(f"    {t}.append(_cp({arg}))")
+                reads = n.args[0].kind in ("var", "index", "prop", "this")
+                self.emit(f"    {t}.append({f'_cp({arg})' if reads else arg})")
                 cap = self.unit.engine.max_array_size
                 if cap:
                     self.emit(f"    if len({t}) > {cap}: _rt.check_size({t}, {p})")

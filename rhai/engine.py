@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -179,7 +180,10 @@ class Engine:
             )
             code, unit = generate(self, script, eval_mode)
             namespace = self._namespace(unit)
-            exec(compile(code, "<rhai>", "exec"), namespace)  # noqa: S102 - generated, no user text
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                code_obj = compile(code, "<rhai>", "exec")
+            exec(code_obj, namespace)  # noqa: S102 - generated code, user text only as literals
         except RhaiError:
             raise
         except (RecursionError, MemoryError, SyntaxError) as e:

@@ -963,6 +963,14 @@ class Runtime:
             fn = f.fn
             arity = fn.arity
             if not fn.uses_this:
+                if arity == 1:
+
+                    def call_closure1(args: list, this: Any = _NO_THIS) -> Any:
+                        if len(args) == 1:
+                            return fn(None, depth, None, args[0])
+                        raise not_found(f.name, args, None)
+
+                    return call_closure1
 
                 def call_closure(args: list, this: Any = _NO_THIS) -> Any:
                     if len(args) != arity:
