@@ -1260,6 +1260,10 @@ class FnGen:
             (a,) = self.exprs_in_order(n.args)
             return f"_type_name({a})", "str"
         if name == "Fn" and nargs == 1:
+            arg = n.args[0]
+            if arg.kind == "const" and type(arg.value) is str:
+                # a pointer to a named function is a (possible) call of it
+                self.unit.called.add(arg.value)
             (a,) = self.exprs_in_order(n.args)
             return f"_rt.make_fn({a}, {p})", "fn"
         if name == "call" and nargs >= 1:
