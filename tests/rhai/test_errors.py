@@ -110,6 +110,27 @@ RUNTIME_POSITIONS = [
 ]
 
 
+EXACT_POSITIONS = [
+    pytest.param("let a = 1;\n`v=${a / 0}`", "ErrorArithmetic", 2, 8, id="inside-interpolation"),
+    pytest.param("if true {\n  if 3 { }\n}", "ErrorMismatchDataType", 2, 6, id="if-condition"),
+    pytest.param("\n\nfor x in 5 { }", "ErrorFor", 3, 10, id="for-iterable"),
+    pytest.param("let x = -9223372036854775808;\n-x", "ErrorArithmetic", 2, 1, id="negation"),
+    pytest.param("while 1 {}", "ErrorMismatchDataType", 1, 7, id="while-condition"),
+    pytest.param("do {} while 2;", "ErrorMismatchDataType", 1, 13, id="do-condition"),
+    pytest.param("switch 1 { 1 if 5 => 1 }", "ErrorMismatchDataType", 1, 17, id="switch-guard"),
+    pytest.param("let x = 1;\n  x.nope(1)", "ErrorFunctionNotFound", 2, 5, id="method-name"),
+    pytest.param('abs("x")', "ErrorFunctionNotFound", 1, 1, id="native-wrong-type"),
+    pytest.param("let a = [1];\nlet b = a - 1;", "ErrorFunctionNotFound", 2, 11, id="operator"),
+    pytest.param("let m = #{};\n m.a.b", "ErrorDotExpr", 2, 6, id="property-on-unit"),
+    pytest.param("fn f(x) {\n  x + y\n}\nf(1)", "ErrorInFunctionCall", 4, 1, id="call-site"),
+]
+
+
+@pytest.mark.parametrize(("src", "kind", "line", "column"), EXACT_POSITIONS)
+def test_exact_error_positions(src, kind, line, column):
+    assert_error(src, kind, line=line, column=column)
+
+
 @pytest.mark.parametrize(("src", "kind", "line", "column"), RUNTIME_POSITIONS)
 def test_runtime_error_positions(src, kind, line, column):
     err = assert_error(src, kind, line=line, column=column)
