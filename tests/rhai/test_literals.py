@@ -2,10 +2,10 @@
 
 import pytest
 
-from rhai import Char
+from rhai import Char, Engine, RhaiError
 from rhai.values import INT_MAX, INT_MIN
 
-from .conftest import assert_error, assert_value, case
+from .conftest import assert_error, assert_value, case, check_position
 
 INTEGERS = [
     case("42", 42),
@@ -170,6 +170,32 @@ COMMENTS = [
     case("1 + /* inline */ 2", 3),
     case("let x = 1; // set\n/* add */ x + 1", 2),
 ]
+
+
+MORE_COMMENTS = [
+    case("let /* a\n  multi-line\n    comment */ x = 42; x", 42, id="comment-inside-let"),
+    case("/* only a comment */", None),
+    case("///////////////\nlet x = 42;\n/***************/\nx", 42, id="comment-banners"),
+    case("/** doc\n ** more\n **/\nfn foo() { 7 } foo()", 7, id="doc-block-before-fn"),
+    case("// a\n// b\n", None, id="comments-only"),
+]
+
+
+@pytest.mark.parametrize(("src", "expected"), MORE_COMMENTS)
+def test_more_comments(src, expected):
+    assert_value(src, expected)
+
+
+def test_unterminated_comment_after_fn():
+    assert_error("fn/*", "ErrorParsing", compile_only=True, positioned=False)
+
+
+def test_comment_with_unusual_whitespace_never_crashes():
+    src = " /**\n\u1680  */"
+    try:
+        Engine().eval(src)
+    except RhaiError as err:
+        check_position(err, src)
 
 
 @pytest.mark.parametrize(("src", "expected"), COMMENTS)

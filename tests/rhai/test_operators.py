@@ -428,6 +428,19 @@ ASSIGNMENT_ERRORS = [
 ]
 
 
+MORE_ASSIGNMENT_ERRORS = [
+    pytest.param("x.foo().x.y = 42;", id="call-then-props"),
+    pytest.param("x.y.z.foo() = 42;", id="props-then-call"),
+    pytest.param("x.foo()[0] = 42;", id="call-then-index"),
+    pytest.param("x[y].z.foo() = 42;", id="index-prop-call"),
+]
+
+
+@pytest.mark.parametrize("src", MORE_ASSIGNMENT_ERRORS)
+def test_chained_invalid_assignment_targets(src):
+    assert_error(src, "ErrorParsing", parse_kind="AssignmentToInvalidLHS", compile_only=True)
+
+
 @pytest.mark.parametrize(("src", "parse_kind"), ASSIGNMENT_ERRORS)
 def test_invalid_assignment_targets(src, parse_kind):
     assert_error(src, "ErrorParsing", parse_kind=parse_kind, compile_only=True)
