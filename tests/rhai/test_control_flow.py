@@ -129,6 +129,40 @@ WHILE_LOOP_DO = [
 ]
 
 
+MORE_LOOPS = [
+    case(
+        "let x = 0; let i = 0; loop { if i < 10 { i += 1; if x > 20 { continue; } x += i; } "
+        "else { break; } } x",
+        21,
+        id="continue-and-break-in-loop",
+    ),
+    case(
+        "let x = 0; let value = while x < 10 { if x % 5 == 4 { break 42; } x += 1; }; [x, value]",
+        [4, 42],
+        id="while-break-value",
+    ),
+    case("let x = (); x", None),
+    case("let x = (); let y = (); x == y", True),
+]
+
+
+@pytest.mark.parametrize(("src", "expected"), MORE_LOOPS)
+def test_more_loops(src, expected):
+    assert_value(src, expected)
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        pytest.param("let x = 0; break;", id="break-after-let"),
+        pytest.param("let x = 0; if x > 0 { continue; }", id="continue-in-if"),
+        pytest.param("loop { let f = || { break;  } }", id="break-in-closure"),
+    ],
+)
+def test_loop_break_outside_loop_kind(src):
+    assert_error(src, "ErrorParsing", parse_kind="LoopBreak", compile_only=True)
+
+
 @pytest.mark.parametrize(("src", "expected"), WHILE_LOOP_DO)
 def test_while_loop_do(src, expected):
     assert_value(src, expected)

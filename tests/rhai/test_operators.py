@@ -181,6 +181,22 @@ COMPARISONS = [
 ]
 
 
+MORE_COMPARISONS = [
+    case("\"hello\" > 'c'", True, id="string-vs-char-gt"),
+    case("\"\" < 'c'", True, id="empty-string-vs-char"),
+    case("'x' > \"hello\"", True, id="char-vs-string-gt"),
+    case('"hello" > "foo"', True),
+    case("let x = 0; if x == 10 || true { x = 1 } x", 1, id="or-looser-than-equality"),
+    case("(1 + 2) * (6 - 4) / 2", 3),
+    case('let s = "hello"; s = s + 42; s', "hello42"),
+]
+
+
+@pytest.mark.parametrize(("src", "expected"), MORE_COMPARISONS)
+def test_more_comparisons(src, expected):
+    assert_value(src, expected)
+
+
 @pytest.mark.parametrize(("src", "expected"), COMPARISONS)
 def test_comparisons(src, expected):
     assert_value(src, expected)
