@@ -100,6 +100,7 @@ class Resolver:
         self.frame: _Frame | None = None
         self.top_decls: list[Decl] = []
         self.outer_names = outer_names
+        self.bang_keys: set[tuple[str, int]] = set()
 
     def new_decl(self, name: str, const: bool) -> Decl:
         self.counter += 1
@@ -220,6 +221,12 @@ class Resolver:
                     root.mutated = True
             if n.name == "is_def_var":
                 n.visible = self.visible()
+            if n.bang:
+                # `f!(..)` runs in the caller's scope: it may read and write any visible variable
+                n.visible = self.visible()
+                for d in n.visible:
+                    d.mutated = True
+                self.bang_keys.add((n.name, len(n.args)))
         elif k == "method":
             self.walk(n.target)
             for x in n.args:
@@ -309,8 +316,10 @@ class Unit:
         self.fn_this: dict[tuple[str, int], bool] = {}
         self.int_fns: set[tuple[str, int]] = set()
         self.called: set[str] = set()
+        self.bang_names: dict[tuple[str, int], str] = {}
         for i, (name, n) in enumerate(script.functions):
             self.fn_names[(name, n)] = f"f{i}_{name}"
+            self.bang_names[(name, n)] = f"fb{i}_{name}"
 
     def const(self, v: Any) -> str:
         self.consts.append(v)
@@ -333,6 +342,7 @@ class FnGen:
         self.indent = 1
         self.ntmp = 0
         self.ints: set[Decl] = set()
+        self.bang = False
         self.loops: list[str] = []
         self.catches: list[str] = []
         eng = unit.engine
@@ -1178,6 +1188,8 @@ class FnGen:
         p = repr(n.pos)
         key = (name, nargs)
         script = self.unit.fn_names.get(key)
+        if script is not None and n.bang:
+            return self.bang_call(n, key), None
         if script is not None:
             args = self.exprs_in_order(n.args)
             args = [
@@ -1209,6 +1221,30 @@ class FnGen:
             for i, (c, a) in enumerate(zip(args, n.args, strict=True))
         ]
         return f"_call({name!r}, {p}{''.join(', ' + a for a in args)})", None
+
+    def bang_call(self, n: Node, key: tuple[str, int]) -> str:
+        """`f!(args)`: the function reads and writes the caller's variables through a dict."""
+        args = self.exprs_in_order(n.args)
+        args = [
+            f"_cp({c})" if a.kind in ("var", "index", "prop", "this") else c
+            for c, a in zip(args, n.args, strict=True)
+        ]
+        env = self.tmp()
+        items = ", ".join(
+            f"{d.name!r}: {d.pyname}{'.value' if d.captured else ''}" for d in n.visible
+        )
+        self.emit(f"{env} = _bang_env({self.dyn}, {{{items}}})")
+        r = self.tmp()
+        self.emit(
+            f"{r} = {self.unit.bang_names[key]}(None, {self.depth()}, {n.pos!r}, {env}"
+            f"{''.join(', ' + a for a in args)})"
+        )
+        for d in n.visible:
+            if not d.const:
+                self.emit(f"{d.pyname}{'.value' if d.captured else ''} = {env}[{d.name!r}]")
+        names = tuple(sorted({d.name for d in n.visible}))
+        self.emit(f"_bang_done({self.dyn}, {env}, {names!r})")
+        return r
 
     def mutating_call(
         self,
@@ -1494,7 +1530,7 @@ class FnGen:
                 f"raise _not_found({rhai_name!r}, (T[0]{''.join(', ' + x for x in params)}), P)"
             )
         self.tick(pos)
-        if self.frame.has_eval:
+        if self.frame.has_eval and not self.bang:
             self.emit("_E = {}")
         for d in param_decls:
             if d.captured:
@@ -1519,7 +1555,8 @@ class FnGen:
         self.indent -= 1
         self.emit("except RhaiError as _e:")
         self.emit(f"    raise _wrap(_e, {rhai_name!r}, P) from None")
-        header = f"def {pyname}(T, D, P{''.join(', ' + x for x in params)}):"
+        extra = ", _E" if self.bang else ""
+        header = f"def {pyname}(T, D, P{extra}{''.join(', ' + x for x in params)}):"
         return [header, *self.lines]
 
     def main_lines(self, stmts: list[Node], top_decls: list[Decl]) -> list[str]:
@@ -1688,6 +1725,23 @@ def generate(engine: Any, script: Script, eval_mode: bool = False) -> tuple[str,
         parts.extend(
             gen.function_lines(
                 unit.fn_names[key],
+                [d.pyname for d in decls],
+                fn.body,
+                fn.name,
+                decls,
+                fn_pos(fn),
+                fn.this_type,
+            )
+        )
+    for key in sorted(resolver.bang_keys & set(script.functions)):
+        fn = script.functions[key]
+        decls, frame = fn_frames[key]
+        gen = FnGen(unit, "fn", frame, fn.name)
+        gen.dyn = "_E"
+        gen.bang = True
+        parts.extend(
+            gen.function_lines(
+                unit.bang_names[key],
                 [d.pyname for d in decls],
                 fn.body,
                 fn.name,

@@ -270,6 +270,8 @@ class Engine:
             "_is_def_var": _is_def_var,
             "_call_method": self._call_method,
             "_rt_eval": self._eval_string,
+            "_bang_env": _bang_env,
+            "_bang_done": _bang_done,
         }
 
     # ---- run ----
@@ -496,6 +498,19 @@ def _write_back(sc: Any, pairs: tuple) -> None:
 
 def _is_def_var(name: Any, static: tuple, dyn: dict) -> bool:
     return name in static or name in dyn
+
+
+def _bang_env(dyn: Any, statics: dict) -> _ScopeDict:
+    env = _ScopeDict(dyn)
+    env.update(statics)
+    env.consts = set(getattr(dyn, "consts", ()))
+    return env
+
+
+def _bang_done(dyn: dict, env: dict, statics: tuple) -> None:
+    for k in dyn:
+        if k in env and k not in statics:
+            dyn[k] = env[k]
 
 
 def _wrap_eval(e: RhaiError, p: Any) -> RhaiError:

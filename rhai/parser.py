@@ -456,8 +456,13 @@ class Parser:
                     raise parse_error(
                         "PropertyExpected", "Expecting name of a property", self.pos(name_tok)
                     )
-                if self.at_sym("(") or (self.at_sym("!") and self.peek().is_sym("(")):
-                    self.eat_sym("!")
+                if self.at_sym("!") and self.peek().is_sym("("):
+                    raise parse_error(
+                        "MalformedCapture",
+                        "method-call style does not support running within the caller's scope",
+                        self.pos(),
+                    )
+                if self.at_sym("("):
                     args = self.call_args()
                     node = Node(
                         "method",
