@@ -82,6 +82,23 @@ def test_stack_overflow_respects_configured_level():
     )
 
 
+@pytest.mark.parametrize(
+    ("tail", "expected"),
+    [
+        pytest.param("type_of(x)", "map", id="type"),
+        pytest.param("x.to_string()", '#{"foo": Fn(', id="display-prefix"),
+        pytest.param("x == x", True, id="equality"),
+        pytest.param("x.keys()", ["foo"], id="keys"),
+    ],
+)
+def test_reference_loop_through_closure_is_safe(tail, expected):
+    src = "let x; let data = #{ foo: || x = this }; data.foo(); " + tail
+    value = Engine(max_operations=OPS).eval(src)
+    assert type(value) is type(expected)
+    # An anonymous function's generated name is engine-specific, so display is checked by prefix.
+    assert value.startswith(expected) if tail == "x.to_string()" else value == expected
+
+
 def test_stack_overflow_with_large_limit_is_not_a_python_crash():
     src = "fn f(n) { if n == 0 { 0 } else { 1 + f(n - 1) } } f(100000)"
     with pytest.raises(RhaiError) as info:
