@@ -445,3 +445,82 @@ def test_shifts_never_raise(x, n, op):
     value = Engine().eval(src)
     expected = shift_left(x, n) if op == "<<" else shift_right(x, n)
     assert type(value) is int and value == expected, f"{src} gave {value!r}, expected {expected}"
+
+
+# ---- library oracles: simple, well-defined functions against Python ----
+
+SAFE_TEXT = st.text(alphabet="abcXYZ ,.-_019", max_size=20)
+SMALL_INTS = st.lists(st.integers(min_value=-1000, max_value=1000), max_size=25)
+
+
+def rhai_list(items: list[int]) -> str:
+    return "[" + ", ".join(str(i) for i in items) + "]"
+
+
+@settings(max_examples=200, deadline=None)
+@given(SMALL_INTS)
+def test_array_library_matches_python(items):
+    arr = rhai_list(items)
+    src = (
+        f"let a = {arr}; let s = a; s.sort(); let r = a; r.reverse(); "
+        f"[s, r, a.len(), a.filter(|x| x % 2 == 0), a.map(|x| x * 3), a.reduce(|t, x| t + x, 0), "
+        f"a.contains(7), a.index_of(7)]"
+    )
+    got = Engine(max_operations=100_000).eval(src)
+    want = [
+        sorted(items),
+        items[::-1],
+        len(items),
+        [x for x in items if x % 2 == 0],
+        [x * 3 for x in items],
+        sum(items),
+        7 in items,
+        items.index(7) if 7 in items else -1,
+    ]
+    assert got == want, f"{src} gave {got!r}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(SAFE_TEXT, SAFE_TEXT)
+def test_string_library_matches_python(text, other):
+    src = (
+        f'let s = "{text}"; let o = "{other}"; '
+        "[s.len(), s.to_upper(), s.to_lower(), s.contains(o), s.starts_with(o), s.ends_with(o), "
+        's.index_of(o), s.split(","), s + o, s == o, s < o]'
+    )
+    got = Engine(max_operations=100_000).eval(src)
+    want = [
+        len(text),
+        text.upper(),
+        text.lower(),
+        other in text,
+        text.startswith(other),
+        text.endswith(other),
+        text.find(other) if text else -1,  # Rhai: searching an empty string always gives -1
+        text.split(","),
+        text + other,
+        text == other,
+        text < other,
+    ]
+    assert got == want, f"{src} gave {got!r}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=INT_MIN, max_value=INT_MAX))
+def test_int_conversions_round_trip(n):
+    src = f"let n = {n}; [n.to_string(), parse_int(n.to_string()), n.to_hex(), n.to_binary()]"
+    got = Engine().eval(src)
+    assert got == [str(n), n, format(n & (2**64 - 1), "x"), format(n & (2**64 - 1), "b")]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(alphabet="abcdefgh", min_size=1, max_size=4), st.integers(-9, 9), max_size=8
+    )
+)
+def test_map_keys_are_sorted(entries):
+    literal = "#{" + ", ".join(f"{k}: {v}" for k, v in entries.items()) + "}"
+    got = Engine().eval(f"let m = {literal}; [m.keys(), m.values(), m.len()]")
+    keys = sorted(entries)
+    assert got == [keys, [entries[k] for k in keys], len(entries)]
