@@ -5,7 +5,7 @@ import pytest
 from rhai import Char, Engine, RhaiError
 from rhai.values import INT_MAX, INT_MIN
 
-from .conftest import assert_error, assert_value, case, check_position
+from .conftest import assert_error, assert_value, case, check_position, engine_bug
 
 INTEGERS = [
     case("42", 42),
@@ -244,6 +244,59 @@ PARSE_KINDS = [
 @pytest.mark.parametrize(("src", "parse_kind", "lex_kind"), PARSE_KINDS)
 def test_literal_parse_error_kinds(src, parse_kind, lex_kind):
     assert_error(src, "ErrorParsing", parse_kind=parse_kind, lex_kind=lex_kind)
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        pytest.param('"abc', id="quoted"),
+        pytest.param("`abc", id="backtick"),
+        pytest.param('#"abc', id="raw"),
+        pytest.param('##"Test string:\n    \\"#', id="raw-needs-matching-hashes"),
+    ],
+)
+def test_unterminated_strings_point_at_their_start(src):
+    assert_error(
+        src,
+        "ErrorParsing",
+        line=1,
+        column=1,
+        parse_kind="BadInput",
+        lex_kind="UnterminatedString",
+        compile_only=True,
+    )
+
+
+@engine_bug("a stray `#` after a raw string gives MissingToken instead of UnknownOperator")
+def test_stray_hash_after_raw_string_is_unknown_operator():
+    assert_error(
+        '#"Test string: \\"##',
+        "ErrorParsing",
+        line=1,
+        column=19,
+        parse_kind="UnknownOperator",
+        compile_only=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("src", "column", "lex_kind"),
+    [
+        pytest.param("1 @ 2", 3, "UnexpectedInput", id="at-sign"),
+        pytest.param("let x = 1; x ++ 1", 14, "ImproperSymbol", id="plus-plus"),
+        pytest.param("let x = 1; x -- 1", 14, "ImproperSymbol", id="minus-minus"),
+    ],
+)
+def test_bad_symbols(src, column, lex_kind):
+    assert_error(
+        src,
+        "ErrorParsing",
+        line=1,
+        column=column,
+        parse_kind="BadInput",
+        lex_kind=lex_kind,
+        compile_only=True,
+    )
 
 
 def test_error_position_of_bad_char_literal():
