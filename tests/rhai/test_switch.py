@@ -51,6 +51,31 @@ SWITCH = [
 ]
 
 
+MORE_SWITCH = [
+    case("let x = 42; switch x { 1 | 2 | 5..50 | 'x' | true => 123, 'z' => 'a' }", 123,
+         id="range-among-alternatives"),
+    case("let x = 7; switch x { 1 | 2 | 5..50 | 'x' | true => 123, 'z' => 'a' }", 123),
+    case("let x = 'x'; switch x { 1 | 2 | 5..50 | 'x' | true => 123, 'z' => 'a' }", 123),
+    case("let x = 'z'; switch x { 1 | 2 | 5..50 | 'x' | true => 123, 'z' => 'a' }", Char("a")),
+    case('let d = ["Baz", "hello", true]; switch d { ["Foo"] => 1, ["Baz", "hello", false] => 4, '
+         '["Baz", "hello", true] => 5, _ => 9 }', 5, id="enum-like-arrays"),
+    case("let x = 42; switch x / 2 { 21 if x > 40 => 1, 0 if x < 100 => 2, 1 => 3, _ => 9 }", 1),
+    case("let x = 42; switch x / 2 { 21 if x < 40 => 1, 0 if x < 100 => 2, 1 => 3, _ => 9 }", 9),
+    case("let x = 42; switch x { 10..20 => (), 20..=42 if x < 40 => 'a', 25..45 => 'z' }",
+         Char("z"), id="guarded-range-falls-through"),
+    case("switch 5 { 'a' => true, 0..10 if 1 + 2 == 1 + 2 + 1 => 1, 2..12 => 'z', _ => 'x' }",
+         Char("z")),
+    case("switch 42 { 42 => 'x', 10..20 => (), 20..=42 => 'a' }", Char("x"),
+         id="exact-case-beats-range"),
+    case('switch "5" { 0..10 => 1, _ => 2 }', 2, id="string-never-in-range"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("src", "expected"), MORE_SWITCH)
+def test_more_switch(src, expected):
+    assert_value(src, expected)
+
+
 @pytest.mark.parametrize(("src", "expected"), SWITCH)
 def test_switch(src, expected):
     assert_value(src, expected)
