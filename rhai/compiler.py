@@ -83,6 +83,8 @@ class _Frame:
         self.parent = parent
         self.scopes: list[dict[str, Decl]] = [{}]
         self.decls: list[Decl] = []
+        # scopes (by id) whose `eval` calls may have declared variables, and their dict names
+        self.eval_dicts: dict[int, str] = {}
         self.has_eval = False
         self.uses_this = False
 
@@ -153,6 +155,19 @@ class Resolver:
             f = f.parent
         return None
 
+    def eval_dicts_before(self, name: str) -> list[str]:
+        """Dicts of `eval`-declared variables that could shadow `name` here, innermost first."""
+        f = self.frame
+        assert f is not None
+        out = []
+        for scope in reversed(f.scopes):
+            if name in scope:
+                break
+            dn = f.eval_dicts.get(id(scope))
+            if dn is not None:
+                out.append(dn)
+        return out
+
     def run_frame(self, kind: str, closure: Node | None, params: list[str], body: Node) -> list:
         saved = self.frame
         self.frame = _Frame(kind, closure, saved if closure is not None else None)
@@ -181,6 +196,7 @@ class Resolver:
             return
         if k == "var":
             n.decl = None if n.global_ else self.lookup(n.name)
+            n.evdicts = self.eval_dicts_before(n.name) if f.eval_dicts else []
             return
         if k == "array":
             for x in n.items:
@@ -213,6 +229,10 @@ class Resolver:
                 f.has_eval = True
                 n.visible = self.visible()
                 n.top_level = len(f.scopes) == 1 and f.closure is None
+                n.eval_dict = None
+                if not n.top_level:
+                    self.counter += 1
+                    n.eval_dict = f.eval_dicts.setdefault(id(f.scopes[-1]), f"_EV{self.counter}")
                 for d in n.visible:
                     d.mutated = True
             if n.name == "take" and n.args:
@@ -886,6 +906,14 @@ class FnGen:
         if k == "unit":
             return "None", "unit"
         if k == "var":
+            if getattr(n, "evdicts", None):
+                dicts = "(" + "".join(d + ", " for d in n.evdicts) + ")"
+                t = self.tmp()
+                return (
+                    f"({t}[{n.name!r}] if ({t} := _ev_find({dicts}, {n.name!r})) is not None "
+                    f"else {self.read_var(n)})",
+                    None,
+                )
             return self.read_var(n), ("int" if n.decl in self.ints else None)
         if k == "this":
             return f"_this(T, {n.pos!r})", None
@@ -1358,9 +1386,11 @@ class FnGen:
             r = self.tmp()
             consts = tuple(sorted(d.name for d in visible if d.const))
             top = n.top_level and self.kind == "main"
+            if n.eval_dict is not None:
+                self.emit(f"{n.eval_dict} = {{}}")
             self.emit(
                 f"{r} = _rt_eval({a}, {env}, {self.dyn}, {consts!r}, D, {p}, "
-                f"{'_GC' if top else 'None'}, {n.top_level})"
+                f"{'_GC' if top else 'None'}, {n.top_level}, {n.eval_dict or 'None'})"
             )
             for d in visible:
                 if not d.const:
@@ -1532,6 +1562,8 @@ class FnGen:
         self.tick(pos)
         if self.frame.has_eval and not self.bang:
             self.emit("_E = {}")
+        for dn in self.frame.eval_dicts.values():
+            self.emit(f"{dn} = {{}}")
         for d in param_decls:
             if d.captured:
                 self.emit(f"{d.pyname} = _Shared({d.pyname})")
@@ -1566,6 +1598,8 @@ class FnGen:
             self.emit(f"{d.pyname} = _UNSET")
         if self.frame.has_eval:
             self.emit("_E = _SC")
+        for dn in self.frame.eval_dicts.values():
+            self.emit(f"{dn} = {{}}")
         self.emit("try:")
         self.indent += 1
         value = self.block_value(stmts)

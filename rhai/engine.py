@@ -271,6 +271,7 @@ class Engine:
             "_call_method": self._call_method,
             "_rt_eval": self._eval_string,
             "_bang_env": _bang_env,
+            "_ev_find": _ev_find,
             "_bang_done": _bang_done,
         }
 
@@ -353,6 +354,7 @@ class Engine:
         p: Any,
         gc: dict | None,
         top_level: bool,
+        block_vars: dict | None = None,
     ) -> Any:
         """`eval(src)`: run `src` in the caller's variables; new variables stay visible."""
         if type(src) is not str:
@@ -388,6 +390,9 @@ class Engine:
                     env[k] = v
                 else:
                     dyn[k] = v
+        elif block_vars is not None:
+            # inside a block, it stays visible until the block ends
+            block_vars.update(new_vars)
         return value
 
     def _contains(self, container: Any, item: Any, p: Any) -> bool:
@@ -498,6 +503,13 @@ def _write_back(sc: Any, pairs: tuple) -> None:
 
 def _is_def_var(name: Any, static: tuple, dyn: dict) -> bool:
     return name in static or name in dyn
+
+
+def _ev_find(dicts: tuple, name: str) -> dict | None:
+    for d in dicts:
+        if name in d:
+            return d
+    return None
 
 
 def _bang_env(dyn: Any, statics: dict) -> _ScopeDict:
