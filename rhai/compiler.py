@@ -831,27 +831,26 @@ class FnGen:
                 exact.append((ev, guard, body))
             if rv:
                 ranges.append((rv, guard, body))
-        first = True
+        # `done` records a match; a guard that needs statements is evaluated inside its test
+        done = self.tmp()
+        self.emit(f"{done} = False")
         for values, guard, body in exact + ranges:
             tests = " or ".join(self.case_test(s, v) for v in values)
-            if guard is not None:
-                glines, gcode = self.capture(lambda g=guard: self.cond_code(g), 0)
-                if glines:
-                    # a guard needing statements: evaluate lazily inside a nested test
-                    self.emit(f"{'if' if first else 'elif'} ({tests}) and _guard_{id(guard)}:")
-                    raise RhaiError("ErrorSystem", "switch guard too complex")
-                tests = f"({tests}) and {gcode}"
-            self.emit(f"{'if' if first else 'elif'} {tests}:")
-            first = False
+            self.emit(f"if not {done} and ({tests}):")
             self.indent += 1
+            if guard is not None:
+                gcode = self.cond_code(guard)
+                self.emit(f"if {gcode}:")
+                self.indent += 1
+            self.emit(f"{done} = True")
             v = self.body(body, want)
-            self.emit(f"{result} = {v}" if result else "pass")
+            if result:
+                self.emit(f"{result} = {v}")
+            if guard is not None:
+                self.indent -= 1
             self.indent -= 1
         if e.default is not None:
-            if first:
-                self.emit("if True:")
-            else:
-                self.emit("else:")
+            self.emit(f"if not {done}:")
             self.indent += 1
             v = self.body(e.default, want)
             self.emit(f"{result} = {v}" if result else "pass")
