@@ -36,13 +36,11 @@ FUNCTIONS = [
         "fn f() { x } let x = 42; f!()",
         42,
         id="bang-call-sees-caller-scope",
-        bug="f!() does not run in the caller's scope",
     ),
     case(
         "fn f() { x = 5; } let x = 1; f!(); x",
         5,
         id="bang-call-writes-caller-scope",
-        bug="f!() does not run in the caller's scope",
     ),
     case("fn f(x) { x.len() } f([1, 2, 3])", 3),
     case("fn f() { [1, 2] } f()[1]", 2),
@@ -95,20 +93,18 @@ MORE_FUNCTIONS = [
         "fn foo() { let hello = bar + 42; } let bar = 999; let hello = 123; foo!(); hello",
         123,
         id="bang-call-let-stays-local",
-        bug="f!() does not run in the caller's scope",
     ),
     case(
         "fn foo(y) { x += y; x } let x = 41; let y = 999; foo!(1) + x",
         84,
         id="bang-call-with-argument",
-        bug="f!() does not run in the caller's scope",
     ),
     case(
         'fn foo(x) { let hello = bar + x; } let bar = 1; let hello = 123; call!(Fn("foo"), 1); '
         "hello",
         123,
         id="call-bang",
-        bug="f!() does not run in the caller's scope",
+        bug="call!(f, ..) does not run in the caller's scope",
     ),
 ]
 
@@ -126,7 +122,6 @@ def test_block_constant_is_not_global():
     assert "ANSWER" in err.root().message
 
 
-@engine_bug("`y.foo!()` is accepted instead of MalformedCapture")
 def test_bang_call_on_method_is_malformed_capture():
     assert_error(
         "fn foo() { this += x; } let x = 41; let y = 999; y.foo!();",
@@ -160,6 +155,42 @@ def test_garbage_after_fn_keyword():
 @pytest.mark.parametrize(("src", "expected"), METHODS)
 def test_methods(src, expected):
     assert_value(src, expected)
+
+
+TYPED_METHODS = [
+    case("let x = -123; x.abs(); x", -123, id="pure-method-leaves-variable"),
+    case(
+        'fn string.foo(x) { this += "!"; } fn foo(x) { this += x; } '
+        'let z = 1000; z.foo(1); let s = "a"; s.foo(0); [z, s]',
+        [1001, "a!"],
+        id="typed-and-untyped-same-name",
+        bug="a typed method and a plain function of the same arity are called duplicates",
+    ),
+    case('fn "string".bar() { this.len() } let s = "abc"; s.bar()', 3, id="quoted-type-name"),
+    case(
+        'fn "string".bar() { this.len() } is_def_fn("string", "bar", 0)',
+        True,
+        id="is-def-fn-typed",
+        bug="is_def_fn(type, name, arity) is missing",
+    ),
+    case(
+        'fn "string".bar() { this.len() } is_def_fn("array", "bar", 0)',
+        False,
+        id="is-def-fn-other-type",
+        bug="is_def_fn(type, name, arity) is missing",
+    ),
+]
+
+
+@pytest.mark.parametrize(("src", "expected"), TYPED_METHODS)
+def test_typed_methods(src, expected):
+    assert_value(src, expected)
+
+
+@engine_bug("a typed method can be called as a plain function")
+def test_typed_method_is_not_a_plain_function():
+    err = assert_error("fn int.half() { this / 2 } half()", "ErrorFunctionNotFound", line=1)
+    assert err.message.split(": ", 1)[-1].startswith("half")
 
 
 def test_typed_method_rejects_other_types():
@@ -256,7 +287,6 @@ MORE_EVAL = [
         'let x = 10; if x > 5 { eval("let x = 1"); x } else { 0 }',
         1,
         id="eval-let-visible-in-calling-block",
-        bug="a let from eval inside a block is not visible in that block",
     ),
     case('fn foo(x) { x * 2 } eval("foo(21)")', 42, id="eval-calls-script-fn"),
     case('let s = "let y = 2;"; s += "y * 21"; eval(s)', 42, id="eval-built-script"),
