@@ -223,7 +223,6 @@ MORE_FOR = [
         '"f64" if item.to_int().is_odd => break n * 100 } }',
         2,
         id="switch-inside-for-with-break-value",
-        bug="switch guard on a method property gives ErrorSystem 'switch guard too complex'",
     ),
     case("let k = \"\"; let m = #{a: 1, b: 2, c: 3}; let s = 0; "
          "for key in m.keys() { k += key; } for v in m.values() { s += v; } k.len + s", 9),
