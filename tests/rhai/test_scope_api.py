@@ -3,7 +3,7 @@ call_fn into script functions, register_fn, and the Python values that cross the
 
 import pytest
 
-from rhai import AST, Char, Engine, FnPtr, RhaiError, Scope
+from rhai import AST, Char, Engine, FnPtr, Range, RhaiError, Scope
 
 from .conftest import same
 
@@ -262,6 +262,22 @@ def test_script_function_shadows_nothing_from_host():
     engine = Engine()
     engine.register_fn("twice", lambda x: x * 2)
     assert same(engine.eval("fn thrice(x) { x * 3 } twice(thrice(2))"), 12)
+
+
+@pytest.mark.parametrize(
+    ("src", "check"),
+    [
+        pytest.param("|x| x", lambda v: type(v) is FnPtr and v.is_anonymous, id="closure"),
+        pytest.param('Fn("abs")', lambda v: type(v) is FnPtr and v.name == "abs", id="fn-pointer"),
+        pytest.param("1..3", lambda v: v == Range(1, 3), id="range"),
+        pytest.param("1..=3", lambda v: v == Range(1, 3, inclusive=True), id="inclusive-range"),
+        pytest.param("blob(2, 1)", lambda v: type(v) is bytearray and v == b"\x01\x01", id="blob"),
+        pytest.param("'c'", lambda v: type(v) is Char and v == "c", id="char"),
+        pytest.param("[(), 1.0]", lambda v: v == [None, 1.0] and type(v[1]) is float, id="unit"),
+    ],
+)
+def test_values_returned_to_the_host(src, check):
+    assert check(Engine().eval(src))
 
 
 def test_functions_called_excludes_own_and_builtin_functions():

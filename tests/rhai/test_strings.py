@@ -213,5 +213,19 @@ def test_string_wrong_argument_type():
     assert "sub_string (string, string)" in err.message
 
 
+@pytest.mark.parametrize(
+    ("src", "expected"),
+    [
+        pytest.param('let a = ["ab"]; a[0].make_upper(); a', ["AB"], id="method-on-element"),
+        pytest.param('let m = #{s: "ab"}; m.s.make_upper(); m.s', "AB", id="method-on-property"),
+        pytest.param('let m = #{s: "ab"}; m.s += "c"; m', {"s": "abc"}, id="append-to-property"),
+        pytest.param('let a = [["x"]]; a[0][0] += "y"; a', [["xy"]], id="append-to-nested"),
+        pytest.param('let s = "foo"; s[0].to_upper()', Char("F"), id="char-of-string-method"),
+    ],
+)
+def test_string_mutation_through_chains(src, expected):
+    assert_value(src, expected)
+
+
 def test_strings_are_immutable_values_inside_arrays():
     assert_value('let a = ["ab"]; let s = a[0]; s += "c"; a', ["ab"])
