@@ -524,3 +524,180 @@ def test_map_keys_are_sorted(entries):
     got = Engine().eval(f"let m = {literal}; [m.keys(), m.values(), m.len()]")
     keys = sorted(entries)
     assert got == [keys, [entries[k] for k in keys], len(entries)]
+
+
+# ---- differential: small INT programs against a Python model ----
+#
+# Straight-line code, if/else, bounded for-loops and two helper functions over three INT
+# variables. The model evaluates the same tree with checked i64 arithmetic; any overflow or
+# division by zero must surface as ErrorArithmetic (possibly wrapped by a function call).
+
+VARS = ("a", "b", "c")
+HELPERS = "fn twice_minus(x, y) { x * 2 - y } fn step(x) { if x > 0 { x - 1 } else { x + 1 } }\n"
+
+
+def model_call(name: str, args: list[int]) -> int:
+    if name == "twice_minus":
+        return checked(checked(args[0] * 2) - args[1])
+    return checked(args[0] - 1) if args[0] > 0 else checked(args[0] + 1)
+
+
+def int_expr(names: tuple[str, ...]) -> st.SearchStrategy[Any]:
+    base = st.one_of(
+        st.integers(min_value=-30, max_value=30).map(lambda n: ("lit", n)),
+        st.sampled_from(EDGES).map(lambda n: ("lit", n)),
+        st.sampled_from(names).map(lambda v: ("var", v)),
+    )
+
+    def extend(sub: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        return st.one_of(
+            st.tuples(st.just("bin"), st.sampled_from(sorted(OPS)), sub, sub),
+            st.tuples(st.just("call"), st.just("twice_minus"), st.tuples(sub, sub)),
+            st.tuples(st.just("call"), st.just("step"), st.tuples(sub)),
+        )
+
+    return st.recursive(base, extend, max_leaves=5)
+
+
+def cond_expr(names: tuple[str, ...]) -> st.SearchStrategy[Any]:
+    cmp = st.tuples(
+        st.just("cmp"),
+        st.sampled_from(["<", "<=", ">", ">=", "==", "!="]),
+        int_expr(names),
+        int_expr(names),
+    )
+    return st.one_of(
+        cmp,
+        st.tuples(st.just("and"), cmp, cmp),
+        st.tuples(st.just("or"), cmp, cmp),
+        st.tuples(st.just("not"), cmp),
+    )
+
+
+def statements_for(names: tuple[str, ...], depth: int) -> st.SearchStrategy[list[Any]]:
+    assign = st.tuples(
+        st.just("set"),
+        st.sampled_from(VARS),
+        st.sampled_from(["=", "+=", "-=", "*=", "/=", "%="]),
+        int_expr(names),
+    )
+    if depth == 0:
+        return st.lists(assign, min_size=1, max_size=3)
+    inner = statements_for(names, depth - 1)
+    loop_var = f"i{depth}"
+    loop_body = statements_for((*names, loop_var), depth - 1)
+    stmt = st.one_of(
+        assign,
+        st.tuples(st.just("if"), cond_expr(names), inner, inner),
+        st.tuples(
+            st.just("for"), st.just(loop_var), st.integers(min_value=0, max_value=3), loop_body
+        ),
+    )
+    return st.lists(stmt, min_size=1, max_size=4)
+
+
+int_program = st.tuples(
+    st.tuples(*[st.integers(min_value=-100, max_value=100)] * 3),
+    statements_for(VARS, 2),
+)
+
+
+def render_int(node: Any) -> str:
+    kind = node[0]
+    if kind == "lit":
+        return f"({node[1]})" if node[1] < 0 else str(node[1])
+    if kind == "var":
+        return node[1]
+    if kind == "bin":
+        return f"({render_int(node[2])} {node[1]} {render_int(node[3])})"
+    return f"{node[1]}({', '.join(render_int(a) for a in node[2])})"
+
+
+def render_cond(node: Any) -> str:
+    kind = node[0]
+    if kind == "cmp":
+        return f"{render_int(node[2])} {node[1]} {render_int(node[3])}"
+    if kind == "not":
+        return f"!({render_cond(node[1])})"
+    op = "&&" if kind == "and" else "||"
+    return f"({render_cond(node[1])}) {op} ({render_cond(node[2])})"
+
+
+def render_stmts(stmts: list[Any]) -> str:
+    out = []
+    for s in stmts:
+        if s[0] == "set":
+            out.append(f"{s[1]} {s[2]} {render_int(s[3])};")
+        elif s[0] == "if":
+            out.append(
+                f"if {render_cond(s[1])} {{ {render_stmts(s[2])} }} else {{ {render_stmts(s[3])} }}"
+            )
+        else:
+            out.append(f"for {s[1]} in 0..{s[2]} {{ {render_stmts(s[3])} }}")
+    return " ".join(out)
+
+
+def model_int(node: Any, env: dict[str, int]) -> int:
+    kind = node[0]
+    if kind == "lit":
+        return node[1]
+    if kind == "var":
+        return env[node[1]]
+    if kind == "bin":
+        left = model_int(node[2], env)
+        return OPS[node[1]][1](left, model_int(node[3], env))
+    return model_call(node[1], [model_int(a, env) for a in node[2]])
+
+
+CMP = {
+    "<": lambda x, y: x < y, "<=": lambda x, y: x <= y, ">": lambda x, y: x > y,
+    ">=": lambda x, y: x >= y, "==": lambda x, y: x == y, "!=": lambda x, y: x != y,
+}  # fmt: skip
+
+
+def model_cond(node: Any, env: dict[str, int]) -> bool:
+    kind = node[0]
+    if kind == "cmp":
+        left = model_int(node[2], env)
+        return CMP[node[1]](left, model_int(node[3], env))
+    if kind == "not":
+        return not model_cond(node[1], env)
+    if kind == "and":
+        return model_cond(node[1], env) and model_cond(node[2], env)
+    return model_cond(node[1], env) or model_cond(node[2], env)
+
+
+def model_stmts(stmts: list[Any], env: dict[str, int]) -> None:
+    for s in stmts:
+        if s[0] == "set":
+            value = model_int(s[3], env)
+            env[s[1]] = value if s[2] == "=" else OPS[s[2][0]][1](env[s[1]], value)
+        elif s[0] == "if":
+            model_stmts(s[2] if model_cond(s[1], env) else s[3], env)
+        else:
+            for i in range(s[2]):
+                env[s[1]] = i
+                model_stmts(s[3], env)
+            env.pop(s[1], None)
+
+
+@settings(max_examples=400, deadline=None)
+@given(int_program)
+def test_int_programs_match_python_model(program):
+    (a, b, c), body = program
+    src = f"{HELPERS}let a = {a}; let b = {b}; let c = {c};\n{render_stmts(body)}\n[a, b, c]"
+    env = {"a": a, "b": b, "c": c}
+    try:
+        model_stmts(body, env)
+        expected: list[int] | None = [env["a"], env["b"], env["c"]]
+    except Overflow:
+        expected = None
+    try:
+        got = Engine(max_operations=100_000).eval(src)
+    except RhaiError as err:
+        assert expected is None, f"{src}\nraised {err!r}, expected {expected}"
+        assert err.root().kind == "ErrorArithmetic", f"{src}\n{err!r}"
+        check_error(err, src)
+        return
+    assert expected is not None, f"{src}\ngave {got!r}, expected ErrorArithmetic"
+    assert got == expected and all(type(v) is int for v in got), f"{src}\ngave {got!r}"
