@@ -11,6 +11,7 @@ semantics, including the precedence and associativity the renderer relies on.
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -701,3 +702,114 @@ def test_int_programs_match_python_model(program):
         return
     assert expected is not None, f"{src}\ngave {got!r}, expected ErrorArithmetic"
     assert got == expected and all(type(v) is int for v in got), f"{src}\ngave {got!r}"
+
+
+# ---- differential: value semantics of arrays and strings ----
+#
+# Rhai copies arrays and strings on assignment and when passing them to script functions, while
+# methods on a variable change it in place. Random sequences of such operations, including
+# closures that capture (and so share) a variable, are compared with a Python model.
+
+ARRAYS = ("p", "q", "r")
+STRINGS = ("s", "t")
+VALUE_HELPERS = 'fn grown(x) { x.push(99); x } fn shout(x) { x += "!"; x }\n'
+
+small = st.integers(min_value=-9, max_value=9)
+array_op = st.one_of(
+    st.tuples(st.just("copy"), st.sampled_from(ARRAYS), st.sampled_from(ARRAYS)),
+    st.tuples(st.just("push"), st.sampled_from(ARRAYS), small),
+    st.tuples(st.just("plus_item"), st.sampled_from(ARRAYS), small),
+    st.tuples(st.just("plus_array"), st.sampled_from(ARRAYS), st.sampled_from(ARRAYS)),
+    st.tuples(
+        st.just("concat"), st.sampled_from(ARRAYS), st.sampled_from(ARRAYS), st.sampled_from(ARRAYS)
+    ),
+    st.tuples(st.just("pop"), st.sampled_from(ARRAYS)),
+    st.tuples(st.just("insert0"), st.sampled_from(ARRAYS), small),
+    st.tuples(st.just("reverse"), st.sampled_from(ARRAYS)),
+    st.tuples(st.just("set0"), st.sampled_from(ARRAYS), small),
+    st.tuples(st.just("local"), st.sampled_from(ARRAYS), small),
+    st.tuples(st.just("fn"), st.sampled_from(ARRAYS), st.sampled_from(ARRAYS)),
+    st.tuples(st.just("map"), st.sampled_from(ARRAYS), st.sampled_from(ARRAYS)),
+    st.tuples(st.just("capture"), st.sampled_from(ARRAYS)),
+    st.tuples(st.just("scopy"), st.sampled_from(STRINGS), st.sampled_from(STRINGS)),
+    st.tuples(st.just("sappend"), st.sampled_from(STRINGS), st.sampled_from("xyz")),
+    st.tuples(st.just("sfn"), st.sampled_from(STRINGS), st.sampled_from(STRINGS)),
+    st.tuples(st.just("supper"), st.sampled_from(STRINGS)),
+    st.tuples(st.just("scapture"), st.sampled_from(STRINGS)),
+)
+
+
+def render_value_op(op: tuple) -> str:
+    kind, *args = op
+    return {
+        "copy": lambda d, s: f"{d} = {s};",
+        "push": lambda d, k: f"{d}.push({k});",
+        "plus_item": lambda d, k: f"{d} += {k};",
+        "plus_array": lambda d, s: f"{d} += {s};",
+        "concat": lambda d, x, y: f"{d} = {x} + {y};",
+        "pop": lambda d: f"{d}.pop();",
+        "insert0": lambda d, k: f"{d}.insert(0, {k});",
+        "reverse": lambda d: f"{d}.reverse();",
+        "set0": lambda d, k: f"if {d}.len() > 0 {{ {d}[0] = {k}; }}",
+        "local": lambda d, k: f"{{ let tmp = {d}; tmp.push({k}); }}",
+        "fn": lambda d, s: f"{d} = grown({s});",
+        "map": lambda d, s: f"{d} = {s}.map(|v| v * 2);",
+        "capture": lambda d: f"let seen_{d} = || {d}.len(); {d}.push(seen_{d}.call());",
+        "scopy": lambda d, s: f"{d} = {s};",
+        "sappend": lambda d, ch: f'{d} += "{ch}";',
+        "sfn": lambda d, s: f"{d} = shout({s});",
+        "supper": lambda d: f"{d}.make_upper();",
+        "scapture": lambda d: f'let seen_{d} = || {d} + "?"; {d} = seen_{d}.call();',
+    }[kind](*args)
+
+
+def model_value_op(op: tuple, env: dict[str, Any]) -> None:
+    kind, *args = op
+    if kind in ("copy", "scopy"):
+        env[args[0]] = copy.deepcopy(env[args[1]])
+    elif kind in ("push", "plus_item"):
+        env[args[0]].append(args[1])
+    elif kind == "plus_array":
+        env[args[0]].extend(copy.deepcopy(env[args[1]]))
+    elif kind == "concat":
+        env[args[0]] = env[args[1]] + env[args[2]]
+    elif kind == "pop":
+        if env[args[0]]:
+            env[args[0]].pop()
+    elif kind == "insert0":
+        env[args[0]].insert(0, args[1])
+    elif kind == "reverse":
+        env[args[0]].reverse()
+    elif kind == "set0":
+        if env[args[0]]:
+            env[args[0]][0] = args[1]
+    elif kind == "fn":
+        env[args[0]] = [*env[args[1]], 99]
+    elif kind == "map":
+        env[args[0]] = [v * 2 for v in env[args[1]]]
+    elif kind == "capture":
+        env[args[0]].append(len(env[args[0]]))
+    elif kind == "sappend":
+        env[args[0]] += args[1]
+    elif kind == "sfn":
+        env[args[0]] = env[args[1]] + "!"
+    elif kind == "supper":
+        env[args[0]] = env[args[0]].upper()
+    elif kind == "scapture":
+        env[args[0]] = env[args[0]] + "?"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(array_op, min_size=1, max_size=12))
+def test_value_semantics_match_python_model(ops):
+    src = (
+        f'{VALUE_HELPERS}let p = [1, 2]; let q = [3]; let r = []; let s = "a"; let t = "b";\n'
+        + "\n".join(render_value_op(op) for op in ops)
+        + "\n[p, q, r, s, t]"
+    )
+    env: dict[str, Any] = {"p": [1, 2], "q": [3], "r": [], "s": "a", "t": "b"}
+    for op in ops:
+        model_value_op(op, env)
+    got = Engine(max_operations=100_000).eval(src)
+    want = [env[name] for name in (*ARRAYS, *STRINGS)]
+    assert got == want, f"{src}\ngave {got!r}\nwant {want!r}"
