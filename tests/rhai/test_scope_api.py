@@ -5,7 +5,7 @@ import pytest
 
 from rhai import AST, Char, Engine, FnPtr, Range, RhaiError, Scope
 
-from .conftest import same
+from .conftest import engine_bug, same
 
 
 def test_scope_variables_are_visible_and_persist():
@@ -285,3 +285,32 @@ def test_functions_called_excludes_own_and_builtin_functions():
     called = set(ast.functions_called)
     assert {"host_a", "host_b"} <= called
     assert "own" not in called and "len" not in called and "print" not in called
+
+
+@pytest.mark.parametrize(
+    ("result", "limits"),
+    [
+        pytest.param("x" * 1_000, {"max_string_size": 100}, id="string"),
+        pytest.param(list(range(1_000)), {"max_array_size": 100}, id="array"),
+        pytest.param({f"k{i}": i for i in range(1_000)}, {"max_map_size": 100}, id="map"),
+    ],
+)
+@engine_bug("results of registered host functions are not size-checked")
+def test_host_results_are_held_to_the_size_limits(result, limits):
+    engine = Engine(**limits)
+    engine.register_fn("big", lambda: result)
+    with pytest.raises(RhaiError) as info:
+        engine.eval("let v = big(); v")
+    assert info.value.kind == "ErrorDataTooLarge"
+
+
+def test_host_error_kind_is_kept():
+    def deny(path):
+        raise RhaiError("ErrorRuntime", f"access to {path} denied", value="denied")
+
+    engine = Engine()
+    engine.register_fn("open_file", deny)
+    with pytest.raises(RhaiError) as info:
+        engine.eval('let x = 1;\nopen_file("/etc/shadow")')
+    assert info.value.root().kind == "ErrorRuntime"
+    assert info.value.line == 2
