@@ -29,6 +29,24 @@ def test_infinite_loops_hit_operation_limit(src):
     assert info.value.root().kind == "ErrorTooManyOperations"
 
 
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param("a.map(|x| x + 1)", id="map"),
+        pytest.param("a.filter(|x| x > 0)", id="filter"),
+        pytest.param("a.reduce(|s, x| s + x, 0)", id="reduce"),
+        pytest.param("a.sort(|x, y| x - y)", id="sort-comparator"),
+        pytest.param("a.for_each(|| 1)", id="for-each"),
+        pytest.param("a.all(|x| x == 0)", id="all"),
+    ],
+)
+def test_callbacks_inside_natives_count_operations(tail):
+    src = "let a = []; a.pad(20000, 0); " + tail
+    with pytest.raises(RhaiError) as info:
+        Engine(max_operations=2_000).eval(src)
+    assert info.value.root().kind == "ErrorTooManyOperations"
+
+
 def test_too_many_operations_is_unwrapped_outside_eval():
     assert_error(
         "fn f() { loop {} } f()", "ErrorTooManyOperations", positioned=False, max_operations=OPS
