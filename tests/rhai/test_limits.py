@@ -92,6 +92,24 @@ def test_deep_recursion_is_stack_overflow(src):
     assert_error(src, "ErrorStackOverflow", positioned=False)
 
 
+@pytest.mark.parametrize(
+    "src",
+    [
+        pytest.param("let f = 0; f = |n| f.call(n + 1); f.call(0)", id="closure-via-capture"),
+        pytest.param('fn f() { eval("f()") } f()', id="through-eval"),
+        pytest.param("fn f(n) { [n].map(|x| f(x + 1)) } f(0)", id="through-map-callback"),
+        pytest.param('fn f(n) { Fn("g").call(n) } fn g(n) { f(n) } f(1)', id="through-fn-pointer"),
+        pytest.param("fn f(n) { `${f(n + 1)}` } f(0)", id="through-interpolation"),
+        pytest.param("fn f(n) { #{a: f(n)} } f(0)", id="through-map-literal"),
+        pytest.param("fn f(n) { switch n { _ => f(n) } } f(0)", id="through-switch"),
+    ],
+)
+def test_indirect_recursion_is_stack_overflow(src):
+    with pytest.raises(RhaiError) as info:
+        Engine(max_operations=1_000_000).eval(src)
+    assert info.value.root().kind == "ErrorStackOverflow", repr(info.value)
+
+
 def test_stack_overflow_respects_configured_level():
     src = "fn f(n) { if n == 0 { 0 } else { 1 + f(n - 1) } } f(5)"
     assert_value(src, 5, max_call_levels=8)
