@@ -5,7 +5,7 @@ import pytest
 
 from rhai import Engine, RhaiError
 
-from .conftest import assert_error, assert_value, case
+from .conftest import assert_error, assert_value, case, engine_bug
 
 OPS = 10_000
 
@@ -108,6 +108,26 @@ def test_indirect_recursion_is_stack_overflow(src):
     with pytest.raises(RhaiError) as info:
         Engine(max_operations=1_000_000).eval(src)
     assert info.value.root().kind == "ErrorStackOverflow", repr(info.value)
+
+
+def test_nested_data_of_moderate_depth_works():
+    src = "let a = []; for i in 0..300 { a = [a]; } [a.len(), a.to_string().len(), a == a]"
+    assert_value(src, [1, 602, True], max_operations=0)
+
+
+@engine_bug("data nested ~500 deep overflows Python's stack while copying or comparing")
+def test_deeply_nested_data_is_still_data():
+    src = "let a = []; for i in 0..1000 { a = [a]; } [a.len(), a.to_string().len(), a == a]"
+    assert_value(src, [1, 2002, True], max_operations=0)
+
+
+@pytest.mark.parametrize("depth", [2_000, 20_000])
+def test_very_deep_data_never_crashes_the_host(depth):
+    src = f"let a = []; for i in 0..{depth} {{ a = [a]; }} a"
+    try:
+        Engine(max_operations=0).eval(src)
+    except RhaiError as err:
+        assert err.kind in {"ErrorStackOverflow", "ErrorDataTooLarge"}, repr(err)
 
 
 def test_stack_overflow_respects_configured_level():
