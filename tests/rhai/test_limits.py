@@ -202,6 +202,24 @@ def test_expression_depth_in_functions_is_tighter():
     )
 
 
+@pytest.mark.parametrize(
+    "src",
+    [
+        pytest.param("(" * 50_000 + "1" + ")" * 50_000, id="parens"),
+        pytest.param("!" * 50_000 + "true", id="nots"),
+        pytest.param("1" + " + 1" * 50_000, id="flat-sum"),
+        pytest.param("[" * 50_000 + "]" * 50_000, id="arrays"),
+        pytest.param("let x = 0; " + "for i in 0..1 { " * 200 + "x += 1;" + " }" * 200, id="loops"),
+        pytest.param("let x = 0; " + "if true { " * 500 + "x += 1;" + " }" * 500, id="ifs"),
+    ],
+)
+def test_unlimited_expression_depth_never_crashes(src):
+    try:
+        Engine(max_expr_depth=0, max_operations=OPS).eval(src)
+    except RhaiError as err:
+        assert err.kind in {"ErrorParsing", "ErrorStackOverflow"}, repr(err)
+
+
 def test_python_recursion_is_never_the_failure_mode():
     src = "(" * 5000 + "1" + ")" * 5000
     with pytest.raises(RhaiError) as info:
