@@ -813,3 +813,73 @@ def test_value_semantics_match_python_model(ops):
     got = Engine(max_operations=100_000).eval(src)
     want = [env[name] for name in (*ARRAYS, *STRINGS)]
     assert got == want, f"{src}\ngave {got!r}\nwant {want!r}"
+
+
+MAPS = ("m", "n")
+KEYS = st.sampled_from(["a", "b", "c", "d"])
+map_op = st.one_of(
+    st.tuples(st.just("copy"), st.sampled_from(MAPS), st.sampled_from(MAPS)),
+    st.tuples(st.just("prop"), st.sampled_from(MAPS), KEYS, small),
+    st.tuples(st.just("index"), st.sampled_from(MAPS), KEYS, small),
+    st.tuples(st.just("remove"), st.sampled_from(MAPS), KEYS),
+    st.tuples(st.just("mixin"), st.sampled_from(MAPS), st.sampled_from(MAPS)),
+    st.tuples(
+        st.just("merge"), st.sampled_from(MAPS), st.sampled_from(MAPS), st.sampled_from(MAPS)
+    ),
+    st.tuples(st.just("fill"), st.sampled_from(MAPS), st.sampled_from(MAPS)),
+    st.tuples(st.just("bump"), st.sampled_from(MAPS), KEYS),
+    st.tuples(st.just("clear"), st.sampled_from(MAPS)),
+)
+
+
+def render_map_op(op: tuple) -> str:
+    kind, *args = op
+    return {
+        "copy": lambda d, s: f"{d} = {s};",
+        "prop": lambda d, k, v: f"{d}.{k} = {v};",
+        "index": lambda d, k, v: f'{d}["{k}"] = {v};',
+        "remove": lambda d, k: f'{d}.remove("{k}");',
+        "mixin": lambda d, s: f"{d}.mixin({s});",
+        "merge": lambda d, x, y: f"{d} = {x} + {y};",
+        "fill": lambda d, s: f"{d}.fill_with({s});",
+        "bump": lambda d, k: f'if "{k}" in {d} {{ {d}.{k} += 1; }}',
+        "clear": lambda d: f"{d}.clear();",
+    }[kind](*args)
+
+
+def model_map_op(op: tuple, env: dict[str, dict]) -> None:
+    kind, *args = op
+    if kind == "copy":
+        env[args[0]] = dict(env[args[1]])
+    elif kind in ("prop", "index"):
+        env[args[0]][args[1]] = args[2]
+    elif kind == "remove":
+        env[args[0]].pop(args[1], None)
+    elif kind == "mixin":
+        env[args[0]].update(env[args[1]])
+    elif kind == "merge":
+        env[args[0]] = {**env[args[1]], **env[args[2]]}
+    elif kind == "fill":
+        for key, value in list(env[args[1]].items()):
+            env[args[0]].setdefault(key, value)
+    elif kind == "bump":
+        if args[1] in env[args[0]]:
+            env[args[0]][args[1]] += 1
+    else:
+        env[args[0]].clear()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(map_op, min_size=1, max_size=12))
+def test_map_semantics_match_python_model(ops):
+    src = (
+        "let m = #{a: 1}; let n = #{b: 2};\n"
+        + "\n".join(render_map_op(op) for op in ops)
+        + "\n[m, n, m.keys(), n.values()]"
+    )
+    env = {"m": {"a": 1}, "n": {"b": 2}}
+    for op in ops:
+        model_map_op(op, env)
+    got = Engine(max_operations=100_000).eval(src)
+    want = [env["m"], env["n"], sorted(env["m"]), [env["n"][k] for k in sorted(env["n"])]]
+    assert got == want, f"{src}\ngave {got!r}\nwant {want!r}"
