@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from rhai import Engine, RhaiError
+from rhai import Char, Engine, RhaiError
 from rhai.values import INT_MAX, INT_MIN
 
 LIMITS = {
@@ -883,3 +883,33 @@ def test_map_semantics_match_python_model(ops):
     got = Engine(max_operations=100_000).eval(src)
     want = [env["m"], env["n"], sorted(env["m"]), [env["n"][k] for k in sorted(env["n"])]]
     assert got == want, f"{src}\ngave {got!r}\nwant {want!r}"
+
+
+UNICODE_TEXT = st.text(alphabet="aZ é朝\U0001f600-", min_size=1, max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(UNICODE_TEXT, st.data())
+def test_string_positions_count_chars_not_bytes(text, data):
+    size = len(text)
+    i = data.draw(st.integers(min_value=0, max_value=size - 1), label="i")
+    j = data.draw(st.integers(min_value=i, max_value=size), label="j")
+    k = data.draw(st.integers(min_value=-size, max_value=-1), label="k")
+    src = (
+        f'let s = "{text}"; '
+        f"[s.len(), s[{i}], s[{k}], s[{i}..{j}], s.sub_string({i}, {j - i}), s.bytes, "
+        f"s.index_of(s[{i}]), s.to_chars().len()]"
+    )
+    got = Engine().eval(src)
+    want = [
+        size,
+        text[i],
+        text[k],
+        text[i:j],
+        text[i:j],
+        len(text.encode()),
+        text.index(text[i]),
+        size,
+    ]
+    assert got == want, f"{src} gave {got!r}"
+    assert type(got[1]) is Char and type(got[3]) is str
