@@ -126,7 +126,7 @@ def assert_thrown(src: str, value: Any, **limits: Any) -> RhaiError:
 
 
 def engine_bug(reason: str) -> pytest.MarkDecorator:
-    """An engine bug reported in /work/notes/rhai-discrepancies.md and still open.
+    """A case where the engine still disagrees with Rhai (reported to the engine's owner).
 
     Strict, so the day the engine is fixed the suite says so and the mark must go.
     """
