@@ -12,6 +12,7 @@ semantics, including the precedence and associativity the renderer relies on.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from typing import Any
 
@@ -913,3 +914,74 @@ def test_string_positions_count_chars_not_bytes(text, data):
     ]
     assert got == want, f"{src} gave {got!r}"
     assert type(got[1]) is Char and type(got[3]) is str
+
+
+# ---- FLOAT arithmetic is plain IEEE-754, with INT promoted when mixed ----
+
+
+def ieee_div(a: float, b: float) -> float:
+    if b != 0:
+        return a / b
+    if a != a or a == 0:
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
+FLOAT_OPS = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": ieee_div,
+}
+float_leaf = st.one_of(
+    st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False, width=64),
+    st.sampled_from([0.0, -0.0, 1e308, -1e308, 5e-324, 0.1, 3.0]),
+    st.integers(min_value=-1000, max_value=1000),
+)
+float_tree = st.recursive(
+    float_leaf, lambda sub: st.tuples(st.sampled_from(sorted(FLOAT_OPS)), sub, sub), max_leaves=8
+)
+
+
+def render_float(node: Any) -> str:
+    if isinstance(node, tuple):
+        return f"({render_float(node[1])} {node[0]} {render_float(node[2])})"
+    if isinstance(node, int):
+        return f"({node})" if node < 0 else str(node)
+    text = repr(node)
+    if "inf" in text or "nan" in text:
+        raise AssertionError("leaves are finite")
+    if "e" not in text and "." not in text:
+        text += ".0"
+    return f"({text})" if text.startswith("-") else text
+
+
+def model_float(node: Any) -> int | float:
+    """Evaluate with Rhai's typing: INT op INT stays INT (checked), anything with FLOAT is f64."""
+    if not isinstance(node, tuple):
+        return node
+    a, b = model_float(node[1]), model_float(node[2])
+    if isinstance(a, int) and isinstance(b, int):
+        return OPS[node[0]][1](a, b)
+    return FLOAT_OPS[node[0]](float(a), float(b))
+
+
+@settings(max_examples=300, deadline=None)
+@given(float_tree)
+def test_float_arithmetic_is_ieee(node):
+    src = render_float(node)
+    try:
+        expected = model_float(node)
+    except Overflow:
+        try:
+            Engine().eval(src)
+        except RhaiError as err:
+            assert err.kind == "ErrorArithmetic", f"{src}: {err!r}"
+            return
+        raise AssertionError(f"{src}: expected ErrorArithmetic") from None
+    got = Engine().eval(src)
+    assert type(got) is type(expected), f"{src} gave {got!r}, expected {expected!r}"
+    if isinstance(expected, float) and math.isnan(expected):
+        assert math.isnan(got), f"{src} gave {got!r}"
+    else:
+        assert got == expected, f"{src} gave {got!r}, expected {expected!r}"
