@@ -45,3 +45,30 @@ def test_unterminated_interpolation():
 def test_undefined_variable_in_interpolation():
     err = assert_error("`${nope}`", "ErrorVariableNotFound", line=1, column=4)
     assert "nope" in err.message
+
+
+@pytest.mark.parametrize(
+    ("src", "kind", "line", "column"),
+    [
+        pytest.param(
+            "let x = `line1\nline2 ${1/0}`;", "ErrorArithmetic", 2, 10, id="second-line-of-backtick"
+        ),
+        pytest.param(
+            "let x = `\na\n  ${ nope }`;",
+            "ErrorVariableNotFound",
+            3,
+            6,
+            id="third-line-after-dropped-newline",
+        ),
+        pytest.param(
+            'let s = "ab\\\n   cd"; let y = zz;',
+            "ErrorVariableNotFound",
+            2,
+            17,
+            id="after-line-continuation",
+        ),
+        pytest.param('let s = #"a\nb"#; zz', "ErrorVariableNotFound", 2, 6, id="after-raw-string"),
+    ],
+)
+def test_positions_after_multiline_strings(src, kind, line, column):
+    assert_error(src, kind, line=line, column=column)
