@@ -70,7 +70,7 @@ def test_closures(src, expected):
 
 def test_data_race_on_captured_this():
     src = "let a = 20;\nlet foo = |x| { this += a + x };\na.call(foo, 1);\na"
-    err = assert_error(src, "ErrorDataRace", positioned=False)
+    err = assert_error(src, "ErrorDataRace")
     assert err.root().kind == "ErrorDataRace"
 
 

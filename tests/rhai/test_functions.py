@@ -149,7 +149,7 @@ def test_script_function_wins_over_registered_function():
 
 
 def test_garbage_after_fn_keyword():
-    assert_error("fn/*\0\u201e", "ErrorParsing", compile_only=True, positioned=False)
+    assert_error("fn/*\0\u201e", "ErrorParsing", compile_only=True)
 
 
 @pytest.mark.parametrize(("src", "expected"), METHODS)
@@ -365,10 +365,10 @@ def test_functions_called_lists_calls():
 
 def test_stack_overflow_default_limit():
     src = "fn f(n) { if n == 0 { 0 } else { 1 + f(n - 1) } } f(1000)"
-    assert_error(src, "ErrorStackOverflow", positioned=False)
+    assert_error(src, "ErrorStackOverflow")
 
 
 def test_call_levels_limit_is_configurable():
     src = "fn f(n) { if n == 0 { 0 } else { 1 + f(n - 1) } } f(10)"
     assert_value(src, 10, max_call_levels=20)
-    assert_error(src, "ErrorStackOverflow", positioned=False, max_call_levels=8)
+    assert_error(src, "ErrorStackOverflow", max_call_levels=8)

@@ -48,9 +48,7 @@ def test_callbacks_inside_natives_count_operations(tail):
 
 
 def test_too_many_operations_is_unwrapped_outside_eval():
-    assert_error(
-        "fn f() { loop {} } f()", "ErrorTooManyOperations", positioned=False, max_operations=OPS
-    )
+    assert_error("fn f() { loop {} } f()", "ErrorTooManyOperations", max_operations=OPS)
 
 
 @pytest.mark.parametrize(
@@ -63,7 +61,7 @@ def test_too_many_operations_is_unwrapped_outside_eval():
     ],
 )
 def test_operation_limit_is_not_catchable(src):
-    assert_error(src, "ErrorTooManyOperations", positioned=False, max_operations=OPS)
+    assert_error(src, "ErrorTooManyOperations", max_operations=OPS)
 
 
 def test_operation_limit_allows_small_scripts():
@@ -89,7 +87,7 @@ RECURSION = [
 
 @pytest.mark.parametrize("src", RECURSION)
 def test_deep_recursion_is_stack_overflow(src):
-    assert_error(src, "ErrorStackOverflow", positioned=False)
+    assert_error(src, "ErrorStackOverflow")
 
 
 @pytest.mark.parametrize(
@@ -133,9 +131,7 @@ def test_very_deep_data_never_crashes_the_host(depth):
 def test_stack_overflow_respects_configured_level():
     src = "fn f(n) { if n == 0 { 0 } else { 1 + f(n - 1) } } f(5)"
     assert_value(src, 5, max_call_levels=8)
-    assert_error(
-        src.replace("f(5)", "f(9)"), "ErrorStackOverflow", positioned=False, max_call_levels=8
-    )
+    assert_error(src.replace("f(5)", "f(9)"), "ErrorStackOverflow", max_call_levels=8)
 
 
 @pytest.mark.parametrize(
@@ -174,7 +170,7 @@ def test_stack_overflow_with_large_limit_is_not_a_python_crash():
     ],
 )
 def test_deep_expressions_are_parse_errors(src):
-    assert_error(src, "ErrorParsing", parse_kind="ExprTooDeep", positioned=False, compile_only=True)
+    assert_error(src, "ErrorParsing", parse_kind="ExprTooDeep", compile_only=True)
 
 
 def test_expression_depth_limit_is_configurable():
@@ -184,7 +180,6 @@ def test_expression_depth_limit_is_configurable():
         src,
         "ErrorParsing",
         parse_kind="ExprTooDeep",
-        positioned=False,
         compile_only=True,
         max_expr_depth=10,
     )
@@ -197,7 +192,6 @@ def test_expression_depth_in_functions_is_tighter():
         f"fn f() {{ {nested} }}",
         "ErrorParsing",
         parse_kind="ExprTooDeep",
-        positioned=False,
         compile_only=True,
     )
 
@@ -240,7 +234,7 @@ STRING_SIZE = [
 
 @pytest.mark.parametrize(("src", "kind"), STRING_SIZE)
 def test_string_size_limit(src, kind):
-    err = assert_error(src, kind, positioned=False, max_string_size=10, max_operations=OPS)
+    err = assert_error(src, kind, max_string_size=10, max_operations=OPS)
     if kind == "ErrorParsing":
         assert err.parse_kind == "LiteralTooLarge"
 
@@ -249,7 +243,6 @@ def test_string_size_error_is_not_catchable():
     assert_error(
         'try { let s = "a"; loop { s += s; } } catch { 0 }',
         "ErrorDataTooLarge",
-        positioned=False,
         max_string_size=100,
         max_operations=OPS,
     )
@@ -280,9 +273,7 @@ ARRAY_SIZE = [
 
 @pytest.mark.parametrize(("src", "kind"), ARRAY_SIZE)
 def test_array_size_limit(src, kind):
-    err = assert_error(
-        src, kind, positioned=False, max_array_size=10, max_map_size=10, max_operations=OPS
-    )
+    err = assert_error(src, kind, max_array_size=10, max_map_size=10, max_operations=OPS)
     if kind == "ErrorParsing":
         assert err.parse_kind == "LiteralTooLarge"
 
@@ -326,9 +317,7 @@ MAP_SIZE = [
 
 @pytest.mark.parametrize(("src", "kind"), MAP_SIZE)
 def test_map_size_limit(src, kind):
-    err = assert_error(
-        src, kind, positioned=False, max_map_size=10, max_array_size=10, max_operations=OPS
-    )
+    err = assert_error(src, kind, max_map_size=10, max_array_size=10, max_operations=OPS)
     if kind == "ErrorParsing":
         assert err.parse_kind == "LiteralTooLarge"
 
@@ -339,7 +328,7 @@ def test_map_size_zero_is_unlimited():
 
 def test_too_many_variables():
     src = "let a = 1; let b = 2; let c = 3; let d = 4; let e = 5; let f = 6;"
-    assert_error(src, "ErrorTooManyVariables", positioned=False, max_variables=5)
+    assert_error(src, "ErrorTooManyVariables", max_variables=5)
 
 
 def test_variables_within_limit():

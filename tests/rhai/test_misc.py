@@ -107,7 +107,7 @@ VARIABLES_TOO_MANY = [
 
 @pytest.mark.parametrize("src", VARIABLES_TOO_MANY)
 def test_variable_limit_exceeded(src):
-    assert_error(src, "ErrorTooManyVariables", positioned=False, max_variables=5)
+    assert_error(src, "ErrorTooManyVariables", max_variables=5)
 
 
 IDENTIFIERS_BAD = [
