@@ -214,6 +214,25 @@ def test_unlimited_expression_depth_never_crashes(src):
         assert err.kind in {"ErrorParsing", "ErrorStackOverflow"}, repr(err)
 
 
+@pytest.mark.parametrize(
+    "opener",
+    [
+        pytest.param("for i in 0..1 { ", id="for"),
+        pytest.param("loop { ", id="loop"),
+        pytest.param("do { ", id="do"),
+        pytest.param("try { ", id="try"),
+    ],
+)
+@engine_bug("ExprTooDeep for ~20 nested loops (Python's block limit) carries no position")
+def test_nested_loops_give_a_value_or_a_positioned_error(opener):
+    closer = {"for": " }", "loo": " break; }", "do ": " } while false;", "try": " } catch { }"}
+    src = "let x = 0; " + opener * 25 + "x += 1;" + closer[opener[:3]] * 25 + " x"
+    try:
+        assert_value(src, 1)
+    except AssertionError:
+        assert_error(src, "ErrorParsing", parse_kind="ExprTooDeep")
+
+
 def test_python_recursion_is_never_the_failure_mode():
     src = "(" * 5000 + "1" + ")" * 5000
     with pytest.raises(RhaiError) as info:
