@@ -198,3 +198,33 @@ def test_array_for_loop_iterates_copy():
 
 def test_array_of_mixed_display():
     assert_value('let a = [1, "x", [2]]; a.to_string()', '[1, "x", [2]]')
+
+
+BLOBS = [
+    case("blob(3, 0x41)", bytearray(b"AAA")),
+    case("blob()", bytearray()),
+    case("let b = blob(2, 1); b.len()", 2),
+    case(
+        "let b = blob(); b.push(255); b.push(256); b", bytearray(b"\xff\x00"), id="push-truncates"
+    ),
+    case("let b = blob(3, 7); b[0]", 7),
+    case("let b = blob(3, 7); b[-1]", 7),
+    case("let b = blob(3, 7); b[-1] = 300; b", bytearray(b"\x07\x07\x2c"), id="assign-truncates"),
+    case("blob(2, 1) + blob(1, 2)", bytearray(b"\x01\x01\x02")),
+    case("blob(2, 1) == blob(2, 1)", True),
+    case("type_of(blob())", "blob"),
+    case('"AB".to_blob()', bytearray(b"AB")),
+    case('"h\u00e9".to_blob().len()', 3, id="utf8-bytes"),
+    case("blob(2, 0xab).to_string()", "[abab]", id="display-hex"),
+    case('`${"h\u00e9".to_blob()}`', "h\u00e9", id="interpolation-splices-utf8"),
+    case("let n = 0; for x in blob(3, 5) { n += x; } n", 15, id="iterate-bytes"),
+]
+
+
+@pytest.mark.parametrize(("src", "expected"), BLOBS)
+def test_blobs(src, expected):
+    assert_value(src, expected)
+
+
+def test_blob_index_out_of_bounds():
+    assert_error("let b = blob(3, 0);\nb[3]", "ErrorArrayBounds", line=2)
