@@ -363,6 +363,7 @@ class FnGen:
         self.ntmp = 0
         self.ints: set[Decl] = set()
         self.bang = False
+        self.py_blocks = 0
         self.loops: list[str] = []
         self.catches: list[str] = []
         eng = unit.engine
@@ -743,7 +744,20 @@ class FnGen:
                 self.emit(f"    {result} = {else_v}")
         return result or "None"
 
+    def enter_block(self, e: Node) -> None:
+        """Python allows 20 nested loop/try blocks per function; refuse deeper nesting."""
+        self.py_blocks += 1
+        if self.py_blocks > 18:
+            raise compile_error("ExprTooDeep", "Too many nested loops or try blocks", e.pos)
+
     def loop(self, e: Node, want: bool) -> str:
+        self.enter_block(e)
+        try:
+            return self.loop_inner(e, want)
+        finally:
+            self.py_blocks -= 1
+
+    def loop_inner(self, e: Node, want: bool) -> str:
         k = e.kind
         result = self.tmp()
         self.emit(f"{result} = None")
@@ -876,6 +890,13 @@ class FnGen:
         return f"_switch_eq({s}, {self.unit.const(v)})"
 
     def try_(self, e: Node, want: bool) -> str:
+        self.enter_block(e)
+        try:
+            return self.try_inner(e, want)
+        finally:
+            self.py_blocks -= 1
+
+    def try_inner(self, e: Node, want: bool) -> str:
         result = self.tmp() if want else None
         if result:
             self.emit(f"{result} = None")
@@ -1554,8 +1575,12 @@ class FnGen:
         if self.max_vars and len(params) > self.max_vars:
             self.emit("_rt.too_many_vars(P)")
         if this_type:
+            # typed methods exist only for `this` of their type, in method-call style
             self.emit(
-                f"if T is not None and _type_name(T[0]) != {this_type!r}: "
+                f"if T is None: raise _not_found({rhai_name!r}, ({''.join(x + ', ' for x in params)}), P)"
+            )
+            self.emit(
+                f"if _type_name(T[0]) != {this_type!r}: "
                 f"raise _not_found({rhai_name!r}, (T[0]{''.join(', ' + x for x in params)}), P)"
             )
         self.tick(pos)

@@ -268,6 +268,14 @@ class Lexer:
             return self.backtick(line, col)
         if ch == "#" and self.raw_string_start():
             return self.raw_string(line, col)
+        if ch == "#" and self.peek(1) != "{":
+            raise RhaiError(
+                "ErrorParsing",
+                "Unknown operator: '#'",
+                line,
+                col,
+                parse_kind="UnknownOperator",
+            )
         for sym in SYMBOLS:
             if self.src.startswith(sym, self.i):
                 for _ in sym:

@@ -704,7 +704,12 @@ class Runtime:
             raise err(
                 "ErrorRuntime", f"Error in host function '{name}': {e}", p, value=str(e)
             ) from None
-        return from_host(r)
+        r = from_host(r)
+        if type(r) in (str, list, dict):
+            self.check_size(r, p)
+            if type(r) is not str:
+                self.check_deep(r, p)
+        return r
 
     def method(self, name: str, p: Any, obj: Any, *args: Any) -> Any:
         """`obj.name(args)` when no script function applies; may return a `Mut`."""
