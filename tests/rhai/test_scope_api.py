@@ -314,3 +314,19 @@ def test_host_error_kind_is_kept():
         engine.eval('let x = 1;\nopen_file("/etc/shadow")')
     assert info.value.root().kind == "ErrorRuntime"
     assert info.value.line == 2
+
+
+def test_operation_budget_is_per_run():
+    engine = Engine(max_operations=5_000)
+    ast = engine.compile("let s = 0; for i in 0..1000 { s += i; } s")
+    assert [engine.eval(ast) for _ in range(5)] == [499500] * 5
+
+
+def test_engine_is_reusable_after_errors():
+    engine = Engine(max_operations=1_000)
+    for src in ("loop {}", "1 / 0", "let = ;", "fn f() { f() } f()"):
+        try:
+            engine.eval(src)
+        except RhaiError:
+            pass
+    assert same(engine.eval("40 + 2"), 42)
