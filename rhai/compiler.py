@@ -1576,9 +1576,8 @@ class FnGen:
             self.emit("_rt.too_many_vars(P)")
         if this_type:
             # typed methods exist only for `this` of their type, in method-call style
-            self.emit(
-                f"if T is None: raise _not_found({rhai_name!r}, ({''.join(x + ', ' for x in params)}), P)"
-            )
+            plain_args = "".join(x + ", " for x in params)
+            self.emit(f"if T is None: raise _not_found({rhai_name!r}, ({plain_args}), P)")
             self.emit(
                 f"if _type_name(T[0]) != {this_type!r}: "
                 f"raise _not_found({rhai_name!r}, (T[0]{''.join(', ' + x for x in params)}), P)"

@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - the standard library is developed in p
     _STDLIB_NAMES = frozenset()
 
 _UNSET: Any = object()
+_RECURSION_LIMIT = 8000
 
 
 class _ScopeDict(dict):
@@ -139,6 +140,10 @@ class Engine:
         self.on_debug: Callable[[str], Any] = _default_print
         self._host_fns: dict[tuple[str, int], Callable[..., Any]] = {}
         self._rt = Runtime(self)
+        # Deeply nested data (Rhai has no nesting limit) is copied, compared and printed
+        # recursively; Python's default limit of 1000 frames would stop at ~500 levels.
+        if sys.getrecursionlimit() < _RECURSION_LIMIT:
+            sys.setrecursionlimit(_RECURSION_LIMIT)
 
     # ---- host functions ----
     def register_fn(self, name: str, fn: Callable[..., Any]) -> Engine:
