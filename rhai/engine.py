@@ -100,6 +100,9 @@ class AST:
             if n not in own and n not in _STDLIB_NAMES and n not in ENGINE_BUILTINS
         }
         self.fn_table = {key: namespace[py] for key, py in unit.fn_names.items()}
+        self.private: set[tuple[str, int]] = {
+            key for key, fn in unit.script.functions.items() if fn.private
+        }
 
 
 def _default_print(text: str) -> None:
@@ -321,9 +324,9 @@ class Engine:
             r.fns, ns["_SC"], ns["_GC"] = saved
 
     def call_fn(self, ast: AST, name: str, *args: Any) -> Any:
-        """Call a script function of `ast` by name with Python arguments."""
+        """Call a (non-private) script function of `ast` by name with Python arguments."""
         fn = ast.fn_table.get((name, len(args)))
-        if fn is None:
+        if fn is None or (name, len(args)) in ast.private:
             raise RhaiError(
                 "ErrorFunctionNotFound",
                 f"Function not found: {name} ({', '.join(type_name(a) for a in args)})",
