@@ -304,6 +304,8 @@ class Resolver:
             t = n.target
             if t.kind == "var" and t.decl is not None:
                 t.decl.writes.append((n.op, n.value))
+                if n.op == "=" and n.value.kind in ("array", "map"):
+                    _mark_no_copy(n.value, t.decl)
             else:
                 root = _root_var(t)
                 if root is not None:
@@ -969,7 +971,10 @@ class FnGen:
         if k == "array":
             items = self.exprs_in_order(n.items)
             items = [
-                f"_cp({c})" if node.kind in ("var", "index", "prop", "this") else c
+                f"_cp({c})"
+                if node.kind in ("var", "index", "prop", "this")
+                and not getattr(node, "no_copy", False)
+                else c
                 for c, node in zip(items, n.items, strict=True)
             ]
             code = "[" + ", ".join(items) + "]"
@@ -980,7 +985,9 @@ class FnGen:
             values = self.exprs_in_order([v for _, v in n.items])
             parts = []
             for (key, node), c in zip(n.items, values, strict=True):
-                if node.kind in ("var", "index", "prop", "this"):
+                if node.kind in ("var", "index", "prop", "this") and not getattr(
+                    node, "no_copy", False
+                ):
                     c = f"_cp({c})"
                 parts.append(f"{key!r}: {c}")
             code = "{" + ", ".join(parts) + "}"
@@ -1639,6 +1646,32 @@ def _int_literal(code: str) -> int | None:
     if re.fullmatch(r"-?\d+", text):
         return int(text)
     return None
+
+
+def _mark_no_copy(literal: Node, decl: Decl) -> None:
+    """`x = [x]`: the old value of `x` is dropped, so its one use in the literal needs no copy."""
+    items = literal.items if literal.kind == "array" else [v for _, v in literal.items]
+    uses = [i for i in items if i.kind == "var" and i.decl is decl]
+    if len(uses) == 1 and not _mentions(items, decl, uses[0]):
+        uses[0].no_copy = True
+
+
+def _mentions(node: Any, decl: Decl, skip: Node) -> bool:
+    if isinstance(node, Node):
+        if node is skip:
+            return False
+        if node.kind == "var" and node.decl is decl:
+            return True
+        if node.kind == "closure":
+            return decl in node.captures
+        return any(
+            _mentions(v, decl, skip)
+            for k, v in node.__dict__.items()
+            if k not in ("decl", "visible", "frame", "param_decls", "captures")
+        )
+    if isinstance(node, (list, tuple)):
+        return any(_mentions(v, decl, skip) for v in node)
+    return False
 
 
 def _root_var(node: Node) -> Decl | None:

@@ -1049,28 +1049,31 @@ class Runtime:
 
 
 def data_sizes(v: Any) -> tuple[int, int, int]:
-    """(array items, map entries, string bytes) counted through nested containers."""
+    """(array items, map entries, string chars) counted through nested containers."""
     arrays = maps = strings = 0
-    t = type(v)
-    if t is list:
-        arrays = len(v)
-        items = v
-    elif t is dict:
-        maps = len(v)
-        items = v.values()
-    elif t is str:
-        return 0, 0, len(v)
-    else:
-        return 0, 0, 0
-    for x in items:
-        tx = type(x)
-        if tx is list or tx is dict:
-            a, m, s = data_sizes(x)
-            arrays += a
-            maps += m
-            strings += s
-        elif tx is str:
+    stack = [v]
+    pop = stack.pop
+    push = stack.append
+    while stack:
+        x = pop()
+        t = type(x)
+        if t is list:
+            arrays += len(x)
+            items = x
+        elif t is dict:
+            maps += len(x)
+            items = x.values()
+        elif t is str:
             strings += len(x)
+            continue
+        else:
+            continue
+        for y in items:
+            ty = type(y)
+            if ty is list or ty is dict:
+                push(y)
+            elif ty is str:
+                strings += len(y)
     return arrays, maps, strings
 
 
