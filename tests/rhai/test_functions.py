@@ -5,7 +5,7 @@ import pytest
 
 from rhai import Engine, RhaiError
 
-from .conftest import assert_error, assert_value, case, engine_bug, eval_compiled, same
+from .conftest import assert_error, assert_value, case, eval_compiled, same
 
 FUNCTIONS = [
     case("fn add(a, b) { a + b } add(1, 2)", 3),
@@ -187,7 +187,6 @@ def test_typed_methods(src, expected):
     assert_value(src, expected)
 
 
-@engine_bug("a typed method can be called as a plain function")
 def test_typed_method_is_not_a_plain_function():
     err = assert_error("fn int.half() { this / 2 } half()", "ErrorFunctionNotFound", line=1)
     assert err.message.split(": ", 1)[-1].startswith("half")

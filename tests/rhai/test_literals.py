@@ -5,7 +5,7 @@ import pytest
 from rhai import Char, Engine, RhaiError
 from rhai.values import INT_MAX, INT_MIN
 
-from .conftest import assert_error, assert_value, case, check_position, engine_bug
+from .conftest import assert_error, assert_value, case, check_position
 
 INTEGERS = [
     case("42", 42),
@@ -267,7 +267,6 @@ def test_unterminated_strings_point_at_their_start(src):
     )
 
 
-@engine_bug("a stray `#` after a raw string gives MissingToken instead of UnknownOperator")
 def test_stray_hash_after_raw_string_is_unknown_operator():
     assert_error(
         '#"Test string: \\"##',
