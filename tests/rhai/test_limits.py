@@ -1,11 +1,15 @@
 """Engine safety limits (operations, call depth, expression depth, data sizes, variables) and
 the sandbox: scripts cannot reach Python through Python-looking names."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from rhai import Engine, RhaiError
 
-from .conftest import assert_error, assert_value, case
+from .conftest import assert_error, assert_value, case, engine_bug
 
 OPS = 10_000
 
@@ -462,3 +466,47 @@ def test_engine_internals_are_unreachable(src):
     with pytest.raises(RhaiError) as info:
         Engine(max_operations=OPS).eval(src)
     assert info.value.root().kind in {"ErrorFunctionNotFound", "ErrorVariableNotFound"}
+
+
+THREAD_PROBE = """
+import sys, threading
+from rhai import Engine, RhaiError
+
+def run():
+    try:
+        Engine(max_operations=0).eval(sys.argv[1])
+    except RhaiError:
+        pass
+
+threading.stack_size(1024 * 1024)
+worker = threading.Thread(target=run)
+worker.start()
+worker.join()
+print("survived")
+"""
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param("a == a", id="compare", marks=engine_bug("segfault: deep == on a 1 MB stack")),
+        pytest.param(
+            "a.to_string().len()",
+            id="display",
+            marks=engine_bug("segfault: deep to_string on a 1 MB stack"),
+        ),
+        pytest.param("let b = a; b.push(1); b.len()", id="copy"),
+    ],
+)
+def test_deep_data_does_not_crash_a_thread_with_a_1mb_stack(tail):
+    """Hosts may run scripts in worker threads; a script must not be able to segfault them."""
+    src = "let a = []; for i in 0..3000 { a = [a]; } " + tail
+    done = subprocess.run(
+        [sys.executable, "-c", THREAD_PROBE, src],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+    )
+    assert done.returncode == 0 and "survived" in done.stdout, (done.returncode, done.stderr[-500:])
