@@ -103,6 +103,7 @@ class Resolver:
         self.top_decls: list[Decl] = []
         self.outer_names = outer_names
         self.bang_keys: set[tuple[str, int]] = set()
+        self.bang_all = False
 
     def new_decl(self, name: str, const: bool) -> Decl:
         self.counter += 1
@@ -247,6 +248,8 @@ class Resolver:
                 for d in n.visible:
                     d.mutated = True
                 self.bang_keys.add((n.name, len(n.args)))
+                if n.name == "call":
+                    self.bang_all = True
         elif k == "method":
             self.walk(n.target)
             for x in n.args:
@@ -337,6 +340,7 @@ class Unit:
         self.fn_names: dict[tuple[str, int], str] = {}
         self.fn_this: dict[tuple[str, int], bool] = {}
         self.int_fns: set[tuple[str, int]] = set()
+        self.bang_keys: set[tuple[str, int]] = set()
         self.called: set[str] = set()
         self.bang_names: dict[tuple[str, int], str] = {}
         for i, (name, n) in enumerate(script.functions):
@@ -1245,6 +1249,8 @@ class FnGen:
         script = self.unit.fn_names.get(key)
         if script is not None and n.bang:
             return self.bang_call(n, key), None
+        if name == "call" and n.bang and nargs >= 1:
+            return self.bang_call(n, None), None
         if script is not None:
             args = self.exprs_in_order(n.args)
             args = [
@@ -1277,7 +1283,7 @@ class FnGen:
         ]
         return f"_call({name!r}, {p}{''.join(', ' + a for a in args)})", None
 
-    def bang_call(self, n: Node, key: tuple[str, int]) -> str:
+    def bang_call(self, n: Node, key: tuple[str, int] | None) -> str:
         """`f!(args)`: the function reads and writes the caller's variables through a dict."""
         args = self.exprs_in_order(n.args)
         args = [
@@ -1290,10 +1296,15 @@ class FnGen:
         )
         self.emit(f"{env} = _bang_env({self.dyn}, {{{items}}})")
         r = self.tmp()
-        self.emit(
-            f"{r} = {self.unit.bang_names[key]}(None, {self.depth()}, {n.pos!r}, {env}"
-            f"{''.join(', ' + a for a in args)})"
-        )
+        if key is None:
+            # `call!(f, args)`: the pointer's function, run in the caller's scope
+            rest = "".join(a + ", " for a in args[1:])
+            self.emit(f"{r} = _rt.call_bang({args[0]}, {env}, ({rest}), {n.pos!r})")
+        else:
+            self.emit(
+                f"{r} = {self.unit.bang_names[key]}(None, {self.depth()}, {n.pos!r}, {env}"
+                f"{''.join(', ' + a for a in args)})"
+            )
         for d in n.visible:
             if not d.const:
                 self.emit(f"{d.pyname}{'.value' if d.captured else ''} = {env}[{d.name!r}]")
@@ -1823,7 +1834,9 @@ def generate(engine: Any, script: Script, eval_mode: bool = False) -> tuple[str,
                 fn.this_type,
             )
         )
-    for key in sorted(resolver.bang_keys & set(script.functions)):
+    bang_keys = set(script.functions) if resolver.bang_all else resolver.bang_keys
+    unit.bang_keys = bang_keys & set(script.functions)
+    for key in sorted(unit.bang_keys):
         fn = script.functions[key]
         decls, frame = fn_frames[key]
         gen = FnGen(unit, "fn", frame, fn.name)

@@ -100,6 +100,7 @@ class AST:
             if n not in own and n not in _STDLIB_NAMES and n not in ENGINE_BUILTINS
         }
         self.fn_table = {key: namespace[py] for key, py in unit.fn_names.items()}
+        self.bang_table = {key: namespace[unit.bang_names[key]] for key in unit.bang_keys}
         self.private: set[tuple[str, int]] = {
             key for key, fn in unit.script.functions.items() if fn.private
         }
@@ -300,7 +301,7 @@ class Engine:
         sc = scope._vars if scope is not None else _ScopeDict()
         ns = ast._ns
         r = self._rt
-        saved = (r.fns, ns["_SC"], ns["_GC"])
+        saved = (r.fns, ns["_SC"], ns["_GC"], r.bang_fns)
         outermost = r.depth == 0
         if outermost:
             r.ops = itertools.count()
@@ -308,6 +309,7 @@ class Engine:
         ns["_SC"] = ns["_WB"] = sc
         ns["_GC"] = {}
         r.fns = ast.fn_table
+        r.bang_fns = ast.bang_table
         try:
             return _export(ns["_main"](None, 0, None))
         except ExitScript as e:
@@ -321,7 +323,7 @@ class Engine:
         except Exception as e:
             raise RhaiError("ErrorSystem", f"internal engine error: {e!r}") from e
         finally:
-            r.fns, ns["_SC"], ns["_GC"] = saved
+            r.fns, ns["_SC"], ns["_GC"], r.bang_fns = saved
 
     def call_fn(self, ast: AST, name: str, *args: Any) -> Any:
         """Call a (non-private) script function of `ast` by name with Python arguments."""

@@ -513,6 +513,7 @@ class Runtime:
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         self.fns: dict[tuple[str, int], Callable[..., Any]] = {}
+        self.bang_fns: dict[tuple[str, int], Callable[..., Any]] = {}
         self.ops = itertools.count()
         self.depth = 0
         self.native_cache: dict[tuple, Any] = {}
@@ -914,6 +915,16 @@ class Runtime:
             return r
         r = self.native(f.name, p, full)
         return r.result if type(r) is Mut else r
+
+    def call_bang(self, f: Any, env: dict, args: tuple, p: Any) -> Any:
+        """`call!(f, args)`: a script function run in the caller's scope (`env`)."""
+        f = _unshare(f)
+        if type(f) is FnPtr and f.fn is None:
+            full = (*f.curry, *args)
+            fn = self.bang_fns.get((f.name, len(full)))
+            if fn is not None:
+                return fn(None, self.depth + 1, p, env, *full)
+        return self.call_ptr(f, args, None, p)
 
     def call_method_m(self, p: Any, cell: Any, target: Any, *args: Any) -> Any:
         """`x.call(f, args)` binds `this = x` (and `f.call(args)` just calls); `Mut` on change."""
