@@ -1,6 +1,7 @@
 """Engine safety limits (operations, call depth, expression depth, data sizes, variables) and
 the sandbox: scripts cannot reach Python through Python-looking names."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -469,12 +470,12 @@ def test_engine_internals_are_unreachable(src):
 
 
 THREAD_PROBE = """
-import sys, threading
+import json, sys, threading
 from rhai import Engine, RhaiError
 
 def run():
     try:
-        Engine(max_operations=0).eval(sys.argv[1])
+        Engine(**json.loads(sys.argv[2])).eval(sys.argv[1])
     except RhaiError:
         pass
 
@@ -501,8 +502,31 @@ print("survived")
 def test_deep_data_does_not_crash_a_thread_with_a_1mb_stack(tail):
     """Hosts may run scripts in worker threads; a script must not be able to segfault them."""
     src = "let a = []; for i in 0..3000 { a = [a]; } " + tail
+    assert_survives_in_small_thread(src, {"max_operations": 0})
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        pytest.param(
+            "let f = 0; f = |n| if n == 0 { 0 } else { 1 + f.call(n - 1) }; f.call(7000)",
+            id="closure-recursion",
+            marks=engine_bug("segfault: deep closure recursion on a 1 MB stack"),
+        ),
+        pytest.param(
+            "fn f(n) { if n == 0 { 0 } else { 1 + f(n - 1) } } f(7000)", id="fn-recursion"
+        ),
+        pytest.param("fn f(n) { [n].map(|x| f(x + 1)) } f(0)", id="callback-recursion"),
+    ],
+)
+def test_deep_recursion_does_not_crash_a_thread_with_a_1mb_stack(src):
+    """Even when the host allows very deep calls, the script may fail but never kill the host."""
+    assert_survives_in_small_thread(src, {"max_operations": 0, "max_call_levels": 100_000})
+
+
+def assert_survives_in_small_thread(src: str, limits: dict) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", THREAD_PROBE, src],
+        [sys.executable, "-c", THREAD_PROBE, src, json.dumps(limits)],
         capture_output=True,
         text=True,
         timeout=120,
