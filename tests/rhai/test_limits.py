@@ -525,6 +525,7 @@ def test_deep_recursion_does_not_crash_a_thread_with_a_1mb_stack(src):
 
 
 def assert_survives_in_small_thread(src: str, limits: dict) -> None:
+    """Run `src` in a 1 MB-stack thread of a child process, so a segfault fails one test only."""
     done = subprocess.run(
         [sys.executable, "-c", THREAD_PROBE, src, json.dumps(limits)],
         capture_output=True,
