@@ -216,10 +216,22 @@ def equals(a: Any, b: Any) -> bool:
     if ta is tb:
         if ta is float:
             return float_eq(a, b)
+        # plain loops, not all(<generator>): recursion then stays in Python frames and never
+        # grows the C stack, so deeply nested data cannot crash a thread with a small stack
         if ta is list:
-            return len(a) == len(b) and all(equals(x, y) for x, y in zip(a, b, strict=True))
+            if len(a) != len(b):
+                return False
+            for x, y in zip(a, b, strict=True):
+                if not equals(x, y):
+                    return False
+            return True
         if ta is dict:
-            return a.keys() == b.keys() and all(equals(v, b[k]) for k, v in a.items())
+            if a.keys() != b.keys():
+                return False
+            for k, v in a.items():
+                if not equals(v, b[k]):
+                    return False
+            return True
         return a == b
     if (ta is int and tb is float) or (ta is float and tb is int):
         return float_eq(float(a), float(b))
@@ -304,10 +316,15 @@ def to_debug(value: Any) -> str:
     if value is None:
         return "()"
     if t is list:
-        return "[" + ", ".join(to_debug(v) for v in value) + "]"
+        parts = []
+        for v in value:  # a loop, not a generator: see `equals`
+            parts.append(to_debug(v))
+        return "[" + ", ".join(parts) + "]"
     if t is dict:
-        items = ", ".join(f"{to_debug(k)}: {to_debug(value[k])}" for k in sorted(value))
-        return "#{" + items + "}"
+        parts = []
+        for k in sorted(value):
+            parts.append(to_debug(k) + ": " + to_debug(value[k]))
+        return "#{" + ", ".join(parts) + "}"
     if t is FnPtr:
         return f"Fn({value.name})"
     if t is bytearray:
