@@ -221,14 +221,14 @@ def equals(a: Any, b: Any) -> bool:
         if ta is list:
             if len(a) != len(b):
                 return False
-            for x, y in zip(a, b, strict=True):
+            for x, y in zip(a, b, strict=True):  # noqa: SIM110 - see above
                 if not equals(x, y):
                     return False
             return True
         if ta is dict:
             if a.keys() != b.keys():
                 return False
-            for k, v in a.items():
+            for k, v in a.items():  # noqa: SIM110 - see above
                 if not equals(v, b[k]):
                     return False
             return True
