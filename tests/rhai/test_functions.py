@@ -104,7 +104,6 @@ MORE_FUNCTIONS = [
         "hello",
         123,
         id="call-bang",
-        bug="call!(f, ..) does not run in the caller's scope",
     ),
 ]
 
