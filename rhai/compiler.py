@@ -96,12 +96,10 @@ class Resolver:
     cell from the moment it is declared.
     """
 
-    def __init__(self, script_fns: set[str], outer_names: tuple[str, ...] = ()) -> None:
+    def __init__(self) -> None:
         self.counter = 0
-        self.script_fns = script_fns
         self.frame: _Frame | None = None
         self.top_decls: list[Decl] = []
-        self.outer_names = outer_names
         self.bang_keys: set[tuple[str, int]] = set()
         self.bang_all = False
 
@@ -330,15 +328,13 @@ class Resolver:
 class Unit:
     """Module-level output: function definitions, closure factories and constants."""
 
-    def __init__(self, engine: Any, script: Script, eval_mode: bool) -> None:
+    def __init__(self, engine: Any, script: Script) -> None:
         self.engine = engine
         self.script = script
-        self.eval_mode = eval_mode
         self.lines: list[str] = []
         self.consts: list[Any] = []
         self.counter = 0
         self.fn_names: dict[tuple[str, int], str] = {}
-        self.fn_this: dict[tuple[str, int], bool] = {}
         self.int_fns: set[tuple[str, int]] = set()
         self.bang_keys: set[tuple[str, int]] = set()
         self.called: set[str] = set()
@@ -1808,10 +1804,10 @@ def _result_type(op: str, ta: str | None, tb: str | None) -> str | None:
     return None
 
 
-def generate(engine: Any, script: Script, eval_mode: bool = False) -> tuple[str, Unit]:
+def generate(engine: Any, script: Script) -> tuple[str, Unit]:
     """Python source for `script` (defining `_main` and one function per script function)."""
-    unit = Unit(engine, script, eval_mode)
-    resolver = Resolver({name for name, _ in script.functions})
+    unit = Unit(engine, script)
+    resolver = Resolver()
     fn_frames = {}
     for key, fn in script.functions.items():
         fn_frames[key] = resolver.run_frame("fn", None, fn.params, fn.body)
@@ -1822,7 +1818,6 @@ def generate(engine: Any, script: Script, eval_mode: bool = False) -> tuple[str,
     for key, fn in script.functions.items():
         decls, frame = fn_frames[key]
         gen = FnGen(unit, "fn", frame, fn.name)
-        unit.fn_this[key] = frame.uses_this
         parts.extend(
             gen.function_lines(
                 unit.fn_names[key],

@@ -187,7 +187,7 @@ class Engine:
                 max_map_size=self.max_map_size,
                 allow_fn=not eval_mode,
             )
-            code, unit = generate(self, script, eval_mode)
+            code, unit = generate(self, script)
             namespace = self._namespace(unit)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

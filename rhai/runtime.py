@@ -516,7 +516,6 @@ class Runtime:
         self.bang_fns: dict[tuple[str, int], Callable[..., Any]] = {}
         self.ops = itertools.count()
         self.depth = 0
-        self.native_cache: dict[tuple, Any] = {}
 
     # ---- limits ----
     def too_many_ops(self, p: Any) -> None:
@@ -658,24 +657,23 @@ class Runtime:
         script = self.fns.get((name, n))
         if script is not None:
             return script(None, self.depth + 1, p, *[cp(a) for a in args])
-        if True:
-            nat = _lookup(name, args)
-            if nat is not None:
-                try:
-                    r = nat.fn(self, *args)
-                except RhaiError as e:
-                    raise (e.at(*p) if p else e) from None
-                except RecursionError:
-                    raise
-                except Exception as e:  # a native must not leak Python errors
-                    raise err("ErrorRuntime", f"{name}: {e}", p) from None
-                if nat.mutates:
-                    self.check_size(args[0], p)
-                if r is not None:
-                    rt = type(r)
-                    if rt is str or rt is list or rt is dict:
-                        self.check_size(r, p)
-                return r
+        nat = _lookup(name, args)
+        if nat is not None:
+            try:
+                r = nat.fn(self, *args)
+            except RhaiError as e:
+                raise (e.at(*p) if p else e) from None
+            except RecursionError:
+                raise
+            except Exception as e:  # a native must not leak Python errors
+                raise err("ErrorRuntime", f"{name}: {e}", p) from None
+            if nat.mutates:
+                self.check_size(args[0], p)
+            if r is not None:
+                rt = type(r)
+                if rt is str or rt is list or rt is dict:
+                    self.check_size(r, p)
+            return r
         if n == 1 and name.startswith("get$"):
             v = args[0]
             if type(v) is FnPtr:
