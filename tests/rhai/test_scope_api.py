@@ -329,3 +329,26 @@ def test_engine_is_reusable_after_errors():
         with contextlib.suppress(RhaiError):
             engine.eval(src)
     assert same(engine.eval("40 + 2"), 42)
+
+
+def test_host_function_may_reenter_the_same_engine():
+    engine = Engine(max_operations=100_000)
+    engine.register_fn("inner", lambda src: engine.eval(src))
+    assert same(engine.eval('fn f(x) { x * 2 } let a = inner("40 + 2"); f(a)'), 84)
+    assert same(engine.eval('fn f(x) { x * 2 } let a = inner("fn g() { 5 } g()"); f(a) + a'), 15)
+    ast = engine.compile('fn h(x) { x + 1 } h(inner("1"))')
+    assert same(engine.eval(ast), 2)
+
+
+def test_reentrant_script_does_not_see_the_outer_functions():
+    engine = Engine()
+    engine.register_fn("inner", lambda src: engine.eval(src))
+    with pytest.raises(RhaiError) as info:
+        engine.eval('fn f(x) { x * 2 } inner("f(1)")')
+    assert info.value.root().kind == "ErrorFunctionNotFound"
+
+
+def test_engines_are_independent():
+    outer, inner = Engine(), Engine()
+    outer.register_fn("other", lambda: inner.eval("fn z() { 3 } z()"))
+    assert same(outer.eval("fn y() { other() + 1 } y()"), 4)
