@@ -35,3 +35,24 @@ def test_errors_are_rhai_errors():
     with pytest.raises(RhaiError) as info:
         Engine().compile("let x = ;")
     assert info.value.kind == "ErrorParsing"
+
+
+def test_closures_switch_and_try():
+    src = """
+        let total = 0;
+        let add = |x| total += x;
+        for i in 1..=4 { add.call(i); }
+        let kind = switch total { 0 => "none", 1..10 => "small", _ => "big" };
+        let caught = try { 1 / 0 } catch (e) { e.error };
+        [total, kind, caught]
+    """
+    assert Engine().eval(src) == [10, "small", "ErrorArithmetic"]
+
+
+def test_limits_are_errors():
+    with pytest.raises(RhaiError) as info:
+        Engine(max_operations=1000).eval("loop { }")
+    assert info.value.kind == "ErrorTooManyOperations"
+    with pytest.raises(RhaiError) as info:
+        Engine().eval("fn f(n) { f(n + 1) } f(0)")
+    assert info.value.kind == "ErrorStackOverflow"
