@@ -2,6 +2,7 @@
 call_fn into script functions, register_fn, and the Python values that cross the boundary."""
 
 import contextlib
+import threading
 
 import pytest
 
@@ -352,3 +353,19 @@ def test_engines_are_independent():
     outer, inner = Engine(), Engine()
     outer.register_fn("other", lambda: inner.eval("fn z() { 3 } z()"))
     assert same(outer.eval("fn y() { other() + 1 } y()"), 4)
+
+
+def test_separate_engines_run_concurrently_in_threads():
+    results: dict[int, list] = {}
+
+    def work(i: int) -> None:
+        engine = Engine()
+        src = f"let s = 0; for j in 0..{50 + i} {{ s += j; }} fn f(x) {{ x + {i} }} f(s)"
+        results[i] = [engine.eval(src) for _ in range(50)]
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert results == {i: [sum(range(50 + i)) + i] * 50 for i in range(6)}
