@@ -42,8 +42,8 @@ def test_closures_switch_and_try():
         let total = 0;
         let add = |x| total += x;
         for i in 1..=4 { add.call(i); }
-        let kind = switch total { 0 => "none", 1..10 => "small", _ => "big" };
-        let caught = try { 1 / 0 } catch (e) { e.error };
+        let kind = switch total { 0 => "none", 1..=10 => "small", _ => "big" };
+        let caught = (); try { 1 / 0 } catch (e) { caught = e.error; }
         [total, kind, caught]
     """
     assert Engine().eval(src) == [10, "small", "ErrorArithmetic"]
