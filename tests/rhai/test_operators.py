@@ -192,6 +192,35 @@ MORE_COMPARISONS = [
 ]
 
 
+MIXED_COMPARISONS = [
+    case(f"{lhs} {op} {rhs}", expected, id=f"{lhs}{op}{rhs}")
+    for lhs, rhs in (("true", "42"), ('"42"', "42"), ("[1]", "#{}"), ("()", "0"))
+    for op, expected in (("==", False), ("!=", True), (">", False), (">=", False), ("<", False),
+                         ("<=", False))
+] + [
+    case(f"{lhs} {op} {rhs}", expected, id=f"{lhs}{op}{rhs}")
+    for lhs, rhs in (("42", "42.0"), ("42.0", "42"), ('"x"', "'x'"), ("'x'", '"x"'))
+    for op, expected in (("==", True), ("!=", False), (">", False), (">=", True), ("<", False),
+                         ("<=", True))
+] + [
+    case("10 % 4.0", 2.0),
+    case("10 ** 4.0", 10000.0),
+    case("10.0 % 4", 2.0),
+    case("let x = 10; x <<= -1; x", 5, id="shift-assign-negative"),
+    case("let x = 10; x >>= -2; x", 40),
+    case("let x = 10.0; x **= 4; x", 10000.0),
+    case("let x = 16; x |= 74; x", 90),
+    case("let x = false; x |= true; x", True),
+    case("let x = 90; x ^= 12; x", 86),
+    case('"hello" - "el"', "hlo"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("src", "expected"), MIXED_COMPARISONS)
+def test_mixed_type_comparisons(src, expected):
+    assert_value(src, expected)
+
+
 @pytest.mark.parametrize(("src", "expected"), MORE_COMPARISONS)
 def test_more_comparisons(src, expected):
     assert_value(src, expected)
