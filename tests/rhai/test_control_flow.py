@@ -78,6 +78,27 @@ IF = [
 ]
 
 
+MORE_IF = [
+    case("let x = 42; let y = 1 + if x > 40 { 100 } else { 0 } / x; y", 3, id="if-is-a-primary"),
+    case("let x = 2; let y = if x > 1 { 10 } else { 0 } * 2 + 1; y", 21),
+    case(
+        "if false { 1 } else if false { 2 } else if false { 3 } else if false { 4 } "
+        "else if true { 5 } else { 6 }",
+        5,
+        id="long-else-if-chain",
+    ),
+    case("fn neg(x) { -x } neg(5)", -5),
+    case("3 - -+ - +3", 0, id="unary-chain"),
+    case("let x = -5; -x", 5),
+    case("- - 2", 2, id="spaced-double-negation"),
+]
+
+
+@pytest.mark.parametrize(("src", "expected"), MORE_IF)
+def test_more_if_and_unary(src, expected):
+    assert_value(src, expected)
+
+
 @pytest.mark.parametrize(("src", "expected"), IF)
 def test_if(src, expected):
     assert_value(src, expected)
