@@ -21,7 +21,7 @@ from typing import Any
 from .ast import FnDef, Node
 from .errors import RhaiError
 from .parser import Script
-from .values import Char, Range
+from .values import INT_MAX, INT_MIN, Char, Range
 
 _SIMPLE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*|-?\d+(?:\.\d+)?(?:e[-+]?\d+)?|'[^'\\]*')$")
 _LITERAL = re.compile(
@@ -364,6 +364,8 @@ class FnGen:
         self.indent = 1
         self.ntmp = 0
         self.ints: set[Decl] = set()
+        # known value ranges of INT expressions (by generated code), e.g. `for i in 0..10`
+        self.bounds: dict[str, tuple[int, int]] = {}
         self.bang = False
         self.py_blocks = 0
         self.loops: list[str] = []
@@ -816,6 +818,18 @@ class FnGen:
             if d is not None and d.captured:
                 self.emit(f"{d.pyname} = _Shared(None)")
         loop_var = self.tmp() if var.captured else var.pyname
+        if (
+            it.kind == "range"
+            and it.left.kind == "const"
+            and it.right.kind == "const"
+            and type(it.left.value) is int
+            and type(it.right.value) is int
+            and var in self.ints
+            and not var.writes
+        ):
+            hi = it.right.value if it.inclusive else it.right.value - 1
+            if hi >= it.left.value:
+                self.bounds[var.pyname] = (it.left.value, hi)
         if idx is not None:
             idx_var = self.tmp() if idx.captured else idx.pyname
             self.emit(f"for {idx_var}, {loop_var} in enumerate({src}):")
@@ -1187,6 +1201,19 @@ class FnGen:
             guard = f"({checks[0]}) & ({checks[1]})"
         lit_b = _int_literal(b)
         lit_a = _int_literal(a)
+        ba = self.bound_of(a) if ta == "int" else None
+        bb = self.bound_of(b) if tb == "int" else None
+        if ba is not None and bb is not None:
+            exact = _bounded(op, a, ba, b, bb)
+            if exact is not None:
+                code, rng = exact
+                self.bounds[code] = rng
+                return code
+        # with a non-negative operand only one side of the overflow check can fail
+        if bb is not None and op in ("+", "-"):
+            lit_b = bb[0] if bb[0] >= 0 else None
+        if ba is not None and op == "+" and ba[0] >= 0:
+            lit_a = ba[0]
         if op in _ARITH:
             expr = f"(_r := {a1} {op} {b1})"
             if (op == "+" and lit_b is not None and lit_b >= 0) or (
@@ -1213,6 +1240,12 @@ class FnGen:
         slow_fn = "_iadd" if (op == "+" and in_place) else None
         slow = f"{slow_fn}({a2}, {b2}, {p})" if slow_fn else self.slow(op, a2, b2, p)
         return f"({fast} if {guard} else {slow})"
+
+    def bound_of(self, code: str) -> tuple[int, int] | None:
+        v = _int_literal(code)
+        if v is not None:
+            return (v, v)
+        return self.bounds.get(code)
 
     def slow(self, op: str, a: str, b: str, p: str) -> str:
         if op == "+":
@@ -1652,6 +1685,28 @@ def _int_literal(code: str) -> int | None:
     text = code.strip("()")
     if re.fullmatch(r"-?\d+", text):
         return int(text)
+    return None
+
+
+def _bounded(
+    op: str, a: str, ba: tuple[int, int], b: str, bb: tuple[int, int]
+) -> tuple[str, tuple[int, int]] | None:
+    """Plain Python code for an INT operation whose result provably fits in i64."""
+    if op in ("+", "-", "*"):
+        if op == "+":
+            rng = (ba[0] + bb[0], ba[1] + bb[1])
+        elif op == "-":
+            rng = (ba[0] - bb[1], ba[1] - bb[0])
+        else:
+            prods = [x * y for x in ba for y in bb]
+            rng = (min(prods), max(prods))
+        if rng[0] >= INT_MIN and rng[1] <= INT_MAX:
+            return f"({a} {op} {b})", rng
+        return None
+    if op in ("%", "/") and ba[0] >= 0 and bb[0] > 0:
+        if op == "%":
+            return f"({a} % {b})", (0, min(ba[1], bb[1] - 1))
+        return f"({a} // {b})", (ba[0] // bb[1], ba[1] // bb[0])
     return None
 
 
