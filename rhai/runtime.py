@@ -656,11 +656,17 @@ class Runtime:
                 return self.call_host(name, host, args, p)
         script = self.fns.get((name, n))
         if script is not None:
-            return script(None, self.depth + 1, p, *[cp(a) for a in args])
+            return invoke(script, None, self.depth + 1, p, [cp(a) for a in args])
         nat = _lookup(name, args)
         if nat is not None:
             try:
-                r = nat.fn(self, *args)
+                fn = nat.fn
+                if n == 1:
+                    r = fn(self, args[0])
+                elif n == 2:
+                    r = fn(self, args[0], args[1])
+                else:
+                    r = fn(self, *args)
             except RhaiError as e:
                 raise (e.at(*p) if p else e) from None
             except RecursionError:
@@ -898,10 +904,10 @@ class Runtime:
         if f.fn is not None:
             if getattr(f.fn, "arity", len(full)) != len(full):
                 raise not_found(f.name, full, p)
-            return f.fn(this, self.depth + 1, p, *full)
+            return invoke(f.fn, this, self.depth + 1, p, full)
         script = self.fns.get((f.name, len(full)))
         if script is not None:
-            return script(this, self.depth + 1, p, *[cp(a) for a in full])
+            return invoke(script, this, self.depth + 1, p, [cp(a) for a in full])
         builtin = self.engine._builtin_call(f.name, full if this is None else (this[0], *full), p)
         if builtin is not NotImplemented:
             return builtin
@@ -958,8 +964,8 @@ class Runtime:
             if fn is not None and not fnptr.curry and fn.arity == len(args):
                 # closure fast path: no currying, `this` only when the closure uses it
                 if this is _NO_THIS or not fn.uses_this:
-                    return fn(None, self.depth + 1, None, *args)
-                return fn([this], self.depth + 1, None, *args)
+                    return invoke(fn, None, self.depth + 1, None, args)
+                return invoke(fn, [this], self.depth + 1, None, args)
         holder = None if this is _NO_THIS or this is None else [this]
         return self.call_ptr(fnptr, tuple(args), holder, None)
 
@@ -989,14 +995,14 @@ class Runtime:
                 def call_closure(args: list, this: Any = _NO_THIS) -> Any:
                     if len(args) != arity:
                         raise not_found(f.name, args, None)
-                    return fn(None, depth, None, *args)
+                    return invoke(fn, None, depth, None, args)
 
                 return call_closure
 
             def call_closure_this(args: list, this: Any = _NO_THIS) -> Any:
                 if len(args) != arity:
                     raise not_found(f.name, args, None)
-                return fn(None if this is _NO_THIS else [this], depth, None, *args)
+                return invoke(fn, None if this is _NO_THIS else [this], depth, None, args)
 
             return call_closure_this
         call_fn = self.call_fn
@@ -1055,6 +1061,21 @@ class Runtime:
             if type(v) in (int, str, bool, float):
                 out[k] = v
         return out
+
+
+def invoke(fn: Callable[..., Any], this: Any, depth: int, p: Any, args: Any) -> Any:
+    """Call a compiled function without `*args`: an unpacking call goes through C, and deep
+    recursion through C frames can exhaust a small thread stack before Python's limit."""
+    n = len(args)
+    if n == 1:
+        return fn(this, depth, p, args[0])
+    if n == 0:
+        return fn(this, depth, p)
+    if n == 2:
+        return fn(this, depth, p, args[0], args[1])
+    if n == 3:
+        return fn(this, depth, p, args[0], args[1], args[2])
+    return fn(this, depth, p, *args)
 
 
 def data_sizes(v: Any) -> tuple[int, int, int]:
