@@ -1139,12 +1139,13 @@ class FnGen:
     def bind(self, code: str, typ: str | None) -> tuple[str, str, str | None]:
         """(first use, later uses, type check) for an operand used more than once."""
         if _SIMPLE.match(code):
-            check = None if typ == "int" else f"type({code}) is int"
+            # `x.__class__` is a little faster than `type(x)` for the hot INT checks
+            check = None if typ == "int" else f"({code}).__class__ is int"
             return code, code, check
         t = self.tmp()
         if typ == "int":
             return f"({t} := {code})", t, None
-        return f"({t} := {code})", t, f"type({t} := {code}) is int"
+        return f"({t} := {code})", t, f"({t} := {code}).__class__ is int"
 
     def binop(
         self,
@@ -1645,7 +1646,7 @@ class FnGen:
             fast_ints = infer_ints(self.frame.decls, set(spec))
             spec = [d for d in spec if d in fast_ints]
             if spec:
-                self.emit(f"if {' and '.join(f'type({d.pyname}) is int' for d in spec)}:")
+                self.emit(f"if {' and '.join(f'{d.pyname}.__class__ is int' for d in spec)}:")
                 self.indent += 1
                 self.ints = fast_ints
                 value = self.body(body, True)
