@@ -1409,6 +1409,14 @@ class FnGen:
         if name == "is_def_fn" and nargs == 2:
             a, b = self.exprs_in_order(n.args)
             return f"_rt.is_def_fn({a}, {b})", "bool"
+        if name == "is_def_fn" and nargs == 3:
+            typed = {
+                key: fn.this_type
+                for key, fn in self.unit.script.functions.items()
+                if fn.this_type is not None
+            }
+            a, b, c = self.exprs_in_order(n.args)
+            return f"_rt.is_def_method({a}, {b}, {c}, {self.unit.const(typed)})", "bool"
         if name == "is_def_var" and nargs == 1:
             (a,) = self.exprs_in_order(n.args)
             names = tuple(sorted({d.name for d in n.visible}))

@@ -1037,6 +1037,14 @@ class Runtime:
     def is_def_fn(self, name: Any, arity: Any) -> bool:
         return (name, arity) in self.fns
 
+    def is_def_method(self, type_: Any, name: Any, arity: Any, typed: dict) -> bool:
+        """`is_def_fn(type, name, arity)`: a method callable on values of `type`."""
+        if (name, arity) not in self.fns:
+            return False
+        this_type = typed.get((name, arity))
+        aliases = {"int": "i64", "float": "f64", "INT": "i64", "FLOAT": "f64"}
+        return this_type is None or aliases.get(type_, type_) == this_type
+
     # ---- try/catch ----
     @staticmethod
     def catchable(e: RhaiError) -> bool:
