@@ -368,6 +368,7 @@ class FnGen:
         self.bounds: dict[str, tuple[int, int]] = {}
         self.bang = False
         self.py_blocks = 0
+        self.dispatch: list[tuple[str, str]] = []
         self.loops: list[str] = []
         self.catches: list[str] = []
         eng = unit.engine
@@ -1630,6 +1631,12 @@ class FnGen:
             self.emit(f"if D > {eng.max_call_levels}: _so(P)")
         if self.max_vars and len(params) > self.max_vars:
             self.emit("_rt.too_many_vars(P)")
+        for typ, target in self.dispatch:
+            # a typed method of the same name and arity handles `this` of its type
+            args = "".join(", " + x for x in params)
+            self.emit(
+                f"if T is not None and _type_name(T[0]) == {typ!r}: return {target}(T, D, P{args})"
+            )
         if this_type:
             # typed methods exist only for `this` of their type, in method-call style
             plain_args = "".join(x + ", " for x in params)
@@ -1875,13 +1882,37 @@ def generate(engine: Any, script: Script) -> tuple[str, Unit]:
     fn_frames = {}
     for key, fn in script.functions.items():
         fn_frames[key] = resolver.run_frame("fn", None, fn.params, fn.body)
+    extra_frames = {
+        id(fn): resolver.run_frame("fn", None, fn.params, fn.body)
+        for fns in script.extra_methods.values()
+        for fn in fns
+    }
     main_body = Node("block", (1, 1), stmts=script.stmts)
     _, main_frame = resolver.run_frame("main", None, [], main_body)
     parts: list[str] = []
-    unit.int_fns = int_functions(script, fn_frames)
+    unit.int_fns = int_functions(script, fn_frames) - set(script.extra_methods)
+    dispatch: dict[tuple[str, int], list[tuple[str, str]]] = {}
+    for key, fns in script.extra_methods.items():
+        for fn in fns:
+            pyname = f"fx{unit.uid()}_{fn.name}"
+            dispatch.setdefault(key, []).append((fn.this_type, pyname))
+            decls, frame = extra_frames[id(fn)]
+            gen = FnGen(unit, "fn", frame, fn.name)
+            parts.extend(
+                gen.function_lines(
+                    pyname,
+                    [d.pyname for d in decls],
+                    fn.body,
+                    fn.name,
+                    decls,
+                    fn_pos(fn),
+                    fn.this_type,
+                )
+            )
     for key, fn in script.functions.items():
         decls, frame = fn_frames[key]
         gen = FnGen(unit, "fn", frame, fn.name)
+        gen.dispatch = dispatch.get(key, [])
         parts.extend(
             gen.function_lines(
                 unit.fn_names[key],

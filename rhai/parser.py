@@ -69,9 +69,15 @@ def parse_error(kind: str, message: str, pos: tuple[int, int] | None) -> RhaiErr
 class Script:
     """A parsed script: global statements and function definitions keyed by (name, arity)."""
 
-    def __init__(self, stmts: list[Node], functions: dict[tuple[str, int], FnDef]) -> None:
+    def __init__(
+        self,
+        stmts: list[Node],
+        functions: dict[tuple[str, int], FnDef],
+        extra_methods: dict[tuple[str, int], list[FnDef]] | None = None,
+    ) -> None:
         self.stmts = stmts
         self.functions = functions
+        self.extra_methods = extra_methods or {}
 
 
 class Parser:
@@ -101,6 +107,8 @@ class Parser:
         self.in_fn = False
         self.allow_fn = allow_fn
         self.functions: dict[tuple[str, int], FnDef] = {}
+        # typed methods sharing (name, arity) with another function: {key: [FnDef]}
+        self.extra_methods: dict[tuple[str, int], list[FnDef]] = {}
 
     # ---- token helpers ----
     @property
@@ -172,7 +180,7 @@ class Parser:
     # ---- script ----
     def parse_script(self) -> Script:
         stmts = self.statements(top=True)
-        return Script(stmts, self.functions)
+        return Script(stmts, self.functions, self.extra_methods)
 
     def statements(self, top: bool) -> list[Node]:
         stmts: list[Node] = []
@@ -352,7 +360,12 @@ class Parser:
         if not self.at_sym("{"):
             raise parse_error("FnMissingBody", f"Expecting body for function '{name}'", self.pos())
         key = (name, len(params))
-        if key in self.functions:
+        existing = self.functions.get(key)
+        same_type = existing is not None and (
+            existing.this_type == this_type
+            or any(f.this_type == this_type for f in self.extra_methods.get(key, ()))
+        )
+        if same_type:
             raise parse_error(
                 "FnDuplicatedDefinition",
                 f"Function '{name}' with {len(params)} parameters already exists",
@@ -362,8 +375,16 @@ class Parser:
         self.limit, self.depth, self.loop_depth, self.in_fn = self.fn_limit, 0, 0, True
         body = self.block()
         self.limit, self.depth, self.loop_depth, self.in_fn = saved
-        self.functions[key] = FnDef(name, params, body, private, self.pos(start))
-        self.functions[key].this_type = this_type
+        fn = FnDef(name, params, body, private, self.pos(start))
+        fn.this_type = this_type
+        if existing is None:
+            self.functions[key] = fn
+        elif this_type is None:
+            # the untyped function is the primary; typed methods are dispatched from it
+            self.functions[key] = fn
+            self.extra_methods.setdefault(key, []).append(existing)
+        else:
+            self.extra_methods.setdefault(key, []).append(fn)
 
     # ---- expressions ----
     def expr(self) -> Node:
