@@ -163,20 +163,17 @@ TYPED_METHODS = [
         'let z = 1000; z.foo(1); let s = "a"; s.foo(0); [z, s]',
         [1001, "a!"],
         id="typed-and-untyped-same-name",
-        bug="a typed method and a plain function of the same arity are called duplicates",
     ),
     case('fn "string".bar() { this.len() } let s = "abc"; s.bar()', 3, id="quoted-type-name"),
     case(
         'fn "string".bar() { this.len() } is_def_fn("string", "bar", 0)',
         True,
         id="is-def-fn-typed",
-        bug="is_def_fn(type, name, arity) is missing",
     ),
     case(
         'fn "string".bar() { this.len() } is_def_fn("array", "bar", 0)',
         False,
         id="is-def-fn-other-type",
-        bug="is_def_fn(type, name, arity) is missing",
     ),
 ]
 

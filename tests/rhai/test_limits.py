@@ -10,7 +10,7 @@ import pytest
 
 from rhai import Engine, RhaiError
 
-from .conftest import assert_error, assert_value, case, engine_bug
+from .conftest import assert_error, assert_value, case
 
 OPS = 10_000
 
@@ -507,7 +507,6 @@ def test_deep_data_does_not_crash_a_thread_with_a_1mb_stack(tail):
         pytest.param(
             "let f = 0; f = |n| if n == 0 { 0 } else { 1 + f.call(n - 1) }; f.call(7000)",
             id="closure-recursion",
-            marks=engine_bug("segfault: deep closure recursion on a 1 MB stack"),
         ),
         pytest.param(
             "fn f(n) { if n == 0 { 0 } else { 1 + f(n - 1) } } f(7000)", id="fn-recursion"
