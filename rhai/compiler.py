@@ -416,7 +416,6 @@ class FnGen:
     def exprs_in_order(self, nodes: list[Node]) -> list[str]:
         """Compile operands left to right, keeping evaluation order when preludes appear."""
         out: list[str] = []
-        marks: list[tuple[int, int]] = []
         for node in nodes:
             mark = (len(self.lines), self.indent)
             code, _ = self.expr(node)
@@ -424,13 +423,11 @@ class FnGen:
                 # earlier operands must be evaluated before this operand's prelude
                 shift = 0
                 for j in range(len(out)):
-                    _m, _ind = marks[j]
                     if not _LITERAL.match(out[j]):
                         t = self.tmp()
                         self.lines.insert(mark[0] + shift, "    " * mark[1] + f"{t} = {out[j]}")
                         shift += 1
                         out[j] = t
-            marks.append(mark)
             out.append(code)
         return out
 
@@ -1111,8 +1108,10 @@ class FnGen:
     def logic(self, n: Node) -> tuple[str, str]:
         left = self.cond_code(n.left)
         if n.right.kind in ("const", "unit") and type(getattr(n.right, "value", None)) is not bool:
+            # Rhai rejects a non-bool literal operand even when `&&`/`||` would short-circuit:
+            # check the left side, then fail on the right one
             right, _ = self.expr(n.right)
-            return f"_cond({right}, {n.right.pos!r}) if {left} or True else False", "bool"
+            return f"({left} and False) or _cond({right}, {n.right.pos!r})", "bool"
         lines, right = self.capture(lambda: self.cond_code(n.right))
         if not lines:
             if n.kind == "and":
