@@ -576,6 +576,14 @@ def cond_expr(names: tuple[str, ...]) -> st.SearchStrategy[Any]:
     )
 
 
+#: Loop starts near the INT boundaries too, so value-range reasoning about loop variables is tested.
+loop_start = st.one_of(
+    st.just(0),
+    st.integers(min_value=-5, max_value=5),
+    st.sampled_from([INT_MAX - 3, INT_MIN, 2**62, -(2**62), 3037000497]),
+)
+
+
 def statements_for(names: tuple[str, ...], depth: int) -> st.SearchStrategy[list[Any]]:
     assign = st.tuples(
         st.just("set"),
@@ -591,9 +599,7 @@ def statements_for(names: tuple[str, ...], depth: int) -> st.SearchStrategy[list
     stmt = st.one_of(
         assign,
         st.tuples(st.just("if"), cond_expr(names), inner, inner),
-        st.tuples(
-            st.just("for"), st.just(loop_var), st.integers(min_value=0, max_value=3), loop_body
-        ),
+        st.tuples(st.just("for"), st.just(loop_var), loop_start, st.integers(0, 3), loop_body),
     )
     return st.lists(stmt, min_size=1, max_size=4)
 
@@ -635,7 +641,8 @@ def render_stmts(stmts: list[Any]) -> str:
                 f"if {render_cond(s[1])} {{ {render_stmts(s[2])} }} else {{ {render_stmts(s[3])} }}"
             )
         else:
-            out.append(f"for {s[1]} in 0..{s[2]} {{ {render_stmts(s[3])} }}")
+            start, count = s[2], s[3]
+            out.append(f"for {s[1]} in ({start})..({start + count}) {{ {render_stmts(s[4])} }}")
     return " ".join(out)
 
 
@@ -677,9 +684,9 @@ def model_stmts(stmts: list[Any], env: dict[str, int]) -> None:
         elif s[0] == "if":
             model_stmts(s[2] if model_cond(s[1], env) else s[3], env)
         else:
-            for i in range(s[2]):
+            for i in range(s[2], s[2] + s[3]):
                 env[s[1]] = i
-                model_stmts(s[3], env)
+                model_stmts(s[4], env)
             env.pop(s[1], None)
 
 
