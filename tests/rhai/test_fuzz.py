@@ -16,11 +16,16 @@ import math
 import time
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rhai import Char, Engine, RhaiError
 from rhai.values import INT_MAX, INT_MIN
+
+# The engine raises Python's recursion limit the first time an Engine is built; hypothesis warns
+# that it then cannot restore the old limit. That is expected here, not a test problem.
+pytestmark = pytest.mark.filterwarnings("ignore:The recursion limit will not be reset")
 
 LIMITS = {
     "max_operations": 10_000,
