@@ -1,9 +1,11 @@
 """Whole scripts of the kind ZOS users write: validation with try/catch, text aggregation,
 memoised recursion through a captured closure, host functions in a pipeline."""
 
+import pytest
+
 from rhai import Engine, Scope
 
-from .conftest import assert_value, same
+from .conftest import assert_error, assert_value, case, same
 
 VALIDATION = """
 fn validate(vm) {
@@ -141,3 +143,36 @@ def test_script_updates_host_scope_between_runs():
     for _ in range(3):
         engine.run("inventory.web += 1; inventory.db = (inventory.db ?? 0) + 2;", scope)
     assert same(scope.get("inventory"), {"web": 4, "db": 6})
+
+
+TYPE_FLOW = [
+    case("let x = 1; for i in 0..3 { x = x * 2.5; } x", 15.625, id="int-becomes-float-in-loop"),
+    case("fn f(a) { a * 2 } [f(1), f(1.5), f(3)]", [2, 3.0, 6], id="function-called-with-both"),
+    case('let x = 0; for i in 0..3 { if i == 1 { x = "s"; } else { x += 1; } } x', "s1"),
+    case("let t = 0; for i in 0..5 { t += i; if i == 2 { t = t * 1.0; } } t", 10.0),
+    case("let x = 9223372036854775807; x += 0.5; x", 9.223372036854776e18, id="max-plus-half"),
+    case("fn g(n) { if n == 0 { 0.5 } else { n + g(n - 1) } } g(3)", 6.5),
+    case("let a = [1, 2.5, 3]; let s = 0; for v in a { s += v; } s", 6.5),
+    case("let s = 0; for i in 0..4 { s = s + i / 2; } s", 2),
+    case("let s = 0; for i in 0..4 { s = s + i / 2.0; } s", 3.0),
+    case("let x = 5; x /= 2; x *= 1.0; x", 2.0),
+    case("let x = 7; let y = x; y -= 0.5; [x, y]", [7, 6.5]),
+    case("fn h(a, b) { a % b } [h(7, 2), h(7.5, 2), h(-7, 2)]", [1, 1.5, -1]),
+    case("let x = 3; x = x ** 2; x = x ** 0.5; x", 3.0),
+    case("let c = 0; for i in 9223372036854775805..9223372036854775807 { c += 1; } c", 2),
+    case(
+        "let s = 0; for i in 9223372036854775805..9223372036854775807 { s = i + 1; } s",
+        9223372036854775807,
+        id="loop-variable-plus-one-at-max",
+    ),
+]
+
+
+@pytest.mark.parametrize(("src", "expected"), TYPE_FLOW)
+def test_values_change_type_as_rhai_says(src, expected):
+    assert_value(src, expected)
+
+
+def test_loop_variable_overflow_is_still_checked():
+    script = "let s = 0;\nfor i in 9223372036854775805..9223372036854775807 { s = i + 2; } s"
+    assert_error(script, "ErrorArithmetic", line=2)
