@@ -719,15 +719,62 @@ class FnGen:
             return code
         return f"_cond({code}, {node.pos!r})"
 
+    def narrowed(self, cond: Node, truth: bool) -> tuple[str, tuple[int, int]] | None:
+        """`n < 2` on a never-assigned INT variable bounds `n` inside each branch."""
+        if cond.kind != "binary" or cond.op not in ("<", "<=", ">", ">="):
+            return None
+        var, lit = cond.left, cond.right
+        if not (var.kind == "var" and lit.kind == "const" and type(lit.value) is int):
+            return None
+        d = var.decl
+        if d is None or d not in self.ints:
+            return None
+        # only for variables never assigned after their declaration
+        if d.kind == "let":
+            if len(d.writes) != 1:
+                return None
+        elif d.kind not in ("param", "for_range") or d.writes:
+            return None
+        lo, hi = self.bounds.get(d.pyname, (INT_MIN, INT_MAX))
+        v = lit.value
+        op = cond.op if truth else {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}[cond.op]
+        if op == "<":
+            hi = min(hi, v - 1)
+        elif op == "<=":
+            hi = min(hi, v)
+        elif op == ">":
+            lo = max(lo, v + 1)
+        else:
+            lo = max(lo, v)
+        return (d.pyname, (lo, hi)) if lo <= hi else None
+
+    def branch(self, cond: Node, truth: bool, fn: Callable[[], Any]) -> tuple[list[str], Any]:
+        """Compile one branch of an `if`, with what its condition tells about a variable."""
+        narrow = self.narrowed(cond, truth)
+        if narrow is None:
+            return self.capture(fn)
+        name, rng = narrow
+        saved = self.bounds.get(name)
+        self.bounds[name] = rng
+        try:
+            return self.capture(fn)
+        finally:
+            if saved is None:
+                del self.bounds[name]
+            else:
+                self.bounds[name] = saved
+
     def if_(self, e: Node, want: bool) -> str:
         c = self.cond_code(e.cond)
-        then_lines, then_v = self.capture(lambda: self.body(e.then, want))
+        then_lines, then_v = self.branch(e.cond, True, lambda: self.body(e.then, want))
         if e.other is not None:
             other_node = e.other
             if other_node.kind == "if":
-                else_lines, else_v = self.capture(lambda: self.compound(other_node, want))
+                else_lines, else_v = self.branch(
+                    e.cond, False, lambda: self.compound(other_node, want)
+                )
             else:
-                else_lines, else_v = self.capture(lambda: self.body(other_node, want))
+                else_lines, else_v = self.branch(e.cond, False, lambda: self.body(other_node, want))
         else:
             else_lines, else_v = [], "None"
         if want and not then_lines and not else_lines:
