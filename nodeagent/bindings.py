@@ -176,3 +176,6 @@ def bind(
     for name, function in CATALOG.items():
         factory = table.get(name)
         engine.register_fn(name, factory(ctx) if factory else unavailable(function))
+    if "log" in table:
+        # `print` and `debug` write to the job's log too, never to the runner's stdout.
+        engine.on_print = engine.on_debug = table["log"](ctx)

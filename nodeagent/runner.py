@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 RESTART_BACKOFF_MAX = 30.0
 CONSUMER_CLEANUP_EVERY = 30.0
+HEALTHY_AFTER = 60.0  # a worker alive this long resets its restart backoff
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class Worker:
         )
         self.current: str | None = None  # the stream entry being run, for the heartbeat
 
-    def serve(self, stop: Any) -> None:
+    def serve(self, stop: threading.Event) -> None:
         threading.Thread(target=self._heartbeat, args=(stop,), daemon=True).start()
         while not stop.is_set():
             try:
@@ -138,7 +139,7 @@ class Worker:
                 self.current = None
                 stop.wait(1.0)
 
-    def _heartbeat(self, stop: Any) -> None:
+    def _heartbeat(self, stop: threading.Event) -> None:
         while not stop.wait(self.settings.heartbeat_every):
             entry = self.current
             if entry is None:
@@ -170,12 +171,12 @@ class Worker:
             self.current = None
 
     def _execute(self, script: str, ctx: JobContext) -> tuple[str, Any]:
-        engine = new_engine(self.settings)
-        bind(engine, ctx)
-        on_progress = getattr(engine, "on_progress", None)
-        if callable(on_progress):
-            on_progress(lambda _ops: ctx.check())
         try:
+            engine = new_engine(self.settings)
+            bind(engine, ctx)
+            on_progress = getattr(engine, "on_progress", None)
+            if callable(on_progress):
+                on_progress(lambda _ops: ctx.check())
             value = engine.eval(script)
             return "succeeded", to_json_value(value)
         except RhaiError as exc:
@@ -193,9 +194,14 @@ class Worker:
             return "failed", f"ErrorSystem: internal error in a node function: {exc}"
 
 
-def worker_main(settings: RunnerSettings, consumer: str, stop: Any) -> None:
-    """Entry point of a worker process."""
+def worker_main(settings: RunnerSettings, consumer: str) -> None:
+    """Entry point of a worker process. SIGTERM asks it to stop after the job it runs.
+
+    (A signal, not a multiprocessing.Event: a worker killed while waiting on a shared Event
+    leaves it unusable, and the pool kills workers as a matter of course.)
+    """
     _die_with_parent()
+    stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the agent, which stops us
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     sys.setrecursionlimit(20_000)
@@ -210,8 +216,10 @@ class _Slot:
     index: int
     process: Any = None
     consumer: str = ""
-    failures: int = 0
-    restart_at: float = 0.0
+    started_at: float = 0.0
+    failures: int = 0  # deaths in a row, for the restart backoff
+    restart_at: float | None = None  # set once the worker is seen dead
+    killed: bool = False  # the pool killed it (a timeout or cancel): restart at once
 
 
 class RunnerPool:
@@ -230,7 +238,6 @@ class RunnerPool:
         self.settings = settings
         self.watch_every = watch_every
         self.ctx = multiprocessing.get_context(start_method)
-        self.stop_event = self.ctx.Event()
         self.slots = [_Slot(i) for i in range(workers)]
         self.store = JobStore(connect(settings.redis_url), settings.prefix)
         self.restarts = 0
@@ -277,9 +284,12 @@ class RunnerPool:
 
     def _spawn(self, slot: _Slot) -> None:
         slot.consumer = f"w{slot.index}-{secrets.token_hex(4)}"
+        slot.started_at = time.monotonic()
+        slot.restart_at = None
+        slot.killed = False
         slot.process = self.ctx.Process(
             target=worker_main,
-            args=(self.settings, slot.consumer, self.stop_event),
+            args=(self.settings, slot.consumer),
             name=f"zos-runner-{slot.index}",
             daemon=True,
         )
@@ -307,7 +317,9 @@ class RunnerPool:
         self._stop_workers()
 
     def _stop_workers(self) -> None:
-        self.stop_event.set()
+        for slot in self.slots:
+            if slot.process is not None and slot.process.is_alive():
+                slot.process.terminate()
         deadline = time.monotonic() + self._stop_timeout
         for slot in self.slots:
             if slot.process is not None:
@@ -318,29 +330,30 @@ class RunnerPool:
                     slot.process.join(timeout=5)
 
     def _replace_dead(self) -> None:
+        """Start a new worker for each dead one; one that keeps dying is restarted ever slower."""
         now = time.monotonic()
         for slot in self.slots:
             if slot.process.is_alive():
-                if slot.failures and now - slot.restart_at > 60:
+                if slot.failures and now - slot.started_at > HEALTHY_AFTER:
                     slot.failures = 0
                 continue
-            if slot.restart_at > now:
-                continue
-            if slot.restart_at == 0.0 or slot.process.exitcode is not None:
-                log.warning(
-                    "runner %s (pid %d) died with exit code %s; starting a new one",
-                    slot.consumer,
-                    slot.process.pid,
-                    slot.process.exitcode,
-                )
-            slot.process.join(timeout=0)
-            delay = min(RESTART_BACKOFF_MAX, 0.5 * 2**slot.failures) if slot.failures else 0.0
-            slot.failures += 1
-            slot.restart_at = now + delay
-            if delay:
-                continue
-            self._spawn(slot)
-            self.restarts += 1
+            if slot.restart_at is None:
+                slot.process.join(timeout=0)
+                if slot.killed:
+                    delay = 0.0
+                else:
+                    log.warning(
+                        "runner %s (pid %d) died with exit code %s; starting a new one",
+                        slot.consumer,
+                        slot.process.pid,
+                        slot.process.exitcode,
+                    )
+                    delay = min(RESTART_BACKOFF_MAX, 0.5 * 2**slot.failures - 0.5)
+                    slot.failures += 1
+                slot.restart_at = now + delay
+            if now >= slot.restart_at:
+                self._spawn(slot)
+                self.restarts += 1
 
     def _enforce_limits(self) -> None:
         live = self.live_consumers()
@@ -374,9 +387,9 @@ class RunnerPool:
 
     def _kill(self, slot: _Slot, job_id: str, entry_id: str, state: str, error: str) -> None:
         log.warning("job %s: killing runner %s (%s)", job_id, slot.consumer, error)
+        slot.killed = True
         slot.process.kill()
         slot.process.join(timeout=5)
-        slot.restart_at = 0.0
         self.store.finish(job_id, entry_id, state, error=error)
 
     def _cleanup_consumers(self) -> None:

@@ -1,0 +1,231 @@
+"""Runner processes on a real redis-server: scripts run, report in order, stop when told or out
+of time, and no job is lost when a runner or Redis itself is killed mid-job."""
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import rhai
+from nodeagent.jobstore import FINAL_STATES, JobStore, QueuedJob, connect
+from nodeagent.redis_server import RedisServer
+from nodeagent.runner import RunnerPool, RunnerSettings
+
+if not hasattr(rhai, "Engine"):
+    pytest.skip(
+        "rhai.Engine is not available yet: runners cannot run scripts", allow_module_level=True
+    )
+
+FAST = {"visibility_ms": 1000, "block_ms": 200, "kill_grace": 0.5, "max_operations": 300_000}
+_counter = iter(range(1_000_000))
+
+
+def _wait(predicate: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def submit(store: JobStore, script: str, *, timeout: int = 60) -> str:
+    job_id = f"job{next(_counter)}"
+    job = QueuedJob(job_id, 1, owner=9, signer="cd" * 32, name="t", script=script, timeout=timeout)
+    assert store.enqueue(job)
+    return job_id
+
+
+def final(store: JobStore, job_id: str, timeout: float = 20) -> dict:
+    return _wait(
+        lambda: (s := store.job_state(job_id)) and s["state"] in FINAL_STATES and s,
+        timeout,
+        f"job {job_id} to end",
+    )
+
+
+def events(store: JobStore, job_id: str) -> list[dict]:
+    return [f for _, f in store.outbox_after("0-0", 10_000, 0) if f["job_id"] == job_id]
+
+
+def logs(store: JobStore, job_id: str) -> list[str]:
+    return [e["log"] for e in events(store, job_id) if "log" in e]
+
+
+@pytest.fixture
+def start_pool(redis_server: RedisServer) -> Iterator[Callable[..., RunnerPool]]:
+    pools: list[RunnerPool] = []
+
+    def start(workers: int = 2, **settings) -> RunnerPool:
+        merged = {**FAST, **settings}
+        pool = RunnerPool(
+            RunnerSettings(redis_url=redis_server.url, **merged), workers=workers, watch_every=0.1
+        )
+        pools.append(pool.start())
+        return pool
+
+    yield start
+    for pool in pools:
+        pool.stop(timeout=2)
+
+
+def _worker_pid(pool: RunnerPool, store: JobStore, job_id: str) -> int:
+    runner = store.job_state(job_id)["runner"]
+    return next(s.process.pid for s in pool.slots if s.consumer == runner)
+
+
+def test_logs_in_order_then_the_result(store: JobStore, start_pool):
+    start_pool()
+    job = submit(store, 'log("one"); log("two"); let x = 40; x + 2')
+    state = final(store, job)
+    assert state["state"] == "succeeded", state
+    assert json.loads(state["result"]) == 42
+    assert [(e["status"], e.get("log")) for e in events(store, job)] == [
+        ("running", None),
+        ("running", "one"),
+        ("running", "two"),
+        ("succeeded", None),
+    ]
+    assert json.loads(events(store, job)[-1]["result"]) == 42
+    assert store.pending() == []
+
+
+def test_results_are_json(store: JobStore, start_pool):
+    start_pool(workers=1)
+    job = submit(store, """#{a: [1, 2.5, true, 'c', ()], s: "x", f: Fn("foo")}""")
+    state = final(store, job)
+    assert json.loads(state["result"]) == {
+        "a": [1, 2.5, True, "c", None],
+        "s": "x",
+        "f": "foo",
+    }
+
+
+def test_script_errors_fail_the_job_with_kind_and_position(store: JobStore, start_pool):
+    start_pool(workers=1)
+    job = submit(store, "let a = [1];\na[5]")
+    state = final(store, job)
+    assert state["state"] == "failed"
+    assert state["error"].startswith("ErrorArrayBounds: line 2")
+
+
+def test_catalog_functions_without_a_sal_say_so(store: JobStore, start_pool):
+    start_pool(workers=1)
+    job = submit(store, 'vm_create(#{name: "web"})')
+    state = final(store, job)
+    assert state["state"] == "failed"
+    assert "vm_create is not available on this node yet (no hypervisor SAL)" in state["error"]
+
+
+def test_node_info_and_now(store: JobStore, start_pool):
+    store.publish_node_info({"capacity": {"cru": 4}, "health": []})
+    start_pool(workers=1)
+    job = submit(store, "[node_info().capacity.cru, now()]")
+    cru, now = json.loads(final(store, job)["result"])
+    assert cru == 4 and abs(now - time.time()) < 10
+
+
+def test_cancel_stops_a_sleeping_job_without_killing_its_runner(store: JobStore, start_pool):
+    pool = start_pool(workers=1)
+    job = submit(store, 'log("start"); sleep(30000); "never"')
+    _wait(lambda: logs(store, job) == ["start"], 10, "the job to start")
+    pid = _worker_pid(pool, store, job)
+    store.request_cancel(job)
+    state = final(store, job, timeout=5)
+    assert state["state"] == "cancelled"
+    assert events(store, job)[-1]["status"] == "cancelled"
+    assert pool.slots[0].process.pid == pid
+    assert final(store, submit(store, "7"))["result"] == "7"
+
+
+def test_cancel_of_a_busy_script_kills_its_runner_if_it_must(store: JobStore, start_pool):
+    pool = start_pool(workers=1, max_operations=0)
+    job = submit(store, 'log("spin"); let n = 0; loop { n += 1; }')
+    _wait(lambda: logs(store, job) == ["spin"], 10, "the job to start")
+    store.request_cancel(job)
+    assert final(store, job, timeout=10)["state"] == "cancelled"
+    assert final(store, submit(store, "1 + 1"))["result"] == "2"
+    assert pool.restarts <= 1
+
+
+def test_a_job_past_its_timeout_fails(store: JobStore, start_pool):
+    start_pool(workers=1)
+    started = time.monotonic()
+    job = submit(store, "sleep(20000)", timeout=1)
+    state = final(store, job, timeout=10)
+    assert state["state"] == "failed"
+    assert state["error"].startswith("timeout")
+    assert time.monotonic() - started < 5
+
+
+def test_a_runaway_loop_hits_the_operations_limit_and_the_runner_lives_on(
+    store: JobStore, start_pool
+):
+    pool = start_pool(workers=1)
+    pid = pool.slots[0].process.pid
+    job = submit(store, "let n = 0; loop { n += 1; }")
+    state = final(store, job, timeout=60)
+    assert state["state"] == "failed"
+    assert state["error"].startswith("ErrorTooManyOperations")
+    assert final(store, submit(store, '"next"'))["result"] == '"next"'
+    assert pool.slots[0].process.pid == pid
+
+
+def test_deep_recursion_hits_the_call_limit_and_the_runner_lives_on(store: JobStore, start_pool):
+    pool = start_pool(workers=1)
+    pid = pool.slots[0].process.pid
+    job = submit(store, "fn f(n) { f(n + 1) } f(0)")
+    state = final(store, job, timeout=30)
+    assert state["state"] == "failed"
+    assert "ErrorStackOverflow" in state["error"]
+    assert final(store, submit(store, "3"))["result"] == "3"
+    assert pool.slots[0].process.pid == pid
+
+
+def test_a_runner_killed_mid_job_is_replaced_and_the_job_finishes(store: JobStore, start_pool):
+    pool = start_pool(workers=2)
+    job = submit(store, 'log("begin"); sleep(1500); log("end"); "done"')
+    _wait(lambda: logs(store, job) == ["begin"], 10, "the job to start")
+    os.kill(_worker_pid(pool, store, job), signal.SIGKILL)
+    state = final(store, job, timeout=20)
+    assert state["state"] == "succeeded"
+    assert json.loads(state["result"]) == "done"
+    assert state["local_attempts"] == "2"
+    assert logs(store, job) == ["begin", "begin", "end"]  # the rerun starts again
+    _wait(
+        lambda: pool.restarts == 1 and all(s.process.is_alive() for s in pool.slots), 5, "restart"
+    )
+
+
+def test_a_job_whose_runner_keeps_dying_goes_to_the_dead_stream(redis_server, start_pool):
+    store = JobStore(connect(redis_server.url), max_local_attempts=2)
+    pool = start_pool(workers=1, max_local_attempts=2)
+    job = submit(store, 'log("try"); sleep(30000)')
+    for attempt in (1, 2):
+        _wait(lambda a=attempt: len(logs(store, job)) == a, 15, f"attempt {attempt}")
+        os.kill(_worker_pid(pool, store, job), signal.SIGKILL)
+    state = final(store, job, timeout=20)
+    assert state["state"] == "failed"
+    assert "gave up after 2 local attempts" in state["error"]
+    assert [f["job_id"] for _, f in store.redis.xrange(store.dead_key)] == [job]
+
+
+def test_no_accepted_job_is_lost_when_redis_restarts_mid_stream(
+    redis_server: RedisServer, store: JobStore, start_pool
+):
+    jobs = [submit(store, f"sleep(300); {n}") for n in range(12)]
+    start_pool(workers=2)
+    _wait(lambda: any(store.job_state(j)["state"] != "queued" for j in jobs), 10, "a job to run")
+    time.sleep(1.1)  # appendfsync everysec
+    assert sum(store.job_state(j)["state"] == "succeeded" for j in jobs) < 10
+    os.kill(redis_server.process.pid, signal.SIGKILL)
+    _wait(lambda: redis_server.restarts == 1 and not redis_server.down, 15, "redis to restart")
+    more = [submit(store, f"{n}") for n in range(12, 15)]
+    results = [final(store, j, timeout=60) for j in jobs + more]
+    assert [s["state"] for s in results] == ["succeeded"] * 15
+    assert sorted(int(json.loads(s["result"])) for s in results) == list(range(15))
