@@ -85,6 +85,8 @@ class AST:
     - `functions`: {(name, arity)} of the script's own functions.
     - `functions_called`: names the script calls that are neither its own functions nor
       built in (stdlib or engine built-ins), i.e. what the host must provide.
+    - `names_called`: every function name the script calls that is not its own, built in or
+      not; a host that registers a name the stdlib also has (`log`, `sleep`) finds it here.
     """
 
     def __init__(self, source: str, code: str, unit: Any, namespace: dict[str, Any]) -> None:
@@ -94,10 +96,9 @@ class AST:
         self._unit = unit
         self.functions: set[tuple[str, int]] = set(unit.fn_names)
         own = {name for name, _ in unit.fn_names}
+        self.names_called: set[str] = {n for n in unit.called if n not in own}
         self.functions_called: set[str] = {
-            n
-            for n in unit.called
-            if n not in own and n not in _STDLIB_NAMES and n not in ENGINE_BUILTINS
+            n for n in self.names_called if n not in _STDLIB_NAMES and n not in ENGINE_BUILTINS
         }
         self.fn_table = {key: namespace[py] for key, py in unit.fn_names.items()}
         self.bang_table = {key: namespace[unit.bang_names[key]] for key in unit.bang_keys}
