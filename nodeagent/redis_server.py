@@ -137,6 +137,7 @@ class RedisServer:
                     stdout=output,
                     stderr=subprocess.STDOUT,
                     preexec_fn=_die_with_parent,  # only prctl: safe between fork and exec
+                    start_new_session=True,  # a Ctrl-C meant for the agent must not reach it
                 )
         except OSError as exc:
             raise RedisStartError(f"cannot run {self.binary!r}: {exc}") from exc
