@@ -1,7 +1,13 @@
 from django.urls import path
+from rest_framework.routers import SimpleRouter
 
 from coordinator import views
 
+router = SimpleRouter(trailing_slash=False)
+router.register("deployments", views.DeploymentViewSet, basename="deployment")
+
 urlpatterns = [
+    *router.urls,
     path("coordinator/key", views.CoordinatorKeyView.as_view(), name="coordinator-key"),
+    path("scripts/validate", views.ScriptValidateView.as_view(), name="script-validate"),
 ]

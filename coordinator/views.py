@@ -1,11 +1,30 @@
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import permissions, serializers
+"""Thin API views for deployments: parse, call one service, render."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from coordinator import services
 from coordinator.keys import coordinator_signing_key
+from coordinator.models import Deployment, JobEvent
+from coordinator.serializers import (
+    DeploymentSerializer,
+    JobEventSerializer,
+    ScriptSerializer,
+    SubmitSerializer,
+)
+from grid.api_errors import ApiError
+from sal.scripts import ScriptRejected, check_script
 from signing.keys import key_id, public_key_hex
+
+EVENTS_PAGE = 500
+
+
+def _rejected(exc: services.DeploymentRejected) -> ApiError:
+    return ApiError(exc.code, exc.message, status_code=exc.http_status, **exc.details)
 
 
 class CoordinatorKeyView(APIView):
@@ -22,3 +41,75 @@ class CoordinatorKeyView(APIView):
     def get(self, request: Request) -> Response:
         verify_key = coordinator_signing_key().verify_key
         return Response({"public_key": public_key_hex(verify_key), "key_id": key_id(verify_key)})
+
+
+class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """A user's deployments; nobody sees or touches another user's."""
+
+    serializer_class = DeploymentSerializer
+    permission_classes = [permissions.IsAuthenticated]
+
+    def get_queryset(self):
+        return Deployment.objects.filter(owner=self.request.user).select_related("owner", "job")
+
+    @extend_schema(request=SubmitSerializer, responses={201: DeploymentSerializer})
+    def create(self, request: Request) -> Response:
+        serializer = SubmitSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            deployment = services.submit_deployment(
+                owner=request.user, envelope=serializer.validated_data["envelope"]
+            )
+        except services.DeploymentRejected as exc:
+            raise _rejected(exc) from exc
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        try:
+            deployment = services.cancel_deployment(deployment=self.get_object())
+        except services.DeploymentRejected as exc:
+            raise _rejected(exc) from exc
+        return Response(DeploymentSerializer(deployment).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("after", int, description="last seq already seen")],
+        responses=JobEventSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"])
+    def events(self, request: Request, pk: str) -> Response:
+        deployment = self.get_object()
+        try:
+            after = int(request.query_params.get("after", 0))
+        except ValueError:
+            raise ApiError("invalid", "after must be an integer event seq") from None
+        events = list(
+            JobEvent.objects.filter(job__deployment=deployment, id__gt=after).order_by("id")[
+                :EVENTS_PAGE
+            ]
+        )
+        return Response(
+            {
+                "status": deployment.status,
+                "results": JobEventSerializer(events, many=True).data,
+                "next": events[-1].id if events else after,
+            }
+        )
+
+
+class ScriptValidateView(APIView):
+    """Compile a script and check its calls against the catalog, without deploying it."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=ScriptSerializer)
+    def post(self, request: Request) -> Response:
+        serializer = ScriptSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            functions = check_script(serializer.validated_data["script"])
+        except ScriptRejected as exc:
+            details = {k: v for k, v in exc.as_dict().items() if k not in ("error", "message")}
+            raise ApiError(exc.code, exc.message, **details) from exc
+        return Response({"ok": True, "functions": functions})

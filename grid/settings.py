@@ -187,3 +187,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("ZOS_LOG_LEVEL", "INFO")},
     "loggers": {"django.server": {"level": "WARNING"}},
 }
+
+# Jobs: a dispatch not accepted within ZOS_JOB_ACK_TIMEOUT is retried; a run may take `timeout`.
+ZOS_JOB_ACK_TIMEOUT = int(os.environ.get("ZOS_JOB_ACK_TIMEOUT", "60"))
+ZOS_JOB_TIMEOUT = int(os.environ.get("ZOS_JOB_TIMEOUT", "300"))
+ZOS_JOB_MAX_ATTEMPTS = int(os.environ.get("ZOS_JOB_MAX_ATTEMPTS", "3"))
+ZOS_RETRY_BASE = float(os.environ.get("ZOS_RETRY_BASE", "5"))
+# How often a node link looks for work queued by other processes (seconds).
+ZOS_LINK_POLL = float(os.environ.get("ZOS_LINK_POLL", "2"))

@@ -1,0 +1,45 @@
+from django.contrib import admin
+
+from coordinator.models import Deployment, Job, JobEvent
+
+
+class JobInline(admin.StackedInline):
+    model = Job
+    can_delete = False
+    readonly_fields = [
+        "uuid",
+        "node",
+        "attempt",
+        "max_attempts",
+        "state",
+        "timeout",
+        "deadline",
+        "next_attempt_at",
+        "dispatched_at",
+        "finished_at",
+        "result",
+        "error",
+    ]
+    fields = readonly_fields
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "owner", "status", "target_node", "target_farm", "created"]
+    list_filter = ["status"]
+    search_fields = ["name", "owner__username", "script_sha256"]
+    readonly_fields = [f.name for f in Deployment._meta.fields]
+    inlines = [JobInline]
+
+    def has_add_permission(self, request):
+        return False  # deployments arrive signed, through the API
+
+
+@admin.register(JobEvent)
+class JobEventAdmin(admin.ModelAdmin):
+    list_display = ["id", "job", "attempt", "status", "log", "error", "ts"]
+    list_filter = ["status"]
+    readonly_fields = [f.name for f in JobEvent._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

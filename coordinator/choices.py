@@ -1,0 +1,12 @@
+from django.db import models
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    DISPATCHED = "dispatched", "Dispatched"
+    ACCEPTED = "accepted", "Accepted"
+    RUNNING = "running", "Running"
+    RETRYING = "retrying", "Retrying"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"

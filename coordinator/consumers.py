@@ -1,0 +1,176 @@
+"""WebSocket consumers: the node link (`/ws/node/`) and the owner's live feed (`/ws/deployments/`).
+
+Thin on purpose: they authenticate, translate messages, and call coordinator.services.
+"""
+
+import asyncio
+import logging
+import secrets
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from nacl.exceptions import BadSignatureError
+
+from coordinator import services
+from coordinator.envelopes import cancel_envelope
+from coordinator.models import Job
+from coordinator.notify import node_group, user_group
+from ledger.models import Node
+from ledger.states import APPROVED_STATUSES
+from signing import SignatureError
+from signing.keys import b64decode, parse_public_key
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT = 10
+WS_CONTEXT = b"zos-ws-v1\n"
+CLOSE_BAD_SIGNATURE = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_TIMEOUT = 4408
+
+
+@database_sync_to_async
+def _approved_node(public_key: str) -> Node | None:
+    node = Node.objects.filter(public_key=public_key).first()
+    return node if node is not None and node.status in APPROVED_STATUSES else None
+
+
+@database_sync_to_async
+def _cancel_envelope(job_uuid: str) -> dict | None:
+    job = Job.objects.select_related("node").filter(uuid=job_uuid).first()
+    return cancel_envelope(job) if job and job.node else None
+
+
+class NodeLinkConsumer(AsyncJsonWebsocketConsumer):
+    """One per connected node: challenge, hello, then dispatches down and events up."""
+
+    async def connect(self) -> None:
+        self.node_id: int | None = None
+        self.sent: set[tuple[str, int]] = set()
+        self.challenge = secrets.token_hex(16)
+        self.poller: asyncio.Task | None = None
+        await self.accept()
+        await self.send_json({"type": "challenge", "nonce": self.challenge})
+        self.hello_timer = asyncio.get_running_loop().call_later(
+            HELLO_TIMEOUT, lambda: asyncio.ensure_future(self._timeout())
+        )
+
+    async def _timeout(self) -> None:
+        if self.node_id is None:
+            await self.close(code=CLOSE_TIMEOUT)
+
+    async def disconnect(self, code: int) -> None:
+        self.hello_timer.cancel()
+        if self.poller:
+            self.poller.cancel()
+        if self.node_id is not None:
+            await self.channel_layer.group_discard(node_group(self.node_id), self.channel_name)
+
+    async def receive_json(self, content, **kwargs) -> None:
+        if not isinstance(content, dict):
+            return
+        kind = content.get("type")
+        if self.node_id is None:
+            if kind == "hello":
+                await self._hello(content)
+            else:
+                await self.close(code=CLOSE_FORBIDDEN)
+            return
+        handler = {
+            "accepted": self._accepted,
+            "rejected": self._rejected,
+            "event": self._event,
+            "inventory": self._inventory,
+        }.get(kind)
+        if handler:
+            await handler(content)
+
+    async def _hello(self, content: dict) -> None:
+        try:
+            key = parse_public_key(str(content.get("key", "")))
+            key.verify(
+                WS_CONTEXT + self.challenge.encode(),
+                b64decode(str(content.get("sig", "")), what="sig"),
+            )
+        except (SignatureError, BadSignatureError, ValueError):
+            await self.close(code=CLOSE_BAD_SIGNATURE)
+            return
+        node = await _approved_node(bytes(key).hex())
+        if node is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.hello_timer.cancel()
+        self.node_id = node.pk
+        await self.channel_layer.group_add(node_group(node.pk), self.channel_name)
+        await self.send_json({"type": "welcome", "node": node.pk})
+        await self._send_pending()
+        self.poller = asyncio.ensure_future(self._poll())
+
+    async def _poll(self) -> None:
+        """Catch work queued by other processes when the channel layer cannot carry the wake-up."""
+        while True:
+            await asyncio.sleep(settings.ZOS_LINK_POLL)
+            await self._send_pending()
+
+    async def _send_pending(self) -> None:
+        dispatches = await database_sync_to_async(services.pending_dispatches)(self.node_id)
+        for job_id, attempt, envelope in dispatches:
+            if (job_id, attempt) not in self.sent:
+                self.sent.add((job_id, attempt))
+                await self.send_json({"type": "dispatch", "envelope": envelope})
+
+    async def _accepted(self, content: dict) -> None:
+        await database_sync_to_async(services.job_accepted)(
+            node_id=self.node_id,
+            job_id=str(content.get("job_id", "")),
+            attempt=content.get("attempt"),
+        )
+
+    async def _rejected(self, content: dict) -> None:
+        log.warning("node %s refused job %s: %s", self.node_id, content.get("job_id"), content)
+        await database_sync_to_async(services.job_rejected)(
+            node_id=self.node_id,
+            job_id=str(content.get("job_id", "")),
+            attempt=content.get("attempt"),
+            code=str(content.get("error", "rejected"))[:64],
+            message=str(content.get("message", ""))[:1000],
+        )
+
+    async def _event(self, content: dict) -> None:
+        await database_sync_to_async(services.record_node_event)(
+            node_id=self.node_id, message=content
+        )
+        if content.get("id"):
+            await self.send_json({"type": "ack", "ids": [str(content["id"])]})
+
+    async def _inventory(self, content: dict) -> None:
+        log.debug("inventory from node %s: %s", self.node_id, content.get("workloads"))
+
+    async def link_wake(self, message: dict) -> None:
+        await self._send_pending()
+
+    async def link_cancel(self, message: dict) -> None:
+        envelope = await _cancel_envelope(message["job"])
+        if envelope:
+            await self.send_json({"type": "cancel", "envelope": envelope})
+
+
+class DeploymentFeedConsumer(AsyncJsonWebsocketConsumer):
+    """Pushes every job event of the logged-in user's deployments, and nobody else's."""
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_BAD_SIGNATURE)
+            return
+        self.group = user_group(user.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def deployment_event(self, message: dict) -> None:
+        await self.send_json(message["event"])

@@ -1,0 +1,31 @@
+"""The coordinator worker: deadlines, retries with backoff, rescheduling off offline nodes.
+
+Several may run at once: each pass claims rows with SELECT … FOR UPDATE SKIP LOCKED (PostgreSQL;
+on SQLite writes are serialised, and one worker is the norm).
+"""
+
+import signal
+import threading
+
+from django.core.management.base import BaseCommand
+
+from coordinator.services import coordinator_tick
+
+
+class Command(BaseCommand):
+    help = "Run the coordinator worker until SIGTERM (or one pass with --once)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--once", action="store_true", help="run one pass and exit")
+        parser.add_argument("--every", type=float, default=1.0, help="seconds between passes")
+
+    def handle(self, *args, once: bool, every: float, **options) -> None:
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        while True:
+            counts = coordinator_tick()
+            if any(counts.values()):
+                self.stdout.write(", ".join(f"{k}: {v}" for k, v in counts.items() if v))
+            if once or stop.wait(every):
+                return

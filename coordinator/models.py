@@ -1,0 +1,119 @@
+"""Deployments, their jobs, and the events nodes report about them."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from coordinator.choices import JobState
+from coordinator.states import InvalidJobTransition, can_transition
+from ledger.models import Farm, Node, UserKey
+
+
+class Deployment(models.Model):
+    """A user's signed script, kept exactly as verified so it can be re-sent and audited."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="deployments"
+    )
+    name = models.CharField(max_length=63)
+    envelope = models.JSONField(help_text="The DSSE envelope as the user signed it.")
+    payload = models.TextField(help_text="The verified payload bytes (UTF-8 JSON).")
+    signer = models.ForeignKey(UserKey, on_delete=models.PROTECT, related_name="deployments")
+    script_sha256 = models.CharField(max_length=64)
+    nonce = models.CharField(max_length=64)
+    target_node = models.ForeignKey(
+        Node, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    target_farm = models.ForeignKey(
+        Farm, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resources = models.JSONField(default=dict, blank=True)
+    expires_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=16, choices=JobState.choices, default=JobState.QUEUED, db_index=True
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "nonce"], name="deployment_nonce_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} #{self.pk} ({self.status})"
+
+    @property
+    def target(self) -> dict:
+        if self.target_node_id:
+            return {"node": self.target_node_id}
+        return {"farm": self.target_farm_id}
+
+
+class Job(models.Model):
+    """One deployment's execution; retried in place (same uuid, attempt + 1)."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    deployment = models.OneToOneField(Deployment, on_delete=models.CASCADE, related_name="job")
+    node = models.ForeignKey(
+        Node, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
+    )
+    attempt = models.PositiveIntegerField(default=1)
+    max_attempts = models.PositiveIntegerField(default=3)
+    state = models.CharField(
+        max_length=16, choices=JobState.choices, default=JobState.QUEUED, db_index=True
+    )
+    timeout = models.PositiveIntegerField(default=300, help_text="Seconds a run may take.")
+    deadline = models.DateTimeField(null=True, blank=True, db_index=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["node", "state"])]
+
+    def __str__(self) -> str:
+        return f"job {self.uuid.hex[:8]} attempt {self.attempt} ({self.state})"
+
+    def transition_to(self, new: str) -> None:
+        """Validate against JOB_TRANSITIONS and mirror onto the deployment; the caller saves."""
+        if new == self.state:
+            return
+        if not can_transition(self.state, new):
+            raise InvalidJobTransition(self.state, new)
+        self.state = new
+        self.deployment.status = new
+
+
+class JobEvent(models.Model):
+    """An ordered log line or state change; `id` is the cursor clients page with."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    attempt = models.PositiveIntegerField()
+    status = models.CharField(max_length=16)
+    stream_id = models.CharField(max_length=40, blank=True, help_text="Node outbox id.")
+    log = models.TextField(blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    ts = models.DateTimeField(help_text="When it happened, by the reporter's clock.")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "attempt", "stream_id"],
+                condition=~models.Q(stream_id=""),
+                name="event_once_per_stream_id",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job} {self.status} {self.log[:40]}"

@@ -1,0 +1,91 @@
+from rest_framework import serializers
+
+from coordinator.models import Deployment, Job, JobEvent
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class ResourcesSerializer(serializers.Serializer):
+    cru = serializers.IntegerField(min_value=0, max_value=1_000_000, default=0)
+    mru = serializers.IntegerField(min_value=0, max_value=2**62, default=0)
+    sru = serializers.IntegerField(min_value=0, max_value=2**62, default=0)
+    hru = serializers.IntegerField(min_value=0, max_value=2**62, default=0)
+
+
+class TargetSerializer(serializers.Serializer):
+    node = serializers.IntegerField(min_value=1, required=False)
+    farm = serializers.IntegerField(min_value=1, required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        if len(attrs) != 1:
+            raise serializers.ValidationError('target must be {"node": id} or {"farm": id}')
+        return attrs
+
+
+class DeploymentPayloadSerializer(serializers.Serializer):
+    """The signed payload of a deployment envelope (docs/deployments.md §1)."""
+
+    script = serializers.CharField(max_length=64 * 1024, trim_whitespace=False)
+    target = TargetSerializer()
+    nonce = serializers.RegexField(r"^[0-9a-f]{16,64}$")
+    issued_at = serializers.IntegerField(min_value=0)
+    expires_at = serializers.IntegerField(min_value=0)
+    name = serializers.RegexField(NAME_PATTERN)
+    resources = ResourcesSerializer(required=False)
+    timeout = serializers.IntegerField(min_value=1, max_value=24 * 3600, required=False)
+
+
+class SubmitSerializer(serializers.Serializer):
+    envelope = serializers.JSONField()
+
+
+class ScriptSerializer(serializers.Serializer):
+    script = serializers.CharField(max_length=64 * 1024, trim_whitespace=False)
+
+
+class JobSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="uuid.hex", read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "state",
+            "attempt",
+            "max_attempts",
+            "node",
+            "deadline",
+            "next_attempt_at",
+            "result",
+            "error",
+            "finished_at",
+        ]
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    job = JobSerializer(read_only=True)
+    owner = serializers.CharField(source="owner.username", read_only=True)
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "id",
+            "name",
+            "owner",
+            "status",
+            "target",
+            "resources",
+            "script_sha256",
+            "expires_at",
+            "created",
+            "updated",
+            "job",
+        ]
+
+
+class JobEventSerializer(serializers.ModelSerializer):
+    seq = serializers.IntegerField(source="id", read_only=True)
+
+    class Meta:
+        model = JobEvent
+        fields = ["seq", "attempt", "status", "log", "result", "error", "ts", "created"]

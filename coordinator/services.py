@@ -1,0 +1,430 @@
+"""Every state change of the coordinator, as plain functions; views and consumers only call these.
+
+Deployments are verified, checked and placed here; jobs move through JOB_TRANSITIONS here; node
+events are stored here exactly once. Channel messages go out only after the transaction commits.
+"""
+
+import hashlib
+import json
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from nacl.signing import VerifyKey
+
+from coordinator import notify
+from coordinator.choices import JobState
+from coordinator.envelopes import dispatch_envelope
+from coordinator.models import Deployment, Job, JobEvent
+from coordinator.scheduling import has_room, pick_farm_node
+from coordinator.serializers import DeploymentPayloadSerializer, JobEventSerializer
+from coordinator.states import ACTIVE_STATES, FINAL_STATES, ON_NODE_STATES, can_transition
+from ledger.choices import NodeStatus
+from ledger.models import Farm, Node, UserKey
+from sal.scripts import ScriptRejected, check_script
+from signing import SignatureError
+from signing.dsse import DEPLOYMENT_TYPE, verify_envelope
+
+log = logging.getLogger(__name__)
+
+MAX_CLOCK_AHEAD = 300
+MAX_LIFETIME = 7 * 24 * 3600
+MAX_LOG_LINE = 8192
+NODE_EVENT_STATES = {
+    "running": JobState.RUNNING,
+    "succeeded": JobState.SUCCEEDED,
+    "failed": JobState.FAILED,
+    "cancelled": JobState.CANCELLED,
+}
+
+
+class DeploymentRejected(Exception):
+    def __init__(self, code: str, message: str, *, http_status: int = 400, **details: Any):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+        self.details = details
+
+
+def _verify_signature(owner, envelope: Any) -> tuple[bytes, UserKey]:
+    keys = {k.public_key: k for k in UserKey.objects.filter(user=owner, revoked_at__isnull=True)}
+    if not keys:
+        raise DeploymentRejected(
+            "no_keys",
+            "you have no active signing key; add one with `zos key register`",
+            http_status=403,
+        )
+    try:
+        payload, verify_key = verify_envelope(
+            envelope, DEPLOYMENT_TYPE, [VerifyKey(bytes.fromhex(k)) for k in keys]
+        )
+    except SignatureError as exc:
+        status = 403 if exc.code == "signature_invalid" else 400
+        raise DeploymentRejected(exc.code, exc.message, http_status=status) from exc
+    return payload, keys[bytes(verify_key).hex()]
+
+
+def _parse_payload(payload: bytes) -> dict:
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DeploymentRejected("payload_invalid", f"payload is not JSON: {exc}") from exc
+    serializer = DeploymentPayloadSerializer(data=data)
+    if not serializer.is_valid():
+        raise DeploymentRejected(
+            "payload_invalid", "the signed payload has invalid fields", fields=serializer.errors
+        )
+    return serializer.validated_data
+
+
+def _check_times(data: dict, now: float) -> None:
+    if data["issued_at"] > now + MAX_CLOCK_AHEAD:
+        raise DeploymentRejected(
+            "not_yet_valid", "issued_at is in the future; check your clock", server_time=int(now)
+        )
+    if data["expires_at"] <= now:
+        raise DeploymentRejected(
+            "expired", "the envelope has expired; sign it again", server_time=int(now)
+        )
+    if data["expires_at"] - data["issued_at"] > MAX_LIFETIME:
+        raise DeploymentRejected("payload_invalid", "an envelope may be valid for 7 days at most")
+
+
+def _place(target: dict, resources: dict) -> tuple[Node, Node | None, Farm | None]:
+    """Return (node to run on, target node, target farm)."""
+    if "node" in target:
+        node = Node.objects.filter(pk=target["node"]).first()
+        if node is None:
+            raise DeploymentRejected(
+                "unknown_node", f"node {target['node']} does not exist", http_status=404
+            )
+        if node.status != NodeStatus.ONLINE:
+            raise DeploymentRejected(
+                "node_not_online", f"node {node.pk} is {node.status}, not online", http_status=409
+            )
+        if not has_room(node, resources):
+            raise DeploymentRejected(
+                "no_capacity", f"node {node.pk} has not enough free capacity", http_status=409
+            )
+        return node, node, None
+    farm = Farm.objects.filter(pk=target["farm"]).first()
+    if farm is None:
+        raise DeploymentRejected(
+            "unknown_farm", f"farm {target['farm']} does not exist", http_status=404
+        )
+    node = pick_farm_node(farm, resources)
+    if node is None:
+        raise DeploymentRejected(
+            "no_capacity",
+            f"farm {farm.pk} has no online node with the requested free capacity",
+            http_status=409,
+        )
+    return node, None, farm
+
+
+def _arm_for_dispatch(job: Job, now: datetime) -> None:
+    job.deadline = now + timedelta(seconds=settings.ZOS_JOB_ACK_TIMEOUT)
+    job.next_attempt_at = None
+
+
+def submit_deployment(*, owner, envelope: Any) -> Deployment:
+    """Verify, check and place a signed deployment, then queue its job for the node link."""
+    payload, signer = _verify_signature(owner, envelope)
+    data = _parse_payload(payload)
+    now = timezone.now()
+    _check_times(data, now.timestamp())
+    if Deployment.objects.filter(owner=owner, nonce=data["nonce"]).exists():
+        raise DeploymentRejected(
+            "nonce_reused", "this nonce was already used; sign afresh", http_status=409
+        )
+    try:
+        check_script(data["script"])
+    except ScriptRejected as exc:
+        details = {k: v for k, v in exc.as_dict().items() if k not in ("error", "message")}
+        raise DeploymentRejected(exc.code, exc.message, **details) from exc
+    resources = dict(data.get("resources") or {})
+    node, target_node, target_farm = _place(dict(data["target"]), resources)
+    try:
+        with transaction.atomic():
+            deployment = Deployment.objects.create(
+                owner=owner,
+                name=data["name"],
+                envelope=envelope,
+                payload=payload.decode("utf-8"),
+                signer=signer,
+                script_sha256=hashlib.sha256(data["script"].encode("utf-8")).hexdigest(),
+                nonce=data["nonce"],
+                target_node=target_node,
+                target_farm=target_farm,
+                resources=resources,
+                expires_at=datetime.fromtimestamp(data["expires_at"], tz=UTC),
+            )
+            job = Job(
+                deployment=deployment,
+                node=node,
+                max_attempts=settings.ZOS_JOB_MAX_ATTEMPTS,
+                timeout=data.get("timeout", settings.ZOS_JOB_TIMEOUT),
+            )
+            _arm_for_dispatch(job, now)
+            job.save()
+            _event(job, JobState.QUEUED, log=f"queued for node {node.pk}")
+            notify.wake_node_link(node.pk)
+    except IntegrityError as exc:
+        raise DeploymentRejected(
+            "nonce_reused", "this nonce was already used", http_status=409
+        ) from exc
+    return deployment
+
+
+def _push(job: Job, event: JobEvent) -> None:
+    notify.push_to_owner(
+        job.deployment.owner_id,
+        {"deployment": job.deployment_id, "state": job.state, **JobEventSerializer(event).data},
+    )
+
+
+def _event(job: Job, status: str, **fields) -> None:
+    """A coordinator-side event (no stream id): state changes the node did not report."""
+    _push(
+        job,
+        JobEvent.objects.create(
+            job=job, attempt=job.attempt, status=status, ts=timezone.now(), **fields
+        ),
+    )
+
+
+def _save(job: Job) -> None:
+    job.save()
+    job.deployment.save(update_fields=["status", "updated"])
+
+
+def pending_dispatches(node_id: int) -> list[tuple[str, int, dict]]:
+    """(job id, attempt, signed dispatch) for every job the node has not acknowledged yet."""
+    out = []
+    with transaction.atomic():
+        jobs = (
+            Job.objects.select_for_update()
+            .select_related("deployment", "node")
+            .filter(node_id=node_id, state__in=[JobState.QUEUED, JobState.DISPATCHED])
+        )
+        for job in jobs:
+            if job.state == JobState.QUEUED:
+                job.transition_to(JobState.DISPATCHED)
+                job.dispatched_at = timezone.now()
+                _save(job)
+                _event(job, JobState.DISPATCHED)
+            out.append((job.uuid.hex, job.attempt, dispatch_envelope(job)))
+    return out
+
+
+def _job_for_node(node_id: int, job_id: str) -> Job | None:
+    try:
+        job_uuid = uuid.UUID(job_id)
+    except ValueError:
+        return None
+    return (
+        Job.objects.select_for_update()
+        .select_related("deployment")
+        .filter(uuid=job_uuid, node_id=node_id)
+        .first()
+    )
+
+
+def job_accepted(*, node_id: int, job_id: str, attempt: int) -> None:
+    with transaction.atomic():
+        job = _job_for_node(node_id, job_id)
+        if (
+            job is None
+            or job.attempt != attempt
+            or job.state
+            not in (
+                JobState.QUEUED,
+                JobState.DISPATCHED,
+            )
+        ):
+            return
+        job.transition_to(JobState.ACCEPTED)
+        job.deadline = timezone.now() + timedelta(
+            seconds=job.timeout + settings.ZOS_JOB_ACK_TIMEOUT
+        )
+        _save(job)
+        _event(job, JobState.ACCEPTED)
+
+
+def job_rejected(*, node_id: int, job_id: str, attempt: int, code: str, message: str) -> None:
+    """The node refused the dispatch after its own checks: that is final for this job."""
+    with transaction.atomic():
+        job = _job_for_node(node_id, job_id)
+        if job is None or job.attempt != attempt or job.state in FINAL_STATES:
+            return
+        job.transition_to(JobState.FAILED)
+        job.error = f"node {node_id} refused the job: {code}: {message}"[:MAX_LOG_LINE]
+        job.finished_at = timezone.now()
+        _save(job)
+        _event(job, JobState.FAILED, error=job.error)
+
+
+def _node_time(value: Any) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(value), tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return timezone.now()
+
+
+def record_node_event(*, node_id: int, message: dict) -> None:
+    """Store a node's outbox event once and move the job forward; events about jobs the node does
+    not hold change nothing (but are acknowledged, so the node can trim them)."""
+    stream_id = str(message.get("id", ""))[:40]
+    status = str(message.get("status", ""))[:16]
+    if not stream_id or not status:
+        return
+    with transaction.atomic():
+        job = _job_for_node(node_id, str(message.get("job_id", "")))
+        if job is None:
+            return
+        attempt = message.get("attempt")
+        if not isinstance(attempt, int) or attempt < 1:
+            return
+        if JobEvent.objects.filter(job=job, attempt=attempt, stream_id=stream_id).exists():
+            return
+        fields = {
+            "log": str(message.get("log") or "")[:MAX_LOG_LINE],
+            "error": str(message.get("error") or "")[:MAX_LOG_LINE],
+            "result": message.get("result"),
+        }
+        # Only the job's current node gets here, so its word on the job counts whatever attempt
+        # it runs: a re-sent dispatch of a job it already has is not queued twice there.
+        new_state = NODE_EVENT_STATES.get(status)
+        if new_state and can_transition(job.state, new_state):
+            job.transition_to(new_state)
+            if new_state in FINAL_STATES:
+                job.finished_at = timezone.now()
+                job.result = fields["result"]
+                job.error = fields["error"]
+                job.deadline = None
+            _save(job)
+        event = JobEvent.objects.create(
+            job=job,
+            attempt=attempt,
+            status=status,
+            stream_id=stream_id,
+            ts=_node_time(message.get("ts")),
+            **fields,
+        )
+        _push(job, event)
+
+
+def cancel_deployment(*, deployment: Deployment) -> Deployment:
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update().select_related("deployment").get(deployment=deployment)
+        )
+        if job.state in FINAL_STATES:
+            raise DeploymentRejected(
+                "already_finished", f"the deployment already ended {job.state}", http_status=409
+            )
+        was_on_node = job.state in ON_NODE_STATES
+        job.transition_to(JobState.CANCELLED)
+        job.finished_at = timezone.now()
+        job.deadline = None
+        _save(job)
+        _event(job, JobState.CANCELLED, log="cancelled by the owner")
+        if was_on_node and job.node_id:
+            notify.cancel_on_node(job.node_id, job.uuid.hex)
+    return job.deployment
+
+
+def _retry_delay(attempt: int) -> timedelta:
+    return timedelta(seconds=min(300, settings.ZOS_RETRY_BASE * 2 ** (attempt - 1)))
+
+
+def schedule_retry(job: Job, *, reason: str, now: datetime | None = None) -> None:
+    """Retry later with backoff, or fail for good once attempts are used up (row held by caller)."""
+    now = now or timezone.now()
+    if job.attempt >= job.max_attempts:
+        job.transition_to(JobState.FAILED)
+        job.error = f"gave up after {job.attempt} attempts; last: {reason}"
+        job.finished_at = now
+        job.deadline = None
+        _save(job)
+        _event(job, JobState.FAILED, error=job.error)
+        return
+    job.transition_to(JobState.RETRYING)
+    job.error = reason
+    job.deadline = None
+    job.next_attempt_at = now + _retry_delay(job.attempt)
+    _save(job)
+    _event(job, JobState.RETRYING, error=reason)
+
+
+def _claim(queryset):
+    return queryset.select_for_update(skip_locked=True).select_related("deployment", "node")
+
+
+def expire_deadlines(now: datetime | None = None) -> int:
+    now = now or timezone.now()
+    with transaction.atomic():
+        jobs = list(_claim(Job.objects.filter(state__in=ACTIVE_STATES, deadline__lt=now)))
+        for job in jobs:
+            schedule_retry(
+                job, reason=f"no answer from node {job.node_id} while {job.state}", now=now
+            )
+    return len(jobs)
+
+
+def reschedule_from_offline_nodes() -> int:
+    """Farm-targeted jobs on a node that went offline move on at once instead of waiting."""
+    with transaction.atomic():
+        jobs = list(
+            _claim(
+                Job.objects.filter(
+                    state__in=ACTIVE_STATES,
+                    deployment__target_farm__isnull=False,
+                    node__status=NodeStatus.OFFLINE,
+                )
+            )
+        )
+        for job in jobs:
+            schedule_retry(job, reason=f"node {job.node_id} went offline")
+    return len(jobs)
+
+
+def start_due_retries(now: datetime | None = None) -> int:
+    now = now or timezone.now()
+    with transaction.atomic():
+        jobs = list(_claim(Job.objects.filter(state=JobState.RETRYING, next_attempt_at__lte=now)))
+        for job in jobs:
+            deployment = job.deployment
+            if deployment.expires_at <= now:
+                job.transition_to(JobState.FAILED)
+                job.error = f"the envelope expired before a retry could start; last: {job.error}"
+                job.finished_at = now
+                _save(job)
+                _event(job, JobState.FAILED, error=job.error)
+                continue
+            if deployment.target_farm_id:
+                node = pick_farm_node(deployment.target_farm, deployment.resources) or job.node
+            else:
+                node = job.node
+            job.node = node
+            job.attempt += 1
+            job.transition_to(JobState.QUEUED)
+            _arm_for_dispatch(job, now)
+            _save(job)
+            _event(job, JobState.QUEUED, log=f"attempt {job.attempt} queued for node {node.pk}")
+            notify.wake_node_link(node.pk)
+    return len(jobs)
+
+
+def coordinator_tick() -> dict[str, int]:
+    """One pass of the coordinator worker."""
+    return {
+        "expired": expire_deadlines(),
+        "rescheduled": reschedule_from_offline_nodes(),
+        "retried": start_due_retries(),
+    }

@@ -1,0 +1,161 @@
+"""The node link and the owner's live feed over real Channels consumers (in-memory layer)."""
+
+import json
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from nacl.signing import SigningKey
+
+from coordinator.consumers import WS_CONTEXT, DeploymentFeedConsumer, NodeLinkConsumer
+from coordinator.models import Job
+from signing.dsse import DISPATCH_TYPE
+from signing.keys import b64decode, b64encode, public_key_hex
+from tests.coordinator.conftest import deployment_payload
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def connect_node(key: SigningKey) -> tuple[WebsocketCommunicator, dict]:
+    link = WebsocketCommunicator(NodeLinkConsumer.as_asgi(), "/ws/node/")
+    connected, _ = await link.connect()
+    assert connected
+    challenge = await link.receive_json_from()
+    assert challenge["type"] == "challenge"
+    signature = key.sign(WS_CONTEXT + challenge["nonce"].encode()).signature
+    await link.send_json_to(
+        {"type": "hello", "key": public_key_hex(key), "sig": b64encode(signature)}
+    )
+    return link, await link.receive_output(timeout=5)
+
+
+def _payload(envelope: dict) -> dict:
+    assert envelope["payloadType"] == DISPATCH_TYPE
+    return json.loads(b64decode(envelope["payload"], what="payload"))
+
+
+def test_a_node_with_a_bad_signature_is_refused(online_node):
+    async def scenario():
+        link = WebsocketCommunicator(NodeLinkConsumer.as_asgi(), "/ws/node/")
+        await link.connect()
+        await link.receive_json_from()
+        forged = SigningKey.generate().sign(b"something else").signature
+        await link.send_json_to(
+            {"type": "hello", "key": online_node.public_key, "sig": b64encode(forged)}
+        )
+        return await link.receive_output(timeout=5)
+
+    assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4401}
+
+
+def test_an_unknown_node_is_refused():
+    async def scenario():
+        _, reply = await connect_node(SigningKey.generate())
+        return reply
+
+    assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4403}
+
+
+def test_dispatch_accept_event_ack_and_redelivery(alice, online_node):
+    job_id = None
+
+    async def first_session():
+        nonlocal job_id
+        link, welcome = await connect_node(online_node.signing_key)
+        assert json.loads(welcome["text"]) == {"type": "welcome", "node": online_node.pk}
+        dispatch = await link.receive_json_from(timeout=5)
+        assert dispatch["type"] == "dispatch"
+        job_id = _payload(dispatch["envelope"])["job_id"]
+        await link.disconnect()  # dropped before acknowledging
+
+    async def second_session():
+        link, _ = await connect_node(online_node.signing_key)
+        dispatch = await link.receive_json_from(timeout=5)
+        assert _payload(dispatch["envelope"])["job_id"] == job_id  # re-sent after reconnect
+        await link.send_json_to({"type": "accepted", "job_id": job_id, "attempt": 1})
+        event = {"type": "event", "id": "5-0", "job_id": job_id, "attempt": 1}
+        await link.send_json_to({**event, "status": "succeeded", "result": {"ok": True}})
+        ack = await link.receive_json_from(timeout=5)
+        await link.disconnect()
+        return ack
+
+    response = alice.submit(deployment_payload(target={"node": online_node.pk}))
+    assert response.status_code == 201
+    async_to_sync(first_session)()
+    assert async_to_sync(second_session)() == {"type": "ack", "ids": ["5-0"]}
+    job = Job.objects.get(uuid=job_id)
+    assert job.state == "succeeded"
+    assert job.result == {"ok": True}
+
+
+def test_events_reach_the_owner_and_nobody_else(alice, mallory, online_node):
+    async def scenario():
+        feeds = {}
+        for tenant in (alice, mallory):
+            feed = WebsocketCommunicator(DeploymentFeedConsumer.as_asgi(), "/ws/deployments/")
+            feed.scope["user"] = tenant.user
+            connected, _ = await feed.connect()
+            assert connected
+            feeds[tenant.user.username] = feed
+        link, _ = await connect_node(online_node.signing_key)
+        dispatch = await link.receive_json_from(timeout=5)
+        job_id = _payload(dispatch["envelope"])["job_id"]
+        await link.send_json_to(
+            {
+                "type": "event",
+                "id": "1-0",
+                "job_id": job_id,
+                "attempt": 1,
+                "status": "running",
+                "log": "secret of alice",
+            }
+        )
+        await link.receive_json_from(timeout=5)
+        seen = []
+        while not await feeds["alice"].receive_nothing(timeout=0.5):
+            seen.append(await feeds["alice"].receive_json_from())
+        leaked = not await feeds["mallory"].receive_nothing(timeout=0.5)
+        for communicator in (link, *feeds.values()):
+            await communicator.disconnect()
+        return seen, leaked
+
+    response = alice.submit(deployment_payload(target={"node": online_node.pk}))
+    assert response.status_code == 201
+    seen, leaked = async_to_sync(scenario)()
+    assert any(e.get("log") == "secret of alice" for e in seen)
+    assert {e["deployment"] for e in seen} == {response.json()["id"]}
+    assert not leaked
+
+
+def test_an_anonymous_feed_is_closed():
+    async def scenario():
+        from django.contrib.auth.models import AnonymousUser
+
+        feed = WebsocketCommunicator(DeploymentFeedConsumer.as_asgi(), "/ws/deployments/")
+        feed.scope["user"] = AnonymousUser()
+        connected, _ = await feed.connect()
+        return connected
+
+    assert async_to_sync(scenario)() is False
+
+
+def test_the_cli_follows_with_its_api_token_and_a_wrong_token_is_refused(alice):
+    from rest_framework.authtoken.models import Token
+
+    from coordinator.ws_auth import SessionOrTokenAuth
+
+    token = Token.objects.create(user=alice.user).key
+
+    async def connect(header: str) -> bool:
+        feed = WebsocketCommunicator(
+            SessionOrTokenAuth(DeploymentFeedConsumer.as_asgi()),
+            "/ws/deployments/",
+            headers=[(b"authorization", header.encode())],
+        )
+        connected, _ = await feed.connect()
+        if connected:
+            await feed.disconnect()
+        return connected
+
+    assert async_to_sync(connect)(f"Token {token}") is True
+    assert async_to_sync(connect)("Token not-a-real-token") is False
