@@ -31,6 +31,7 @@ from nodeagent.jobstore import JobStore, connect
 from nodeagent.ledger_client import LedgerClient, LedgerRefused, LedgerUnavailable
 from nodeagent.redis_server import RedisServer
 from nodeagent.runner import RunnerPool, RunnerSettings
+from nodeagent.supervisor import Supervisor, ws_url_for
 from nodeagent.verification import NodeAudience
 
 log = logging.getLogger(__name__)
@@ -287,11 +288,6 @@ class NodeAgent:
 
     def _supervise(self) -> None:
         """Run the coordinator link until stopped; a crash of it is logged and it starts again."""
-        try:
-            from nodeagent.supervisor import Supervisor, ws_url_for
-        except ImportError as exc:
-            log.error("deployments disabled: the supervisor cannot be loaded (%s)", exc)
-            return
         supervisor = Supervisor(
             ws_url=ws_url_for(self.config.ledger_url),
             identity=self.identity,

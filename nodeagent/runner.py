@@ -30,6 +30,7 @@ import redis
 
 from nodeagent.bindings import JobContext, bind
 from nodeagent.jobstore import ClaimedJob, JobStore, connect
+from rhai import Engine
 from rhai.errors import RhaiError
 from rhai.values import Char, FnPtr, Range, Shared, Timestamp, to_string
 
@@ -63,10 +64,8 @@ class RunnerSettings:
         return max(0.05, self.visibility_ms / 1000 / 4)
 
 
-def new_engine(settings: RunnerSettings) -> Any:
+def new_engine(settings: RunnerSettings) -> Engine:
     """A fresh engine for one job: nothing a previous script defined can leak into the next."""
-    from rhai import Engine  # imported here: the agent starts (and reports) without a usable engine
-
     return Engine(
         max_operations=settings.max_operations,
         max_call_levels=settings.max_call_levels,

@@ -1,0 +1,281 @@
+"""The node's link to the coordinator: one WebSocket, dispatches in, outbox events out.
+
+Every dispatch is verified here (nodeagent.verification) and the script checked against the SAL
+catalog before it reaches Redis; the coordinator's word alone never queues anything. Events leave
+the outbox only when the coordinator acknowledges them, so a dropped link loses nothing: on
+reconnect everything unacknowledged is sent again and the coordinator ignores what it has.
+"""
+
+import contextlib
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from nacl.signing import VerifyKey
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.sync.client import ClientConnection, connect
+
+from nodeagent.identity import NodeIdentity
+from nodeagent.jobstore import JobStore, QueuedJob
+from nodeagent.ledger_client import LedgerClient, LedgerRefused, LedgerUnavailable
+from nodeagent.verification import DispatchRejected, NodeAudience, verify_cancel, verify_dispatch
+from sal.scripts import ScriptRejected, check_script
+from signing.keys import b64encode, parse_public_key
+
+log = logging.getLogger(__name__)
+
+WS_CONTEXT = b"zos-ws-v1\n"
+HANDSHAKE_TIMEOUT = 10.0
+BACKOFF_MAX = 60.0
+FINAL = {"succeeded", "failed", "cancelled"}
+
+
+class LinkRefused(Exception):
+    pass
+
+
+class UserKeyCache:
+    """User keys from the ledger, cached briefly: revocations take effect within `ttl`."""
+
+    def __init__(self, client: LedgerClient, ttl: float = 60.0) -> None:
+        self.client = client
+        self.ttl = ttl
+        self._cache: dict[int, tuple[float, list[VerifyKey]]] = {}
+
+    def get(self, owner: int, *, fresh: bool = False) -> list[VerifyKey]:
+        cached = self._cache.get(owner)
+        if cached and not fresh and time.monotonic() - cached[0] < self.ttl:
+            return cached[1]
+        reply = self.client.user_keys(owner)
+        keys = [parse_public_key(k["public_key"]) for k in reply["keys"] if not k["revoked"]]
+        self._cache[owner] = (time.monotonic(), keys)
+        return keys
+
+
+def ws_url_for(ledger_url: str) -> str:
+    scheme, rest = ledger_url.split("://", 1)
+    return ("wss://" if scheme == "https" else "ws://") + rest.rstrip("/") + "/ws/node/"
+
+
+class Supervisor:
+    def __init__(
+        self,
+        *,
+        ws_url: str,
+        identity: NodeIdentity,
+        store: JobStore,
+        client: LedgerClient,
+        audience: Callable[[], NodeAudience | None],
+        stop: threading.Event,
+    ) -> None:
+        self.ws_url = ws_url
+        self.identity = identity
+        self.store = store
+        self.client = client
+        self.audience = audience
+        self.stop = stop
+        self.user_keys = UserKeyCache(client)
+        self._coordinator_key: VerifyKey | None = None
+
+    def coordinator_key(self) -> VerifyKey:
+        if self._coordinator_key is None:
+            reply = self.client.request("GET", "/api/v1/coordinator/key")
+            self._coordinator_key = parse_public_key(reply["public_key"])
+        return self._coordinator_key
+
+    def handle_dispatch(self, envelope: Any) -> dict:
+        """Verify, check and queue one dispatch; return the accepted/rejected reply to send."""
+        audience = self.audience()
+        if audience is None:
+            return _rejected(DispatchRejected("not_registered", "this node is not registered yet"))
+        try:
+            job = self._verify(envelope, audience)
+            if not self.store.claim_nonce(job.nonce, job.job_id, _nonce_ttl(job.expires_at)):
+                raise DispatchRejected(
+                    "nonce_replayed",
+                    "this deployment nonce was already used by another job",
+                    job_id=job.job_id,
+                    attempt=job.attempt,
+                )
+            try:
+                check_script(job.script)
+            except ScriptRejected as exc:
+                raise DispatchRejected(
+                    exc.code, exc.message, job_id=job.job_id, attempt=job.attempt
+                ) from exc
+        except DispatchRejected as exc:
+            log.warning("refused job %s: %s: %s", exc.job_id or "?", exc.code, exc.message)
+            return _rejected(exc)
+        queued = self.store.enqueue(
+            QueuedJob(
+                job_id=job.job_id,
+                attempt=job.attempt,
+                owner=job.owner,
+                signer=job.signer,
+                name=job.name,
+                script=job.script,
+                timeout=job.timeout,
+            )
+        )
+        if not queued:
+            self._report_known_job(job.job_id, job.attempt)
+        log.info("job %s attempt %d %s", job.job_id, job.attempt, "queued" if queued else "known")
+        return {"type": "accepted", "job_id": job.job_id, "attempt": job.attempt}
+
+    def _verify(self, envelope: Any, audience: NodeAudience):
+        try:
+            return verify_dispatch(
+                envelope,
+                coordinator_key=self.coordinator_key(),
+                audience=audience,
+                user_keys=self.user_keys.get,
+            )
+        except DispatchRejected as exc:
+            if exc.code != "signature_invalid":
+                raise
+            # The user may have registered the key after we cached their keys: ask once more.
+            return verify_dispatch(
+                envelope,
+                coordinator_key=self.coordinator_key(),
+                audience=audience,
+                user_keys=lambda owner: self.user_keys.get(owner, fresh=True),
+            )
+
+    def _report_known_job(self, job_id: str, attempt: int) -> None:
+        """A re-sent job already finished here: tell the coordinator its outcome again."""
+        state = self.store.job_state(job_id) or {}
+        if state.get("state") in FINAL:
+            fields = {k: state[k] for k in ("result", "error") if state.get(k)}
+            if "result" in fields:
+                fields["result"] = json.loads(fields["result"])
+            self.store.emit(job_id, attempt, state["state"], **fields)
+
+    def handle_cancel(self, envelope: Any) -> None:
+        audience = self.audience()
+        if audience is None:
+            return
+        try:
+            job_id = verify_cancel(
+                envelope, coordinator_key=self.coordinator_key(), audience=audience
+            )
+        except DispatchRejected as exc:
+            log.warning("ignored cancel: %s: %s", exc.code, exc.message)
+            return
+        self.store.request_cancel(job_id)
+
+    def run(self) -> None:
+        failures = 0
+        while not self.stop.is_set():
+            if self.audience() is None:
+                self.stop.wait(1.0)
+                continue
+            try:
+                with connect(
+                    self.ws_url, open_timeout=HANDSHAKE_TIMEOUT, close_timeout=2, max_size=2**22
+                ) as ws:
+                    self._session(ws)
+                failures = 0
+            except (
+                OSError,
+                InvalidHandshake,
+                InvalidURI,
+                ConnectionClosed,
+                TimeoutError,
+                LinkRefused,
+                LedgerRefused,
+                LedgerUnavailable,
+            ) as exc:
+                failures += 1
+                delay = min(BACKOFF_MAX, 2 ** min(failures, 6)) * random.uniform(0.5, 1.0)  # noqa: S311
+                log.warning("coordinator link down (%s); reconnecting in %.1fs", exc, delay)
+                self.stop.wait(delay)
+
+    def _session(self, ws: ClientConnection) -> None:
+        challenge = json.loads(ws.recv(timeout=HANDSHAKE_TIMEOUT))
+        if challenge.get("type") != "challenge":
+            raise LinkRefused(f"expected a challenge, got {challenge.get('type')!r}")
+        signature = self.identity.sign(WS_CONTEXT + str(challenge["nonce"]).encode())
+        ws.send(
+            json.dumps(
+                {"type": "hello", "key": self.identity.public_key_hex, "sig": b64encode(signature)}
+            )
+        )
+        try:
+            welcome = json.loads(ws.recv(timeout=HANDSHAKE_TIMEOUT))
+        except ConnectionClosed as exc:
+            reason = "not approved, or unknown" if exc.rcvd and exc.rcvd.code == 4403 else exc
+            raise LinkRefused(f"coordinator refused this node ({reason})") from exc
+        if welcome.get("type") != "welcome":
+            raise LinkRefused(f"expected welcome, got {welcome.get('type')!r}")
+        log.info("coordinator link up")
+        ws.send(json.dumps({"type": "inventory", "workloads": []}))
+        session_over = threading.Event()
+        shipper = threading.Thread(
+            target=self._ship_outbox, args=(ws, session_over), name="outbox", daemon=True
+        )
+        shipper.start()
+        try:
+            while not self.stop.is_set():
+                try:
+                    raw = ws.recv(timeout=1.0)
+                except TimeoutError:
+                    continue
+                self._on_message(ws, json.loads(raw))
+        finally:
+            session_over.set()
+            shipper.join(timeout=5)
+
+    def _on_message(self, ws: ClientConnection, message: Any) -> None:
+        if not isinstance(message, dict):
+            return
+        kind = message.get("type")
+        if kind == "dispatch":
+            ws.send(json.dumps(self.handle_dispatch(message.get("envelope"))))
+        elif kind == "cancel":
+            self.handle_cancel(message.get("envelope"))
+        elif kind == "ack":
+            ids = [str(i) for i in message.get("ids", [])]
+            self.store.ack_outbox(ids)
+
+    def _ship_outbox(self, ws: ClientConnection, session_over: threading.Event) -> None:
+        """Send every outbox entry, oldest first; on a new session start again from the top."""
+        last = "0-0"
+        try:
+            while not session_over.is_set() and not self.stop.is_set():
+                for entry_id, fields in self.store.outbox_after(last, count=100, block_ms=500):
+                    ws.send(json.dumps({"type": "event", "id": entry_id, **_event_fields(fields)}))
+                    last = entry_id
+        except ConnectionClosed:
+            return
+        except Exception:
+            log.exception("outbox shipping stopped; the link will be re-established")
+            ws.close()
+
+
+def _event_fields(fields: dict) -> dict:
+    out = dict(fields)
+    out["attempt"] = int(out.get("attempt", 0))
+    if "result" in out:
+        with contextlib.suppress(TypeError, ValueError):
+            out["result"] = json.loads(out["result"])
+    if "ts" in out:
+        out["ts"] = float(out["ts"])
+    return out
+
+
+def _nonce_ttl(expires_at: int) -> int:
+    return max(60, int(expires_at - time.time()) + 60)
+
+
+def _rejected(exc: DispatchRejected) -> dict:
+    return {
+        "type": "rejected",
+        "job_id": exc.job_id,
+        "attempt": exc.attempt,
+        "error": exc.code,
+        "message": exc.message,
+    }
