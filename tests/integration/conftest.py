@@ -51,6 +51,11 @@ class ControlPlane:
         env.update(
             ZOS_VAR_DIR=str(self.var_dir),
             ZOS_UPTIME_INTERVAL="2",
+            # Fast job timing so retry paths finish within a test.
+            ZOS_JOB_ACK_TIMEOUT="3",
+            ZOS_JOB_MAX_ATTEMPTS="2",
+            ZOS_RETRY_BASE="0.5",
+            ZOS_LINK_POLL="0.5",
             DJANGO_SETTINGS_MODULE="grid.settings",
             PYTHONUNBUFFERED="1",
         )
