@@ -363,7 +363,11 @@ def schedule_retry(job: Job, *, reason: str, now: datetime | None = None) -> Non
 
 
 def _claim(queryset):
-    return queryset.select_for_update(skip_locked=True).select_related("deployment", "node")
+    """Lock only the job rows: another worker skips them, and nodes and deployments stay free
+    (PostgreSQL also refuses to lock the nullable side of the outer joins select_related makes)."""
+    return queryset.select_for_update(skip_locked=True, of=("self",)).select_related(
+        "deployment", "node"
+    )
 
 
 def expire_deadlines(now: datetime | None = None) -> int:

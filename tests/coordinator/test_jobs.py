@@ -1,9 +1,12 @@
 """The job lifecycle as the coordinator drives it: dispatch, node events, deadlines and retries."""
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from coordinator import services
@@ -139,3 +142,26 @@ def test_coordinator_key_is_published_and_stable(client):
     second = client.get("/api/v1/coordinator/key").json()
     assert first == second
     assert first["public_key"] == public_key_hex(coordinator_signing_key().verify_key)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_several_workers_never_claim_the_same_job(alice, online_node, settings):
+    if connection.vendor != "postgresql":
+        pytest.skip("several coordinator workers need PostgreSQL (SQLite serialises writers)")
+    jobs = [submit(alice, {"node": online_node.pk}) for _ in range(12)]
+    services.pending_dispatches(online_node.pk)
+    late = timezone.now() + timedelta(seconds=settings.ZOS_JOB_ACK_TIMEOUT + 1)
+    start = threading.Barrier(4)
+
+    def worker() -> int:
+        try:
+            start.wait()
+            return services.expire_deadlines(late)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        claimed = sum(pool.map(lambda _: worker(), range(4)))
+    assert claimed == len(jobs)
+    for job in jobs:
+        assert states(job).count("retrying") == 1
