@@ -1,0 +1,118 @@
+"""Workload records and capacity reservations in the node's real Redis."""
+
+import json
+import multiprocessing
+
+import pytest
+
+from nodeagent.jobstore import connect
+from nodeagent.workloads import NoCapacity, Workload, WorkloadError, WorkloadRegistry, check_name
+
+GIB = 2**30
+
+
+@pytest.fixture
+def registry(redis_server) -> WorkloadRegistry:
+    registry = WorkloadRegistry(connect(redis_server.url))
+    registry.redis.set(
+        "zos:node", json.dumps({"capacity": {"cru": 4, "mru": 8 * GIB, "sru": 100 * GIB, "hru": 0}})
+    )
+    return registry
+
+
+def vm(owner: int, name: str, memory_gib: int = 2, **spec) -> Workload:
+    return Workload(
+        owner=owner,
+        kind="vm",
+        name=name,
+        spec={"memory_mb": memory_gib * 1024, **spec},
+        reserved={"cru": 1, "mru": memory_gib * GIB},
+    )
+
+
+def test_a_reservation_holds_capacity_until_released(registry):
+    record, created = registry.reserve(vm(1, "web"))
+    assert created
+    assert registry.used() == {"cru": 1, "mru": 2 * GIB, "sru": 0, "hru": 0}
+    registry.release(record)
+    assert registry.used() == {"cru": 0, "mru": 0, "sru": 0, "hru": 0}
+
+
+def test_the_same_spec_again_is_the_existing_workload(registry):
+    registry.reserve(vm(1, "web"))
+    again, created = registry.reserve(vm(1, "web"))
+    assert again.spec == {"memory_mb": 2048}
+    assert not created
+    assert registry.used()["mru"] == 2 * GIB
+
+
+def test_a_different_spec_under_the_same_name_is_refused(registry):
+    registry.reserve(vm(1, "web"))
+    with pytest.raises(WorkloadError, match="already exists with a different spec"):
+        registry.reserve(vm(1, "web", memory_gib=4))
+
+
+def test_names_are_scoped_per_owner(registry):
+    registry.reserve(vm(1, "web"))
+    _, created = registry.reserve(vm(2, "web", memory_gib=4))
+    assert created
+    assert [w.owner for w in registry.all(kind="vm")] == [1, 2]
+    assert registry.get(2, "vm", "web").spec["memory_mb"] == 4096
+    with pytest.raises(WorkloadError, match="you have no vm named 'db'"):
+        registry.require(2, "vm", "db")
+
+
+def test_beyond_free_capacity_fails_with_the_numbers(registry):
+    registry.reserve(vm(1, "a", memory_gib=6))
+    with pytest.raises(NoCapacity, match="3072 MiB memory requested, 2048 MiB memory free"):
+        registry.reserve(vm(2, "b", memory_gib=3))
+    assert len(registry.all()) == 1
+
+
+def _grab(url: str, owner: int, results) -> None:
+    registry = WorkloadRegistry(connect(url))
+    try:
+        registry.reserve(vm(owner, "big", memory_gib=5))
+        results.put("ok")
+    except NoCapacity:
+        results.put("full")
+
+
+def test_concurrent_runners_cannot_both_take_the_last_memory(registry, redis_server):
+    results = multiprocessing.get_context("spawn").Queue()
+    workers = [
+        multiprocessing.get_context("spawn").Process(
+            target=_grab, args=(redis_server.url, n, results)
+        )
+        for n in range(1, 5)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    outcomes = sorted(results.get(timeout=5) for _ in workers)
+    assert outcomes == ["full", "full", "full", "ok"]
+    assert registry.used()["mru"] == 5 * GIB
+
+
+@pytest.mark.parametrize("name", ["", "Web", "-a", "a-", "a_b", "a" * 33, "../x", 7])
+def test_bad_names_are_refused(name):
+    with pytest.raises(WorkloadError, match="not valid"):
+        check_name("vm", name)
+
+
+def test_inventory_lists_owners_and_public_details(registry):
+    record, _ = registry.reserve(vm(1, "web"))
+    record.state = "ready"
+    record.details = {"mycelium_ip": "4ab:cd::5"}
+    registry.save(record)
+    assert registry.inventory() == [
+        {
+            "owner": 1,
+            "kind": "vm",
+            "name": "web",
+            "state": "ready",
+            "reserved": {"cru": 1, "mru": 2 * GIB},
+            "mycelium_ip": "4ab:cd::5",
+        }
+    ]
