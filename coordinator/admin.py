@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from coordinator.models import Deployment, Job, JobEvent
+from coordinator.models import Deployment, Job, JobEvent, Workload
 
 
 class JobInline(admin.StackedInline):
@@ -43,3 +43,14 @@ class JobEventAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(Workload)
+class WorkloadAdmin(admin.ModelAdmin):
+    list_display = ["id", "node", "owner", "kind", "name", "state", "updated"]
+    list_filter = ["kind", "state"]
+    search_fields = ["name", "owner__username"]
+    readonly_fields = [f.name for f in Workload._meta.fields]
+
+    def has_add_permission(self, request):
+        return False  # nodes report workloads; they are never made here

@@ -14,6 +14,7 @@ from nacl.exceptions import BadSignatureError
 
 from coordinator import services
 from coordinator.envelopes import cancel_envelope
+from coordinator.inventory import record_inventory
 from coordinator.models import Job
 from coordinator.notify import node_group, user_group
 from ledger.models import Node
@@ -145,7 +146,7 @@ class NodeLinkConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "ack", "ids": [str(content["id"])]})
 
     async def _inventory(self, content: dict) -> None:
-        log.debug("inventory from node %s: %s", self.node_id, content.get("workloads"))
+        await database_sync_to_async(record_inventory)(self.node_id, content.get("workloads"))
 
     async def link_wake(self, message: dict) -> None:
         await self._send_pending()

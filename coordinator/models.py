@@ -117,3 +117,30 @@ class JobEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} {self.status} {self.log[:40]}"
+
+
+class Workload(models.Model):
+    """A VM, volume or database as its node last reported it (the node's inventory is the truth;
+    this is the coordinator's copy, so owners and the dashboard can see what runs where)."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="workloads")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workloads"
+    )
+    kind = models.CharField(max_length=16)
+    name = models.CharField(max_length=63)
+    state = models.CharField(max_length=16)
+    reserved = models.JSONField(default=dict, help_text="Capacity held: cru, mru, sru, hru.")
+    details = models.JSONField(default=dict, help_text="Addresses, ports, console: as reported.")
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["node_id", "kind", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["node", "owner", "kind", "name"], name="workload_once_per_node_owner"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} on node {self.node_id}"

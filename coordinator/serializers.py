@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from coordinator.models import Deployment, Job, JobEvent
+from coordinator.models import Deployment, Job, JobEvent, Workload
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -89,3 +89,9 @@ class JobEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = JobEvent
         fields = ["seq", "attempt", "status", "log", "result", "error", "ts", "created"]
+
+
+class WorkloadSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Workload
+        fields = ["id", "node", "kind", "name", "state", "reserved", "details", "updated"]

@@ -5,6 +5,7 @@ from coordinator import views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("deployments", views.DeploymentViewSet, basename="deployment")
+router.register("workloads", views.WorkloadViewSet, basename="workload")
 
 urlpatterns = [
     *router.urls,

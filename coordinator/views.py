@@ -9,12 +9,13 @@ from rest_framework.views import APIView
 
 from coordinator import services
 from coordinator.keys import coordinator_signing_key
-from coordinator.models import Deployment, JobEvent
+from coordinator.models import Deployment, JobEvent, Workload
 from coordinator.serializers import (
     DeploymentSerializer,
     JobEventSerializer,
     ScriptSerializer,
     SubmitSerializer,
+    WorkloadSerializer,
 )
 from grid.api_errors import ApiError
 from sal.scripts import ScriptRejected, check_script
@@ -113,3 +114,25 @@ class ScriptValidateView(APIView):
             details = {k: v for k, v in exc.as_dict().items() if k not in ("error", "message")}
             raise ApiError(exc.code, exc.message, **details) from exc
         return Response({"ok": True, "functions": functions})
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("node", int, description="only this node's workloads"),
+        OpenApiParameter("kind", str, description="vm, volume or herodb"),
+    ]
+)
+class WorkloadViewSet(viewsets.ReadOnlyModelViewSet):
+    """The user's VMs, volumes and databases as their nodes last reported them."""
+
+    serializer_class = WorkloadSerializer
+    permission_classes = [permissions.IsAuthenticated]
+
+    def get_queryset(self):
+        workloads = Workload.objects.filter(owner=self.request.user)
+        node = self.request.query_params.get("node", "")
+        if node.isdigit():
+            workloads = workloads.filter(node_id=int(node))
+        if kind := self.request.query_params.get("kind"):
+            workloads = workloads.filter(kind=kind)
+        return workloads

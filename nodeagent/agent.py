@@ -33,6 +33,7 @@ from nodeagent.redis_server import RedisServer
 from nodeagent.runner import RunnerPool, RunnerSettings
 from nodeagent.supervisor import Supervisor, ws_url_for
 from nodeagent.verification import NodeAudience
+from nodeagent.workloads import WorkloadRegistry
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class IdentityAgent:
         health_extra: Callable[[], Iterable[str]] | None = None,
         on_report: Callable[[NodeFacts, list[str]], None] | None = None,
         state_extra: dict | None = None,
+        used: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -76,6 +78,7 @@ class IdentityAgent:
         self.health_extra = health_extra
         self.on_report = on_report
         self.state_extra = state_extra or {}
+        self.used = used
 
     def audience(self) -> NodeAudience | None:
         """Who dispatches must be addressed to; None until the ledger has approved this node."""
@@ -158,7 +161,7 @@ class IdentityAgent:
             self.on_report(facts, health)
         report = {
             "uptime": seconds_since_boot(),
-            "used": {"cru": 0, "mru": 0, "sru": 0, "hru": 0},
+            "used": self.used() if self.used else dict.fromkeys(CAPACITY_KEYS, 0),
             "health": health,
         }
         reply = self.client.report_uptime(self.state.node_id, report)
@@ -194,10 +197,10 @@ class IdentityAgent:
         tmp.replace(path)
 
 
-def node_info(facts: NodeFacts, health: list[str]) -> dict:
-    """What a script's `node_info()` returns. Nothing is reserved yet: used is zero."""
+def node_info(facts: NodeFacts, health: list[str], used: dict[str, int] | None = None) -> dict:
+    """What a script's `node_info()` returns: capacity, what workloads reserved, what is free."""
     capacity = {key: getattr(facts.capacity, key) for key in CAPACITY_KEYS}
-    used = dict.fromkeys(CAPACITY_KEYS, 0)
+    used = used or dict.fromkeys(CAPACITY_KEYS, 0)
     return {
         "capacity": capacity,
         "used": used,
@@ -237,7 +240,9 @@ class NodeAgent:
             self.stop,
             health_extra=self._health,
             on_report=self._publish_facts,
+            used=self._used,
         )
+        self.workloads: WorkloadRegistry | None = None
 
     def read_facts(self) -> NodeFacts:
         return self.loop.read_facts()
@@ -255,11 +260,26 @@ class NodeAgent:
         except redis.RedisError:
             return True
 
+    def _used(self) -> dict[str, int]:
+        """Capacity reserved by workloads; zero while Redis cannot say (reported as redis_down)."""
+        if self.workloads is not None:
+            with contextlib.suppress(redis.RedisError):
+                return self.workloads.used()
+        return dict.fromkeys(CAPACITY_KEYS, 0)
+
+    def _inventory(self) -> list[dict]:
+        if self.workloads is None:
+            return []
+        try:
+            return self.workloads.inventory()
+        except redis.RedisError:
+            return []
+
     def _publish_facts(self, facts: NodeFacts, health: list[str]) -> None:
         if self.store is None:
             return
         with contextlib.suppress(redis.RedisError):
-            self.store.publish_node_info(node_info(facts, health))
+            self.store.publish_node_info(node_info(facts, health, self._used()))
 
     def run(self) -> None:
         with contextlib.ExitStack() as stack:
@@ -272,6 +292,7 @@ class NodeAgent:
             self.loop.state_extra["redis"] = self.redis_url
             self.loop.save_state()
             self.store = JobStore(connect(self.redis_url))
+            self.workloads = WorkloadRegistry(self.store.redis)
             facts = self.read_facts()
             self._publish_facts(
                 facts,
@@ -295,6 +316,7 @@ class NodeAgent:
             client=self.client,
             audience=self.loop.audience,
             stop=self.stop,
+            inventory=self._inventory,
         )
         while not self.stop.is_set():
             try:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from nodeagent.workloads import WorkloadRegistry
 from rhai.errors import RhaiError
 from rhai.values import to_string
 from sal.catalog import CATALOG, CatalogFunction
@@ -53,6 +54,7 @@ class JobContext:
     name: str
     timeout: float
     events: JobEvents
+    workloads: WorkloadRegistry | None = None
     started: float = field(default_factory=time.monotonic)
     stop_reason: str | None = None  # "cancelled" or "timeout" once the job must end
     log_lines: int = 0
@@ -128,6 +130,11 @@ def _node_info(ctx: JobContext) -> Callable[[], dict]:
         info = ctx.events.node_info()
         if info is None:
             raise RhaiError("ErrorRuntime", "node_info: the agent has not published its facts yet")
+        if ctx.workloads is not None:  # reservations change between the agent's reports
+            used = ctx.workloads.used()
+            info["used"] = used
+            capacity = info.get("capacity", {})
+            info["free"] = {key: capacity.get(key, 0) - used[key] for key in used}
         return info
 
     return node_info

@@ -30,6 +30,7 @@ import redis
 
 from nodeagent.bindings import JobContext, bind
 from nodeagent.jobstore import ClaimedJob, JobStore, connect
+from nodeagent.workloads import WorkloadRegistry
 from rhai import Engine
 from rhai.errors import RhaiError
 from rhai.values import Char, FnPtr, Range, Shared, Timestamp, to_string
@@ -160,6 +161,7 @@ class Worker:
                 name=job.name,
                 timeout=job.timeout,
                 events=self.store,
+                workloads=WorkloadRegistry(self.store.redis),
             )
             state, outcome = self._execute(job.script, ctx)
             if state == "succeeded":

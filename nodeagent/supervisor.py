@@ -71,6 +71,7 @@ class Supervisor:
         client: LedgerClient,
         audience: Callable[[], NodeAudience | None],
         stop: threading.Event,
+        inventory: Callable[[], list[dict]] = list,
     ) -> None:
         self.ws_url = ws_url
         self.identity = identity
@@ -78,6 +79,7 @@ class Supervisor:
         self.client = client
         self.audience = audience
         self.stop = stop
+        self.inventory = inventory
         self.user_keys = UserKeyCache(client)
         self._coordinator_key: VerifyKey | None = None
 
@@ -212,7 +214,6 @@ class Supervisor:
         if welcome.get("type") != "welcome":
             raise LinkRefused(f"expected welcome, got {welcome.get('type')!r}")
         log.info("coordinator link up")
-        ws.send(json.dumps({"type": "inventory", "workloads": []}))
         session_over = threading.Event()
         shipper = threading.Thread(
             target=self._ship_outbox, args=(ws, session_over), name="outbox", daemon=True
@@ -244,8 +245,13 @@ class Supervisor:
     def _ship_outbox(self, ws: ClientConnection, session_over: threading.Event) -> None:
         """Send every outbox entry, oldest first; on a new session start again from the top."""
         last = "0-0"
+        reported: list[dict] | None = None
         try:
             while not session_over.is_set() and not self.stop.is_set():
+                workloads = self.inventory()
+                if workloads != reported:  # at link-up, then whenever a workload changes
+                    ws.send(json.dumps({"type": "inventory", "workloads": workloads}))
+                    reported = workloads
                 for entry_id, fields in self.store.outbox_after(last, count=100, block_ms=500):
                     ws.send(json.dumps({"type": "event", "id": entry_id, **_event_fields(fields)}))
                     last = entry_id

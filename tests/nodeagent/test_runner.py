@@ -13,6 +13,7 @@ import rhai
 from nodeagent.jobstore import FINAL_STATES, JobStore, QueuedJob, connect
 from nodeagent.redis_server import RedisServer
 from nodeagent.runner import RunnerPool, RunnerSettings
+from nodeagent.workloads import Workload, WorkloadRegistry
 
 if not hasattr(rhai, "Engine"):
     pytest.skip(
@@ -123,11 +124,15 @@ def test_catalog_functions_without_a_sal_say_so(store: JobStore, start_pool):
 
 
 def test_node_info_and_now(store: JobStore, start_pool):
-    store.publish_node_info({"capacity": {"cru": 4}, "health": []})
+    store.publish_node_info({"capacity": {"cru": 4, "mru": 8 << 30}, "health": []})
+    WorkloadRegistry(store.redis).reserve(
+        Workload(owner=9, kind="vm", name="held", spec={}, reserved={"cru": 1, "mru": 2 << 30})
+    )
     start_pool(workers=1)
-    job = submit(store, "[node_info().capacity.cru, now()]")
-    cru, now = json.loads(final(store, job)["result"])
-    assert cru == 4 and abs(now - time.time()) < 10
+    job = submit(store, "let i = node_info(); [i.capacity.cru, i.free.cru, i.free.mru, now()]")
+    cru, free_cru, free_mru, now = json.loads(final(store, job)["result"])
+    assert (cru, free_cru, free_mru) == (4, 3, 6 << 30)
+    assert abs(now - time.time()) < 10
 
 
 def test_cancel_stops_a_sleeping_job_without_killing_its_runner(store: JobStore, start_pool):
