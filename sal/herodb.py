@@ -218,8 +218,10 @@ class HeroDB:
             secret = self._secret_path(db_id)
             secret.touch(mode=0o600)
             secret.write_text(secrets.token_hex(32))
-            # spec.json last: its presence is what makes the database exist.
-            (state / "spec.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
+            # spec.json last and atomically: its presence is what makes the database exist.
+            partial = state / "spec.json.partial"
+            partial.write_text(json.dumps(asdict(spec), indent=2) + "\n")
+            partial.replace(state / "spec.json")
             try:
                 self._start(spec)
             except HeroDBError:

@@ -52,6 +52,15 @@ def alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
+def crash(pid: int) -> None:
+    """kill -9, and wait until the process is really gone (the signal is asynchronous)."""
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while alive(pid):
+        assert time.monotonic() < deadline, f"pid {pid} survived SIGKILL"
+        time.sleep(0.02)
+
+
 def test_a_database_keeps_what_its_owner_writes(herodb, tmp_path):
     info = make_db(herodb, tmp_path)
     assert info.state == DbState.RUNNING
@@ -199,10 +208,7 @@ def test_a_restarted_agent_adopts_servers_and_data_survives_a_kill(herodb, tmp_p
     adopted = agent_after_restart.adopt()
     assert [(d.db_id, d.pid, d.keys) for d in adopted] == [("db1", info.pid, 1)]
 
-    os.kill(info.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while alive(info.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    crash(info.pid)
     assert agent_after_restart.info("db1").state == DbState.STOPPED
     assert agent_after_restart.adopt() == []
 
@@ -215,7 +221,7 @@ def test_a_restarted_agent_adopts_servers_and_data_survives_a_kill(herodb, tmp_p
 
 def test_a_database_whose_volume_is_gone_is_reported_by_ensure_running(herodb, tmp_path):
     info = make_db(herodb, tmp_path)
-    os.kill(info.pid, signal.SIGKILL)
+    crash(info.pid)
     (tmp_path / "data-db1" / "appendonlydir").rename(tmp_path / "moved-away")
     (tmp_path / "data-db1").rmdir()
     with pytest.raises(HeroDBError, match=r"'db1'.*data directory .* is missing"):
