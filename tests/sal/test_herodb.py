@@ -252,3 +252,25 @@ def test_a_database_listens_on_an_ipv6_address(herodb, tmp_path):
     client = connect(info)
     client.set("v6", "ok")
     assert client.get("v6") == b"ok"
+
+
+def test_data_lives_on_a_quota_subvolume_and_a_full_quota_refuses_writes(btrfs_pool, herodb):
+    """The node puts each database on its own subvolume; the quota, not the node's disk, is
+    what a user can fill. Redis refuses further writes (MISCONF) and keeps serving reads."""
+    volume = btrfs_pool.create_subvolume("herodb-db1", limit=8 * 2**20)
+    info = herodb.create("db1", PASSWORD, 64, volume, "127.0.0.1")
+    assert (volume / "appendonlydir").is_dir()
+    client = connect(info)
+    value = b"v" * 64 * 1024
+    written = 0
+    with pytest.raises(redis.ResponseError, match="MISCONF Errors writing to the AOF file"):
+        for written in range(1000):
+            client.set(f"k{written}", value)
+    assert 64 < written <= 128  # several MiB fitted; the 8 MiB quota stopped the rest
+    assert client.get("k0") == value
+    assert client.dbsize() == written
+    assert herodb.info("db1").data_bytes <= 8 * 2**20
+
+    herodb.delete("db1")
+    btrfs_pool.delete_subvolume("herodb-db1")  # the caller's part of deleting a database
+    assert not volume.exists()
