@@ -63,7 +63,9 @@ def net_required() -> None:
 
 
 @contextlib.contextmanager
-def loop_pool(workdir: Path, *, size: int = POOL_SIZE, label: str = "zos-test") -> Iterator:
+def loop_pool(
+    workdir: Path, *, size: int = POOL_SIZE, label: str = "zos-test"
+) -> Iterator[btrfs.Pool]:
     """A btrfs pool on a sparse file behind a loop device, mounted at workdir/pool."""
     reason = storage_missing()
     if reason:
