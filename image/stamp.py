@@ -1,0 +1,94 @@
+"""Per-farm images from one build, in seconds: only the kernel command line changes.
+
+A farm's nodes boot with `zos.ledger=<url> zos.farm=<id> zos.enroll=<token>` on their kernel
+command line (nodeagent/config.py reads them from /proc/cmdline). Stamping rewrites the UKI's
+`.cmdline` section with objcopy and rebuilds the small USB image around it; the root filesystem
+is never rebuilt. The ledger calls these functions to serve `/boot/<farm>/...`, so this module
+and those it imports never touch Django.
+"""
+
+import os
+import shlex
+import tempfile
+from pathlib import Path
+
+from image.ipxe import ipxe_script
+from image.progress import BuildError
+from image.tools import run
+from image.uki import CMDLINE_LIMIT, CMDLINE_VMA
+from image.usb import make_usb
+
+__all__ = ["farm_cmdline", "ipxe_script", "make_usb", "stamp_uki"]
+
+FARM_KEYS = ("zos.ledger", "zos.farm", "zos.enroll")
+KERNEL_CMDLINE_MAX = 2047  # x86 COMMAND_LINE_SIZE is 2048 with the NUL
+
+
+def _check_value(name: str, value: str) -> None:
+    if not value or any(c.isspace() or c in "\"'\\" for c in value):
+        raise ValueError(
+            f"{name} {value!r} cannot go on a kernel command line: it must be a "
+            "non-empty word without spaces, quotes or backslashes"
+        )
+
+
+def farm_cmdline(base: str, ledger_url: str, farm: int, enroll: str | None) -> str:
+    """`base` with the farm's settings, replacing any the base already had."""
+    if not ledger_url.startswith(("http://", "https://")):
+        raise ValueError(f"ledger URL {ledger_url!r} must start with http:// or https://")
+    if isinstance(farm, bool) or not isinstance(farm, int) or farm < 1:
+        raise ValueError(f"farm must be a positive integer, got {farm!r}")
+    _check_value("ledger URL", ledger_url)
+    words = [w for w in shlex.split(base) if w.partition("=")[0] not in FARM_KEYS]
+    words += [f"zos.ledger={ledger_url.rstrip('/')}", f"zos.farm={farm}"]
+    if enroll:
+        _check_value("enrollment token", enroll)
+        words.append(f"zos.enroll={enroll}")
+    return " ".join(words)
+
+
+def read_cmdline(uki: Path) -> str:
+    """The command line baked into a UKI (what `stamp_uki` wrote)."""
+    with tempfile.TemporaryDirectory(prefix="zos-cmdline-") as tmp:
+        out = Path(tmp) / "cmdline"
+        run(
+            ["objcopy", "-O", "binary", "--only-section=.cmdline", uki, out],
+            what=f"reading the command line of {uki}",
+        )
+        return out.read_bytes().rstrip(b"\0\n").decode()
+
+
+def stamp_uki(src: Path, dst: Path, cmdline: str) -> None:
+    """Write `src` to `dst` with `.cmdline` replaced; `dst` appears atomically when complete."""
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise BuildError(f"no UKI at {src}: run `python -m image build` first")
+    if "\n" in cmdline or "\0" in cmdline:
+        raise ValueError("a kernel command line is one line without NUL bytes")
+    if len(cmdline.encode()) > min(CMDLINE_LIMIT, KERNEL_CMDLINE_MAX):
+        raise ValueError(
+            f"a command line of {len(cmdline.encode())} bytes is longer than the kernel takes "
+            f"({KERNEL_CMDLINE_MAX})"
+        )
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, text_path = tempfile.mkstemp(prefix=".cmdline-", dir=dst.parent)
+    with os.fdopen(fd, "w") as text:
+        text.write(cmdline)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        run(
+            # --update-section cannot grow a PE section: replace it (objcopy keeps VMA order).
+            [
+                "objcopy",
+                "--remove-section=.cmdline",
+                f"--add-section=.cmdline={text_path}",
+                f"--change-section-vma=.cmdline={CMDLINE_VMA:#x}",
+                src,
+                tmp,
+            ],
+            what=f"stamping the command line into {dst.name}",
+        )
+        tmp.replace(dst)
+    finally:
+        os.unlink(text_path)
+        tmp.unlink(missing_ok=True)

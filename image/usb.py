@@ -1,0 +1,76 @@
+"""The USB disk image: GPT with one EFI system partition holding the UKI as the default loader.
+
+Made without mounting anything (no loop devices, no root needed): sgdisk writes the partition
+table, `mkfs.vfat --offset` formats the partition inside the file, mtools copies the UKI in.
+Any UEFI machine boots `EFI/BOOT/BOOTX64.EFI` from such a disk without a boot entry.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+from image.progress import BuildError
+from image.tools import run
+
+MIB = 1 << 20
+PARTITION_START_MIB = 1
+SLACK_MIB = 8
+MIN_ESP_MIB = 40  # FAT32 needs 65525 clusters: 33 MiB with 512-byte clusters
+
+
+def esp_size_mib(uki_size: int) -> int:
+    return max(MIN_ESP_MIB, -(-uki_size // MIB) + SLACK_MIB)
+
+
+def make_usb(uki: Path, dst: Path) -> None:
+    """Write a bootable disk image holding `uki`; `dst` appears atomically when complete."""
+    uki, dst = Path(uki), Path(dst)
+    missing = [t for t in ("sgdisk", "mkfs.vfat", "mmd", "mcopy") if shutil.which(t) is None]
+    if missing:
+        raise BuildError(
+            f"making {dst.name} needs {', '.join(missing)}: apt-get install gdisk dosfstools mtools"
+        )
+    esp_mib = esp_size_mib(uki.stat().st_size)
+    # GPT: 1 MiB before the partition, and the backup table in the last 1 MiB.
+    total = (PARTITION_START_MIB + esp_mib + 1) * MIB
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as disk:
+            disk.truncate(total)
+        run(
+            [
+                "sgdisk",
+                "--clear",
+                f"--new=1:{PARTITION_START_MIB * 2048}:+{esp_mib}M",
+                "--typecode=1:ef00",
+                "--change-name=1:ZOS",
+                tmp,
+            ],
+            what=f"partitioning {dst.name}",
+        )
+        run(
+            [
+                "mkfs.vfat",
+                "-F",
+                "32",
+                "-n",
+                "ZOS",
+                "--offset",
+                str(PARTITION_START_MIB * 2048),
+                tmp,
+                str(esp_mib * 1024),
+            ],
+            what=f"formatting the EFI partition of {dst.name}",
+        )
+        image = f"{tmp}@@{PARTITION_START_MIB}M"
+        env = {"MTOOLS_SKIP_CHECK": "1", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        run(["mmd", "-i", image, "::/EFI", "::/EFI/BOOT"], what="making EFI/BOOT", env=env)
+        run(
+            ["mcopy", "-i", image, uki, "::/EFI/BOOT/BOOTX64.EFI"],
+            what="copying the UKI to EFI/BOOT/BOOTX64.EFI",
+            env=env,
+        )
+        tmp.replace(dst)
+    finally:
+        tmp.unlink(missing_ok=True)
