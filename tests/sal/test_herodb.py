@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,11 @@ def test_create_is_idempotent_and_refuses_a_different_spec(herodb, tmp_path):
     with pytest.raises(HeroDBError, match=r"different password"):
         make_db(herodb, tmp_path, password="another-long-password")
 
+    crash(first.pid)
+    revived = make_db(herodb, tmp_path)  # the same request again starts a stopped database
+    assert (revived.state, revived.port) == (DbState.RUNNING, first.port)
+    assert [(d.db_id, d.state) for d in herodb.list_dbs()] == [("db1", DbState.RUNNING)]
+
 
 def listener(port: int) -> socket.socket:
     """Something else listening on a port of the range (SO_REUSEADDR: earlier tests' ports
@@ -155,6 +161,15 @@ def test_ports_never_collide(herodb, tmp_path):
         make_db(herodb, tmp_path, "c", port=a.port)
     with pytest.raises(HeroDBError, match="already used by herodb 'a'"):
         make_db(herodb, tmp_path, "d", data_dir=tmp_path / "data-a")
+
+
+def test_concurrent_creates_from_several_agents_get_distinct_ports(herodb, tmp_path):
+    agents = [herodb, HeroDB(tmp_path / "state", port_range=PORTS)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        infos = list(pool.map(lambda i: make_db(agents[i % 2], tmp_path, f"db{i}"), range(6)))
+    assert len({info.port for info in infos}) == 6
+    for info in infos:
+        assert connect(info).ping()
 
 
 @pytest.mark.parametrize(
