@@ -215,9 +215,6 @@ class HeroDB:
             if state.exists():  # a create that died before writing spec.json
                 shutil.rmtree(state)
             state.mkdir(parents=True, mode=0o700)
-            secret = self._secret_path(db_id)
-            secret.touch(mode=0o600)
-            secret.write_text(secrets.token_hex(32))
             # spec.json last and atomically: its presence is what makes the database exist.
             partial = state / "spec.json.partial"
             partial.write_text(json.dumps(asdict(spec), indent=2) + "\n")
@@ -469,12 +466,18 @@ class HeroDB:
             return "(no log written)"
         return "\n".join(lines[-_LOG_TAIL_LINES:]) or "(log is empty)"
 
+    def _admin_secret(self, spec: _Spec) -> str:
+        try:
+            return self._secret_path(spec.db_id).read_text()
+        except OSError:
+            return ""  # AUTH fails with a RedisError, which every caller handles
+
     def _admin(self, spec: _Spec) -> redis.Redis:
         return redis.Redis(
             host=spec.bind,
             port=spec.port,
             username=ADMIN_USER,
-            password=self._secret_path(spec.db_id).read_text(),
+            password=self._admin_secret(spec),
             socket_timeout=self.command_timeout,
             socket_connect_timeout=self.command_timeout,
             retry=Retry(NoBackoff(), 0),
@@ -487,6 +490,10 @@ class HeroDB:
                 f"cannot start herodb {spec.db_id!r}: its data directory {spec.data_dir} is "
                 "missing (is the volume mounted?)"
             )
+        secret = self._secret_path(spec.db_id)
+        if not secret.exists():  # new, or lost: the config is rewritten below anyway
+            secret.touch(mode=0o600)
+            secret.write_text(secrets.token_hex(32))
         config = self._config_path(spec)
         config.touch(mode=0o600)
         config.write_text(self._config_text(spec))
