@@ -1,0 +1,502 @@
+"""The QEMU driver: one detached QEMU process per VM, driven over QMP on a unix socket.
+
+Everything needed to find a VM again lives in its state directory `<state_root>/<vm_id>/`:
+
+- `spec.json`   the VmSpec it was created with (so `start()` works after a node reboot);
+- `qemu.pid`    written by QEMU itself (`-pidfile`), removed by QEMU on a clean exit;
+- `booted`      present once the VM has been started, so a VM that is not running reads as
+                stopped rather than never started;
+- `qmp.sock`    the QMP socket (`-qmp unix:...,server,wait=off`);
+- `console.log` the serial console (ttyS0); the previous boot's is `console.prev.log`.
+
+Boot is direct kernel boot (no firmware) on q35 with virtio-pci devices and ACPI for the power
+button. `microvm` reaches userspace ~10% sooner under TCG, but it has no HPET or ACPI PM timer:
+on a loaded host the guest kernel's PIT calibration of the TSC can fail and the boot then hangs
+(seen here), so it is opt-in (`machine="microvm"` or `extra={"machine": "microvm"}`), sensible
+with KVM where kvmclock is available. KVM is used only when /dev/kvm exists and the CPU has vmx
+or svm; otherwise TCG (PLATFORM.md).
+
+Networking is a tap the caller made, or QEMU user networking that is always `restrict=on`: the
+guest can open only the connections listed in the NIC's `forwards`, each of which runs
+`socat - TCP:127.0.0.1:<port>` per connection. Nothing else leaves the VM.
+
+`extra` keys this driver understands: `machine` ("q35" | "microvm" | "pc") and `netns` (run QEMU
+inside that network namespace with `ip netns exec`, where the VM's taps live).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from sal.command import CommandFailed, run
+from sal.hypervisor.base import (
+    Hypervisor,
+    HypervisorError,
+    NetAttachment,
+    VmInfo,
+    VmNotFound,
+    VmSpec,
+    VmState,
+)
+
+_VM_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+_NETNS_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_MACHINES = {
+    "microvm": ("virtio-blk-device", "virtio-net-device", "virtio-9p-device"),
+    "q35": ("virtio-blk-pci", "virtio-net-pci", "virtio-9p-pci"),
+    "pc": ("virtio-blk-pci", "virtio-net-pci", "virtio-9p-pci"),
+}
+_UNIX_PATH_MAX = 107
+QMP_TIMEOUT = 5.0
+START_TIMEOUT = 30.0
+
+
+def kvm_usable() -> bool:
+    """KVM only on real virtualisation support: /dev/kvm plus vmx/svm (PLATFORM.md)."""
+    if not os.path.exists("/dev/kvm"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"^flags\s*:.*\b(vmx|svm)\b", flags, re.MULTILINE))
+
+
+def spec_to_json(spec: VmSpec) -> dict[str, Any]:
+    """The spec as plain JSON (paths as strings), the form recorded in spec.json."""
+    data = asdict(spec)
+    for key in ("kernel", "initrd", "cidata", "shared_dir"):
+        if data[key] is not None:
+            data[key] = str(data[key])
+    data["disks"] = [str(d) for d in spec.disks]
+    data["nics"] = [
+        {"mac": n.mac, "tap": n.tap, "forwards": [list(f) for f in n.forwards]} for n in spec.nics
+    ]
+    return json.loads(json.dumps(data))
+
+
+def spec_from_json(data: dict[str, Any]) -> VmSpec:
+    def opt_path(v: str | None) -> Path | None:
+        return Path(v) if v is not None else None
+
+    return VmSpec(
+        vm_id=data["vm_id"],
+        cpus=int(data["cpus"]),
+        memory_mb=int(data["memory_mb"]),
+        kernel=Path(data["kernel"]),
+        initrd=opt_path(data.get("initrd")),
+        cmdline=data.get("cmdline", ""),
+        disks=tuple(Path(d) for d in data.get("disks", ())),
+        cidata=opt_path(data.get("cidata")),
+        nics=tuple(
+            NetAttachment(
+                mac=n["mac"],
+                tap=n.get("tap"),
+                forwards=tuple((str(f[0]), int(f[1]), int(f[2])) for f in n.get("forwards", ())),
+            )
+            for n in data.get("nics", ())
+        ),
+        shared_dir=opt_path(data.get("shared_dir")),
+        extra=dict(data.get("extra") or {}),
+    )
+
+
+def _qmp_call(sock: Path, commands: list[tuple[str, dict | None]], timeout: float) -> list[Any]:
+    """Run QMP commands in one session; synchronous wrapper around qemu.qmp's asyncio client."""
+    from qemu.qmp import QMPClient
+
+    async def session() -> list[Any]:
+        client = QMPClient("zos")
+        await asyncio.wait_for(client.connect(str(sock)), timeout)
+        try:
+            results = []
+            for cmd, args in commands:
+                results.append(await asyncio.wait_for(client.execute(cmd, args), timeout))
+            return results
+        finally:
+            await client.disconnect()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(session())
+    # Called from inside an event loop (an async agent): run the session on its own thread.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, session()).result()
+
+
+class QemuHypervisor(Hypervisor):
+    """QEMU VMs whose state lives in `<state_root>/<vm_id>/`."""
+
+    name = "qemu"
+
+    def __init__(
+        self,
+        state_root: Path,
+        qemu_binary: str = "qemu-system-x86_64",
+        *,
+        machine: str = "q35",
+        accel: str | None = None,
+    ) -> None:
+        if machine not in _MACHINES:
+            raise HypervisorError(f"qemu: unknown machine type {machine!r} (use {_MACHINES})")
+        self.state_root = Path(state_root)
+        self.qemu_binary = qemu_binary
+        self.machine = machine
+        self.accel = accel or ("kvm" if kvm_usable() else "tcg")
+
+    # ---- paths -------------------------------------------------------------------------------
+
+    def _dir(self, vm_id: str) -> Path:
+        if not isinstance(vm_id, str) or not _VM_ID_RE.match(vm_id):
+            raise HypervisorError(
+                f"qemu: VM id {vm_id!r} is invalid (1-64 of A-Z a-z 0-9 _ . -, not starting "
+                "with a symbol)"
+            )
+        return self.state_root / vm_id
+
+    def _require(self, vm_id: str) -> Path:
+        d = self._dir(vm_id)
+        if not (d / "spec.json").is_file():
+            raise VmNotFound(f"qemu: no VM {vm_id!r} (no state in {d})")
+        return d
+
+    def _spec(self, vm_id: str) -> VmSpec:
+        d = self._require(vm_id)
+        try:
+            return spec_from_json(json.loads((d / "spec.json").read_text()))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise HypervisorError(f"qemu: VM {vm_id}: spec.json is unreadable ({exc})") from exc
+
+    # ---- process -----------------------------------------------------------------------------
+
+    def _pid(self, d: Path) -> int | None:
+        """The pid of this VM's live QEMU process, or None (checked against the cmdline so a
+        recycled pid never passes for the VM)."""
+        try:
+            pid = int((d / "qemu.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        if str(d / "qmp.sock").encode() not in cmdline:
+            return None
+        if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
+            return None
+        return pid
+
+    def _wait_gone(self, d: Path, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._pid(d) is None:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    def _qmp(self, d: Path, *commands: tuple[str, dict | None]) -> list[Any]:
+        from qemu.qmp import QMPError
+
+        try:
+            return _qmp_call(d / "qmp.sock", list(commands), QMP_TIMEOUT)
+        except (OSError, EOFError, QMPError, TimeoutError) as exc:
+            names = ", ".join(c for c, _ in commands)
+            raise HypervisorError(f"qemu: VM {d.name}: QMP {names} failed: {exc!r}") from exc
+
+    # ---- interface ---------------------------------------------------------------------------
+
+    def create(self, spec: VmSpec) -> VmInfo:
+        d = self._dir(spec.vm_id)
+        self._validate(spec)
+        wanted = spec_to_json(spec)
+        if (d / "spec.json").is_file():
+            recorded = json.loads((d / "spec.json").read_text())
+            if recorded != wanted:
+                changed = sorted(k for k in wanted if wanted[k] != recorded.get(k))
+                raise HypervisorError(
+                    f"qemu: VM {spec.vm_id} already exists with a different spec "
+                    f"(differs in: {', '.join(changed)}); delete it first"
+                )
+            if (d / "booted").exists():
+                return self.info(spec.vm_id)
+            return self.start(spec.vm_id)
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / "spec.json.tmp"
+        tmp.write_text(json.dumps(wanted, indent=2) + "\n")
+        tmp.replace(d / "spec.json")
+        try:
+            return self.start(spec.vm_id)
+        except HypervisorError:
+            shutil.rmtree(d, ignore_errors=True)
+            raise
+
+    def start(self, vm_id: str) -> VmInfo:
+        d = self._require(vm_id)
+        if self._pid(d) is not None:
+            return self.info(vm_id)
+        spec = self._spec(vm_id)
+        self._validate(spec)
+        (d / "qmp.sock").unlink(missing_ok=True)
+        (d / "qemu.pid").unlink(missing_ok=True)
+        if (d / "console.log").exists():
+            (d / "console.log").replace(d / "console.prev.log")
+        argv = self.command_line(spec)
+        netns = spec.extra.get("netns")
+        if netns:
+            argv = ["ip", "netns", "exec", netns, *argv]
+        try:
+            run(argv, timeout=START_TIMEOUT)
+        except CommandFailed as exc:
+            raise HypervisorError(f"qemu: VM {vm_id} did not start: {exc}") from exc
+        (d / "booted").touch()
+        return self.info(vm_id)
+
+    def command_line(self, spec: VmSpec) -> list[str]:
+        """The full QEMU argv for a spec (public so benches and debugging can show it)."""
+        d = self._dir(spec.vm_id)
+        machine = spec.extra.get("machine", self.machine)
+        blk, net, ninep = _MACHINES[machine]
+        accel = ["-accel", "kvm", "-cpu", "host"] if self.accel == "kvm" else ["-accel", "tcg"]
+        argv = [
+            self.qemu_binary,
+            "-name", f"zos-{spec.vm_id}",
+            "-M", machine,
+            *accel,
+            "-smp", str(spec.cpus),
+            "-m", str(spec.memory_mb),
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-kernel", str(spec.kernel),
+            "-append", spec.cmdline,
+            "-chardev", f"file,id=console,path={_opt(d / 'console.log')}",
+            "-serial", "chardev:console",
+            "-qmp", f"unix:{_opt(d / 'qmp.sock')},server=on,wait=off",
+            "-pidfile", str(d / "qemu.pid"),
+            "-daemonize",
+        ]  # fmt: skip
+        if spec.initrd is not None:
+            argv += ["-initrd", str(spec.initrd)]
+        for i, disk in enumerate(spec.disks):
+            argv += [
+                "-drive", f"file={_opt(disk)},if=none,id=disk{i},format=raw",
+                "-device", f"{blk},drive=disk{i}",
+            ]  # fmt: skip
+        if spec.cidata is not None:
+            argv += [
+                "-drive", f"file={_opt(spec.cidata)},if=none,id=cidata,format=raw,readonly=on",
+                "-device", f"{blk},drive=cidata",
+            ]  # fmt: skip
+        for i, nic in enumerate(spec.nics):
+            if nic.tap:
+                netdev = f"tap,id=net{i},ifname={nic.tap},script=no,downscript=no"
+            else:
+                netdev = f"user,id=net{i},restrict=on"
+                for guest_ip, guest_port, host_port in nic.forwards:
+                    netdev += (
+                        f",guestfwd=tcp:{guest_ip}:{guest_port}"
+                        f"-cmd:socat - TCP:127.0.0.1:{host_port}"
+                    )
+            argv += ["-netdev", netdev, "-device", f"{net},netdev=net{i},mac={nic.mac}"]
+        if spec.shared_dir is not None:
+            argv += [
+                "-fsdev", f"local,id=root,path={_opt(spec.shared_dir)},security_model=passthrough",
+                "-device", f"{ninep},fsdev=root,mount_tag=root",
+            ]  # fmt: skip
+        return argv
+
+    def stop(self, vm_id: str, *, grace: float = 30.0) -> VmInfo:
+        d = self._require(vm_id)
+        if self._pid(d) is None:
+            return self.info(vm_id)
+        try:
+            self._qmp(d, ("system_powerdown", None))
+        except HypervisorError:
+            if self._pid(d) is None:
+                return self.info(vm_id)
+        if not self._wait_gone(d, grace):
+            self._force_stop(d)
+        return self.info(vm_id)
+
+    def _force_stop(self, d: Path) -> None:
+        with contextlib.suppress(HypervisorError):
+            self._qmp(d, ("quit", None))
+        if self._wait_gone(d, 5.0):
+            return
+        pid = self._pid(d)
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+        if not self._wait_gone(d, 10.0):
+            raise HypervisorError(f"qemu: VM {d.name}: process {pid} survived SIGKILL")
+
+    def delete(self, vm_id: str) -> None:
+        d = self._dir(vm_id)
+        if not d.exists():
+            return
+        if self._pid(d) is not None:
+            self._force_stop(d)
+        shutil.rmtree(d)
+
+    def info(self, vm_id: str) -> VmInfo:
+        d = self._require(vm_id)
+        spec = self._spec(vm_id)
+        pid = self._pid(d)
+        if pid is None:
+            state = VmState.STOPPED if (d / "booted").exists() else VmState.CREATED
+        else:
+            state = self._query_state(d, pid)
+            if state == VmState.STOPPED:
+                pid = None
+        return VmInfo(
+            vm_id=vm_id,
+            state=state,
+            pid=pid,
+            cpus=spec.cpus,
+            memory_mb=spec.memory_mb,
+            console_log=d / "console.log",
+            driver=self.name,
+        )
+
+    def _query_state(self, d: Path, pid: int) -> VmState:
+        deadline = time.monotonic() + QMP_TIMEOUT
+        while True:
+            try:
+                (status,) = self._qmp(d, ("query-status", None))
+                break
+            except HypervisorError:
+                if self._pid(d) is None:
+                    return VmState.STOPPED
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
+        s = status.get("status")
+        if s == "running":
+            return VmState.RUNNING
+        if s in ("shutdown", "guest-panicked", "internal-error"):
+            return VmState.STOPPED
+        return VmState.PAUSED
+
+    def list_vms(self) -> list[VmInfo]:
+        if not self.state_root.is_dir():
+            return []
+        return [
+            self.info(p.name)
+            for p in sorted(self.state_root.iterdir())
+            if (p / "spec.json").is_file() and _VM_ID_RE.match(p.name)
+        ]
+
+    def console_log(self, vm_id: str, *, tail_bytes: int = 64 * 1024) -> str:
+        d = self._require(vm_id)
+        try:
+            with open(d / "console.log", "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - tail_bytes))
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def adopt(self) -> list[VmInfo]:
+        return [i for i in self.list_vms() if i.pid is not None]
+
+    def wait_console(self, vm_id: str, marker: str, *, timeout: float = 60.0) -> str:
+        """Wait until `marker` appears on the console; the console text, or HypervisorError
+        when the VM stops or time runs out first (helper for callers and tests)."""
+        d = self._require(vm_id)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.console_log(vm_id, tail_bytes=1 << 20)
+            if marker in text:
+                return text
+            if self._pid(d) is None:
+                raise HypervisorError(
+                    f"qemu: VM {vm_id} stopped before printing {marker!r}; console ends: "
+                    f"{text[-800:]}"
+                )
+            if time.monotonic() >= deadline:
+                raise HypervisorError(
+                    f"qemu: VM {vm_id} did not print {marker!r} within {timeout:g}s; console "
+                    f"ends: {text[-800:]}"
+                )
+            time.sleep(0.05)
+
+    # ---- validation --------------------------------------------------------------------------
+
+    def _validate(self, spec: VmSpec) -> None:
+        d = self._dir(spec.vm_id)
+        bad = f"qemu: VM {spec.vm_id}:"
+        if len(str(d / "qmp.sock")) > _UNIX_PATH_MAX:
+            raise HypervisorError(
+                f"{bad} state path {d} is too long for a unix socket (max {_UNIX_PATH_MAX} "
+                "bytes with /qmp.sock); use a shorter state_root"
+            )
+        if not isinstance(spec.cpus, int) or not 1 <= spec.cpus <= 64:
+            raise HypervisorError(f"{bad} cpus must be 1..64, got {spec.cpus!r}")
+        if not isinstance(spec.memory_mb, int) or not 64 <= spec.memory_mb <= 1024 * 1024:
+            raise HypervisorError(f"{bad} memory_mb must be at least 64, got {spec.memory_mb!r}")
+        if not Path(spec.kernel).is_file():
+            raise HypervisorError(f"{bad} kernel {spec.kernel} does not exist")
+        if spec.initrd is not None and not Path(spec.initrd).is_file():
+            raise HypervisorError(f"{bad} initrd {spec.initrd} does not exist")
+        for disk in spec.disks:
+            if not Path(disk).is_file():
+                raise HypervisorError(f"{bad} disk {disk} does not exist")
+        if spec.cidata is not None and not Path(spec.cidata).is_file():
+            raise HypervisorError(f"{bad} cidata seed {spec.cidata} does not exist")
+        if spec.shared_dir is not None and not Path(spec.shared_dir).is_dir():
+            raise HypervisorError(f"{bad} shared_dir {spec.shared_dir} is not a directory")
+        if "\n" in spec.cmdline:
+            raise HypervisorError(f"{bad} the kernel command line must be one line")
+        machine = spec.extra.get("machine", self.machine)
+        if machine not in _MACHINES:
+            raise HypervisorError(f"{bad} unknown machine type {machine!r}")
+        netns = spec.extra.get("netns")
+        if netns is not None and not (isinstance(netns, str) and _NETNS_RE.match(netns)):
+            raise HypervisorError(f"{bad} invalid network namespace name {netns!r}")
+        macs = set()
+        for nic in spec.nics:
+            if not _MAC_RE.match(nic.mac):
+                raise HypervisorError(f"{bad} {nic.mac!r} is not a lowercase MAC address")
+            if nic.mac in macs:
+                raise HypervisorError(f"{bad} MAC {nic.mac} is used twice")
+            macs.add(nic.mac)
+            if nic.tap is not None:
+                if not _IFNAME_RE.match(nic.tap):
+                    raise HypervisorError(f"{bad} {nic.tap!r} is not a valid tap name")
+                if nic.forwards:
+                    raise HypervisorError(f"{bad} forwards apply to user networking, not tap")
+            for fwd in nic.forwards:
+                _check_forward(bad, fwd)
+
+
+def _check_forward(bad: str, fwd: tuple) -> None:
+    try:
+        guest_ip, guest_port, host_port = fwd
+        ipaddress.IPv4Address(guest_ip)
+    except (ValueError, TypeError) as exc:
+        raise HypervisorError(f"{bad} forward {fwd!r} is not (guest_ipv4, port, port)") from exc
+    for port in (guest_port, host_port):
+        if not isinstance(port, int) or not 1 <= port <= 65535:
+            raise HypervisorError(f"{bad} forward {fwd!r} has an invalid port {port!r}")
+
+
+def _opt(path: Path) -> str:
+    """A path inside a QEMU option value: commas must be doubled."""
+    return str(path).replace(",", ",,")

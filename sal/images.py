@@ -1,0 +1,182 @@
+"""Cached VM images and the VM disks made from them.
+
+An image is a directory `<root>/<name>/` holding `kernel` (booted directly, no firmware), an
+optional `initrd`, an optional `disk.raw` (the root disk template) and `image.json`
+(`{"cmdline": "...", "min_disk_gb": N}`). A VM's disk is a reflink copy of `disk.raw`: on btrfs
+that takes milliseconds and no space whatever the image size, which is what makes VM creation
+cheap (ARCHITECTURE §6). A full copy of a multi-GiB image is slow and doubles disk use, so it is
+refused unless the caller explicitly allows it.
+"""
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from sal.command import SalError, run
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+BTRFS_MAGIC = 0x9123683E
+GIB = 1024**3
+
+
+class ImageError(SalError):
+    """An image or VM disk operation failed; the message names the image or disk."""
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    path: Path
+    kernel: Path
+    initrd: Path | None
+    disk: Path | None
+    cmdline: str
+    min_disk_gb: int
+
+
+def validate_name(name: str) -> str:
+    """Image names become directory names: lowercase, no slashes, no leading dot."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ImageError(
+            f"image name {name!r} is invalid: use 1-63 of a-z 0-9 . _ - starting with a letter "
+            "or digit"
+        )
+    return name
+
+
+def is_btrfs(path: Path) -> bool:
+    """Whether `path` (or its nearest existing parent) is on btrfs."""
+    p = Path(path)
+    while not p.exists():
+        p = p.parent
+    out = run(["stat", "-f", "-c", "%t", str(p)]).stdout.strip()
+    return int(out, 16) == BTRFS_MAGIC
+
+
+class ImageCache:
+    """The node's image directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, name: str) -> Path:
+        return self.root / validate_name(name)
+
+    def install(
+        self,
+        name: str,
+        *,
+        kernel: Path,
+        initrd: Path | None = None,
+        disk: Path | None = None,
+        cmdline: str = "",
+        min_disk_gb: int = 0,
+    ) -> Image:
+        """Copy the parts into the cache as image `name`, replacing an older one atomically."""
+        dst = self.path(name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".{name}.installing"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        try:
+            shutil.copyfile(kernel, staging / "kernel")
+            if initrd is not None:
+                shutil.copyfile(initrd, staging / "initrd")
+            if disk is not None:
+                _copy(disk, staging / "disk.raw", reflink_only=False)
+            meta = {"cmdline": cmdline, "min_disk_gb": int(min_disk_gb)}
+            (staging / "image.json").write_text(json.dumps(meta, indent=2) + "\n")
+            if dst.exists():
+                old = self.root / f".{name}.old"
+                shutil.rmtree(old, ignore_errors=True)
+                dst.rename(old)
+                staging.rename(dst)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                staging.rename(dst)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ImageError(f"cannot install image {name}: {exc}") from exc
+        return self.get(name)
+
+    def get(self, name: str) -> Image:
+        path = self.path(name)
+        meta_path = path / "image.json"
+        if not meta_path.is_file() or not (path / "kernel").is_file():
+            raise ImageError(f"image {name!r} is not in the image cache ({self.root})")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ImageError(f"image {name!r}: image.json is not valid JSON ({exc})") from exc
+        initrd = path / "initrd"
+        disk = path / "disk.raw"
+        return Image(
+            name=name,
+            path=path,
+            kernel=path / "kernel",
+            initrd=initrd if initrd.is_file() else None,
+            disk=disk if disk.is_file() else None,
+            cmdline=str(meta.get("cmdline", "")),
+            min_disk_gb=int(meta.get("min_disk_gb", 0)),
+        )
+
+    def list(self) -> list[Image]:
+        if not self.root.is_dir():
+            return []
+        return [
+            self.get(p.name)
+            for p in sorted(self.root.iterdir())
+            if not p.name.startswith(".") and (p / "image.json").is_file()
+        ]
+
+    def remove(self, name: str) -> None:
+        shutil.rmtree(self.path(name), ignore_errors=True)
+
+    def vdisk_from(
+        self, image: Image | str, dst: Path, size_gb: int, *, allow_full_copy: bool = False
+    ) -> Path:
+        """Make a VM disk at `dst` from the image's disk (reflink copy), grown to `size_gb`.
+
+        Without a `disk.raw` in the image, an empty sparse disk of that size is made. The
+        destination must not exist: a VM disk is never silently overwritten.
+        """
+        img = self.get(image) if isinstance(image, str) else image
+        dst = Path(dst)
+        if size_gb < max(img.min_disk_gb, 1):
+            raise ImageError(
+                f"disk size {size_gb} GiB is below image {img.name}'s minimum of "
+                f"{max(img.min_disk_gb, 1)} GiB"
+            )
+        if dst.exists():
+            raise ImageError(f"VM disk {dst} already exists")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if img.disk is not None:
+                if img.disk.stat().st_size > size_gb * GIB:
+                    raise ImageError(
+                        f"image {img.name}'s disk is {img.disk.stat().st_size} bytes, larger than "
+                        f"the requested {size_gb} GiB"
+                    )
+                _copy(img.disk, dst, reflink_only=not allow_full_copy)
+            with open(dst, "ab") as f:
+                f.truncate(size_gb * GIB)
+        except BaseException:
+            dst.unlink(missing_ok=True)
+            raise
+        return dst
+
+
+def _copy(src: Path, dst: Path, *, reflink_only: bool) -> None:
+    if reflink_only:
+        if not is_btrfs(dst.parent):
+            raise ImageError(
+                f"cannot make {dst} by reflink: {dst.parent} is not on btrfs (a full copy "
+                "needs allow_full_copy=True)"
+            )
+        run(["cp", "--reflink=always", "--sparse=auto", str(src), str(dst)], timeout=120)
+    else:
+        run(["cp", "--reflink=auto", str(src), str(dst)], timeout=3600)
+    os.chmod(dst, 0o600)
