@@ -15,6 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from sal import btrfs
 from sal.command import SalError, run
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -176,7 +177,10 @@ def _copy(src: Path, dst: Path, *, reflink_only: bool) -> None:
                 f"cannot make {dst} by reflink: {dst.parent} is not on btrfs (a full copy "
                 "needs allow_full_copy=True)"
             )
-        run(["cp", "--reflink=always", "--sparse=auto", str(src), str(dst)], timeout=120)
+        try:
+            btrfs.reflink_copy(src, dst)
+        except SalError as exc:
+            raise ImageError(str(exc)) from exc
     else:
         run(["cp", "--reflink=auto", str(src), str(dst)], timeout=3600)
     os.chmod(dst, 0o600)

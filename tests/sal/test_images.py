@@ -1,0 +1,176 @@
+"""Image cache, VM disks by reflink, and the NoCloud seed — on real btrfs and real vfat images."""
+
+import json
+import os
+import time
+
+import pytest
+
+from sal.command import run
+from sal.hypervisor.base import HypervisorError
+from sal.hypervisor.cidata import NicConfig, SeedConfig, read_seed, render, write_seed
+from sal.images import GIB, ImageCache, ImageError, is_btrfs, validate_name
+
+
+@pytest.fixture
+def parts(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "vmlinux").write_bytes(b"kernel")
+    (src / "initrd").write_bytes(b"initrd")
+    disk = src / "disk.raw"
+    disk.write_bytes(os.urandom(1024 * 1024))
+    return src
+
+
+def test_install_and_read_back(tmp_path, parts):
+    cache = ImageCache(tmp_path / "images")
+    img = cache.install(
+        "ubuntu-24.04",
+        kernel=parts / "vmlinux",
+        initrd=parts / "initrd",
+        disk=parts / "disk.raw",
+        cmdline="root=/dev/vda",
+        min_disk_gb=2,
+    )
+    assert img.kernel.read_bytes() == b"kernel" and img.initrd.read_bytes() == b"initrd"
+    assert img.disk.read_bytes() == (parts / "disk.raw").read_bytes()
+    assert (img.cmdline, img.min_disk_gb) == ("root=/dev/vda", 2)
+    assert json.loads((img.path / "image.json").read_text()) == {
+        "cmdline": "root=/dev/vda",
+        "min_disk_gb": 2,
+    }
+    assert [i.name for i in cache.list()] == ["ubuntu-24.04"]
+
+    again = cache.install("ubuntu-24.04", kernel=parts / "initrd")
+    assert again.kernel.read_bytes() == b"initrd" and again.disk is None
+    assert sorted(p.name for p in cache.root.iterdir()) == ["ubuntu-24.04"]
+    cache.remove("ubuntu-24.04")
+    assert cache.list() == []
+
+
+@pytest.mark.parametrize("name", ["", "../etc", "a/b", ".hidden", "UPPER", "x" * 64, None])
+def test_bad_image_names_are_refused(name):
+    with pytest.raises(ImageError, match="is invalid"):
+        validate_name(name)
+
+
+def test_a_missing_image_is_named(tmp_path):
+    with pytest.raises(ImageError, match="image 'nope' is not in the image cache"):
+        ImageCache(tmp_path).get("nope")
+
+
+def test_a_full_copy_must_be_asked_for_off_btrfs(tmp_path, parts):
+    if is_btrfs(tmp_path):
+        pytest.skip("tmp_path is on btrfs")
+    cache = ImageCache(tmp_path / "images")
+    cache.install("base", kernel=parts / "vmlinux", disk=parts / "disk.raw")
+    dst = tmp_path / "vms" / "disk0.raw"
+    with pytest.raises(
+        ImageError, match=r"not on btrfs \(a full copy needs allow_full_copy=True\)"
+    ):
+        cache.vdisk_from("base", dst, 1)
+    assert not dst.exists()
+    cache.vdisk_from("base", dst, 1, allow_full_copy=True)
+    assert dst.stat().st_size == GIB
+    with open(dst, "rb") as f:
+        assert f.read(1024 * 1024) == (parts / "disk.raw").read_bytes()
+
+
+def test_vdisk_checks(tmp_path, parts):
+    cache = ImageCache(tmp_path / "images")
+    cache.install("base", kernel=parts / "vmlinux", disk=parts / "disk.raw", min_disk_gb=3)
+    with pytest.raises(ImageError, match="below image base's minimum of 3 GiB"):
+        cache.vdisk_from("base", tmp_path / "d.raw", 2, allow_full_copy=True)
+    (tmp_path / "exists.raw").write_bytes(b"")
+    with pytest.raises(ImageError, match="already exists"):
+        cache.vdisk_from("base", tmp_path / "exists.raw", 3, allow_full_copy=True)
+
+
+def test_an_image_without_disk_gives_an_empty_sparse_disk(tmp_path, parts):
+    cache = ImageCache(tmp_path / "images")
+    cache.install("kernel-only", kernel=parts / "vmlinux")
+    dst = cache.vdisk_from("kernel-only", tmp_path / "empty.raw", 4)
+    assert dst.stat().st_size == 4 * GIB and dst.stat().st_blocks == 0
+
+
+def test_vdisk_by_reflink_on_btrfs(btrfs_pool, parts):
+    images = btrfs_pool.nocow_dir("images")
+    vdisks = btrfs_pool.nocow_dir("vdisks")
+    cache = ImageCache(images)
+    big = parts / "big.raw"
+    with open(big, "wb") as f:
+        for _ in range(256):
+            f.write(os.urandom(1024 * 1024))
+    cache.install("base", kernel=parts / "vmlinux", disk=big)
+    started = time.monotonic()
+    dst = cache.vdisk_from("base", vdisks / "vm1.raw", 1)
+    assert time.monotonic() - started < 5
+    assert dst.stat().st_size == GIB
+    with open(dst, "rb") as f:
+        assert f.read(4096) == big.read_bytes()[:4096]
+    # The copy shares the image's extents: pool usage does not grow by another 256 MiB.
+    du = run(["btrfs", "filesystem", "du", "-s", "--raw", str(dst)]).stdout.splitlines()[-1].split()
+    total, exclusive = int(du[0]), int(du[1])
+    assert total >= 256 * 1024 * 1024 and exclusive == 0
+
+
+def test_seed_files(tmp_path):
+    seed = SeedConfig(
+        instance_id="vm-1",
+        hostname="web-1",
+        ssh_keys=("ssh-ed25519 AAAA alice",),
+        nics=(
+            NicConfig(
+                mac="52:54:00:AA:00:01",
+                addresses=("10.1.0.2/24", "fd00::2/64"),
+                gateway4="10.1.0.1",
+                nameservers=("10.1.0.1",),
+            ),
+        ),
+        runcmd=("echo 'quoted'",),
+    )
+    files = render(seed)
+    assert files["meta-data"] == "instance-id: vm-1\nlocal-hostname: web-1\n"
+    assert files["user-data"] == (
+        "#cloud-config\nhostname: web-1\nssh_authorized_keys:\n"
+        '  - "ssh-ed25519 AAAA alice"\nruncmd:\n'
+        "  - 'echo ''quoted'''\n"
+    )
+    assert files["network-config"] == (
+        "version: 2\nethernets:\n  eth0:\n    match:\n"
+        '      macaddress: "52:54:00:aa:00:01"\n    set-name: eth0\n    dhcp4: false\n'
+        "    addresses:\n      - 10.1.0.2/24\n      - fd00::2/64\n    gateway4: 10.1.0.1\n"
+        "    nameservers:\n      addresses: [10.1.0.1]\n"
+    )
+    image = write_seed(seed, tmp_path / "seed.img")
+    assert read_seed(image) == files
+    label = run(
+        ["mlabel", "-s", "-i", str(image), "::"], env={**os.environ, "MTOOLS_SKIP_CHECK": "1"}
+    ).stdout
+    assert "CIDATA" in label
+
+
+@pytest.mark.parametrize(
+    ("seed", "message"),
+    [
+        (SeedConfig(instance_id="i", hostname="Bad_Host"), "not a valid host name"),
+        (SeedConfig(instance_id="two words", hostname="h"), "must be one word"),
+        (SeedConfig(instance_id="i", hostname="h", ssh_keys=("a\nb",)), "one non-empty line"),
+        (SeedConfig(instance_id="i", hostname="h", nics=(NicConfig(mac="x"),)), "not a MAC"),
+        (
+            SeedConfig(
+                instance_id="i",
+                hostname="h",
+                nics=(NicConfig(mac="52:54:00:00:00:01", addresses=("10.0.0.1",)),),
+            ),
+            "not in CIDR form",
+        ),
+        (SeedConfig(instance_id="i", hostname="h", runcmd=("a\nb",)), "one line"),
+        (SeedConfig(instance_id="i", hostname="h", extra_files={"../x": ""}), "cannot add"),
+    ],
+)
+def test_bad_seeds_are_refused(tmp_path, seed, message):
+    with pytest.raises(HypervisorError, match=message):
+        write_seed(seed, tmp_path / "seed.img")
+    assert not (tmp_path / "seed.img").exists()
