@@ -176,25 +176,35 @@ class CloudHypervisor(Hypervisor):
 
     # -- the VMM process ------------------------------------------------------------------------
 
+    def _running(self, pid: int) -> bool:
+        """The process exists and has not exited (a zombie has); our own children are reaped."""
+        child = self._children.get(pid)
+        if child is not None:
+            if child.poll() is None:
+                return True
+            del self._children[pid]
+            return False
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
     def _pid(self, vm_dir: Path) -> int | None:
-        """The VMM's pid if that process is alive and is the VMM of this directory."""
+        """The VMM's pid if that process runs and is the VMM of this directory."""
         try:
             pid = int((vm_dir / "vmm.pid").read_text())
         except (FileNotFoundError, ValueError):
             return None
-        child = self._children.get(pid)
-        if child is not None and child.poll() is not None:
-            del self._children[pid]
+        if not self._running(pid):
             return None
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             return None
-        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-            return None
-        # guard against pid reuse: the process must be the one serving this VM's socket
-        if str(vm_dir / "api.sock").encode() not in cmdline:
+        # guard against pid reuse: the process must be the one serving this VM's socket (an
+        # exiting process shows an empty command line; it is still ours until it is gone)
+        if cmdline and str(vm_dir / "api.sock").encode() not in cmdline:
             return None
         return pid
 
@@ -234,7 +244,7 @@ class CloudHypervisor(Hypervisor):
                 if self._api(vm_dir, timeout=1.0).request("GET", "/vmm.ping").status == 200:
                     return proc.pid
             if time.monotonic() > deadline:
-                self._kill(vm_dir, proc.pid)
+                self._kill(proc.pid)
                 raise HypervisorError(
                     f"{self.binary} API on {socket_path} did not answer within "
                     f"{self.start_timeout:g}s: {self._vmm_log_tail(vm_dir)}"
@@ -247,18 +257,18 @@ class CloudHypervisor(Hypervisor):
         except FileNotFoundError:
             return "(no output)"
 
-    def _wait_gone(self, vm_dir: Path, timeout: float) -> bool:
+    def _wait_gone(self, pid: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        while self._pid(vm_dir) is not None:
+        while self._running(pid):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
         return True
 
-    def _kill(self, vm_dir: Path, pid: int) -> None:
+    def _kill(self, pid: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        self._wait_gone(vm_dir, 5.0)
+        self._wait_gone(pid, 5.0)
 
     def _forget_process(self, vm_dir: Path) -> None:
         (vm_dir / "vmm.pid").unlink(missing_ok=True)
@@ -282,7 +292,7 @@ class CloudHypervisor(Hypervisor):
         try:
             self._boot(vm_dir, spec)
         except HypervisorError:
-            self._kill(vm_dir, pid)
+            self._kill(pid)
             self._forget_process(vm_dir)
             raise
 
@@ -363,7 +373,7 @@ class CloudHypervisor(Hypervisor):
             if self._vmm_state(vm_dir) == "Running":
                 # 405 means the guest is no longer running: fine, we wanted it off
                 self._call(vm_dir, "PUT", "/vm.power-button", ok=(204, 405))
-                self._wait_gone(vm_dir, grace)
+                self._wait_gone(pid, grace)
             self._shutdown_vmm(vm_dir)
         self._forget_process(vm_dir)
         return self._info(vm_dir)
@@ -379,8 +389,8 @@ class CloudHypervisor(Hypervisor):
             if delete_vm:
                 self._call(vm_dir, "PUT", "/vm.delete", ok=(204,))
             self._call(vm_dir, "PUT", "/vmm.shutdown", ok=(204,))
-        if not self._wait_gone(vm_dir, 5.0):
-            self._kill(vm_dir, pid)
+        if not self._wait_gone(pid, 5.0):
+            self._kill(pid)
 
     def delete(self, vm_id: str) -> None:
         vm_dir = self._dir(vm_id)

@@ -391,7 +391,9 @@ class SpecStub:
             except Exception as exc:
                 self._record(method, path, f"handler crashed: {exc!r}")
                 return Reply(500, f"fake crashed: {exc!r}", "text/plain")
-            op = next(o for o in self.operations if o.template == request.template)
+            op = next(
+                o for o in self.operations if (o.method, o.template) == (method, request.template)
+            )
             reason = self._check_reply(op, reply)
             if reason:
                 self._record(method, path, reason)

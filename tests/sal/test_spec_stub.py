@@ -190,3 +190,12 @@ def test_spec_gaps_are_listed(myc):
     assert myc.spec_gaps == [
         "DELETE /api/v1/admin/peers/{endpoint}: path parameter endpoint undeclared"
     ]
+
+
+def test_replies_are_checked_against_the_operation_of_their_method(myc):
+    # GET /admin/peers declares 200, POST declares 204: each reply is held to its own method
+    myc.on("GET", "/api/v1/admin/peers")(lambda req: Reply(200, []))
+    myc.on("POST", "/api/v1/admin/peers")(lambda req: Reply(204))
+    myc.dispatch("GET", "/api/v1/admin/peers", {}, b"")
+    myc.dispatch("POST", "/api/v1/admin/peers", {}, b"")
+    assert myc.violations == []
