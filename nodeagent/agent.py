@@ -33,7 +33,9 @@ from nodeagent.redis_server import RedisServer
 from nodeagent.runner import RunnerPool, RunnerSettings
 from nodeagent.supervisor import Supervisor, ws_url_for
 from nodeagent.verification import NodeAudience
+from nodeagent.workload_functions import node_resources
 from nodeagent.workloads import WorkloadRegistry
+from sal.command import SalError
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +262,20 @@ class NodeAgent:
         except redis.RedisError:
             return True
 
+    def _restart_workloads(self) -> None:
+        """After an agent restart or a reboot: adopt what still runs, start what should."""
+        resources = node_resources(
+            self.config.data_dir, self.config.storage, RunnerSettings.workload_bind
+        )
+        if resources.herodb is None:
+            return
+        try:
+            resources.herodb.adopt()
+            for info in resources.herodb.ensure_running():
+                log.info("restarted herodb %s at %s", info.db_id, info.address)
+        except SalError as exc:
+            log.error("some workloads could not be restarted: %s", exc)
+
     def _used(self) -> dict[str, int]:
         """Capacity reserved by workloads; zero while Redis cannot say (reported as redis_down)."""
         if self.workloads is not None:
@@ -293,6 +309,7 @@ class NodeAgent:
             self.loop.save_state()
             self.store = JobStore(connect(self.redis_url))
             self.workloads = WorkloadRegistry(self.store.redis)
+            self._restart_workloads()
             facts = self.read_facts()
             self._publish_facts(
                 facts,
@@ -300,7 +317,12 @@ class NodeAgent:
                     data_dir=self.config.data_dir, capacity=facts.capacity, extra=self._health()
                 ),
             )
-            settings = RunnerSettings(redis_url=self.redis_url, **self.runner_settings)
+            settings = RunnerSettings(
+                redis_url=self.redis_url,
+                data_dir=str(self.config.data_dir),
+                storage=tuple(str(p) for p in self.config.storage),
+                **self.runner_settings,
+            )
             stack.enter_context(RunnerPool(settings, workers=self.config.runners))
             supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
             supervisor.start()

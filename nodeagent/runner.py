@@ -23,13 +23,15 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import redis
 
-from nodeagent.bindings import JobContext, bind
+from nodeagent.bindings import IMPLEMENTATIONS, JobContext, SalFactory, bind
 from nodeagent.jobstore import ClaimedJob, JobStore, connect
+from nodeagent.workload_functions import WorkloadFunctions, node_resources
 from nodeagent.workloads import WorkloadRegistry
 from rhai import Engine
 from rhai.errors import RhaiError
@@ -59,6 +61,9 @@ class RunnerSettings:
     max_string_size: int = 1 << 20
     max_array_size: int = 100_000
     max_map_size: int = 10_000
+    data_dir: str | None = None  # None: no workload SALs (jobs get log/sleep/now/node_info)
+    storage: tuple[str, ...] = ()  # mounted pools; the first btrfs one holds workloads
+    workload_bind: str = "127.0.0.1"  # where databases listen (the overlay address on a node)
 
     @property
     def heartbeat_every(self) -> float:
@@ -122,6 +127,17 @@ class Worker:
             max_local_attempts=settings.max_local_attempts,
         )
         self.current: str | None = None  # the stream entry being run, for the heartbeat
+        self.functions = {**IMPLEMENTATIONS, **self._workload_functions()}
+
+    def _workload_functions(self) -> dict[str, SalFactory]:
+        if self.settings.data_dir is None:
+            return {}
+        resources = node_resources(
+            Path(self.settings.data_dir),
+            tuple(Path(p) for p in self.settings.storage),
+            self.settings.workload_bind,
+        )
+        return WorkloadFunctions(resources, WorkloadRegistry(self.store.redis)).table()
 
     def serve(self, stop: threading.Event) -> None:
         threading.Thread(target=self._heartbeat, args=(stop,), daemon=True).start()
@@ -174,7 +190,7 @@ class Worker:
     def _execute(self, script: str, ctx: JobContext) -> tuple[str, Any]:
         try:
             engine = new_engine(self.settings)
-            bind(engine, ctx)
+            bind(engine, ctx, self.functions)
             on_progress = getattr(engine, "on_progress", None)
             if callable(on_progress):
                 on_progress(lambda _ops: ctx.check())
