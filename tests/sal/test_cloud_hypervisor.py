@@ -252,3 +252,12 @@ def test_failures_leave_nothing_behind(env):
     with pytest.raises(HypervisorError, match="invalid VM id"):
         env.driver.create(make_spec(env, "../escape"))
     assert not (env.state_root / "vm1").exists()
+
+
+def test_minimal_spec_sends_a_minimal_config(env):
+    spec = VmSpec(vm_id="tiny", cpus=1, memory_mb=128, kernel=env.files / "vmlinux")
+    assert env.driver.create(spec).state == VmState.RUNNING
+    body = next(e["body"] for e in read_log(env.log) if e.get("path") == "/api/v1/vm.create")
+    assert "disks" not in body and "net" not in body
+    assert body["payload"] == {"kernel": str(env.files / "vmlinux"), "cmdline": spec.cmdline}
+    env.driver.delete("tiny")
