@@ -203,3 +203,13 @@ ZOS_JOB_MAX_ATTEMPTS = int(os.environ.get("ZOS_JOB_MAX_ATTEMPTS", "3"))
 ZOS_RETRY_BASE = float(os.environ.get("ZOS_RETRY_BASE", "5"))
 # How often a node link looks for work queued by other processes (seconds).
 ZOS_LINK_POLL = float(os.environ.get("ZOS_LINK_POLL", "2"))
+
+# Boot images, per-farm stamped copies, and signed agent releases (docs/updates.md).
+ZOS_BOOT_DIR = Path(os.environ.get("ZOS_BOOT_DIR", VAR_DIR / "boot"))
+ZOS_RELEASE_DIR = Path(os.environ.get("ZOS_RELEASE_DIR", VAR_DIR / "releases"))
+ZOS_RELEASE_KEY_FILE = Path(os.environ.get("ZOS_RELEASE_KEY_FILE", VAR_DIR / "release.key"))
+# The ledger's URL as nodes reach it (baked into boot images); empty: the request's own host.
+ZOS_PUBLIC_URL = os.environ.get("ZOS_PUBLIC_URL", "").rstrip("/")
+# The enrollment token baked into each farm's boot images: uses and lifetime before renewal.
+ZOS_BOOT_TOKEN_USES = int(os.environ.get("ZOS_BOOT_TOKEN_USES", "1000"))
+ZOS_BOOT_TOKEN_DAYS = int(os.environ.get("ZOS_BOOT_TOKEN_DAYS", "365"))

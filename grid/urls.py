@@ -6,6 +6,8 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
+from ledger import boot_views
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
@@ -14,6 +16,8 @@ urlpatterns = [
     path("api/v1/auth/token", obtain_auth_token, name="api-token"),
     path("api/v1/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("boot/<int:farm_id>/", boot_views.farm_boot_page, name="farm-boot"),
+    path("boot/<int:farm_id>/<str:name>", boot_views.boot_file, name="boot-file"),
 ]
 
 handler404 = "grid.api_errors.json_not_found"

@@ -8,9 +8,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from ledger import services
+from ledger import boot, services
 from ledger.choices import NodeStatus
-from ledger.models import AuditEntry, EnrollmentToken, Farm, Node, UserKey
+from ledger.models import AgentRelease, AuditEntry, BootImage, EnrollmentToken, Farm, Node, UserKey
 
 STATUS_COLOURS = {
     NodeStatus.PENDING: "#b26b00",
@@ -170,3 +170,38 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(BootImage)
+class BootImageAdmin(admin.ModelAdmin):
+    """Uploaded builds (`manage.py build_image` or POST /api/v1/boot-images); one is current."""
+
+    list_display = ["version", "is_current", "zos_efi_size", "uploaded_by", "created"]
+    readonly_fields = ["version", "manifest", "is_current", "uploaded_by", "created"]
+    actions = ["make_current"]
+
+    def has_add_permission(self, request):
+        return False  # images arrive with their files, through the API or build_image
+
+    @admin.display(description="zos.efi")
+    def zos_efi_size(self, image: BootImage) -> str:
+        return _bytes(image.files.get("zos.efi", {}).get("size", 0))
+
+    @admin.action(description="Make the selected image current")
+    def make_current(self, request: HttpRequest, queryset: QuerySet) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "select exactly one image", messages.ERROR)
+            return
+        image = boot.make_current_image(queryset.get(), actor=f"user:{request.user.username}")
+        self.message_user(request, f"{image.version} is now the current boot image")
+
+
+@admin.register(AgentRelease)
+class AgentReleaseAdmin(admin.ModelAdmin):
+    """Signed agent bundles (`manage.py publish_release`); farms pick one as desired version."""
+
+    list_display = ["version", "sha256", "size", "published_by", "created"]
+    readonly_fields = ["version", "sha256", "size", "envelope", "published_by", "created"]
+
+    def has_add_permission(self, request):
+        return False  # a release is built and signed by publish_release

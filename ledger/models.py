@@ -1,8 +1,10 @@
 """What the ledger keeps: farms, enrollment tokens, nodes, uptime, user keys, an audit log."""
 
 import hashlib
+from pathlib import Path
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -19,6 +21,19 @@ class Farm(models.Model):
         max_length=64, blank=True, help_text="Agent version nodes of this farm should run."
     )
     created = models.DateTimeField(auto_now_add=True)
+    boot_image = models.ForeignKey(
+        "BootImage",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="pinned_farms",
+        help_text="Boot image this farm's nodes get; empty: the current one.",
+    )
+    boot_enroll = models.BooleanField(
+        default=True,
+        help_text="Bake the farm's boot enrollment token into its boot images, so nodes booted "
+        "from them are approved at once. Anyone who can download /boot/<farm>/ gets it.",
+    )
 
     class Meta:
         ordering = ["id"]
@@ -163,3 +178,90 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.kind}: {self.message}"
+
+
+# A version is a path component on disk and in URLs: no slashes, no leading dot.
+VERSION_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}"
+version_validator = RegexValidator(
+    rf"^{VERSION_PATTERN}$", "a version is letters, digits and . _ + - (not first), up to 64"
+)
+
+
+class BootImage(models.Model):
+    """One build of the node image: its manifest, and its files in ZOS_BOOT_DIR/<version>/.
+
+    The files never change after upload; per-farm copies are stamped from them (ledger/boot.py).
+    At most one image is current: farms without a pinned `Farm.boot_image` boot that one.
+    """
+
+    version = models.CharField(max_length=64, unique=True, validators=[version_validator])
+    manifest = models.JSONField(default=dict, help_text="The build's manifest.json.")
+    is_current = models.BooleanField(default=False, db_index=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_current"],
+                condition=models.Q(is_current=True),
+                name="one_current_boot_image",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.version
+
+    @property
+    def directory(self) -> Path:
+        return Path(settings.ZOS_BOOT_DIR) / self.version
+
+    @property
+    def files(self) -> dict[str, dict]:
+        """{name: {"sha256", "size"}} of the files stored with this image."""
+        return dict(self.manifest.get("files", {}))
+
+
+class FarmBootToken(models.Model):
+    """The enrollment token baked into a farm's boot images as `zos.enroll=`.
+
+    Unlike other tokens its secret is kept: every image stamped for the farm must carry it, and
+    those images are downloadable from /boot/<farm>/ anyway. It is replaced by a new one when it
+    expires or runs out of uses (which re-stamps the farm's images).
+    """
+
+    farm = models.OneToOneField(Farm, on_delete=models.CASCADE, related_name="boot_token")
+    token = models.OneToOneField(EnrollmentToken, on_delete=models.CASCADE, related_name="+")
+    secret = models.CharField(max_length=128)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"boot token {self.token.prefix}… of {self.farm}"
+
+
+class AgentRelease(models.Model):
+    """A node agent bundle (tar.gz of nodeagent/, signing/, rhai/, sal/) signed by the ledger.
+
+    `envelope` is a DSSE envelope signed with the release key over
+    `{"version", "sha256", "size"}`; nodes verify it, then the bundle's hash, before unpacking.
+    """
+
+    version = models.CharField(max_length=64, unique=True, validators=[version_validator])
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    envelope = models.JSONField()
+    published_by = models.CharField(max_length=100, default="system")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"agent {self.version}"
+
+    @property
+    def bundle_path(self) -> Path:
+        return Path(settings.ZOS_RELEASE_DIR) / f"{self.version}.tar.gz"

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from ledger.models import Farm, Node, UserKey
+from ledger.models import AgentRelease, BootImage, Farm, Node, UserKey
 from ledger.services import NodeReport
 
 HEALTH_FLAG_MAX = 32
@@ -120,3 +120,21 @@ class UserKeySerializer(serializers.ModelSerializer):
 
     def get_unique_together_validators(self) -> list:
         return []
+
+
+class BootImageSerializer(serializers.ModelSerializer):
+    files = serializers.DictField(read_only=True)
+    cmdline = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BootImage
+        fields = ["version", "is_current", "files", "cmdline", "created"]
+
+    def get_cmdline(self, image: BootImage) -> str:
+        return str(image.manifest.get("cmdline", ""))
+
+
+class AgentReleaseSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AgentRelease
+        fields = ["version", "sha256", "size", "envelope", "created"]

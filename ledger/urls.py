@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from ledger import views
+from ledger import boot_views, views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("farms", views.FarmViewSet)
@@ -11,4 +11,14 @@ router.register("keys", views.UserKeyViewSet, basename="userkey")
 urlpatterns = [
     *router.urls,
     path("users/<int:user_id>/keys", views.UserPublicKeysView.as_view(), name="user-public-keys"),
+]
+
+# Boot images and agent releases (ledger/boot_views.py); the key route comes before the
+# release detail route, whose version pattern would match "key" too.
+downloads = SimpleRouter(trailing_slash=False)
+downloads.register("boot-images", boot_views.BootImageViewSet)
+downloads.register("releases", boot_views.AgentReleaseViewSet)
+urlpatterns += [
+    path("releases/key", boot_views.release_key, name="release-key"),
+    *downloads.urls,
 ]

@@ -1,0 +1,264 @@
+"""What machines and operators download: per-farm boot artefacts, boot images, agent releases.
+
+The /boot/<farm>/<file> views are plain Django views, open to anyone (a machine booting over
+iPXE has no credentials): they stream files from disk with their sha256 as ETag and in
+`X-Checksum-Sha256`, and answer 304 to a matching `If-None-Match`. The operator's page per farm
+needs a login. Uploads (boot images, releases) are staff-only API calls; reads are public.
+"""
+
+import json
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth.views import redirect_to_login
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseForbidden,
+    HttpResponseNotModified,
+    JsonResponse,
+)
+from django.shortcuts import render
+from django.utils.http import parse_etags
+from django.views.decorators.http import require_safe
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action, api_view, permission_classes
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from grid.api_errors import ApiError
+from ledger import boot, releases
+from ledger.models import VERSION_PATTERN, AgentRelease, BootImage, Farm
+from ledger.serializers import AgentReleaseSerializer, BootImageSerializer
+from ledger.services import LedgerError
+from signing.keys import key_id
+
+CONTENT_TYPES = {"boot.ipxe": "text/plain; charset=utf-8"}
+DOWNLOAD_NAMES = {"zos.efi": "zos-farm{farm}.efi", "usb.img": "zos-farm{farm}-usb.img"}
+
+
+def _error(exc: LedgerError) -> JsonResponse:
+    return JsonResponse({"error": exc.code, "message": exc.message}, status=exc.http_status)
+
+
+def ledger_url(request: HttpRequest) -> str:
+    """The URL nodes reach the ledger at: ZOS_PUBLIC_URL, else the host this request came to."""
+    return settings.ZOS_PUBLIC_URL or f"{request.scheme}://{request.get_host()}"
+
+
+def stream_file(
+    request: HttpRequest,
+    path: Path,
+    sha256: str,
+    *,
+    content_type: str = "application/octet-stream",
+    filename: str | None = None,
+) -> HttpResponse:
+    """Stream `path` (never read whole) with its hash as ETag; 304 when the client has it."""
+    etag = f'"{sha256}"'
+    if_none_match = request.headers.get("If-None-Match", "")
+    if if_none_match and (if_none_match.strip() == "*" or etag in parse_etags(if_none_match)):
+        response: HttpResponse = HttpResponseNotModified()
+    else:
+        response = FileResponse(
+            open(path, "rb"),  # noqa: SIM115  (FileResponse closes it)
+            content_type=content_type,
+            as_attachment=filename is not None,
+            filename=filename or "",
+        )
+        response["X-Checksum-Sha256"] = sha256
+    response["ETag"] = etag
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+def _farm(farm_id: int) -> Farm:
+    farm = Farm.objects.select_related("boot_image").filter(pk=farm_id).first()
+    if farm is None:
+        raise LedgerError("unknown_farm", f"farm {farm_id} does not exist", http_status=404)
+    return farm
+
+
+@require_safe
+def boot_file(request: HttpRequest, farm_id: int, name: str) -> HttpResponse:
+    """`/boot/<farm>/<name>`: the farm's zos.efi, usb.img, boot.ipxe, vmlinuz or initrd."""
+    if name not in boot.ARTEFACTS:
+        return _error(
+            LedgerError(
+                "not_found",
+                f"no boot file {name!r}; there are {', '.join(boot.ARTEFACTS)}",
+                http_status=404,
+            )
+        )
+    try:
+        farm = _farm(farm_id)
+        artefact = boot.FarmArtefacts(boot.image_for(farm), farm, ledger_url(request)).get(name)
+    except LedgerError as exc:
+        return _error(exc)
+    download = DOWNLOAD_NAMES.get(name)
+    return stream_file(
+        request,
+        artefact.path,
+        artefact.sha256,
+        content_type=CONTENT_TYPES.get(name, "application/octet-stream"),
+        filename=download.format(farm=farm.pk) if download else None,
+    )
+
+
+def farm_boot_page(request: HttpRequest, farm_id: int) -> HttpResponse:
+    """The operator's page: the farm's download links, sizes, sha256 and how to write a stick."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path(), login_url="/admin/login/")
+    try:
+        farm = _farm(farm_id)
+    except LedgerError as exc:
+        return _error(exc)
+    if not (request.user.is_staff or farm.owner_id == request.user.pk):
+        return HttpResponseForbidden("only the farm's owner and staff may see its boot page")
+    base = ledger_url(request)
+    context = {
+        **admin.site.each_context(request),
+        "title": f"Boot farm {farm.name}",
+        "farm": farm,
+        "base": base,
+    }
+    try:
+        image = boot.image_for(farm)
+        artefacts = boot.FarmArtefacts(image, farm, base)
+        context.update(
+            image=image,
+            cmdline=artefacts.cmdline,
+            files=[
+                {"artefact": artefacts.get(name), "url": f"{base}/boot/{farm.pk}/{name}"}
+                for name in boot.ARTEFACTS
+            ],
+        )
+    except LedgerError as exc:
+        context["problem"] = exc.message
+    return render(request, "ledger/farm_boot.html", context)
+
+
+class IsStaffToWrite(permissions.BasePermission):
+    def has_permission(self, request: Request, view) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return bool(request.user and request.user.is_staff)
+
+
+def _service_error(exc: LedgerError) -> ApiError:
+    return ApiError(exc.code, exc.message, status_code=exc.http_status)
+
+
+def _manifest(request: Request) -> dict:
+    upload = request.FILES.get("manifest")
+    text = upload.read() if upload is not None else request.data.get("manifest", "")
+    try:
+        manifest = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise ApiError("invalid_manifest", f"manifest is not JSON: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise ApiError("invalid_manifest", "manifest must be a JSON object")
+    return manifest
+
+
+class BootImageViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Boot images; staff upload one (multipart: version, manifest, files) or make one current."""
+
+    queryset = BootImage.objects.all()
+    serializer_class = BootImageSerializer
+    lookup_field = "version"
+    lookup_value_regex = VERSION_PATTERN
+    permission_classes = [IsStaffToWrite]
+    parser_classes = [MultiPartParser, JSONParser]
+
+    @extend_schema(request=None, responses=BootImageSerializer)
+    def create(self, request: Request) -> Response:
+        manifest = _manifest(request)
+        version = str(request.data.get("version") or manifest.get("version") or "")
+        files = {Path(f.name).name: f for f in request.FILES.getlist("files")}
+        make_current = str(request.data.get("make_current", "true")).lower() != "false"
+        try:
+            image = boot.register_boot_image(
+                version=version,
+                manifest=manifest,
+                files=files,
+                uploaded_by=request.user,
+                make_current=make_current,
+            )
+        except LedgerError as exc:
+            raise _service_error(exc) from exc
+        return Response(BootImageSerializer(image).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=BootImageSerializer)
+    @action(detail=True, methods=["post"])
+    def current(self, request: Request, version: str) -> Response:
+        image = boot.make_current_image(self.get_object(), actor=f"user:{request.user}")
+        return Response(BootImageSerializer(image).data)
+
+
+class AgentReleaseViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Signed agent releases; nodes read one and download its bundle; staff publish them."""
+
+    queryset = AgentRelease.objects.all()
+    serializer_class = AgentReleaseSerializer
+    lookup_field = "version"
+    lookup_value_regex = VERSION_PATTERN
+    permission_classes = [IsStaffToWrite]
+    parser_classes = [MultiPartParser, JSONParser]
+
+    @extend_schema(request=None, responses=AgentReleaseSerializer)
+    def create(self, request: Request) -> Response:
+        bundle = request.FILES.get("bundle")
+        if bundle is None:
+            raise ApiError("missing_files", "send the bundle as the multipart file 'bundle'")
+        try:
+            release = releases.publish_release(
+                version=str(request.data.get("version", "")),
+                bundle=bundle,
+                actor=f"user:{request.user}",
+            )
+        except LedgerError as exc:
+            raise _service_error(exc) from exc
+        return Response(AgentReleaseSerializer(release).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={(200, "application/gzip"): bytes})
+    @action(detail=True, methods=["get"])
+    def bundle(self, request: Request, version: str) -> HttpResponse:
+        release = self.get_object()
+        return stream_file(
+            request,
+            release.bundle_path,
+            release.sha256,
+            content_type="application/gzip",
+            filename=f"zos-agent-{release.version}.tar.gz",
+        )
+
+
+@extend_schema(responses={200: dict})
+@api_view(["GET"])
+@permission_classes([permissions.AllowAny])
+def release_key(request: Request) -> Response:
+    """The public key agent releases are signed with (nodes pin it)."""
+    public_key = releases.release_public_key_hex()
+    return Response(
+        {
+            "public_key": public_key,
+            "key_id": key_id(bytes.fromhex(public_key)),
+            "algorithm": "ed25519",
+            "payload_type": releases.RELEASE_TYPE,
+        }
+    )
