@@ -46,7 +46,7 @@ from jsonschema import Draft4Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-SPECS_DIR = Path(os.environ.get("ZOS_SPECS_DIR", "/work/shared/specs"))
+SPECS_DIR = Path(os.environ.get("ZOS_SPECS_DIR", Path(__file__).parents[2] / "sal" / "specs"))
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOG_ENV = "ZOS_STUB_LOG"
 _SPEC_URI = "urn:zos:spec"
@@ -531,5 +531,5 @@ def violations_in(log_path: Path) -> list[dict]:
 
 
 def load_spec_stub(name: str, **kwargs: Any) -> SpecStub:
-    """A stub for one of the published specs in /work/shared/specs (`cloud-hypervisor.yaml`)."""
+    """A stub for one of the published specs in sal/specs (`cloud-hypervisor.yaml`)."""
     return SpecStub(SPECS_DIR / name, **kwargs)
