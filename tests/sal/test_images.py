@@ -174,3 +174,18 @@ def test_bad_seeds_are_refused(tmp_path, seed, message):
     with pytest.raises(HypervisorError, match=message):
         write_seed(seed, tmp_path / "seed.img")
     assert not (tmp_path / "seed.img").exists()
+
+
+def test_the_test_guest_installs_as_an_image(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("building the test guest needs root")
+    from tests.sal.guest import build_guest, install_guest_image
+
+    cache = ImageCache(tmp_path / "images")
+    image = install_guest_image(cache)
+    guest = build_guest()
+    assert image.name == "busybox" and image.disk is None
+    assert image.kernel.read_bytes()[:4] == b"\x7fELF"
+    assert image.initrd.read_bytes() == guest.initrd.read_bytes()
+    mtime = image.kernel.stat().st_mtime_ns
+    assert install_guest_image(cache).kernel.stat().st_mtime_ns == mtime
