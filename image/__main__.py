@@ -23,7 +23,10 @@ def _parser() -> argparse.ArgumentParser:
         "--no-cache", action="store_true", help="rebuild the root filesystem even if unchanged"
     )
     build.add_argument(
-        "--zstd-level", type=int, default=None, help="initrd compression level (default 15)"
+        "--zstd-level",
+        type=int,
+        default=None,
+        help="initrd compression level (default 9; 19 is ~12%% smaller and 20x slower)",
     )
 
     stamp = commands.add_parser("stamp", help="a built image with a farm's command line baked in")
