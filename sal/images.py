@@ -184,3 +184,63 @@ def _copy(src: Path, dst: Path, *, reflink_only: bool) -> None:
     else:
         run(["cp", "--reflink=auto", str(src), str(dst)], timeout=3600)
     os.chmod(dst, 0o600)
+
+
+CONTAINER_DIR = ".zos"  # inside a container root: entrypoint and env for the machine's init
+
+
+def unpack_rootfs(tarball: Path, dst: Path) -> Path:
+    """Unpack a container root tree from a tarball (any compression tar detects) into `dst`.
+
+    On btrfs `dst` is made a subvolume, so the tree can get a quota and be snapshotted or deleted
+    in one step. `dst` must not exist. GNU tar strips leading `/` and refuses `..` members, so
+    a hostile tarball cannot write outside `dst`.
+    """
+    tarball, dst = Path(tarball), Path(dst)
+    if not tarball.is_file():
+        raise ImageError(f"cannot unpack {tarball}: no such file")
+    if dst.exists():
+        raise ImageError(f"cannot unpack {tarball} into {dst}: it already exists")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if is_btrfs(dst.parent):
+        run(["btrfs", "subvolume", "create", str(dst)])
+    else:
+        dst.mkdir()
+    try:
+        run(
+            ["tar", "-x", "-f", str(tarball), "-C", str(dst), "--numeric-owner", "--xattrs"],
+            timeout=600,
+        )
+    except SalError as exc:
+        remove_rootfs(dst)
+        raise ImageError(f"cannot unpack {tarball} into {dst}: {exc}") from exc
+    return dst
+
+
+def remove_rootfs(root: Path) -> None:
+    """Remove a container root tree made by `unpack_rootfs` (subvolume or directory)."""
+    root = Path(root)
+    if not root.exists():
+        return
+    if root.stat().st_ino == 256 and is_btrfs(root):
+        run(["btrfs", "subvolume", "delete", "--commit-each", str(root)], timeout=120)
+    else:
+        shutil.rmtree(root)
+
+
+def write_container_config(root: Path, entrypoint: list[str], env: dict[str, str]) -> None:
+    """Record what a container machine runs: `<root>/.zos/entrypoint` (one argument per line)
+    and `<root>/.zos/env` (KEY=VALUE per line), read by the machine's init over the 9p share."""
+    if not entrypoint or not all(isinstance(a, str) and a for a in entrypoint):
+        raise ImageError("a container entrypoint needs at least one non-empty argument")
+    if any("\n" in a for a in entrypoint):
+        raise ImageError("container entrypoint arguments cannot contain newlines")
+    for key, value in env.items():
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            raise ImageError(f"container env name {key!r} is not a valid variable name")
+        if "\n" in str(value):
+            raise ImageError(f"container env {key}: values cannot contain newlines")
+    conf = Path(root) / CONTAINER_DIR
+    conf.mkdir(mode=0o755, exist_ok=True)
+    (conf / "entrypoint").write_text("".join(a + "\n" for a in entrypoint))
+    (conf / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))

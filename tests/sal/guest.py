@@ -16,7 +16,14 @@ The guest prints these markers on the serial console (ttyS0):
 - `ZOS-GUEST-READY <hostname>` once devices, hostname and network are set up;
 - `ZOS-RUNCMD-BEGIN` / `ZOS-RUNCMD-END <status>` around each `runcmd` line of the user-data;
 - `ZOS-GUEST-SHARED <tag>` when a 9p share was mounted at /mnt/<tag>;
-- `ZOS-GUEST-POWEROFF` when the ACPI power button was pressed and the guest is powering off.
+- `ZOS-GUEST-POWEROFF` when the ACPI power button was pressed and the guest is powering off;
+- `ZOS-CONTAINER-EXIT <status>` when a container machine's entrypoint ended (then it powers off).
+
+Container machines: when the 9p share tagged `root` holds `.zos/entrypoint` (written by
+`sal.images.write_container_config`), the init mounts proc/sys/dev into it and runs the
+entrypoint chrooted there with exactly the env in `.zos/env` (plus PATH, HOME, HOSTNAME). It
+stays PID 1 itself instead of `switch_root`-ing to the entrypoint, so it can report the exit
+status, forward the power button as SIGTERM to the entrypoint and power the machine off cleanly.
 
 Build inputs (kernel package version, busybox version, this file's init) key the cache, so a new
 kernel in the archive or a changed init rebuilds once. The cache is under
@@ -73,6 +80,10 @@ for m in __MODULES__; do modprobe "$m" 2>/dev/null; done
 cat > /etc/acpi/PWRF/00000080 <<'EOF'
 #!/bin/sh
 echo "ZOS-GUEST-POWEROFF" > /dev/console
+if [ -f /run/entry.pid ]; then
+  kill -TERM "$(cat /run/entry.pid)" 2>/dev/null
+  for i in $(seq 50); do kill -0 "$(cat /run/entry.pid)" 2>/dev/null || break; sleep 0.1; done
+fi
 sync
 umount -a -r 2>/dev/null
 poweroff -f
@@ -125,8 +136,35 @@ for t in /sys/bus/virtio/drivers/9pnet_virtio/*/mount_tag; do
   [ -f "$t" ] || continue
   tag=$(tr -d '\000' < "$t")
   mkdir -p "/mnt/$tag"
-  mount -t 9p -o trans=virtio,version=9p2000.L "$tag" "/mnt/$tag" && echo "ZOS-GUEST-SHARED $tag"
+  mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 "$tag" "/mnt/$tag" && echo "ZOS-GUEST-SHARED $tag"
 done
+
+r=/mnt/root
+if [ -f "$r/.zos/entrypoint" ]; then
+  # Container machine: the 9p share is the container's root; run its entrypoint chrooted
+  # there as a child, so this init stays PID 1 to report its exit and handle the power button.
+  mkdir -p "$r/proc" "$r/sys" "$r/dev" "$r/tmp"
+  mount -t proc proc "$r/proc"
+  mount -t sysfs sys "$r/sys"
+  mount --bind /dev "$r/dev"
+  echo "$name" > /proc/sys/kernel/hostname
+  set -- env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+    "HOSTNAME=$name"
+  while IFS= read -r kv; do [ -n "$kv" ] && set -- "$@" "$kv"; done < "$r/.zos/env"
+  set -- "$@" chroot "$r"
+  while IFS= read -r a; do set -- "$@" "$a"; done < "$r/.zos/entrypoint"
+  echo "ZOS-GUEST-READY $name"
+  "$@" < /dev/null &
+  echo $! > /run/entry.pid
+  wait $!
+  rc=$?
+  echo "ZOS-CONTAINER-EXIT $rc"
+  rm -f /run/entry.pid
+  umount "$r/dev" "$r/sys" "$r/proc" 2>/dev/null
+  sync
+  umount "$r" 2>/dev/null
+  poweroff -f
+fi
 
 echo "ZOS-GUEST-READY $name"
 

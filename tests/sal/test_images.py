@@ -9,7 +9,16 @@ import pytest
 from sal.command import run
 from sal.hypervisor.base import HypervisorError
 from sal.hypervisor.cidata import NicConfig, SeedConfig, read_seed, render, write_seed
-from sal.images import GIB, ImageCache, ImageError, is_btrfs, validate_name
+from sal.images import (
+    GIB,
+    ImageCache,
+    ImageError,
+    is_btrfs,
+    remove_rootfs,
+    unpack_rootfs,
+    validate_name,
+    write_container_config,
+)
 
 
 @pytest.fixture
@@ -189,3 +198,54 @@ def test_the_test_guest_installs_as_an_image(tmp_path):
     assert image.initrd.read_bytes() == guest.initrd.read_bytes()
     mtime = image.kernel.stat().st_mtime_ns
     assert install_guest_image(cache).kernel.stat().st_mtime_ns == mtime
+
+
+@pytest.fixture
+def rootfs_tarball(tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc/hostname").write_text("img\n")
+    tarball = tmp_path / "rootfs.tar.zst"
+    run(["tar", "--zstd", "-cf", str(tarball), "-C", str(tree), "."])
+    return tarball
+
+
+def test_a_rootfs_unpacks_into_a_subvolume_on_btrfs(btrfs_pool, rootfs_tarball):
+    root = unpack_rootfs(rootfs_tarball, btrfs_pool.mountpoint / "containers" / "web")
+    assert (root / "etc/hostname").read_text() == "img\n"
+    assert root.stat().st_ino == 256, "not a subvolume"
+    with pytest.raises(ImageError, match="already exists"):
+        unpack_rootfs(rootfs_tarball, root)
+    remove_rootfs(root)
+    assert not root.exists()
+
+
+def test_a_rootfs_unpacks_into_a_directory_elsewhere(tmp_path, rootfs_tarball):
+    root = unpack_rootfs(rootfs_tarball, tmp_path / "c" / "web")
+    write_container_config(root, ["/bin/sh", "-c", "echo a b"], {"A": "x y", "B_2": ""})
+    assert (root / ".zos/entrypoint").read_text() == "/bin/sh\n-c\necho a b\n"
+    assert (root / ".zos/env").read_text() == "A=x y\nB_2=\n"
+    remove_rootfs(root)
+    assert not root.exists()
+
+
+def test_a_broken_tarball_leaves_nothing(tmp_path):
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"not a tarball")
+    with pytest.raises(ImageError, match="cannot unpack"):
+        unpack_rootfs(bad, tmp_path / "root")
+    assert not (tmp_path / "root").exists()
+
+
+@pytest.mark.parametrize(
+    ("entrypoint", "env", "message"),
+    [
+        ([], {}, "at least one"),
+        (["a\nb"], {}, "newlines"),
+        (["/bin/sh"], {"1BAD": "x"}, "not a valid variable name"),
+        (["/bin/sh"], {"A": "x\ny"}, "cannot contain newlines"),
+    ],
+)
+def test_bad_container_configs_are_refused(tmp_path, entrypoint, env, message):
+    with pytest.raises(ImageError, match=message):
+        write_container_config(tmp_path, entrypoint, env)

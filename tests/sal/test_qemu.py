@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from sal.command import run
 from sal.hypervisor.base import HypervisorError, NetAttachment, VmNotFound, VmSpec, VmState
 from sal.hypervisor.cidata import NicConfig, SeedConfig, write_seed
 from sal.hypervisor.qemu import QemuHypervisor, spec_from_json, spec_to_json
+from sal.images import remove_rootfs, unpack_rootfs, write_container_config
 from tests.sal.guest import POWEROFF_MARKER, READY_MARKER, build_guest
 
 pytestmark = pytest.mark.skipif(
@@ -296,3 +298,71 @@ def test_a_qemu_that_fails_to_start_says_why(tmp_path):
         assert hv.list_vms() == []
     finally:
         shutil.rmtree(hv.state_root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def container_tarball(state_root):
+    """A tiny container image: busybox as /bin/sh and a file to read."""
+    tree = state_root / "ctree"
+    (tree / "bin").mkdir(parents=True)
+    (tree / "etc").mkdir()
+    shutil.copy2("/bin/busybox", tree / "bin/busybox")
+    for applet in ("sh", "cat", "echo", "sleep", "ls"):
+        (tree / "bin" / applet).symlink_to("busybox")
+    (tree / "etc/greeting").write_text("from-the-image\n")
+    tarball = state_root / "ctree.tar.gz"
+    run(["tar", "-czf", str(tarball), "-C", str(tree), "."])
+    shutil.rmtree(tree)
+    return tarball
+
+
+@pytest.mark.slow
+def test_a_container_machine_runs_its_entrypoint_and_stops_when_it_exits(
+    hv, guest, state_root, container_tarball
+):
+    root = unpack_rootfs(container_tarball, state_root / "c1-root")
+    write_container_config(
+        root,
+        [
+            "/bin/sh",
+            "-c",
+            'echo "hi $GREETING $(cat /etc/greeting) $HOSTNAME"; ls /proc/self >/dev/null'
+            " && echo proc-ok; echo written > /out.txt; exit 7",
+        ],
+        {"GREETING": "big world"},
+    )
+    hv.create(_spec(guest, "c1", shared_dir=root, cmdline="console=ttyS0 panic=-1 zos.hostname=c1"))
+    text = hv.wait_console("c1", "ZOS-CONTAINER-EXIT", timeout=90)
+    deadline = time.monotonic() + 30
+    while hv.info("c1").state == VmState.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.1)
+    text = hv.console_log("c1")
+    assert "hi big world from-the-image c1" in text
+    assert "proc-ok" in text and "ZOS-CONTAINER-EXIT 7" in text
+    assert hv.info("c1").state == VmState.STOPPED
+    assert (root / "out.txt").read_text() == "written\n"
+    hv.delete("c1")
+    remove_rootfs(root)
+    assert not root.exists()
+
+
+@pytest.mark.slow
+def test_stopping_a_container_machine_signals_its_entrypoint(
+    hv, guest, state_root, container_tarball
+):
+    root = unpack_rootfs(container_tarball, state_root / "c2-root")
+    write_container_config(
+        root,
+        ["/bin/sh", "-c", "trap 'echo got-term; exit 0' TERM; while true; do sleep 1; done"],
+        {},
+    )
+    hv.create(_spec(guest, "c2", shared_dir=root))
+    hv.wait_console("c2", READY_MARKER, timeout=90)
+    time.sleep(0.5)
+    started = time.monotonic()
+    assert hv.stop("c2", grace=30).state == VmState.STOPPED
+    assert time.monotonic() - started < 20
+    text = hv.console_log("c2")
+    assert "got-term" in text and "ZOS-CONTAINER-EXIT 0" in text
+    hv.delete("c2")
+    remove_rootfs(root)
