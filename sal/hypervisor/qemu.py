@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import fcntl
 import ipaddress
 import json
 import os
@@ -36,6 +37,7 @@ import re
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -220,9 +222,23 @@ class QemuHypervisor(Hypervisor):
             names = ", ".join(c for c, _ in commands)
             raise HypervisorError(f"qemu: VM {d.name}: QMP {names} failed: {exc!r}") from exc
 
+    @contextlib.contextmanager
+    def _locked(self, vm_id: str) -> Iterator[None]:
+        """Serialise changes to one VM across processes (several runners share a node)."""
+        self._dir(vm_id)
+        locks = self.state_root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / vm_id, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            yield
+
     # ---- interface ---------------------------------------------------------------------------
 
     def create(self, spec: VmSpec) -> VmInfo:
+        with self._locked(spec.vm_id):
+            return self._create(spec)
+
+    def _create(self, spec: VmSpec) -> VmInfo:
         d = self._dir(spec.vm_id)
         self._validate(spec)
         wanted = spec_to_json(spec)
@@ -236,18 +252,22 @@ class QemuHypervisor(Hypervisor):
                 )
             if (d / "booted").exists():
                 return self.info(spec.vm_id)
-            return self.start(spec.vm_id)
+            return self._start(spec.vm_id)
         d.mkdir(parents=True, exist_ok=True)
         tmp = d / "spec.json.tmp"
         tmp.write_text(json.dumps(wanted, indent=2) + "\n")
         tmp.replace(d / "spec.json")
         try:
-            return self.start(spec.vm_id)
+            return self._start(spec.vm_id)
         except HypervisorError:
             shutil.rmtree(d, ignore_errors=True)
             raise
 
     def start(self, vm_id: str) -> VmInfo:
+        with self._locked(vm_id):
+            return self._start(vm_id)
+
+    def _start(self, vm_id: str) -> VmInfo:
         d = self._require(vm_id)
         if self._pid(d) is not None:
             return self.info(vm_id)
@@ -321,6 +341,10 @@ class QemuHypervisor(Hypervisor):
         return argv
 
     def stop(self, vm_id: str, *, grace: float = 30.0) -> VmInfo:
+        with self._locked(vm_id):
+            return self._stop(vm_id, grace)
+
+    def _stop(self, vm_id: str, grace: float) -> VmInfo:
         d = self._require(vm_id)
         if self._pid(d) is None:
             return self.info(vm_id)
@@ -351,9 +375,11 @@ class QemuHypervisor(Hypervisor):
         d = self._dir(vm_id)
         if not d.exists():
             return
-        if self._pid(d) is not None:
-            self._force_stop(d)
-        shutil.rmtree(d)
+        with self._locked(vm_id):
+            if self._pid(d) is not None:
+                self._force_stop(d)
+            shutil.rmtree(d, ignore_errors=True)
+            (self.state_root / ".locks" / vm_id).unlink(missing_ok=True)
 
     def info(self, vm_id: str) -> VmInfo:
         d = self._require(vm_id)

@@ -197,6 +197,7 @@ def test_stop_start_delete(hv, vm):
     state_dir = hv.state_root / "vm-one"
     hv.delete("vm-one")
     assert not state_dir.exists()
+    assert not (hv.state_root / ".locks" / "vm-one").exists()
     assert (
         not Path(f"/proc/{info.pid}").exists()
         or b"zos-vm-one" not in Path(f"/proc/{info.pid}/cmdline").read_bytes()
@@ -204,6 +205,19 @@ def test_stop_start_delete(hv, vm):
     with pytest.raises(VmNotFound):
         hv.info("vm-one")
     hv.delete("vm-one")  # unknown id: no-op
+
+
+@pytest.mark.slow
+def test_concurrent_creates_of_one_vm_start_it_once(hv, guest):
+    spec = _spec(guest, "twin")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(hv.create(spec))) for _ in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 2 and results[0].pid == results[1].pid is not None
+    hv.delete("twin")
 
 
 @pytest.mark.slow
