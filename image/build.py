@@ -31,7 +31,13 @@ BASE_INPUTS = ("packages.py", "kernel.py", "rootfs.py", "initramfs.py")
 BASE_CMDLINE = "console=tty0 console=ttyS0,115200 panic=-1 quiet"
 OUTPUTS = ("zos.efi", "usb.img", "vmlinuz", "initrd", "boot.ipxe")
 BASE_SMOKE = "import nacl.signing, requests, redis, websockets.sync.client"
-AGENT_SMOKE = "import nodeagent.cli, nodeagent.agent, nodeagent.supervisor, nodeagent.runner"
+AGENT_SMOKE = (
+    "import importlib, importlib.util\n"
+    "for name in ('nodeagent.cli', 'nodeagent.agent', 'nodeagent.supervisor', 'nodeagent.runner',"
+    " 'nodeagent.launcher', 'nodeagent.updater'):\n"
+    "    if importlib.util.find_spec(name):\n"
+    "        importlib.import_module(name)\n"
+)
 
 
 @dataclass(frozen=True)
