@@ -195,23 +195,21 @@ class QemuHypervisor(Hypervisor):
             return None
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             return None
-        if str(d / "qmp.sock").encode() not in cmdline:
-            return None
-        if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
+        if str(d / "qmp.sock").encode() not in cmdline or not _running(pid):
             return None
         return pid
 
-    def _wait_gone(self, d: Path, timeout: float) -> bool:
+    @staticmethod
+    def _wait_gone(pid: int, timeout: float) -> bool:
+        """Wait for the process itself: QEMU removes its pid file while it is still exiting."""
         deadline = time.monotonic() + timeout
-        while True:
-            if self._pid(d) is None:
-                return True
+        while _running(pid):
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.05)
+        return True
 
     def _qmp(self, d: Path, *commands: tuple[str, dict | None]) -> list[Any]:
         from qemu.qmp import QMPError
@@ -346,29 +344,31 @@ class QemuHypervisor(Hypervisor):
 
     def _stop(self, vm_id: str, grace: float) -> VmInfo:
         d = self._require(vm_id)
-        if self._pid(d) is None:
+        pid = self._pid(d)
+        if pid is None:
             return self.info(vm_id)
         try:
             self._qmp(d, ("system_powerdown", None))
         except HypervisorError:
-            if self._pid(d) is None:
+            if not _running(pid):
                 return self.info(vm_id)
-        if not self._wait_gone(d, grace):
+        if not self._wait_gone(pid, grace):
             self._force_stop(d)
         return self.info(vm_id)
 
     def _force_stop(self, d: Path) -> None:
+        pid = self._pid(d)
+        if pid is None:
+            return
         with contextlib.suppress(HypervisorError):
             self._qmp(d, ("quit", None))
-        if self._wait_gone(d, 5.0):
+        if self._wait_gone(pid, 5.0):
             return
-        pid = self._pid(d)
-        if pid is not None:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                return
-        if not self._wait_gone(d, 10.0):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        if not self._wait_gone(pid, 10.0):
             raise HypervisorError(f"qemu: VM {d.name}: process {pid} survived SIGKILL")
 
     def delete(self, vm_id: str) -> None:
@@ -526,3 +526,12 @@ def _check_forward(bad: str, fwd: tuple) -> None:
 def _opt(path: Path) -> str:
     """A path inside a QEMU option value: commas must be doubled."""
     return str(path).replace(",", ",,")
+
+
+def _running(pid: int) -> bool:
+    """The process exists and has not exited (a zombie or dying process counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
