@@ -32,6 +32,7 @@ from nodeagent.ledger_client import LedgerClient, LedgerRefused, LedgerUnavailab
 from nodeagent.redis_server import RedisServer
 from nodeagent.runner import RunnerPool, RunnerSettings
 from nodeagent.supervisor import Supervisor, ws_url_for
+from nodeagent.updater import EXIT_UPDATE, updater_for
 from nodeagent.verification import NodeAudience
 from nodeagent.workload_functions import node_resources
 from nodeagent.workloads import WorkloadRegistry
@@ -71,6 +72,7 @@ class IdentityAgent:
         on_report: Callable[[NodeFacts, list[str]], None] | None = None,
         state_extra: dict | None = None,
         used: Callable[[], dict[str, int]] | None = None,
+        on_reply: Callable[[dict], None] | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -81,6 +83,7 @@ class IdentityAgent:
         self.on_report = on_report
         self.state_extra = state_extra or {}
         self.used = used
+        self.on_reply = on_reply
 
     def audience(self) -> NodeAudience | None:
         """Who dispatches must be addressed to; None until the ledger has approved this node."""
@@ -170,6 +173,8 @@ class IdentityAgent:
         self.state.interval = float(reply.get("interval", self.state.interval))
         self._set_status(reply["status"])
         log.debug("uptime reported: %s", reply)
+        if self.on_reply:
+            self.on_reply(reply)
 
     def _set_status(self, status: str) -> None:
         if status != self.state.status:
@@ -243,14 +248,29 @@ class NodeAgent:
             health_extra=self._health,
             on_report=self._publish_facts,
             used=self._used,
+            on_reply=self._on_uptime_reply,
         )
         self.workloads: WorkloadRegistry | None = None
+        # Agent updates (nodeagent/updater.py): only under the launcher, which restarts us.
+        self.updater = updater_for(config.data_dir, config.ledger_url, config.extra)
+        self.restart_for_update = False
+
+    def _on_uptime_reply(self, reply: dict) -> None:
+        if self.updater is None:
+            return
+        try:
+            if self.updater.on_reply(reply):
+                self.restart_for_update = True
+                self.stop.set()
+        except Exception:
+            log.exception("the agent update failed unexpectedly; trying again next report")
 
     def read_facts(self) -> NodeFacts:
         return self.loop.read_facts()
 
     def _health(self) -> list[str]:
-        return ["redis_down"] if self.redis_down() else []
+        update = self.updater.health() if self.updater else []
+        return (["redis_down"] if self.redis_down() else []) + update
 
     def redis_down(self) -> bool:
         if self.redis_server is not None and self.redis_server.down:
@@ -328,6 +348,8 @@ class NodeAgent:
             supervisor.start()
             stack.callback(supervisor.join, 10)
             self.loop.run()
+        if self.restart_for_update:
+            raise SystemExit(EXIT_UPDATE)  # the launcher starts the new release
 
     def _supervise(self) -> None:
         """Run the coordinator link until stopped; a crash of it is logged and it starts again."""
