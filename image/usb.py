@@ -24,13 +24,18 @@ def esp_size_mib(uki_size: int) -> int:
 
 def make_usb(uki: Path, dst: Path) -> None:
     """Write a bootable disk image holding `uki`; `dst` appears atomically when complete."""
-    uki, dst = Path(uki), Path(dst)
+    make_esp_disk({"EFI/BOOT/BOOTX64.EFI": Path(uki)}, dst)
+
+
+def make_esp_disk(files: dict[str, Path], dst: Path) -> None:
+    """A GPT disk image whose EFI system partition holds `files` ({path on the ESP: source})."""
+    dst = Path(dst)
     missing = [t for t in ("sgdisk", "mkfs.vfat", "mmd", "mcopy") if shutil.which(t) is None]
     if missing:
         raise BuildError(
             f"making {dst.name} needs {', '.join(missing)}: apt-get install gdisk dosfstools mtools"
         )
-    esp_mib = esp_size_mib(uki.stat().st_size)
+    esp_mib = esp_size_mib(sum(Path(source).stat().st_size for source in files.values()))
     # GPT: 1 MiB before the partition, and the backup table in the last 1 MiB.
     total = (PARTITION_START_MIB + esp_mib + 1) * MIB
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -65,12 +70,15 @@ def make_usb(uki: Path, dst: Path) -> None:
         )
         image = f"{tmp}@@{PARTITION_START_MIB}M"
         env = {"MTOOLS_SKIP_CHECK": "1", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        run(["mmd", "-i", image, "::/EFI", "::/EFI/BOOT"], what="making EFI/BOOT", env=env)
-        run(
-            ["mcopy", "-i", image, uki, "::/EFI/BOOT/BOOTX64.EFI"],
-            what="copying the UKI to EFI/BOOT/BOOTX64.EFI",
-            env=env,
+        directories = sorted(
+            {str(parent) for name in files for parent in Path(name).parents if str(parent) != "."}
         )
+        if directories:
+            run(
+                ["mmd", "-i", image, *(f"::/{d}" for d in directories)], what="making dirs", env=env
+            )
+        for name, source in files.items():
+            run(["mcopy", "-i", image, source, f"::/{name}"], what=f"copying {name}", env=env)
         tmp.replace(dst)
     finally:
         tmp.unlink(missing_ok=True)

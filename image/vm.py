@@ -47,6 +47,8 @@ class Guest:
     disks: list[Path] = field(default_factory=list)
     cpus: int = 2
     memory_mib: int = 2048
+    # Extra user-mode network options, e.g. "bootfile=URL": the DHCP boot file for network boot.
+    net_options: str = ""
     process: subprocess.Popen | None = None
     boots: int = 0
 
@@ -89,7 +91,7 @@ class Guest:
             "-device",
             "virtio-blk-pci,drive=boot,bootindex=0",
             "-netdev",
-            f"user,id=net0,restrict=on,{forward}",
+            ",".join(filter(None, ["user,id=net0,restrict=on", forward, self.net_options])),
             "-device",
             "virtio-net-pci,netdev=net0,romfile=",
         ]

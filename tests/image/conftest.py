@@ -1,5 +1,9 @@
-"""One image build per test session, shared by the boot proof; the build's cache is build/cache."""
+"""One image build per test session (cache: build/cache), and a ledger the guest can reach.
 
+The helpers are imported by bench/image_bench.py too.
+"""
+
+import hashlib
 import os
 import shutil
 import subprocess
@@ -9,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 
-from image.vm import OVMF_CODE, OVMF_VARS
+from image.vm import GUEST_LEDGER, OVMF_CODE, OVMF_VARS
+from tests.integration.conftest import ControlPlane
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT = 900
@@ -60,3 +66,32 @@ def built_image(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
     )
     assert done.returncode == 0, f"image build failed:\n{done.stderr[-4000:]}"
     return BuiltImage(out, time.monotonic() - started)
+
+
+class GuestLedger(ControlPlane):
+    """The control plane as the guest reaches it: through the forward at 10.0.2.100:8000."""
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = super().env
+        env["ZOS_ALLOWED_HOSTS"] = "127.0.0.1,localhost,10.0.2.100"
+        env["ZOS_PUBLIC_URL"] = f"http://{GUEST_LEDGER}"
+        return env
+
+
+def farm_nodes(ledger: ControlPlane, farm: int) -> list[dict]:
+    listing = ledger.get(f"/api/v1/nodes?farm={farm}")
+    return listing["results"] if isinstance(listing, dict) else listing
+
+
+def fetch(ledger: ControlPlane, path: str, dest: Path) -> Path:
+    """Download a boot file and check it against the sha256 the ledger sends with it."""
+    with requests.get(ledger.url + path, stream=True, timeout=120) as response:
+        response.raise_for_status()
+        digest = hashlib.sha256()
+        with open(dest, "wb") as out:
+            for chunk in response.iter_content(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+    assert response.headers["X-Checksum-Sha256"] == digest.hexdigest()
+    return dest

@@ -10,18 +10,16 @@ uptime sent), power button (clean power-off), second boot from the same disks (s
 the pool reused, not remade), power button again.
 """
 
-import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 
-from image.vm import GUEST_LEDGER, BootFailed, Guest, blank_disk
-from tests.image.conftest import BuiltImage
-from tests.integration.conftest import ControlPlane, bootstrap, wait_for
+from image.vm import BootFailed, Guest, blank_disk
+from tests.image.conftest import BuiltImage, GuestLedger, farm_nodes, fetch
+from tests.integration.conftest import bootstrap, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(1500)]
 
@@ -33,17 +31,6 @@ BOOT_TIMEOUT = 300
 POWEROFF_TIMEOUT = 90
 BTRFS_MAGIC_OFFSET = 0x10040  # superblock at 64 KiB, magic at +0x40, label at +0x12B
 BTRFS_LABEL_OFFSET = 0x1012B
-
-
-class GuestLedger(ControlPlane):
-    """The control plane as the guest reaches it: through the forward at 10.0.2.100:8000."""
-
-    @property
-    def env(self) -> dict[str, str]:
-        env = super().env
-        env["ZOS_ALLOWED_HOSTS"] = "127.0.0.1,localhost,10.0.2.100"
-        env["ZOS_PUBLIC_URL"] = f"http://{GUEST_LEDGER}"
-        return env
 
 
 @dataclass
@@ -63,24 +50,6 @@ class Node:
     disk: Path
     first: Boot | None = None
     second: Boot | None = None
-
-
-def farm_nodes(ledger: ControlPlane, farm: int) -> list[dict]:
-    listing = ledger.get(f"/api/v1/nodes?farm={farm}")
-    return listing["results"] if isinstance(listing, dict) else listing
-
-
-def fetch(ledger: ControlPlane, path: str, dest: Path) -> Path:
-    """Download a boot file and check it against the sha256 the ledger sends with it."""
-    with requests.get(ledger.url + path, stream=True, timeout=120) as response:
-        response.raise_for_status()
-        digest = hashlib.sha256()
-        with open(dest, "wb") as out:
-            for chunk in response.iter_content(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-    assert response.headers["X-Checksum-Sha256"] == digest.hexdigest()
-    return dest
 
 
 @pytest.fixture(scope="module")
