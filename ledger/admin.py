@@ -31,8 +31,12 @@ def _bytes(value: int) -> str:
 
 @admin.register(Farm)
 class FarmAdmin(admin.ModelAdmin):
-    list_display = ["id", "name", "owner", "desired_agent_version", "created"]
+    list_display = ["id", "name", "owner", "desired_agent_version", "created", "boot_page"]
     search_fields = ["name"]
+
+    @admin.display(description="boot images")
+    def boot_page(self, farm: Farm) -> str:
+        return format_html('<a href="/boot/{}/">download</a>', farm.pk)
 
 
 class EnrollmentTokenForm(forms.ModelForm):

@@ -25,14 +25,14 @@ STUB = Path("/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
 TOOLS = ("objcopy", "sgdisk", "mkfs.vfat", "mcopy")
 
 
-def make_build(out: Path, version: str = "0.1.0+test1") -> Path:
+def make_build(out: Path, version: str = "0.1.0+test1", *, initrd_size: int = 32 * 1024) -> Path:
     """What `python -m image build` leaves behind, in miniature."""
     from image.manifest import write_manifest
     from image.uki import build_uki
 
     out.mkdir(parents=True)
     (out / "vmlinuz").write_bytes(os.urandom(32 * 1024))
-    (out / "initrd").write_bytes(os.urandom(32 * 1024))
+    (out / "initrd").write_bytes(os.urandom(initrd_size))
     cmdline = f"console=ttyS0,115200 panic=-1 zos.version={version}"
     build_uki(
         vmlinuz=out / "vmlinuz",
@@ -258,7 +258,8 @@ def _upload(client, build: Path, *, version: str, corrupt: str | None = None):
 
 
 def test_staff_upload_a_build_verified_against_its_manifest(client, boot_dirs):
-    build = make_build(boot_dirs / "build", "0.2.0+up")
+    # Larger than both the body limit and Django's in-memory upload size: it goes via a temp file.
+    build = make_build(boot_dirs / "build", "0.2.0+up", initrd_size=3 * 2**20)
     client.force_login(make_user("alice"))
     assert _upload(client, build, version="0.2.0+up").status_code == 403
 
@@ -300,3 +301,9 @@ def test_admin_lists_images_and_makes_one_current(client, boot_dirs):
         "/admin/ledger/bootimage/", {"action": "make_current", "_selected_action": [old.pk]}
     )
     assert BootImage.objects.get(is_current=True) == old
+
+
+def test_farm_list_links_each_farm_to_its_boot_page(client, boot_dirs):
+    farm = make_farm()
+    client.force_login(make_user("op", staff=True))
+    assert f'href="/boot/{farm.pk}/"'.encode() in client.get("/admin/ledger/farm/").content
