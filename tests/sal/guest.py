@@ -136,7 +136,8 @@ for t in /sys/bus/virtio/drivers/9pnet_virtio/*/mount_tag; do
   [ -f "$t" ] || continue
   tag=$(tr -d '\000' < "$t")
   mkdir -p "/mnt/$tag"
-  mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 "$tag" "/mnt/$tag" && echo "ZOS-GUEST-SHARED $tag"
+  mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 "$tag" "/mnt/$tag" \
+    && echo "ZOS-GUEST-SHARED $tag"
 done
 
 r=/mnt/root
