@@ -133,18 +133,23 @@ def register_boot_image(
             stored[name] = {"sha256": digest.hexdigest(), "size": size}
         manifest = {**manifest, "version": version, "files": stored}
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        target = root / version
-        if target.exists():  # left over from an upload whose database row was never written
-            shutil.rmtree(target)
-        staging.rename(target)
+        # One upload of a version at a time: the directory and its row appear together.
+        with _locked(root / f".{version}.lock"):
+            if BootImage.objects.filter(version=version).exists():
+                raise LedgerError("version_exists", f"boot image {version} exists", http_status=409)
+            target = root / version
+            if target.exists():  # left over from an upload whose row was never written
+                shutil.rmtree(target)
+            staging.rename(target)
+            with transaction.atomic():
+                image = BootImage.objects.create(
+                    version=version, manifest=manifest, uploaded_by=uploaded_by
+                )
+                if make_current:
+                    actor = f"user:{uploaded_by}" if uploaded_by else "system"
+                    make_current_image(image, actor=actor)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    with transaction.atomic():
-        image = BootImage.objects.create(
-            version=version, manifest=manifest, uploaded_by=uploaded_by
-        )
-        if make_current:
-            make_current_image(image, actor=f"user:{uploaded_by}" if uploaded_by else "system")
     return image
 
 
@@ -205,6 +210,9 @@ def farm_boot_secret(farm: Farm) -> str | None:
     """The enrollment token of the farm's images: kept while valid, else replaced by a new one."""
     if not farm.boot_enroll:
         return None
+    current = FarmBootToken.objects.select_related("token").filter(farm=farm).first()
+    if current and not current.token.is_expired and current.token.uses_left > 0:
+        return current.secret
     with transaction.atomic():
         Farm.objects.select_for_update().get(pk=farm.pk)
         current = FarmBootToken.objects.select_related("token").filter(farm=farm).first()
