@@ -30,7 +30,7 @@ FILES = HERE / "files"
 BASE_INPUTS = ("packages.py", "kernel.py", "rootfs.py", "initramfs.py")
 BASE_CMDLINE = "console=tty0 console=ttyS0,115200 panic=-1 quiet"
 OUTPUTS = ("zos.efi", "usb.img", "vmlinuz", "initrd", "boot.ipxe")
-BASE_SMOKE = "import nacl.signing, requests, redis, websockets.sync.client"
+BASE_SMOKE = "import nacl.signing, requests, redis, websockets.sync.client, qemu.qmp"
 AGENT_SMOKE = (
     "import importlib, importlib.util\n"
     "for name in ('nodeagent.cli', 'nodeagent.agent', 'nodeagent.supervisor', 'nodeagent.runner',"

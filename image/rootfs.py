@@ -26,7 +26,13 @@ VENDOR_DIR = "opt/zos/lib"
 # Debian 12 ships websockets 10.4 (no `websockets.sync`) and redis 4.3; the agent is tested with
 # the versions pinned in requirements.txt, so the image carries those, copied from the build's
 # interpreter (the same CPython 3.11 as the image's, so compiled parts match).
-VENDORED = {"websockets": "websockets", "redis": "redis", "async_timeout": "async-timeout"}
+# qemu.qmp (QEMU's QMP client, used by the hypervisor SAL) is not packaged by Debian 12 at all.
+VENDORED = {
+    "websockets": "websockets",
+    "redis": "redis",
+    "async_timeout": "async-timeout",
+    "qemu": "qemu.qmp",
+}
 PYTHON = "python3.11"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
@@ -159,19 +165,20 @@ def vendor(root: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for module in VENDORED:
         spec = importlib.util.find_spec(module)
-        if spec is None or spec.origin is None:
+        if spec is None:
             raise BuildError(
                 f"{module} is not importable by {sys.executable}: run the build with the "
                 "project's .venv (scripts/setup.sh installs requirements.txt there)"
             )
-        source = Path(spec.origin)
-        if source.name == "__init__.py":
+        if spec.submodule_search_locations:  # a package, or a namespace package like `qemu`
+            source = Path(next(iter(spec.submodule_search_locations)))
             shutil.copytree(
-                source.parent,
+                source,
                 target / module,
                 ignore=shutil.ignore_patterns("__pycache__", "*.pyi", "py.typed"),
             )
         else:
+            source = Path(spec.origin)
             shutil.copy2(source, target / source.name)
 
 
