@@ -25,6 +25,7 @@ from nacl.signing import SigningKey
 from ledger.models import AgentRelease, version_validator
 from ledger.services import LedgerError
 from signing.dsse import sign_envelope
+from signing.key_files import load_or_create_seed
 from signing.keys import public_key_hex
 
 RELEASE_TYPE = "application/vnd.zos.release.v1+json"
@@ -34,34 +35,11 @@ CHUNK = 1 << 20
 MAX_BUNDLE_BYTES = 64 << 20
 
 
-class ReleaseKeyError(Exception):
-    pass
-
-
-def _load_or_create(path: Path) -> SigningKey:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
-        except FileExistsError:
-            pass  # another process made it first; use theirs
-        else:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(bytes(SigningKey.generate()))
-                handle.flush()
-                os.fsync(handle.fileno())
-    seed = path.read_bytes()
-    if len(seed) != 32:
-        raise ReleaseKeyError(
-            f"{path} holds {len(seed)} bytes, not a 32-byte ed25519 seed; restore it from backup "
-            "(a new key would be refused by every node that pinned the old one)"
-        )
-    return SigningKey(seed)
-
-
 @functools.cache
 def _key_at(path: str) -> SigningKey:
-    return _load_or_create(Path(path))
+    return load_or_create_seed(
+        Path(path), if_lost="a new key would be refused by every node that pinned the old one"
+    )
 
 
 def release_signing_key() -> SigningKey:
