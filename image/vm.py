@@ -6,7 +6,6 @@ with `restrict=on`: it reaches nothing on or beyond the host except the ports fo
 console goes to a file that tests read.
 """
 
-import os
 import re
 import shutil
 import subprocess
@@ -16,21 +15,12 @@ from pathlib import Path
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
+from sal.hypervisor.qemu import kvm_usable
+
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 IPXE_EFI = Path("/usr/lib/ipxe/ipxe.efi")
 GUEST_LEDGER = "10.0.2.100:8000"  # where the guest finds the forwarded ledger port
-
-
-def kvm_usable() -> bool:
-    """KVM only with real virtualisation extensions: the nested software mode breaks OVMF."""
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return bool(re.search(r"^flags\s*:.*\b(vmx|svm)\b", flags, re.MULTILINE))
 
 
 class BootFailed(AssertionError):

@@ -69,7 +69,7 @@ START_TIMEOUT = 30.0
 
 def kvm_usable() -> bool:
     """KVM only on real virtualisation support: /dev/kvm plus vmx/svm (PLATFORM.md)."""
-    if not os.path.exists("/dev/kvm"):
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False
     try:
         flags = Path("/proc/cpuinfo").read_text()
