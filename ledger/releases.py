@@ -7,13 +7,9 @@ the bundle, so a node verifies exact bytes before it trusts the hash, then the b
 """
 
 import functools
-import gzip
 import hashlib
-import io
 import json
 import os
-import re
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
@@ -22,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from nacl.signing import SigningKey
 
+from image.bundle import BundleError, bundle_version
 from ledger.models import AgentRelease, version_validator
 from ledger.services import LedgerError
 from signing.dsse import sign_envelope
@@ -29,8 +26,6 @@ from signing.key_files import load_or_create_seed
 from signing.keys import public_key_hex
 
 RELEASE_TYPE = "application/vnd.zos.release.v1+json"
-BUNDLE_PACKAGES = ("nodeagent", "signing", "rhai", "sal")
-VERSION_LINE = re.compile(r'^__version__ = ".*"$', re.MULTILINE)
 CHUNK = 1 << 20
 MAX_BUNDLE_BYTES = 64 << 20
 
@@ -48,62 +43,6 @@ def release_signing_key() -> SigningKey:
 
 def release_public_key_hex() -> str:
     return public_key_hex(release_signing_key())
-
-
-def _skip(path: Path) -> bool:
-    return "__pycache__" in path.parts or path.suffix in {".pyc", ".pyo"}
-
-
-def build_bundle(source: Path, version: str) -> bytes:
-    """A reproducible tar.gz of the node-side packages in `source`, stamped with `version`.
-
-    `nodeagent/__init__.py` gets `__version__ = "<version>"`, so the agent reports what it is.
-    """
-    version_validator(version)
-    buffer = io.BytesIO()
-    with (
-        gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9, mtime=0) as gz,
-        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
-    ):
-        for package in BUNDLE_PACKAGES:
-            root = source / package
-            if not (root / "__init__.py").is_file():
-                raise LedgerError("invalid_bundle", f"{root} is not a Python package")
-            for path in sorted(root.rglob("*")):
-                if _skip(path) or not (path.is_file() or path.is_dir()) or path.is_symlink():
-                    continue
-                name = str(path.relative_to(source))
-                data = path.read_bytes() if path.is_file() else None
-                if name == "nodeagent/__init__.py":
-                    text, count = VERSION_LINE.subn(f'__version__ = "{version}"', data.decode())
-                    if count != 1:
-                        raise LedgerError("invalid_bundle", f"no __version__ line in {path}")
-                    data = text.encode()
-                info = tarfile.TarInfo(name)
-                info.mtime = 0
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                if data is None:
-                    info.type, info.mode = tarfile.DIRTYPE, 0o755
-                    tar.addfile(info)
-                else:
-                    info.size, info.mode = len(data), 0o644
-                    tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def bundle_version(path: Path) -> str:
-    """The `__version__` inside a bundle, read without unpacking it."""
-    try:
-        with tarfile.open(path, mode="r:gz") as tar:
-            member = tar.extractfile("nodeagent/__init__.py")
-            text = member.read().decode() if member else ""
-    except (tarfile.TarError, KeyError, OSError, UnicodeDecodeError) as exc:
-        raise LedgerError(
-            "invalid_bundle", f"not a tar.gz with nodeagent/__init__.py: {exc}"
-        ) from None
-    match = re.search(r'^__version__ = "(.*)"$', text, re.MULTILINE)
-    return match.group(1) if match else ""
 
 
 def publish_release(*, version: str, bundle: BinaryIO, actor: str = "system") -> AgentRelease:
@@ -129,7 +68,10 @@ def publish_release(*, version: str, bundle: BinaryIO, actor: str = "system") ->
                     )
                 digest.update(chunk)
                 out.write(chunk)
-        inside = bundle_version(tmp)
+        try:
+            inside = bundle_version(tmp)
+        except BundleError as exc:
+            raise LedgerError("invalid_bundle", str(exc)) from None
         if inside != version:
             raise LedgerError(
                 "invalid_bundle",

@@ -11,8 +11,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from nacl.signing import VerifyKey
 
+from image.bundle import build_bundle
 from ledger.models import AgentRelease, Farm
-from ledger.releases import RELEASE_TYPE, build_bundle
+from ledger.releases import RELEASE_TYPE
 from signing.dsse import verify_envelope
 from tests.conftest import make_farm, make_user
 
@@ -122,7 +123,7 @@ def test_staff_upload_a_bundle_whose_agent_must_say_the_same_version(client):
 
 
 def test_node_and_ledger_agree_on_the_release_payload_type():
-    from ledger.releases import BUNDLE_PACKAGES as LEDGER_PACKAGES
+    from image.bundle import BUNDLE_PACKAGES as LEDGER_PACKAGES
     from nodeagent.updater import BUNDLE_PACKAGES
     from nodeagent.updater import RELEASE_TYPE as NODE_TYPE
 

@@ -6,8 +6,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from image.bundle import build_bundle
 from ledger.models import Farm
-from ledger.releases import build_bundle, publish_release, set_desired_version
+from ledger.releases import publish_release, set_desired_version
 from ledger.services import LedgerError
 
 
@@ -46,7 +47,7 @@ class Command(BaseCommand):
             if "all" not in farm:
                 farms = farms.filter(pk__in=[int(f) for f in farm])
             moved = set_desired_version(farms=farms, version=release) if farm else 0
-        except (LedgerError, ValueError) as exc:
+        except (LedgerError, ValueError) as exc:  # BundleError is a ValueError
             raise CommandError(getattr(exc, "message", str(exc))) from exc
         self.stdout.write(
             f"agent {published.version}: {published.size} bytes, sha256 {published.sha256}"
