@@ -33,7 +33,7 @@ from rest_framework.response import Response
 from grid.api_errors import ApiError
 from ledger import boot, releases
 from ledger.models import VERSION_PATTERN, AgentRelease, BootImage, Farm
-from ledger.serializers import AgentReleaseSerializer, BootImageSerializer
+from ledger.serializers import AgentReleaseSerializer, BootImageSerializer, RolloutSerializer
 from ledger.services import LedgerError
 from signing.keys import key_id
 
@@ -211,7 +211,8 @@ class AgentReleaseViewSet(
     mixins.CreateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Signed agent releases; nodes read one and download its bundle; staff publish them."""
+    """Signed agent releases; nodes read one and download its bundle; staff publish them and
+    roll them out to farms."""
 
     queryset = AgentRelease.objects.all()
     serializer_class = AgentReleaseSerializer
@@ -234,6 +235,21 @@ class AgentReleaseViewSet(
         except LedgerError as exc:
             raise _service_error(exc) from exc
         return Response(AgentReleaseSerializer(release).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=RolloutSerializer, responses={200: dict})
+    @action(detail=True, methods=["post"])
+    def rollout(self, request: Request, version: str) -> Response:
+        """Staff: the farms' desired agent version becomes this one (the uptime reply says so)."""
+        release = self.get_object()
+        serializer = RolloutSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            farms = releases.select_farms(serializer.validated_data["farms"])
+            ids = sorted(farms.values_list("pk", flat=True))
+            releases.set_desired_version(farms=farms, version=release.version)
+        except LedgerError as exc:
+            raise _service_error(exc) from exc
+        return Response({"version": release.version, "farms": ids})
 
     @extend_schema(responses={(200, "application/gzip"): bytes})
     @action(detail=True, methods=["get"])

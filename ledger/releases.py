@@ -19,7 +19,7 @@ from django.db import transaction
 from nacl.signing import SigningKey
 
 from image.bundle import BundleError, bundle_version
-from ledger.models import AgentRelease, version_validator
+from ledger.models import AgentRelease, Farm, version_validator
 from ledger.services import LedgerError
 from signing.dsse import sign_envelope
 from signing.key_files import load_or_create_seed
@@ -93,6 +93,19 @@ def publish_release(*, version: str, bundle: BinaryIO, actor: str = "system") ->
     finally:
         tmp.unlink(missing_ok=True)
     return release
+
+
+def select_farms(ids: list[int] | None):
+    """The farms `ids` names (None: every farm); an unknown id is an error, never skipped."""
+    farms = Farm.objects.all()
+    if ids is None:
+        return farms
+    unknown = sorted(set(ids) - set(farms.filter(pk__in=ids).values_list("pk", flat=True)))
+    if unknown:
+        raise LedgerError(
+            "unknown_farm", f"no farm {', '.join(map(str, unknown))}", http_status=404
+        )
+    return farms.filter(pk__in=ids)
 
 
 def set_desired_version(*, farms, version: str) -> int:

@@ -138,3 +138,20 @@ class AgentReleaseSerializer(serializers.ModelSerializer):
     class Meta:
         model = AgentRelease
         fields = ["version", "sha256", "size", "envelope", "created"]
+
+
+class RolloutSerializer(serializers.Serializer):
+    """Which farms' nodes move to a release: a list of farm ids, or "all"."""
+
+    farms = serializers.JSONField(help_text='a non-empty list of farm ids, or "all"')
+
+    def validate_farms(self, value: object) -> list[int] | None:
+        if value == "all":
+            return None
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+        ):
+            return value
+        raise serializers.ValidationError('a non-empty list of farm ids, or "all"')

@@ -129,3 +129,36 @@ def test_node_and_ledger_agree_on_the_release_payload_type():
 
     assert NODE_TYPE == RELEASE_TYPE
     assert BUNDLE_PACKAGES == LEDGER_PACKAGES
+
+
+def test_staff_roll_a_release_out_to_named_farms_or_all_of_them(client):
+    call_command("publish_release", "--version", "4.0")
+    first, second = make_farm("f1"), make_farm("f2")
+
+    def rollout(farms, version: str = "4.0"):
+        return client.post(
+            f"/api/v1/releases/{version}/rollout", {"farms": farms}, content_type="application/json"
+        )
+
+    client.force_login(make_user("alice"))
+    assert rollout([first.pk]).status_code == 403
+    client.force_login(make_user("op", staff=True))
+    assert rollout([first.pk]).json() == {"version": "4.0", "farms": [first.pk]}
+    assert Farm.objects.get(pk=second.pk).desired_agent_version == ""
+    assert rollout("all").json()["farms"] == [first.pk, second.pk]
+    assert Farm.objects.get(pk=second.pk).desired_agent_version == "4.0"
+
+    unknown = rollout([first.pk, 999])
+    assert unknown.status_code == 404
+    assert unknown.json() == {"error": "unknown_farm", "message": "no farm 999"}
+    for bad in ([], "some", [True], ["1"]):
+        assert rollout(bad).json()["error"] == "invalid", bad
+    assert rollout([first.pk], version="9.9").status_code == 404
+
+
+def test_publish_release_refuses_an_unknown_farm_instead_of_skipping_it():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="no farm 999"):
+        call_command("publish_release", "--version", "5.0", "--farm", "999")
+    assert not AgentRelease.objects.filter(version="5.0").exists()

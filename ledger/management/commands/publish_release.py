@@ -7,8 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from image.bundle import build_bundle
-from ledger.models import Farm
-from ledger.releases import publish_release, set_desired_version
+from ledger.releases import publish_release, select_farms, set_desired_version
 from ledger.services import LedgerError
 
 
@@ -39,13 +38,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, release: str, source: Path, farm: list[str], **options) -> None:
         try:
+            # Farms first: a typo in --farm publishes nothing.
+            farms = select_farms(None if "all" in farm else [int(f) for f in farm])
             bundle = build_bundle(source, release)
             published = publish_release(
                 version=release, bundle=io.BytesIO(bundle), actor="manage.py publish_release"
             )
-            farms = Farm.objects.all()
-            if "all" not in farm:
-                farms = farms.filter(pk__in=[int(f) for f in farm])
             moved = set_desired_version(farms=farms, version=release) if farm else 0
         except (LedgerError, ValueError) as exc:  # BundleError is a ValueError
             raise CommandError(getattr(exc, "message", str(exc))) from exc
