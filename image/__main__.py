@@ -1,4 +1,5 @@
-"""`python -m image build | stamp`: build the boot image, or stamp a built one for a farm."""
+"""`python -m image build | stamp | push | release`: build the boot image, stamp it for a farm,
+upload it to the ledger, or publish this checkout's agent as a signed release."""
 
 import argparse
 import sys
@@ -6,6 +7,7 @@ import time
 from pathlib import Path
 
 from image.progress import BuildError, say
+from zoscli.errors import CliError
 
 DEFAULT_OUT = Path("build")
 
@@ -35,7 +37,41 @@ def _parser() -> argparse.ArgumentParser:
     stamp.add_argument("--enroll", help="farm enrollment token: nodes are approved at once")
     stamp.add_argument("--out", type=Path, required=True, help="directory for the farm's files")
     stamp.add_argument("--image", type=Path, default=DEFAULT_OUT, help="the build to stamp (build)")
+
+    push = commands.add_parser("push", help="upload a build to the ledger as a boot image")
+    push.add_argument("--image", type=Path, default=DEFAULT_OUT, help="the build to push (build)")
+    push.add_argument("--version", help="store it under this version (default: the manifest's)")
+    push.add_argument(
+        "--no-current", action="store_true", help="keep the ledger's current image current"
+    )
+    _ledger_options(push)
+
+    release = commands.add_parser(
+        "release", help="publish this checkout's agent as a signed release"
+    )
+    release.add_argument("--version", required=True, help="the release's version")
+    release.add_argument(
+        "--farm",
+        action="append",
+        default=[],
+        help="farm id (or 'all') whose nodes move to this release; repeatable",
+    )
+    release.add_argument(
+        "--source", type=Path, help="tree holding nodeagent/, signing/, rhai/, sal/ (this checkout)"
+    )
+    _ledger_options(release)
     return parser
+
+
+def _ledger_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ledger", help="ledger URL (default: ZOS_LEDGER, else the zos CLI's URL: ZOS_URL, login)"
+    )
+    parser.add_argument(
+        "--token",
+        help="a staff account's API token (default: ZOS_TOKEN, else `zos login`'s; a flag is "
+        "visible to other users of this machine)",
+    )
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -79,10 +115,44 @@ def _stamp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _push(args: argparse.Namespace) -> int:
+    from image.push import PushOptions, push
+
+    push(
+        PushOptions(
+            image=args.image,
+            ledger=args.ledger,
+            token=args.token,
+            version=args.version,
+            make_current=not args.no_current,
+        )
+    )
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    from image.release import REPO, ReleaseOptions, parse_farms, release
+
+    release(
+        ReleaseOptions(
+            version=args.version,
+            ledger=args.ledger,
+            token=args.token,
+            source=args.source or REPO,
+            farms=parse_farms(args.farm),
+        )
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    commands = {"build": _build, "stamp": _stamp, "push": _push, "release": _release}
     try:
-        return {"build": _build, "stamp": _stamp}[args.command](args)
+        return commands[args.command](args)
+    except CliError as exc:
+        print(exc.render(), file=sys.stderr)
+        return exc.exit_code
     except (BuildError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
