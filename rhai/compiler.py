@@ -831,7 +831,7 @@ class FnGen:
                 if lines:
                     self.emit("while True:")
                     self.indent += 1
-                    self.put([ln[4:] for ln in lines])
+                    self.put(lines)
                     self.emit(f"if not {c}: break")
                 else:
                     self.emit(f"while {c}:")

@@ -124,6 +124,14 @@ def test_if_requires_braces():
 WHILE_LOOP_DO = [
     case("let x = 0; while x < 10 { x += 1; } x", 10),
     case("let x = 0; while false { x += 1; } x", 0),
+    # a condition calling a method on a variable (the engine writes `this` back each test)
+    case('let s = "x"; while !s.contains("XXX") { s += "X"; } s', "xXXX", id="while-method"),
+    case("let a = [1]; while a.len() < 4 { a.push(1); } a.len()", 4, id="while-method-len"),
+    case(
+        'let m = #{a: "x"}; while !m.a.contains("X") { m.a = "X"; } m.a',
+        "X",
+        id="while-method-on-property",
+    ),
     case("let x = 0; while true { x += 1; if x >= 5 { break; } } x", 5),
     case("let x = 0; let r = while x < 3 { x += 1; }; r", None, id="while-value-unit"),
     case("let x = 0; while true { x += 1; if x > 5 { break x * 2; } }", 12, id="break-value"),
