@@ -18,7 +18,7 @@ from image.bundle import check_version
 from image.manifest import MANIFEST, file_digest, read_manifest
 from image.progress import BuildError, say
 from image.upload import MultipartBody, human_size, ledger_errors, post_multipart, resolve_ledger
-from zoscli.api import ApiError
+from zoscli.api import DEFAULT_TIMEOUT, Api, ApiError
 
 SENT = ("zos.efi", "vmlinuz", "initrd")
 FARM_FILES = ("zos.efi", "usb.img", "boot.ipxe", "vmlinuz", "initrd")
@@ -110,7 +110,7 @@ def push(options: PushOptions) -> dict:
     ledger = resolve_ledger(options.ledger, options.token)
     api = ledger.api()
     with ledger_errors(ledger.url):
-        _refuse_existing(api, version)
+        _refuse_existing(ledger.api(timeout=DEFAULT_TIMEOUT), version)
         body = MultipartBody(
             {"version": version, "make_current": "true" if options.make_current else "false"},
             [
@@ -126,7 +126,7 @@ def push(options: PushOptions) -> dict:
     return answer
 
 
-def _refuse_existing(api, version: str) -> None:
+def _refuse_existing(api: Api, version: str) -> None:
     """Versions are never reused: say so before sending anything (this also checks the token)."""
     try:
         api.get(f"/api/v1/boot-images/{version}")

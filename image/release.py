@@ -22,7 +22,7 @@ from nodeagent.updater import RELEASE_TYPE
 from signing import SignatureError
 from signing.dsse import verify_envelope
 from signing.keys import key_id
-from zoscli.api import Api, ApiError
+from zoscli.api import DEFAULT_TIMEOUT, Api, ApiError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,18 +61,18 @@ def release(options: ReleaseOptions) -> dict:
         f"({time.monotonic() - started:.1f}s)"
     )
     ledger = resolve_ledger(options.ledger, options.token)
-    api = ledger.api()
+    api = ledger.api(timeout=DEFAULT_TIMEOUT)
     with ledger_errors(ledger.url):
         _check_farms(api, options.farms or [])
         body = MultipartBody(
             {"version": options.version},
             [("bundle", f"zos-agent-{options.version}.tar.gz", bundle)],
         )
-        answer = post_multipart(api, "/api/v1/releases", body)
+        answer = post_multipart(ledger.api(), "/api/v1/releases", body)
         signer = _check(answer, sha256, len(bundle), api.get("/api/v1/releases/key"))
-        farms = None
+        moved: list[int] | None = None  # None: no rollout asked for
         if options.farms != []:
-            farms = api.request(
+            moved = api.request(
                 "POST",
                 f"/api/v1/releases/{options.version}/rollout",
                 json={"farms": "all" if options.farms is None else options.farms},
@@ -81,11 +81,11 @@ def release(options: ReleaseOptions) -> dict:
         f"agent release {answer['version']} published on {ledger.url}: "
         f"{human_size(answer['size'])}, sha256 {answer['sha256']}, signed by release key {signer}"
     ]
-    if farms is None:
+    if moved is None:
         lines.append("no farm wants it yet: pass --farm ID (or --farm all) to roll it out")
     else:
         lines.append(
-            f"desired by farm(s) {', '.join(map(str, farms)) or '(none: there are no farms)'}; "
+            f"desired by farm(s) {', '.join(map(str, moved)) or '(none: there are no farms)'}; "
             "their nodes move at their next uptime report"
         )
     print("\n".join(lines), file=sys.stdout, flush=True)
