@@ -29,12 +29,14 @@ from nodeagent.health import health_flags, seconds_since_boot
 from nodeagent.identity import NodeIdentity
 from nodeagent.jobstore import JobStore, connect
 from nodeagent.ledger_client import LedgerClient, LedgerRefused, LedgerUnavailable
+from nodeagent.node_resources import hypervisor_available, node_resources
+from nodeagent.overlay import OverlaySettings, publish, start_overlay
 from nodeagent.redis_server import RedisServer
 from nodeagent.runner import RunnerPool, RunnerSettings
 from nodeagent.supervisor import Supervisor, ws_url_for
 from nodeagent.updater import EXIT_UPDATE, updater_for
 from nodeagent.verification import NodeAudience
-from nodeagent.workload_functions import node_resources
+from nodeagent.vm_functions import restart_vms
 from nodeagent.workloads import WorkloadRegistry
 from sal.command import SalError
 
@@ -84,6 +86,7 @@ class IdentityAgent:
         self.state_extra = state_extra or {}
         self.used = used
         self.on_reply = on_reply
+        self.mycelium_address = ""  # the node's overlay address once the overlay runs
 
     def audience(self) -> NodeAudience | None:
         """Who dispatches must be addressed to; None until the ledger has approved this node."""
@@ -150,6 +153,8 @@ class IdentityAgent:
         }
         if self.config.enroll_token:
             registration["enroll_token"] = self.config.enroll_token
+        if self.mycelium_address:
+            registration["mycelium_address"] = self.mycelium_address
         reply = self.client.register(registration)
         self.state.node_id = reply["id"]
         self.state.interval = float(reply.get("interval", self.state.interval))
@@ -251,6 +256,7 @@ class NodeAgent:
             on_reply=self._on_uptime_reply,
         )
         self.workloads: WorkloadRegistry | None = None
+        self.overlay_down = False
         # Agent updates (nodeagent/updater.py): only under the launcher, which restarts us.
         self.updater = updater_for(config.data_dir, config.ledger_url, config.extra)
         self.restart_for_update = False
@@ -270,7 +276,12 @@ class NodeAgent:
 
     def _health(self) -> list[str]:
         update = self.updater.health() if self.updater else []
-        return (["redis_down"] if self.redis_down() else []) + update
+        flags = ["redis_down"] if self.redis_down() else []
+        if not hypervisor_available(self.config.hypervisor):
+            flags.append("hypervisor_missing")
+        if self.overlay_down:
+            flags.append("mycelium_down")
+        return flags + update
 
     def redis_down(self) -> bool:
         if self.redis_server is not None and self.redis_server.down:
@@ -282,11 +293,41 @@ class NodeAgent:
         except redis.RedisError:
             return True
 
+    def _resources(self):
+        return node_resources(
+            self.config.data_dir,
+            self.config.storage,
+            RunnerSettings.workload_bind,
+            hypervisor=self.config.hypervisor,
+            netns=self.config.workload_netns,
+        )
+
+    def _start_overlay(self) -> None:
+        """Start the Mycelium overlay when the node has the binary; workloads read it from Redis."""
+        assert self.store is not None
+        self.store.redis.delete("zos:overlay")
+        if self.config.mycelium is None:
+            return
+        settings = OverlaySettings(
+            binary=self.config.mycelium,
+            api=self.config.mycelium_api,
+            peers=self.config.mycelium_peers,
+            netns=self.config.workload_netns,
+        )
+        try:
+            overlay = start_overlay(settings, self.config.data_dir, self.identity.seed)
+        except SalError as exc:
+            self.overlay_down = True
+            log.error("the Mycelium overlay did not start; VMs get no overlay address: %s", exc)
+            return
+        self.overlay_down = False
+        publish(self.store.redis, overlay)
+        self.loop.mycelium_address = str(overlay.address)
+        log.info("mycelium overlay %s, node address %s", overlay.subnet, overlay.address)
+
     def _restart_workloads(self) -> None:
         """After an agent restart or a reboot: adopt what still runs, start what should."""
-        resources = node_resources(
-            self.config.data_dir, self.config.storage, RunnerSettings.workload_bind
-        )
+        resources = self._resources()
         if resources.herodb is None:
             return
         try:
@@ -295,6 +336,9 @@ class NodeAgent:
                 log.info("restarted herodb %s at %s", info.db_id, info.address)
         except SalError as exc:
             log.error("some workloads could not be restarted: %s", exc)
+        if resources.vms is not None and self.workloads is not None:
+            for vm_id in restart_vms(resources.vms, self.workloads):
+                log.info("restarted VM %s", vm_id)
 
     def _used(self) -> dict[str, int]:
         """Capacity reserved by workloads; zero while Redis cannot say (reported as redis_down)."""
@@ -329,6 +373,7 @@ class NodeAgent:
             self.loop.save_state()
             self.store = JobStore(connect(self.redis_url))
             self.workloads = WorkloadRegistry(self.store.redis)
+            self._start_overlay()
             self._restart_workloads()
             facts = self.read_facts()
             self._publish_facts(
@@ -341,6 +386,8 @@ class NodeAgent:
                 redis_url=self.redis_url,
                 data_dir=str(self.config.data_dir),
                 storage=tuple(str(p) for p in self.config.storage),
+                hypervisor=self.config.hypervisor,
+                workload_netns=self.config.workload_netns,
                 **self.runner_settings,
             )
             stack.enter_context(RunnerPool(settings, workers=self.config.runners))

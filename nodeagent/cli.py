@@ -21,7 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m nodeagent",
         description="ZOS node agent. Flags not given are read from the kernel command line "
-        "(zos.ledger=, zos.farm=, zos.enroll=, zos.data=, zos.redis=, zos.runners=).",
+        "(zos.ledger=, zos.farm=, zos.enroll=, zos.data=, zos.redis=, zos.runners=, "
+        "zos.mycelium=, zos.mycelium_peers=, zos.netns=, zos.hypervisor=).",
     )
     parser.add_argument("--version", action="version", version=__version__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
@@ -49,6 +50,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--runners", type=int, help=f"runner processes executing jobs (default {DEFAULT_RUNNERS})"
+    )
+    run.add_argument(
+        "--mycelium",
+        help="mycelium binary for the workload overlay, or 'off' (default: `mycelium` if "
+        "installed)",
+    )
+    run.add_argument(
+        "--mycelium-peer", action="append", help="peer endpoint, e.g. tcp://192.0.2.6:9651"
+    )
+    run.add_argument("--mycelium-api", help="mycelium API address (default 127.0.0.1:8989)")
+    run.add_argument(
+        "--workload-netns",
+        help="network namespace for VM taps, the overlay bridge and VM processes (default: "
+        "the host's)",
+    )
+    run.add_argument(
+        "--hypervisor", choices=("qemu", "cloud-hypervisor"), help="VM driver (default qemu)"
     )
 
     status = commands.add_parser("status", help="show this node's identity and last known state")

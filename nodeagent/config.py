@@ -7,6 +7,7 @@ on a developer's machine the flags say the same thing.
 import argparse
 import json
 import shlex
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,19 @@ KERNEL_CMDLINE = Path("/proc/cmdline")
 DEFAULT_RUNNERS = 2
 MAX_RUNNERS = 64
 STATE_FILE = "agent-state.json"
-_KNOWN_KERNEL_KEYS = {"ledger", "farm", "enroll", "data", "redis", "runners"}
+_KNOWN_KERNEL_KEYS = {
+    "ledger",
+    "farm",
+    "enroll",
+    "data",
+    "redis",
+    "runners",
+    "mycelium",
+    "mycelium_peers",
+    "netns",
+    "hypervisor",
+}
+HYPERVISORS = ("qemu", "cloud-hypervisor")
 
 
 class ConfigError(Exception):
@@ -34,6 +47,11 @@ class AgentConfig:
     image_version: str = ""
     redis_url: str | None = None  # None: the agent starts its own redis-server
     runners: int = DEFAULT_RUNNERS
+    mycelium: str | None = None  # the mycelium binary; None: no overlay on this node
+    mycelium_peers: tuple[str, ...] = ()
+    mycelium_api: str = "127.0.0.1:8989"
+    workload_netns: str | None = None  # taps, overlay bridge and VMs live in this namespace
+    hypervisor: str = "qemu"
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -84,6 +102,24 @@ def _redis_url(value: str | None) -> str | None:
     return value or None
 
 
+def _mycelium(value: str | None) -> str | None:
+    """An explicit binary (or "off"), else `mycelium` when it is installed."""
+    if value == "off":
+        return None
+    if value:
+        if shutil.which(value) is None:
+            raise ConfigError(f"mycelium binary {value!r} not found (or pass --mycelium off)")
+        return value
+    return shutil.which("mycelium")
+
+
+def _hypervisor(value: str | None) -> str:
+    value = value or "qemu"
+    if value not in HYPERVISORS:
+        raise ConfigError(f"hypervisor must be one of {', '.join(HYPERVISORS)}, got {value!r}")
+    return value
+
+
 def build_config(args: argparse.Namespace, cmdline_path: Path = KERNEL_CMDLINE) -> AgentConfig:
     try:
         kernel = parse_kernel_cmdline(cmdline_path.read_text())
@@ -118,5 +154,11 @@ def build_config(args: argparse.Namespace, cmdline_path: Path = KERNEL_CMDLINE) 
         runners=_runners(
             runners if runners is not None else kernel.get("runners", DEFAULT_RUNNERS)
         ),
+        mycelium=_mycelium(getattr(args, "mycelium", None) or kernel.get("mycelium")),
+        mycelium_peers=tuple(getattr(args, "mycelium_peer", None) or ())
+        or tuple(p for p in kernel.get("mycelium_peers", "").split(",") if p),
+        mycelium_api=getattr(args, "mycelium_api", None) or "127.0.0.1:8989",
+        workload_netns=getattr(args, "workload_netns", None) or kernel.get("netns") or None,
+        hypervisor=_hypervisor(getattr(args, "hypervisor", None) or kernel.get("hypervisor")),
         extra={k: v for k, v in kernel.items() if k not in _KNOWN_KERNEL_KEYS},
     )

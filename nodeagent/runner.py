@@ -31,7 +31,9 @@ import redis
 
 from nodeagent.bindings import IMPLEMENTATIONS, JobContext, SalFactory, bind
 from nodeagent.jobstore import ClaimedJob, JobStore, connect
-from nodeagent.workload_functions import WorkloadFunctions, node_resources
+from nodeagent.node_resources import node_resources
+from nodeagent.vm_functions import VmFunctions
+from nodeagent.workload_functions import WorkloadFunctions
 from nodeagent.workloads import WorkloadRegistry
 from rhai import Engine
 from rhai.errors import RhaiError
@@ -64,6 +66,8 @@ class RunnerSettings:
     data_dir: str | None = None  # None: no workload SALs (jobs get log/sleep/now/node_info)
     storage: tuple[str, ...] = ()  # mounted pools; the first btrfs one holds workloads
     workload_bind: str = "127.0.0.1"  # where databases listen (the overlay address on a node)
+    hypervisor: str = "qemu"
+    workload_netns: str | None = None  # where VM taps and processes live (None: the host's)
 
     @property
     def heartbeat_every(self) -> float:
@@ -136,8 +140,14 @@ class Worker:
             Path(self.settings.data_dir),
             tuple(Path(p) for p in self.settings.storage),
             self.settings.workload_bind,
+            hypervisor=self.settings.hypervisor,
+            netns=self.settings.workload_netns,
         )
-        return WorkloadFunctions(resources, WorkloadRegistry(self.store.redis)).table()
+        registry = WorkloadRegistry(self.store.redis)
+        return {
+            **WorkloadFunctions(resources, registry).table(),
+            **VmFunctions(resources, registry).table(),
+        }
 
     def serve(self, stop: threading.Event) -> None:
         threading.Thread(target=self._heartbeat, args=(stop,), daemon=True).start()

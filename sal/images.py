@@ -2,10 +2,14 @@
 
 An image is a directory `<root>/<name>/` holding `kernel` (booted directly, no firmware), an
 optional `initrd`, an optional `disk.raw` (the root disk template) and `image.json`
-(`{"cmdline": "...", "min_disk_gb": N}`). A VM's disk is a reflink copy of `disk.raw`: on btrfs
-that takes milliseconds and no space whatever the image size, which is what makes VM creation
-cheap (ARCHITECTURE §6). A full copy of a multi-GiB image is slow and doubles disk use, so it is
-refused unless the caller explicitly allows it.
+(`{"cmdline": "...", "min_disk_gb": N}`). A container image holds `rootfs.tar` (any compression
+tar detects) instead of a kernel, and optionally an `entrypoint` list in `image.json`: it is
+unpacked into a subvolume and booted with the node's own machine kernel (`unpack_rootfs`).
+
+A VM's disk is a reflink copy of `disk.raw`: on btrfs that takes milliseconds and no space
+whatever the image size, which is what makes VM creation cheap (ARCHITECTURE §6). A full copy
+of a multi-GiB image is slow and doubles disk use, so it is refused unless the caller
+explicitly allows it.
 """
 
 import json
@@ -31,11 +35,17 @@ class ImageError(SalError):
 class Image:
     name: str
     path: Path
-    kernel: Path
+    kernel: Path | None  # None: a container image
     initrd: Path | None
     disk: Path | None
     cmdline: str
     min_disk_gb: int
+    rootfs: Path | None = None
+    entrypoint: tuple[str, ...] = ()
+
+    @property
+    def is_container(self) -> bool:
+        return self.rootfs is not None
 
 
 def validate_name(name: str) -> str:
@@ -70,25 +80,40 @@ class ImageCache:
         self,
         name: str,
         *,
-        kernel: Path,
+        kernel: Path | None = None,
         initrd: Path | None = None,
         disk: Path | None = None,
         cmdline: str = "",
         min_disk_gb: int = 0,
+        rootfs: Path | None = None,
+        entrypoint: tuple[str, ...] = (),
     ) -> Image:
-        """Copy the parts into the cache as image `name`, replacing an older one atomically."""
+        """Copy the parts into the cache as image `name`, replacing an older one atomically.
+
+        A VM image needs `kernel`; a container image needs `rootfs` (a tarball) and no kernel.
+        """
+        if (kernel is None) == (rootfs is None):
+            raise ImageError(
+                f"image {name!r} needs either a kernel (a VM image) or a rootfs tarball "
+                "(a container image), not both or neither"
+            )
         dst = self.path(name)
         self.root.mkdir(parents=True, exist_ok=True)
         staging = self.root / f".{name}.installing"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         try:
-            shutil.copyfile(kernel, staging / "kernel")
+            if kernel is not None:
+                shutil.copyfile(kernel, staging / "kernel")
+            if rootfs is not None:
+                shutil.copyfile(rootfs, staging / "rootfs.tar")
             if initrd is not None:
                 shutil.copyfile(initrd, staging / "initrd")
             if disk is not None:
                 _copy(disk, staging / "disk.raw", reflink_only=False)
             meta = {"cmdline": cmdline, "min_disk_gb": int(min_disk_gb)}
+            if entrypoint:
+                meta["entrypoint"] = list(entrypoint)
             (staging / "image.json").write_text(json.dumps(meta, indent=2) + "\n")
             if dst.exists():
                 old = self.root / f".{name}.old"
@@ -106,7 +131,8 @@ class ImageCache:
     def get(self, name: str) -> Image:
         path = self.path(name)
         meta_path = path / "image.json"
-        if not meta_path.is_file() or not (path / "kernel").is_file():
+        kernel, rootfs = path / "kernel", path / "rootfs.tar"
+        if not meta_path.is_file() or not (kernel.is_file() or rootfs.is_file()):
             raise ImageError(f"image {name!r} is not in the image cache ({self.root})")
         try:
             meta = json.loads(meta_path.read_text())
@@ -117,11 +143,13 @@ class ImageCache:
         return Image(
             name=name,
             path=path,
-            kernel=path / "kernel",
+            kernel=kernel if kernel.is_file() else None,
             initrd=initrd if initrd.is_file() else None,
             disk=disk if disk.is_file() else None,
             cmdline=str(meta.get("cmdline", "")),
             min_disk_gb=int(meta.get("min_disk_gb", 0)),
+            rootfs=rootfs if rootfs.is_file() else None,
+            entrypoint=tuple(str(a) for a in meta.get("entrypoint", ())),
         )
 
     def list(self) -> list[Image]:

@@ -13,7 +13,8 @@ A stock cloud image boots far too slowly under TCG, so this builds one from the 
 
 The guest prints these markers on the serial console (ttyS0):
 
-- `ZOS-GUEST-READY <hostname>` once devices, hostname and network are set up;
+- `ZOS-GUEST-READY <hostname>` once devices, hostname and network (IPv4 and IPv6 addresses and
+  gateways from the seed's network-config) are set up;
 - `ZOS-RUNCMD-BEGIN` / `ZOS-RUNCMD-END <status>` around each `runcmd` line of the user-data;
 - `ZOS-GUEST-SHARED <tag>` when a 9p share was mounted at /mnt/<tag>;
 - `ZOS-GUEST-POWEROFF` when the ACPI power button was pressed and the guest is powering off;
@@ -112,6 +113,9 @@ if [ -n "$seed" ] && mount -t vfat -o ro "$seed" /cidata; then
     v=$(sed -n 's/^ *gateway4://p; s/^ *via://p' /cidata/network-config | unquote | head -n1)
     [ -n "$v" ] && gw="$v"
     grep -q '^ *dhcp4: *true' /cidata/network-config && dhcp=1
+    ip6=$(sed -n 's/^ *- *["'"'"']*\([0-9a-f]*:[0-9a-f:]*\/[0-9]*\).*/\1/p' \
+      /cidata/network-config)
+    gw6=$(sed -n 's/^ *gateway6://p' /cidata/network-config | unquote | head -n1)
   fi
   if grep -q '^ssh_authorized_keys:' /cidata/user-data 2>/dev/null; then
     mkdir -p /root/.ssh
@@ -130,6 +134,9 @@ if [ -e /sys/class/net/eth0 ]; then
   elif [ -n "$dhcp" ]; then
     udhcpc -i eth0 -q -n -t 3 -T 1 -s /etc/udhcpc.script >/dev/null 2>&1
   fi
+  echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad
+  for a in $ip6; do ip -6 addr add "$a" dev eth0; done
+  [ -n "$gw6" ] && ip -6 route add default via "$gw6" dev eth0
 fi
 
 for t in /sys/bus/virtio/drivers/9pnet_virtio/*/mount_tag; do

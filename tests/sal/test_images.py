@@ -58,6 +58,22 @@ def test_install_and_read_back(tmp_path, parts):
     assert cache.list() == []
 
 
+def test_container_images_hold_a_rootfs_tarball_instead_of_a_kernel(tmp_path, parts):
+    cache = ImageCache(tmp_path / "images")
+    tarball = parts / "rootfs.tar"
+    tarball.write_bytes(b"tar")
+    img = cache.install("alpine", rootfs=tarball, entrypoint=("/bin/sh", "-c", "true"))
+    assert img.is_container and img.kernel is None
+    assert img.rootfs.read_bytes() == b"tar"
+    assert cache.get("alpine").entrypoint == ("/bin/sh", "-c", "true")
+    assert not cache.install("vm", kernel=parts / "vmlinux").is_container
+    with pytest.raises(ImageError, match=r"either a kernel .* or a rootfs tarball"):
+        cache.install("both", kernel=parts / "vmlinux", rootfs=tarball)
+    with pytest.raises(ImageError, match="either a kernel"):
+        cache.install("neither")
+    assert [i.name for i in cache.list()] == ["alpine", "vm"]
+
+
 @pytest.mark.parametrize("name", ["", "../etc", "a/b", ".hidden", "UPPER", "x" * 64, None])
 def test_bad_image_names_are_refused(name):
     with pytest.raises(ImageError, match="is invalid"):

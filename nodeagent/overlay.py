@@ -1,0 +1,80 @@
+"""The node's Mycelium overlay as workloads see it: the daemon, its /64, the VMs' bridge.
+
+The agent starts the mycelium daemon with a key derived from the node key (sal.mycelium), wires
+the bridge VMs' taps join (`<subnet>::1/64` on it) and publishes the result in the node's Redis,
+where the runners read it when a VM asks for an overlay address. Without a mycelium binary the
+node simply has no overlay: VMs that ask for one get a clear error, the rest works.
+"""
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from sal import mycelium
+
+BRIDGE = "zos-myc"
+OVERLAY_KEY = "overlay"
+
+
+@dataclass(frozen=True)
+class Overlay:
+    subnet: ipaddress.IPv6Network
+    address: ipaddress.IPv6Address  # the node's own overlay address
+    bridge: str
+    netns: str | None = None
+
+    @property
+    def gateway(self) -> ipaddress.IPv6Address:
+        return mycelium.gateway_address(self.subnet)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "subnet": str(self.subnet),
+                "address": str(self.address),
+                "bridge": self.bridge,
+                "netns": self.netns,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class OverlaySettings:
+    binary: str
+    api: str = mycelium.DEFAULT_API
+    peers: tuple[str, ...] = ()
+    netns: str | None = None
+
+
+def start_overlay(settings: OverlaySettings, data_dir: Path, node_seed: bytes) -> Overlay:
+    """Start (or find running) the daemon, wire the VM bridge, and say where the node is."""
+    daemon = mycelium.Mycelium(
+        data_dir / "mycelium" / "key",
+        binary=settings.binary,
+        api=settings.api,
+        peers=settings.peers,
+    )
+    info = daemon.start(node_seed)
+    mycelium.wire_bridge(BRIDGE, info.subnet, netns=settings.netns)
+    return Overlay(subnet=info.subnet, address=info.address, bridge=BRIDGE, netns=settings.netns)
+
+
+def publish(client: redis.Redis, overlay: Overlay, prefix: str = "zos:") -> None:
+    client.set(prefix + OVERLAY_KEY, overlay.to_json())
+
+
+def current(client: redis.Redis, prefix: str = "zos:") -> Overlay | None:
+    """The overlay the agent published, or None when the node runs none."""
+    raw = client.get(prefix + OVERLAY_KEY)
+    if raw is None:
+        return None
+    data = json.loads(raw)
+    return Overlay(
+        subnet=ipaddress.IPv6Network(data["subnet"]),
+        address=ipaddress.IPv6Address(data["address"]),
+        bridge=data["bridge"],
+        netns=data.get("netns"),
+    )

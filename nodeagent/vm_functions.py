@@ -1,0 +1,485 @@
+"""The catalog's VM functions: `vm_create`, `vm_start`, `vm_stop`, `vm_delete`, `vm_info`,
+`vm_list`, bound to the node's hypervisor, image cache, btrfs pool and Mycelium overlay.
+
+A VM is, on the node: a record in the workload registry (owner, spec, reserved cpu/memory/disk,
+overlay address, desired state), a disk in the pool's `vdisks` subvolume made from a cached image
+by reflink copy, a NoCloud seed beside it (hostname, SSH keys, the overlay address), a tap on the
+overlay bridge, and the hypervisor's state directory. A container machine (`kind: "container"`)
+has a root tree unpacked from the image's tarball into its own subvolume (`ct-<id>`, with the
+disk quota) instead of a disk, booted with the node's machine image and shared into the guest.
+
+Everything is named from the record's node-wide id (`u<owner>-<name>`): a create that died
+half-way is finished by the retry, and a delete finds every piece without a lookup. The record's
+`desired` state ("running" or "stopped") is what the agent restores after a restart or reboot.
+"""
+
+import hashlib
+import ipaddress
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nodeagent import overlay as overlay_state
+from nodeagent.bindings import JobContext, SalFactory
+from nodeagent.node_resources import NodeResources, VmHost
+from nodeagent.workload_binding import (
+    GIB,
+    MIB,
+    bind_method,
+    check_spec_fields,
+    create_recorded,
+    script_error,
+    whole_number,
+)
+from nodeagent.workloads import Workload, WorkloadError, WorkloadRegistry, check_name
+from sal import mycelium, net
+from sal.command import SalError
+from sal.hypervisor.base import NetAttachment, VmNotFound, VmSpec
+from sal.hypervisor.cidata import NicConfig, SeedConfig, write_seed
+from sal.images import Image, ImageError, remove_rootfs, unpack_rootfs, write_container_config
+
+log = logging.getLogger(__name__)
+
+MAX_CPUS = 64
+MAX_MEMORY_MB = 512 * 1024
+MAX_DISK_GB = 16 * 1024
+MAX_SSH_KEYS = 32
+MAX_ENV = 128
+CONSOLE_TAIL = 4096
+STOP_GRACE = 30.0
+KINDS = ("vm", "container")
+SPEC_FIELDS = {
+    "name",
+    "kind",
+    "cpus",
+    "memory_mb",
+    "disk_gb",
+    "image",
+    "ssh_keys",
+    "mycelium",
+    "env",
+    "entrypoint",
+}
+SPEC_SHAPE = "#{name, image, cpus, memory_mb, disk_gb, ssh_keys, mycelium, env, kind, entrypoint}"
+
+
+def tap_name(local_id: str) -> str:
+    """A VM's tap: `zt` + 12 hex digits of its id (interface names are at most 15 bytes)."""
+    return "zt" + hashlib.sha256(local_id.encode()).hexdigest()[:12]
+
+
+def mac_address(local_id: str) -> str:
+    """A stable MAC in QEMU's 52:54:00 range, derived from the VM's id."""
+    tail = hashlib.sha256(b"mac\0" + local_id.encode()).digest()[:3]
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in tail)
+
+
+@dataclass(frozen=True)
+class VmRequest:
+    """A checked `vm_create` spec; `as_spec()` is what the registry compares on a re-run."""
+
+    name: str
+    kind: str
+    image: str
+    cpus: int
+    memory_mb: int
+    disk_gb: int
+    ssh_keys: tuple[str, ...]
+    mycelium: bool
+    env: tuple[tuple[str, str], ...]
+    entrypoint: tuple[str, ...]
+
+    def as_spec(self) -> dict:
+        return {
+            "kind": self.kind,
+            "image": self.image,
+            "cpus": self.cpus,
+            "memory_mb": self.memory_mb,
+            "disk_gb": self.disk_gb,
+            "ssh_keys": list(self.ssh_keys),
+            "mycelium": self.mycelium,
+            "env": dict(self.env),
+            "entrypoint": list(self.entrypoint),
+        }
+
+
+def _strings(function: str, what: str, value: Any, limit: int) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or len(value) > limit:
+        raise script_error(function, f"{what} must be an array of at most {limit} strings")
+    for item in value:
+        if not isinstance(item, str) or not item.strip() or "\n" in item:
+            raise script_error(
+                function, f"{what} entries must be non-empty one-line strings, not {item!r}"
+            )
+    return tuple(value)
+
+
+def _env(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict) or len(value) > MAX_ENV:
+        raise script_error("vm_create", f"env must be a map of at most {MAX_ENV} entries")
+    pairs = []
+    for key, item in value.items():
+        key = str(key)
+        if not key.replace("_", "a").isalnum() or key[0].isdigit() or not key.isascii():
+            raise script_error("vm_create", f"env name {key!r} is not a valid variable name")
+        if not isinstance(item, str | int | bool) or "\n" in str(item):
+            raise script_error(
+                "vm_create", f"env {key}: the value must be a one-line string or number"
+            )
+        pairs.append((key, str(item).lower() if isinstance(item, bool) else str(item)))
+    return tuple(sorted(pairs))
+
+
+class VmFunctions:
+    """Factories for one job's VM functions: every function acts for `ctx.owner` only."""
+
+    def __init__(self, resources: NodeResources, registry: WorkloadRegistry) -> None:
+        self.resources = resources
+        self.registry = registry
+
+    def table(self) -> dict[str, SalFactory]:
+        return {
+            "vm_create": bind_method(self.vm_create),
+            "vm_start": bind_method(self.vm_start),
+            "vm_stop": bind_method(self.vm_stop),
+            "vm_delete": bind_method(self.vm_delete),
+            "vm_info": bind_method(self.vm_info),
+            "vm_list": bind_method(self.vm_list),
+        }
+
+    def _host(self, function: str) -> VmHost:
+        if self.resources.pool is None:
+            raise script_error(function, "this node has no btrfs storage pool for VM disks")
+        if self.resources.vms is None:
+            raise script_error(function, "this node has no hypervisor (qemu is not installed)")
+        return self.resources.vms
+
+    # --- spec ---------------------------------------------------------------------------------
+
+    def _request(self, host: VmHost, spec: Any) -> tuple[VmRequest, Image]:
+        check_spec_fields("vm_create", spec, SPEC_FIELDS, SPEC_SHAPE)
+        name = check_name("vm", spec.get("name"))
+        kind = spec.get("kind", "vm")
+        if kind not in KINDS:
+            raise script_error("vm_create", f'kind must be "vm" or "container", not {kind!r}')
+        image = self._image(host, spec.get("image"), kind)
+        default_disk = max(1, image.min_disk_gb)
+        entrypoint = _strings(
+            "vm_create", "entrypoint", spec.get("entrypoint", list(image.entrypoint)), 256
+        )
+        if kind == "container" and not entrypoint:
+            raise script_error(
+                "vm_create",
+                f"container image {image.name!r} has no default entrypoint: give one, "
+                'e.g. entrypoint: ["/bin/sh", "-c", "..."]',
+            )
+        if kind == "vm" and "entrypoint" in spec:
+            raise script_error("vm_create", 'entrypoint applies to kind: "container" only')
+        mycelium_wanted = spec.get("mycelium", True)
+        if type(mycelium_wanted) is not bool:
+            raise script_error("vm_create", "mycelium must be true or false")
+        request = VmRequest(
+            name=name,
+            kind=kind,
+            image=image.name,
+            cpus=whole_number("vm_create", "cpus", spec.get("cpus", 1), 1, MAX_CPUS),
+            memory_mb=whole_number(
+                "vm_create", "memory_mb", spec.get("memory_mb", 512), 64, MAX_MEMORY_MB
+            ),
+            disk_gb=whole_number(
+                "vm_create", "disk_gb", spec.get("disk_gb", default_disk), 1, MAX_DISK_GB
+            ),
+            ssh_keys=_strings("vm_create", "ssh_keys", spec.get("ssh_keys", []), MAX_SSH_KEYS),
+            mycelium=mycelium_wanted,
+            env=_env(spec.get("env", {})),
+            entrypoint=entrypoint if kind == "container" else (),
+        )
+        if kind == "vm" and request.disk_gb < default_disk:
+            raise script_error(
+                "vm_create",
+                f"image {image.name!r} needs disk_gb of at least {default_disk}, "
+                f"not {request.disk_gb}",
+            )
+        return request, image
+
+    def _image(self, host: VmHost, name: Any, kind: str) -> Image:
+        if not isinstance(name, str) or not name:
+            raise script_error("vm_create", "image must name an image in the node's cache")
+        try:
+            image = host.images.get(name)
+        except ImageError:
+            fitting = [i.name for i in host.images.list() if i.is_container == (kind != "vm")]
+            raise script_error(
+                "vm_create",
+                f"this node has no {kind} image {name!r}; it has: "
+                + (", ".join(fitting) or "none"),
+            ) from None
+        if image.is_container != (kind == "container"):
+            raise script_error(
+                "vm_create",
+                f"image {name!r} is a {'container' if image.is_container else 'VM'} image: "
+                f'use kind: "{"container" if image.is_container else "vm"}"',
+            )
+        return image
+
+    # --- functions ----------------------------------------------------------------------------
+
+    def vm_create(self, ctx: JobContext, spec: Any) -> dict:
+        host = self._host("vm_create")
+        request, image = self._request(host, spec)
+        overlay = self._overlay() if request.mycelium else None
+        workload = Workload(
+            owner=ctx.owner,
+            kind="vm",
+            name=request.name,
+            spec=request.as_spec(),
+            reserved={
+                "cru": request.cpus,
+                "mru": request.memory_mb * MIB,
+                "sru": request.disk_gb * GIB,
+            },
+        )
+
+        def make(record: Workload) -> tuple[dict, dict]:
+            try:
+                return self._make(host, record, request, image, overlay), {}
+            except Exception:
+                self._destroy(host, record)
+                raise
+
+        create_recorded(self.registry, workload, make)
+        return self._view(host, self.registry.require(ctx.owner, "vm", request.name))
+
+    def _overlay(self) -> overlay_state.Overlay:
+        found = overlay_state.current(self.registry.redis)
+        if found is None:
+            raise WorkloadError(
+                "this node runs no Mycelium overlay, so a VM cannot get an overlay address; "
+                "create it with mycelium: false (no network) or on a node with Mycelium"
+            )
+        return found
+
+    def _make(
+        self,
+        host: VmHost,
+        record: Workload,
+        request: VmRequest,
+        image: Image,
+        overlay: overlay_state.Overlay | None,
+    ) -> dict:
+        local_id = record.local_id
+        nics: tuple[NetAttachment, ...] = ()
+        nic_configs: tuple[NicConfig, ...] = ()
+        address = None
+        if overlay is not None:
+            address = self._address(overlay, record)
+            mac = mac_address(local_id)
+            wire_vm(host, local_id, overlay)
+            nics = (NetAttachment(mac=mac, tap=tap_name(local_id)),)
+            nic_configs = (
+                NicConfig(mac=mac, addresses=(f"{address}/64",), gateway6=str(overlay.gateway)),
+            )
+        env = dict(request.env)
+        seed = write_seed(
+            SeedConfig(
+                instance_id=local_id,
+                hostname=request.name,
+                ssh_keys=request.ssh_keys,
+                nics=nic_configs,
+                extra_files={"env": "".join(f"{k}={v}\n" for k, v in env.items())} if env else {},
+            ),
+            host.vdisks / f"{local_id}.cidata",
+        )
+        extra = {"netns": host.netns} if host.netns else {}
+        if request.kind == "vm":
+            disk = host.vdisks / f"{local_id}.raw"
+            if not disk.exists():
+                host.images.vdisk_from(image, disk, request.disk_gb)
+            assert image.kernel is not None  # a VM image has one (checked in _image)
+            spec = VmSpec(
+                vm_id=local_id,
+                cpus=request.cpus,
+                memory_mb=request.memory_mb,
+                kernel=image.kernel,
+                initrd=image.initrd,
+                cmdline=f"console=ttyS0 panic=-1 {image.cmdline}".strip(),
+                disks=(disk,),
+                cidata=seed,
+                nics=nics,
+                extra=extra,
+            )
+        else:
+            spec = self._container_spec(host, record, request, image, seed, nics, extra)
+        info = host.hypervisor.create(spec)
+        log.info("VM %s is %s (pid %s)", local_id, info.state, info.pid)
+        return {
+            "kind": request.kind,
+            "image": request.image,
+            "mycelium_ip": str(address) if address else "",
+            "desired": "running",
+        }
+
+    def _container_spec(
+        self,
+        host: VmHost,
+        record: Workload,
+        request: VmRequest,
+        image: Image,
+        seed: Path,
+        nics: tuple[NetAttachment, ...],
+        extra: dict,
+    ) -> VmSpec:
+        pool = self.resources.pool
+        assert pool is not None and image.rootfs is not None
+        try:
+            machine = host.images.get(host.machine_image)
+        except ImageError:
+            raise WorkloadError(
+                f"this node has no machine image {host.machine_image!r} to boot containers with"
+            ) from None
+        if machine.kernel is None:
+            raise WorkloadError(f"machine image {host.machine_image!r} has no kernel")
+        root_name = _container_root(record)
+        root = pool.path(root_name)
+        if not root.exists():
+            unpack_rootfs(image.rootfs, root)
+        pool.set_limit(root_name, request.disk_gb * GIB)
+        write_container_config(root, list(request.entrypoint), dict(request.env))
+        return VmSpec(
+            vm_id=record.local_id,
+            cpus=request.cpus,
+            memory_mb=request.memory_mb,
+            kernel=machine.kernel,
+            initrd=machine.initrd,
+            cmdline=f"console=ttyS0 panic=-1 {machine.cmdline}".strip(),
+            cidata=seed,
+            nics=nics,
+            shared_dir=root,
+            extra=extra,
+        )
+
+    def _address(self, overlay: overlay_state.Overlay, record: Workload) -> ipaddress.IPv6Address:
+        """The VM's overlay address: deterministic per VM, never one another VM holds."""
+        taken = {
+            ipaddress.IPv6Address(other.details["mycelium_ip"])
+            for other in self.registry.all(kind="vm")
+            if other.key != record.key and other.details.get("mycelium_ip")
+        }
+        return mycelium.vm_address(
+            overlay.subnet, record.local_id, node_address=overlay.address, taken=taken
+        )
+
+    def _destroy(self, host: VmHost, record: Workload) -> None:
+        """Remove every piece of the VM that exists; safe to call on a half-made one."""
+        local_id = record.local_id
+        host.hypervisor.delete(local_id)
+        net.delete_link(tap_name(local_id), host.netns)
+        (host.vdisks / f"{local_id}.cidata").unlink(missing_ok=True)
+        (host.vdisks / f"{local_id}.raw").unlink(missing_ok=True)
+        if self.resources.pool is not None:
+            remove_rootfs(self.resources.pool.path(_container_root(record)))
+
+    def vm_start(self, ctx: JobContext, name: Any) -> dict:
+        host = self._host("vm_start")
+        record = self._ready(ctx, name)
+        start_vm(host, self.registry, record)
+        return self._view(host, record)
+
+    def vm_stop(self, ctx: JobContext, name: Any) -> dict:
+        host = self._host("vm_stop")
+        record = self._ready(ctx, name)
+        record.details["desired"] = "stopped"
+        self.registry.save(record)
+        grace = min(STOP_GRACE, max(1.0, ctx.deadline - time.monotonic() - 5.0))
+        host.hypervisor.stop(record.local_id, grace=grace)
+        return self._view(host, record)
+
+    def vm_delete(self, ctx: JobContext, name: Any) -> bool:
+        host = self._host("vm_delete")
+        record = self.registry.require(ctx.owner, "vm", name)
+        self._destroy(host, record)
+        self.registry.release(record)
+        return True
+
+    def vm_info(self, ctx: JobContext, name: Any) -> dict:
+        host = self._host("vm_info")
+        return self._view(host, self._ready(ctx, name))
+
+    def vm_list(self, ctx: JobContext) -> list:
+        host = self._host("vm_list")
+        return [
+            self._view(host, record, console=False)
+            for record in self.registry.all(owner=ctx.owner, kind="vm")
+        ]
+
+    def _ready(self, ctx: JobContext, name: Any) -> Workload:
+        record = self.registry.require(ctx.owner, "vm", name)
+        if record.state != "ready":
+            raise WorkloadError(f"vm {record.name!r} is still being created; try again shortly")
+        return record
+
+    def _view(self, host: VmHost, record: Workload, *, console: bool = True) -> dict:
+        """What the owner sees: the record and the hypervisor's live state, plus the console."""
+        view = {**record.spec, **record.public()}
+        try:
+            view["state"] = str(host.hypervisor.info(record.local_id).state)
+        except VmNotFound:
+            view["state"] = "missing" if record.state == "ready" else record.state
+        if console:
+            try:
+                view["console"] = host.hypervisor.console_log(
+                    record.local_id, tail_bytes=CONSOLE_TAIL
+                )
+            except VmNotFound:
+                view["console"] = ""
+        return view
+
+
+def _container_root(record: Workload) -> str:
+    return f"ct-{record.local_id}"
+
+
+def wire_vm(host: VmHost, local_id: str, overlay: overlay_state.Overlay) -> None:
+    """The VM's tap, made if missing and put on the overlay bridge (both idempotent)."""
+    tap = tap_name(local_id)
+    net.create_tap(tap, netns=host.netns)
+    mycelium.attach_vm_tap(tap, overlay.bridge, netns=host.netns)
+
+
+def start_vm(host: VmHost, registry: WorkloadRegistry, record: Workload) -> None:
+    """Start a recorded VM (its tap re-made first: a reboot loses taps) and remember that it
+    should run."""
+    if record.details.get("mycelium_ip"):
+        found = overlay_state.current(registry.redis)
+        if found is None:
+            raise WorkloadError(
+                f"vm {record.name!r} has an overlay address but the node runs no Mycelium now"
+            )
+        wire_vm(host, record.local_id, found)
+    host.hypervisor.start(record.local_id)
+    if record.details.get("desired") != "running":
+        record.details["desired"] = "running"
+        registry.save(record)
+
+
+def restart_vms(host: VmHost, registry: WorkloadRegistry) -> list[str]:
+    """After an agent restart or a reboot: adopt the VMs still running, start the ones whose
+    desired state is running but are not. Returns the ids started; errors are logged per VM so
+    one broken VM does not keep the others down."""
+    host.hypervisor.adopt()
+    started = []
+    for record in registry.all(kind="vm"):
+        if record.state != "ready" or record.details.get("desired") != "running":
+            continue
+        try:
+            if str(host.hypervisor.info(record.local_id).state) == "running":
+                continue
+            start_vm(host, registry, record)
+            started.append(record.local_id)
+        except (SalError, WorkloadError) as exc:
+            log.error("cannot restart VM %s: %s", record.local_id, exc)
+    return started

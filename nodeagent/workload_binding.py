@@ -1,0 +1,91 @@
+"""What every workload function table shares: script-facing errors, argument checks, and the
+reserve → make → record sequence that keeps capacity and the SAL's view in step.
+
+Errors raise RhaiError with a message for the script author, prefixed with the function's name;
+they never mention another owner's workloads.
+"""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from nodeagent.bindings import JobContext, SalFactory
+from nodeagent.workloads import Workload, WorkloadError, WorkloadRegistry
+from rhai.errors import RhaiError
+from sal.command import SalError
+
+log = logging.getLogger(__name__)
+
+GIB = 2**30
+MIB = 2**20
+
+
+def script_error(function: str, message: str) -> RhaiError:
+    text = f"{function}: {message}"
+    return RhaiError("ErrorRuntime", text, value=text)
+
+
+def whole_number(function: str, what: str, value: Any, low: int, high: int) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise script_error(
+            function, f"{what} must be a whole number from {low} to {high}, not {value!r}"
+        )
+    return value
+
+
+def check_spec_fields(function: str, spec: Any, allowed: set[str], shape: str) -> dict:
+    """`spec` as a map with only `allowed` keys; `shape` shows the script author the form."""
+    if not isinstance(spec, dict):
+        raise script_error(function, f"spec must be a map: {shape}")
+    unknown = set(spec) - allowed
+    if unknown:
+        known = ", ".join(sorted(allowed))
+        raise script_error(
+            function, f"unknown spec fields: {', '.join(sorted(unknown))} (known: {known})"
+        )
+    return spec
+
+
+def bind_method(method: Callable[..., Any]) -> SalFactory:
+    """A catalog factory calling `method(ctx, *args)`; workload and SAL errors become script
+    errors naming the function."""
+    name = method.__name__
+
+    def factory(ctx: JobContext) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            ctx.check()
+            try:
+                return method(ctx, *args)
+            except WorkloadError as exc:
+                raise script_error(name, str(exc)) from exc
+            except SalError as exc:
+                log.warning("job %s: %s failed: %s", ctx.job_id, name, exc)
+                raise script_error(name, str(exc)) from exc
+
+        return call
+
+    return factory
+
+
+def create_recorded(
+    registry: WorkloadRegistry,
+    workload: Workload,
+    make: Callable[[Workload], tuple[dict, dict]],
+) -> dict:
+    """Reserve, make, record; on failure release the reservation and re-raise.
+
+    `make` returns (details to record, extras only this call's result shows: secrets). The same
+    spec again returns the existing record without calling `make` once it is ready; a record
+    left `creating` by a runner that died is made again, so `make` must tolerate leftovers.
+    """
+    record, created = registry.reserve(workload)
+    if not created and record.state == "ready":
+        return record.public()
+    try:
+        record.details, extras = make(record)
+    except Exception:
+        registry.release(record)
+        raise
+    record.state = "ready"
+    registry.save(record)
+    return {**record.public(), **extras}
