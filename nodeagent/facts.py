@@ -170,6 +170,11 @@ def read_storage(paths: Sequence[Path]) -> tuple[int, int]:
     return ssd, hdd
 
 
+def disk_class(path: Path) -> str:
+    """The capacity key a pool's space counts under: "hru" on a rotational disk, else "sru"."""
+    return "hru" if read_storage([path])[1] else "sru"
+
+
 @dataclass(frozen=True)
 class _Mount:
     point: Path

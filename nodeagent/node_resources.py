@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from nodeagent.facts import disk_class
 from sal.btrfs import Pool
 from sal.command import SalError, run
 from sal.herodb import HeroDB
@@ -57,6 +58,7 @@ class NodeResources:
     herodb: HeroDB | None
     workload_bind: str = "127.0.0.1"
     vms: VmHost | None = None
+    disk_key: str = "sru"  # the capacity workloads' disk space is reserved from: sru or hru
 
 
 def node_resources(
@@ -77,6 +79,7 @@ def node_resources(
         herodb=HeroDB(data_dir / "herodb"),
         workload_bind=workload_bind,
         vms=_vm_host(pool, data_dir, hypervisor, netns, machine_image),
+        disk_key=disk_class(pool.mountpoint),
     )
 
 

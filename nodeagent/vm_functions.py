@@ -240,7 +240,7 @@ class VmFunctions:
             reserved={
                 "cru": request.cpus,
                 "mru": request.memory_mb * MIB,
-                "sru": request.disk_gb * GIB,
+                self.resources.disk_key: request.disk_gb * GIB,
             },
         )
 

@@ -61,7 +61,7 @@ class WorkloadFunctions:
             kind="volume",
             name=name,
             spec={"size_gb": size},
-            reserved={"sru": size * GIB},
+            reserved={self.resources.disk_key: size * GIB},
         )
 
         def make(record: Workload) -> dict:
@@ -86,7 +86,7 @@ class WorkloadFunctions:
             kind="volume",
             name=snap,
             spec={"snapshot_of": source.name},
-            reserved={"sru": source.reserved.get("sru", 0)},
+            reserved=dict(source.reserved),
         )
 
         def make(record: Workload) -> dict:
@@ -120,7 +120,7 @@ class WorkloadFunctions:
             kind="herodb",
             name=name,
             spec={"memory_mb": memory, "disk_gb": disk, "password_given": password is not None},
-            reserved={"mru": memory * MIB, "sru": disk * GIB},
+            reserved={"mru": memory * MIB, self.resources.disk_key: disk * GIB},
         )
 
         def make(record: Workload) -> dict:

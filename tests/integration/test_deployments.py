@@ -1,6 +1,7 @@
 """Deployments through real processes: daphne, the coordinator worker, an agent with redis and
 runners. A user signs scripts; we watch what the API reports."""
 
+import contextlib
 import json
 import os
 import secrets
@@ -74,6 +75,14 @@ class User:
 @pytest.fixture
 def grid(control_plane, start_agent, tmp_path):
     """Control plane, coordinator worker and one enrolled agent; yields (user, agent)."""
+    with running_grid(control_plane, start_agent, tmp_path) as (user, agent):
+        yield user, agent
+
+
+@contextlib.contextmanager
+def running_grid(control_plane, start_agent, tmp_path, *agent_args: str, data_dir=None):
+    """The coordinator worker and one enrolled agent (started with `agent_args`) online, and a
+    user with a registered key; yields (user, agent)."""
     info = bootstrap(control_plane)
     worker_log = open(tmp_path / "coordinator.log", "ab")  # noqa: SIM115
     worker = subprocess.Popen(
@@ -83,29 +92,38 @@ def grid(control_plane, start_agent, tmp_path):
         stdout=worker_log,
         stderr=subprocess.STDOUT,
     )
-    agent = start_agent(
-        "--ledger", control_plane.url, "--farm", str(info["farm"]), "--enroll", info["token"]
-    )
-    nodes = wait_for(
-        lambda: [
-            n for n in control_plane.get("/api/v1/nodes")["results"] if n["status"] == "online"
-        ],
-        timeout=30,
-        what="the enrolled node to come online",
-    )
-    key = SigningKey.generate()
-    user = User(control_plane, info["api_token"], key, nodes[0]["id"])
-    registered = requests.post(
-        f"{control_plane.url}/api/v1/keys",
-        json={"name": "laptop", "public_key": public_key_hex(key)},
-        headers=user.headers,
-        timeout=5,
-    )
-    assert registered.status_code == 201, registered.text
-    yield user, agent
-    worker.send_signal(signal.SIGTERM)
-    worker.wait(timeout=10)
-    worker_log.close()
+    try:
+        agent = start_agent(
+            "--ledger",
+            control_plane.url,
+            "--farm",
+            str(info["farm"]),
+            "--enroll",
+            info["token"],
+            *agent_args,
+            data_dir=data_dir,
+        )
+        nodes = wait_for(
+            lambda: [
+                n for n in control_plane.get("/api/v1/nodes")["results"] if n["status"] == "online"
+            ],
+            timeout=30,
+            what="the enrolled node to come online",
+        )
+        key = SigningKey.generate()
+        user = User(control_plane, info["api_token"], key, nodes[0]["id"])
+        registered = requests.post(
+            f"{control_plane.url}/api/v1/keys",
+            json={"name": "laptop", "public_key": public_key_hex(key)},
+            headers=user.headers,
+            timeout=5,
+        )
+        assert registered.status_code == 201, registered.text
+        yield user, agent
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=10)
+        worker_log.close()
 
 
 def _logs(events: list[dict]) -> list[str]:

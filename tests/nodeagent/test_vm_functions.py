@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from nodeagent import overlay as overlay_state
+from nodeagent.facts import disk_class
 from nodeagent.jobstore import JobStore, QueuedJob
 from nodeagent.node_resources import node_resources
 from nodeagent.vm_functions import restart_vms, tap_name
@@ -55,9 +56,8 @@ def netns(netns_factory):  # noqa: F811
 @pytest.fixture
 def node(store: JobStore, pool, data_dir, netns, start_pool):  # noqa: F811
     """A node with 4 cores, 2 GiB, the pool, the guest image and an overlay in `netns`."""
-    store.publish_node_info(
-        {"capacity": {"cru": 4, "mru": 2 * GIB, "sru": 3 * GIB, "hru": 0}, "health": []}
-    )
+    capacity = {"cru": 4, "mru": 2 * GIB, "sru": 0, "hru": 0, disk_class(pool.mountpoint): 3 * GIB}
+    store.publish_node_info({"capacity": capacity, "health": []})
     subnet = ipaddress.IPv6Network(SUBNET)
     mycelium.wire_bridge("zos-myc", subnet, netns=netns)
     overlay_state.publish(
@@ -134,7 +134,7 @@ def test_vm_lifecycle_through_scripts(node, pool, netns, data_dir):
     assert vm["name"] == "web" and vm["state"] == "running" and vm["kind"] == "vm"
     address = ipaddress.IPv6Address(vm["mycelium_ip"])
     assert address in ipaddress.IPv6Network(SUBNET)
-    assert vm["reserved"] == {"cru": 2, "mru": 256 * 2**20, "sru": GIB}
+    assert vm["reserved"] == {"cru": 2, "mru": 256 * 2**20, resources.disk_key: GIB}
 
     ready = wait_ready(store, 1, "web")
     assert f"{READY_MARKER} web" in ready["console"]  # hostname from the seed

@@ -7,6 +7,7 @@ import shutil
 import pytest
 import redis
 
+from nodeagent.facts import disk_class
 from nodeagent.jobstore import JobStore, QueuedJob
 from nodeagent.workloads import WorkloadRegistry
 from tests.nodeagent.test_runner import final, start_pool  # noqa: F401 - fixture
@@ -24,9 +25,9 @@ def pool(tmp_path):
 
 @pytest.fixture
 def node(store: JobStore, pool, tmp_path, start_pool):  # noqa: F811
-    store.publish_node_info(
-        {"capacity": {"cru": 4, "mru": 4 * GIB, "sru": 2 * GIB, "hru": 0}, "health": []}
-    )
+    # a loop device reads as rotational: the pool's space is then HDD capacity (hru)
+    capacity = {"cru": 4, "mru": 4 * GIB, "sru": 0, "hru": 0, disk_class(pool.mountpoint): 2 * GIB}
+    store.publish_node_info({"capacity": capacity, "health": []})
     start_pool(workers=2, data_dir=str(tmp_path / "data"), storage=(str(pool.mountpoint),))
     yield store
     for record in WorkloadRegistry(store.redis).all(kind="herodb"):  # never leak servers
@@ -59,15 +60,15 @@ def test_a_volume_is_a_quota_limited_subvolume_of_the_pool(node, pool):
         "succeeded"
     )
     assert pool.list_subvolumes() == []
-    assert WorkloadRegistry(node.redis).used()["sru"] == 0
+    assert sum(WorkloadRegistry(node.redis).used().values()) == 0
 
 
 def test_capacity_is_reserved_and_refused_beyond_free(node):
     assert run(node, 1, 'volume_create("a", 2)')["state"] == "succeeded"
     refused = run(node, 2, 'volume_create("b", 1)')
     assert "not enough free capacity" in refused["error"]
-    info = run(node, 2, "node_info().free.sru")
-    assert info["value"] == 0
+    free = run(node, 2, "node_info().free")["value"]
+    assert free["sru"] == free["hru"] == 0
 
 
 def test_owners_cannot_see_or_touch_each_others_workloads(node, pool):
