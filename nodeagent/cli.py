@@ -3,6 +3,7 @@
 import argparse
 import json
 import logging
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -71,6 +72,26 @@ def _parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="show this node's identity and last known state")
     status.add_argument("--data", default="/var/cache/zos", help="data directory")
+
+    images = commands.add_parser("images", help="list, install or remove the node's VM images")
+    images.add_argument("--storage", required=True, help="the node's btrfs workload pool")
+    actions = images.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="the installed images, one per line")
+    install = actions.add_parser(
+        "install", help="install (or replace) an image: a kernel for VMs, a rootfs for containers"
+    )
+    install.add_argument("name", help="the name scripts use (vm_create's image)")
+    install.add_argument("--kernel", type=Path, help="kernel booted directly (vmlinux/bzImage)")
+    install.add_argument("--initrd", type=Path, help="initramfs")
+    install.add_argument("--disk", type=Path, help="raw disk template VM disks are reflinked from")
+    install.add_argument("--cmdline", default="", help="kernel command line extras")
+    install.add_argument("--min-disk-gb", type=int, default=0, help="smallest disk_gb allowed")
+    install.add_argument("--rootfs", type=Path, help="container root filesystem tarball")
+    install.add_argument(
+        "--entrypoint", help="containers' default entrypoint, a shell-quoted command line"
+    )
+    remove = actions.add_parser("remove", help="remove an image (VMs made from it keep running)")
+    remove.add_argument("name")
     return parser
 
 
@@ -126,6 +147,50 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _images(args: argparse.Namespace) -> int:
+    from nodeagent.node_resources import node_resources
+    from sal.command import SalError
+
+    storage = Path(args.storage)
+    try:
+        resources = node_resources(storage, (storage,), "127.0.0.1")
+        if resources.vms is None:
+            print(
+                f"{storage} is not a btrfs pool, or qemu-system-x86_64 is not installed",
+                file=sys.stderr,
+            )
+            return 1
+        cache = resources.vms.images
+        if args.action == "list":
+            for image in cache.list():
+                kind = "container" if image.is_container else "vm"
+                print(f"{image.name}\t{kind}\tmin_disk_gb={image.min_disk_gb}\t{image.path}")
+        elif args.action == "install":
+            for path in (args.kernel, args.initrd, args.disk, args.rootfs):
+                if path is not None and not path.is_file():
+                    print(f"{path}: no such file", file=sys.stderr)
+                    return 1
+            image = cache.install(
+                args.name,
+                kernel=args.kernel,
+                initrd=args.initrd,
+                disk=args.disk,
+                cmdline=args.cmdline,
+                min_disk_gb=args.min_disk_gb,
+                rootfs=args.rootfs,
+                entrypoint=tuple(shlex.split(args.entrypoint or "")),
+            )
+            print(f"installed {image.name} in {image.path}")
+        else:
+            cache.get(args.name)
+            cache.remove(args.name)
+            print(f"removed {args.name}")
+    except SalError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -133,4 +198,4 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    return {"run": _run, "status": _status}[args.command](args)
+    return {"run": _run, "status": _status, "images": _images}[args.command](args)

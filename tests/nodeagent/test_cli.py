@@ -63,3 +63,46 @@ def test_status_shows_the_saved_state(tmp_path: Path):
     )
     assert done.returncode == 0
     assert '"node_id": 7' in done.stdout
+
+
+def _images(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nodeagent", "images", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_operators_install_list_and_remove_images_on_the_pool(tmp_path: Path):
+    from tests.sal.conftest import loop_pool
+
+    kernel = tmp_path / "vmlinux"
+    kernel.write_bytes(b"\x7fELF kernel")
+    tarball = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-cf", str(tarball), "-T", "/dev/null"], check=True)
+    with loop_pool(tmp_path / "btrfs") as pool:
+        storage = ("--storage", str(pool.mountpoint))
+        made = _images(*storage, "install", "tiny", "--kernel", str(kernel), "--min-disk-gb", "2")
+        assert made.returncode == 0, made.stderr
+        container = _images(
+            *storage, "install", "box", "--rootfs", str(tarball), "--entrypoint", "/bin/sh -c 'x y'"
+        )
+        assert container.returncode == 0, container.stderr
+        listed = _images(*storage, "list").stdout.splitlines()
+        assert [line.split("\t")[:3] for line in listed] == [
+            ["box", "container", "min_disk_gb=0"],
+            ["tiny", "vm", "min_disk_gb=2"],
+        ]
+        assert (pool.mountpoint / "images" / "tiny" / "kernel").read_bytes() == kernel.read_bytes()
+        missing = _images(*storage, "install", "x", "--kernel", str(tmp_path / "nope"))
+        assert missing.returncode == 1 and "no such file" in missing.stderr
+        both = _images(*storage, "install", "x", "--kernel", str(kernel), "--rootfs", str(tarball))
+        assert both.returncode == 1 and "either a kernel" in both.stderr
+        assert _images(*storage, "remove", "tiny").returncode == 0
+        gone = _images(*storage, "remove", "tiny")
+        assert gone.returncode == 1 and "not in the image cache" in gone.stderr
+    not_pool = _images("--storage", str(tmp_path), "list")
+    assert not_pool.returncode == 1 and "not a btrfs pool" in not_pool.stderr
