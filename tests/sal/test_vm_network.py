@@ -101,8 +101,8 @@ def test_two_vms_on_a_bridge_reach_each_other(netns, state_root):
         hv.wait_console("server", f"{READY_MARKER} server", timeout=90)
         text = hv.wait_console("client", "\necho-ok", timeout=120)
         assert "2 packets transmitted, 2 packets received" in text, text[-1500:]
-        assert "\noverlay\n" in text, text[-1500:]
-        overlay_part = text.split("\noverlay\n", 1)[1]
+        assert "\noverlay\r\n" in text, text[-1500:]  # the serial console writes CRLF
+        overlay_part = text.split("\noverlay\r\n", 1)[1]
         assert "2 packets transmitted, 2 packets received" in overlay_part, text[-1500:]
         assert "\necho-ok" in text, text[-1500:]
         # The namespace side of the bridge (the overlay gateway) reaches both guests too.
