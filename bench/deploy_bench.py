@@ -52,7 +52,10 @@ def free_port() -> int:
 class Box:
     """The whole system in a temp dir; every process is stopped on exit."""
 
-    def __init__(self, workdir: Path, nodes: int, runners: int) -> None:
+    def __init__(
+        self, workdir: Path, nodes: int, runners: int, agent_args: tuple[str, ...] = ()
+    ) -> None:
+        """`agent_args` are extra `nodeagent run` flags for every node (e.g. `--storage`)."""
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -64,6 +67,11 @@ class Box:
         }
         self.processes: list[subprocess.Popen] = []
         self.nodes, self.runners = nodes, runners
+        self.agent_args = agent_args
+
+    def node_dir(self, i: int) -> Path:
+        """Node `i`'s data directory (its identity, Redis, VM state)."""
+        return self.workdir / f"node{i}"
 
     def manage(self, *args: str) -> str:
         return subprocess.run(
@@ -83,6 +91,13 @@ class Box:
         log.close()
 
     def __enter__(self) -> Box:
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__()  # what started before the failure stops too
+            raise
+
+    def _start(self) -> Box:
         (self.workdir / "var").mkdir()
         print(f"setting up in {self.workdir}", file=sys.stderr)
         self.manage("migrate", "--no-input", "-v0")
@@ -120,9 +135,10 @@ class Box:
                 "--enroll",
                 enroll,
                 "--data",
-                str(self.workdir / f"node{i}"),
+                str(self.node_dir(i)),
                 "--runners",
                 str(self.runners),
+                *self.agent_args,
             )
         self.node_ids = self._wait(self._online_nodes, f"{self.nodes} nodes online", timeout=60)
         self.key = SigningKey.generate()
@@ -164,15 +180,18 @@ class Box:
     def headers(self) -> dict:
         return {"Authorization": f"Token {self.token}"}
 
-    def submit(self, node: int, session: requests.Session) -> int:
+    def submit(
+        self, node: int, session: requests.Session, script: str = "40 + 2", name: str = "bench"
+    ) -> int:
+        """Sign `script` as the bench user, POST it for `node`; the deployment's id."""
         now = int(time.time())
         payload = {
-            "script": "40 + 2",
+            "script": script,
             "target": {"node": node},
             "nonce": secrets.token_hex(16),
             "issued_at": now,
             "expires_at": now + 3600,
-            "name": "bench",
+            "name": name,
         }
         envelope = sign_envelope(self.key, DEPLOYMENT_TYPE, json.dumps(payload).encode())
         response = session.post(
