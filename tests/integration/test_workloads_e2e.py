@@ -1,4 +1,4 @@
-"""Issue 5's proof: signed scripts through the whole pipeline make real workloads on a node.
+"""Signed scripts through the whole pipeline make real workloads on a node (issue 5's proof).
 
 Real processes throughout: daphne, the coordinator worker, the agent with its redis-server and
 runners, QEMU (TCG here) booting the test guest, btrfs on a loop device, a HeroDB redis-server,
@@ -6,8 +6,8 @@ and the mycelium daemon's stand-in (tests/sal/fake_mycelium.py: the real binary 
 reachable registry; the stub checks every request against specs/mycelium.yaml). The VM's tap,
 the overlay bridge and the QEMU process live in a network namespace the test made, so nothing
 can leave it. One script boots a VM with an overlay address, makes a volume and a database;
-the user sees them in the coordinator's inventory; a second script deletes them all, and
-nothing is left on the node.
+the user sees them in the coordinator's inventory; the agent restarts and finds the VM still
+running; a second script deletes them all, and nothing is left on the node.
 """
 
 import ipaddress
@@ -146,6 +146,15 @@ def test_scripts_make_and_remove_a_vm_a_volume_and_a_database(
             timeout=30,
             what="the inventory to list the VM, the volume and the database",
         )
+
+        # the agent restarts: the VM keeps running (same process) and is adopted
+        pid_file = data_dir / "vms" / local_id / "qemu.pid"
+        vm_pid = pid_file.read_text().strip()
+        assert agent.stop() == 0
+        agent = start_agent("--ledger", control_plane.url, *agent_args, data_dir=data_dir)
+        after = user.wait_final(user.deploy('vm_info("web")')["id"], timeout=60)
+        assert after["job"]["result"]["state"] == "running", after["job"].get("error")
+        assert pid_file.read_text().strip() == vm_pid
 
         deleted = user.deploy(DELETE)
         done = user.wait_final(deleted["id"], timeout=120)
