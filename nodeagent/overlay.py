@@ -62,6 +62,16 @@ def start_overlay(settings: OverlaySettings, data_dir: Path, node_seed: bytes) -
     return Overlay(subnet=info.subnet, address=info.address, bridge=BRIDGE, netns=settings.netns)
 
 
+def database_address(found: Overlay | None, fallback: str) -> str:
+    """Where a database listens: the overlay gateway address (`<subnet>::1`, on the VM bridge,
+    routed to this node by Mycelium, so VMs and the whole overlay reach it) when the node runs
+    its overlay in its own network namespace; `fallback` otherwise (loopback on a development
+    box, or an overlay kept in a separate namespace the database server does not run in)."""
+    if found is None or found.netns is not None:
+        return fallback
+    return str(found.gateway)
+
+
 def publish(client: redis.Redis, overlay: Overlay, prefix: str = "zos:") -> None:
     client.set(prefix + OVERLAY_KEY, overlay.to_json())
 

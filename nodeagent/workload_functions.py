@@ -9,6 +9,7 @@ back, so a failed create leaves nothing behind. VMs are in nodeagent.vm_function
 import secrets
 from typing import Any
 
+from nodeagent import overlay
 from nodeagent.bindings import JobContext, SalFactory
 from nodeagent.node_resources import NodeResources
 from nodeagent.workload_binding import (
@@ -49,6 +50,10 @@ class WorkloadFunctions:
         if self.resources.pool is None:
             raise script_error(function, "this node has no btrfs storage pool for workloads")
         return self.resources.pool
+
+    def _database_address(self) -> str:
+        found = overlay.current(self.registry.redis)
+        return overlay.database_address(found, self.resources.workload_bind)
 
     # --- volumes ------------------------------------------------------------------------------
 
@@ -128,7 +133,7 @@ class WorkloadFunctions:
             secret = password or secrets.token_urlsafe(24)
             try:
                 info = herodb.create(
-                    record.local_id, secret, memory, data, bind=self.resources.workload_bind
+                    record.local_id, secret, memory, data, bind=self._database_address()
                 )
             except Exception:
                 pool.delete_subvolume(_db_subvolume(record))
