@@ -17,7 +17,7 @@ from image.rootfs import AGENT_PACKAGES
 BUNDLE_PACKAGES = AGENT_PACKAGES
 VERSION_FILE = "nodeagent/__init__.py"
 VERSION_LINE = re.compile(r'^__version__ = "(.*)"$', re.MULTILINE)
-# The ledger's version rule (ledger.models.VERSION_PATTERN): a path component on disk and in URLs.
+# The version rule for boot images and releases: a path component on disk and in URLs.
 VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from image.bundle import check_version
-from image.manifest import MANIFEST, file_digest, read_manifest
+from image.manifest import BOOT_IMAGE_FILES, MANIFEST, file_digest, read_manifest
 from image.progress import BuildError, say
 from image.upload import MultipartBody, human_size, ledger_errors, post_multipart, resolve_ledger
 from zoscli.api import DEFAULT_TIMEOUT, Api, ApiError
 
-SENT = ("zos.efi", "vmlinuz", "initrd")
+SENT = BOOT_IMAGE_FILES
 FARM_FILES = ("zos.efi", "usb.img", "boot.ipxe", "vmlinuz", "initrd")
 LARGE = 4 << 20  # files from this size on get a progress line per quarter
 VERSION_WORD = re.compile(r"(?<!\S)zos\.version=\S*")

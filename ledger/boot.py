@@ -30,13 +30,14 @@ from typing import BinaryIO
 from django.conf import settings
 from django.db import transaction
 
+from image.manifest import BOOT_IMAGE_FILES
 from ledger.models import BootImage, Farm, FarmBootToken, version_validator
 from ledger.services import LedgerError, create_enrollment_token
 
 log = logging.getLogger(__name__)
 
 # What a build must contain to be served: the UKI, and kernel + initrd for network boot.
-REQUIRED_FILES = ("zos.efi", "vmlinuz", "initrd")
+REQUIRED_FILES = BOOT_IMAGE_FILES
 OPTIONAL_FILES = ("usb.img", "boot.ipxe")
 STAMPED = ("zos.efi", "usb.img", "boot.ipxe")  # differ per farm
 SHARED = ("vmlinuz", "initrd")  # the same bytes for every farm

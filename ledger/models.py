@@ -8,6 +8,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from image.bundle import VERSION
 from ledger.choices import AuditKind, NodeStatus
 from ledger.states import check_transition
 
@@ -181,7 +182,7 @@ class AuditEntry(models.Model):
 
 
 # A version is a path component on disk and in URLs: no slashes, no leading dot.
-VERSION_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}"
+VERSION_PATTERN = VERSION.pattern  # one rule for images, releases and their URLs
 version_validator = RegexValidator(
     rf"^{VERSION_PATTERN}$", "a version is letters, digits and . _ + - (not first), up to 64"
 )
