@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from nodeagent import overlay as overlay_state
-from nodeagent.bindings import JobContext, SalFactory
-from nodeagent.node_resources import NodeResources, VmHost
+from nodeagent.bindings import JobContext
+from nodeagent.node_resources import VmHost
 from nodeagent.workload_binding import (
     GIB,
     MIB,
-    bind_method,
+    FunctionTable,
     check_spec_fields,
     create_recorded,
     script_error,
@@ -134,22 +134,10 @@ def _env(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs))
 
 
-class VmFunctions:
-    """Factories for one job's VM functions: every function acts for `ctx.owner` only."""
+class VmFunctions(FunctionTable):
+    """VMs and container machines."""
 
-    def __init__(self, resources: NodeResources, registry: WorkloadRegistry) -> None:
-        self.resources = resources
-        self.registry = registry
-
-    def table(self) -> dict[str, SalFactory]:
-        return {
-            "vm_create": bind_method(self.vm_create),
-            "vm_start": bind_method(self.vm_start),
-            "vm_stop": bind_method(self.vm_stop),
-            "vm_delete": bind_method(self.vm_delete),
-            "vm_info": bind_method(self.vm_info),
-            "vm_list": bind_method(self.vm_list),
-        }
+    FUNCTIONS = ("vm_create", "vm_start", "vm_stop", "vm_delete", "vm_info", "vm_list")
 
     def _host(self, function: str) -> VmHost:
         if self.resources.pool is None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nodeagent.bindings import JobContext, SalFactory
+from nodeagent.node_resources import NodeResources
 from nodeagent.workloads import Workload, WorkloadError, WorkloadRegistry
 from rhai.errors import RhaiError
 from sal.command import SalError
@@ -65,6 +66,22 @@ def bind_method(method: Callable[..., Any]) -> SalFactory:
         return call
 
     return factory
+
+
+class FunctionTable:
+    """Catalog functions as methods `name(ctx, *args)`; `table()` binds the ones in FUNCTIONS.
+
+    Each function acts for `ctx.owner` only: the registry scopes every name to its owner.
+    """
+
+    FUNCTIONS: tuple[str, ...] = ()
+
+    def __init__(self, resources: NodeResources, registry: WorkloadRegistry) -> None:
+        self.resources = resources
+        self.registry = registry
+
+    def table(self) -> dict[str, SalFactory]:
+        return {name: bind_method(getattr(self, name)) for name in self.FUNCTIONS}
 
 
 def create_recorded(

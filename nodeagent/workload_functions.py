@@ -10,18 +10,17 @@ import secrets
 from typing import Any
 
 from nodeagent import overlay
-from nodeagent.bindings import JobContext, SalFactory
-from nodeagent.node_resources import NodeResources
+from nodeagent.bindings import JobContext
 from nodeagent.workload_binding import (
     GIB,
     MIB,
-    bind_method,
+    FunctionTable,
     check_spec_fields,
     create_recorded,
     script_error,
     whole_number,
 )
-from nodeagent.workloads import Workload, WorkloadRegistry, check_name
+from nodeagent.workloads import Workload, check_name
 from sal.btrfs import Pool
 
 MAX_VOLUME_GB = 16 * 1024
@@ -29,22 +28,17 @@ MAX_DB_MEMORY_MB = 64 * 1024
 MAX_DB_DISK_GB = 1024
 
 
-class WorkloadFunctions:
-    """Factories for one job: every function acts for `ctx.owner` only."""
+class WorkloadFunctions(FunctionTable):
+    """Volumes and databases."""
 
-    def __init__(self, resources: NodeResources, registry: WorkloadRegistry) -> None:
-        self.resources = resources
-        self.registry = registry
-
-    def table(self) -> dict[str, SalFactory]:
-        return {
-            "volume_create": bind_method(self.volume_create),
-            "volume_delete": bind_method(self.volume_delete),
-            "volume_snapshot": bind_method(self.volume_snapshot),
-            "herodb_create": bind_method(self.herodb_create),
-            "herodb_delete": bind_method(self.herodb_delete),
-            "herodb_info": bind_method(self.herodb_info),
-        }
+    FUNCTIONS = (
+        "volume_create",
+        "volume_delete",
+        "volume_snapshot",
+        "herodb_create",
+        "herodb_delete",
+        "herodb_info",
+    )
 
     def _pool(self, function: str) -> Pool:
         if self.resources.pool is None:

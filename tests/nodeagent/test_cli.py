@@ -7,15 +7,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run_agent(*args: str) -> subprocess.CompletedProcess:
+def _nodeagent(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "nodeagent", "run", *args],
+        [sys.executable, "-m", "nodeagent", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
         check=False,
     )
+
+
+def _run_agent(*args: str) -> subprocess.CompletedProcess:
+    return _nodeagent("run", *args)
 
 
 def test_corrupt_seed_stops_the_agent_and_is_left_untouched(tmp_path: Path):
@@ -66,14 +70,7 @@ def test_status_shows_the_saved_state(tmp_path: Path):
 
 
 def _images(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nodeagent", "images", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return _nodeagent("images", *args)
 
 
 def test_operators_install_list_and_remove_images_on_the_pool(tmp_path: Path):
