@@ -266,11 +266,15 @@ def main() -> int:
     reason = storage_missing()
     if reason:
         raise SystemExit(f"vm_pipeline_bench {reason}")
-    signal.signal(signal.SIGTERM, _terminate)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a background job ignores it
+        signal.signal(signum, _terminate)
     # Short on purpose: QMP socket paths under the node's data dir must fit in 107 bytes.
     workdir = Path(tempfile.mkdtemp(prefix="zp-", dir="/tmp"))
     try:
         bench(args.runs, args.runners, args.poll_ms, workdir)
+    except KeyboardInterrupt as exc:
+        print(f"interrupted ({exc or 'Ctrl-C'}); everything the bench started is stopped")
+        return 130
     finally:
         if args.keep:
             print(f"logs kept in {workdir}", file=sys.stderr)
