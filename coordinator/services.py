@@ -235,6 +235,11 @@ def _job_for_node(node_id: int, job_id: str) -> Job | None:
     )
 
 
+def _arm_for_run(job: Job) -> None:
+    """The node holds the job now: it may take its whole timeout to finish."""
+    job.deadline = timezone.now() + timedelta(seconds=job.timeout + settings.ZOS_JOB_ACK_TIMEOUT)
+
+
 def job_accepted(*, node_id: int, job_id: str, attempt: int) -> None:
     with transaction.atomic():
         job = _job_for_node(node_id, job_id)
@@ -249,9 +254,7 @@ def job_accepted(*, node_id: int, job_id: str, attempt: int) -> None:
         ):
             return
         job.transition_to(JobState.ACCEPTED)
-        job.deadline = timezone.now() + timedelta(
-            seconds=job.timeout + settings.ZOS_JOB_ACK_TIMEOUT
-        )
+        _arm_for_run(job)
         _save(job)
         _event(job, JobState.ACCEPTED)
 
@@ -301,7 +304,10 @@ def record_node_event(*, node_id: int, message: dict) -> None:
         # it runs: a re-sent dispatch of a job it already has is not queued twice there.
         new_state = NODE_EVENT_STATES.get(status)
         if new_state and can_transition(job.state, new_state):
+            entering_run = new_state == JobState.RUNNING and job.state != JobState.ACCEPTED
             job.transition_to(new_state)
+            if entering_run:  # its `accepted` is late or lost: the run still gets its time
+                _arm_for_run(job)
             if new_state in FINAL_STATES:
                 job.finished_at = timezone.now()
                 job.result = fields["result"]

@@ -68,6 +68,22 @@ def test_node_events_drive_the_job_to_success_once(alice, online_node):
     ]
 
 
+def test_a_run_reported_before_its_acceptance_still_gets_its_timeout(alice, online_node, settings):
+    """The node's `accepted` and its first events travel separately; when `running` is stored
+    first, the job must not expire at the short dispatch deadline while it runs."""
+    settings.ZOS_JOB_ACK_TIMEOUT = 3
+    job = submit(alice, {"node": online_node.pk})
+    services.pending_dispatches(online_node.pk)
+    running = {"id": "1-0", "job_id": job.uuid.hex, "attempt": 1, "status": "running"}
+    services.record_node_event(node_id=online_node.pk, message=running)
+    services.job_accepted(node_id=online_node.pk, job_id=job.uuid.hex, attempt=1)  # late
+    job.refresh_from_db()
+    assert job.state == "running"
+    assert services.expire_deadlines(timezone.now() + timedelta(seconds=10)) == 0
+    later = timezone.now() + timedelta(seconds=job.timeout + settings.ZOS_JOB_ACK_TIMEOUT + 1)
+    assert services.expire_deadlines(later) == 1  # a run that never ends is still caught
+
+
 def test_another_node_cannot_report_on_a_job(alice, online_node):
     intruder = make_online_node(online_node.farm)
     job = submit(alice, {"node": online_node.pk})
