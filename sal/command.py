@@ -8,7 +8,9 @@ can see the real cause instead of a Python traceback.
 import json
 import shlex
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 DEFAULT_TIMEOUT = 30.0
@@ -72,3 +74,23 @@ def run_json(argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT) -> Any:
         return json.loads(out) if out.strip() else None
     except json.JSONDecodeError as exc:
         raise CommandFailed(argv, f"printed invalid JSON ({exc})", out) from exc
+
+
+def process_alive(pid: int) -> bool:
+    """The process exists and has not exited: a zombie or dying process counts as gone (the
+    node's PID 1 may never reap the daemons SALs start)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def wait_gone(running: Callable[[], bool], timeout: float) -> bool:
+    """Poll `running` until it is false (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while running():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True

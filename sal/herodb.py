@@ -40,7 +40,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from sal.command import CommandFailed, SalError, run
+from sal.command import CommandFailed, SalError, run, wait_gone
 
 log = logging.getLogger(__name__)
 
@@ -529,12 +529,7 @@ class HeroDB:
             client.close()
 
     def _wait_gone(self, pid: int, spec: _Spec, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self._is_ours(pid, spec):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
+        return wait_gone(lambda: self._is_ours(pid, spec), timeout)
 
     def _stop(self, spec: _Spec) -> None:
         """SHUTDOWN as the admin user (the AOF is flushed), then SIGTERM, then SIGKILL."""

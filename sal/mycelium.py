@@ -36,7 +36,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from sal import net
-from sal.command import SalError, run
+from sal.command import SalError, process_alive, run, wait_gone
 from sal.unix_http import ApiUnavailable, HttpApi
 
 KEY_INFO = b"zos/mycelium/node-key/v1"
@@ -285,11 +285,7 @@ class Mycelium:
         """The process exists and has not exited (a zombie has); our own child is reaped."""
         if self._child is not None and self._child.pid == pid:
             return self._child.poll() is None
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        return process_alive(pid)
 
     def pid(self) -> int | None:
         """The daemon's pid when it runs (pid file, process alive, command line ours)."""
@@ -362,12 +358,7 @@ class Mycelium:
         self.pid_file.unlink(missing_ok=True)
 
     def _wait_gone(self, pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self._running(pid):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
+        return wait_gone(lambda: self._running(pid), timeout)
 
     def _log_tail(self) -> str:
         try:

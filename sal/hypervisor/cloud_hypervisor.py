@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sal.command import process_alive, wait_gone
 from sal.hypervisor.base import (
     Hypervisor,
     HypervisorError,
@@ -184,11 +185,7 @@ class CloudHypervisor(Hypervisor):
                 return True
             del self._children[pid]
             return False
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        return process_alive(pid)
 
     def _pid(self, vm_dir: Path) -> int | None:
         """The VMM's pid if that process runs and is the VMM of this directory."""
@@ -258,12 +255,7 @@ class CloudHypervisor(Hypervisor):
             return "(no output)"
 
     def _wait_gone(self, pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self._running(pid):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
+        return wait_gone(lambda: self._running(pid), timeout)
 
     def _kill(self, pid: int) -> None:
         with contextlib.suppress(ProcessLookupError):

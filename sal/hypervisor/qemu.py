@@ -42,7 +42,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sal.command import CommandFailed, run
+from sal.command import CommandFailed, process_alive, run, wait_gone
 from sal.hypervisor.base import (
     Hypervisor,
     HypervisorError,
@@ -197,19 +197,14 @@ class QemuHypervisor(Hypervisor):
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             return None
-        if str(d / "qmp.sock").encode() not in cmdline or not _running(pid):
+        if str(d / "qmp.sock").encode() not in cmdline or not process_alive(pid):
             return None
         return pid
 
     @staticmethod
     def _wait_gone(pid: int, timeout: float) -> bool:
         """Wait for the process itself: QEMU removes its pid file while it is still exiting."""
-        deadline = time.monotonic() + timeout
-        while _running(pid):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
-        return True
+        return wait_gone(lambda: process_alive(pid), timeout)
 
     def _qmp(self, d: Path, *commands: tuple[str, dict | None]) -> list[Any]:
         from qemu.qmp import QMPError
@@ -350,7 +345,7 @@ class QemuHypervisor(Hypervisor):
         try:
             self._qmp(d, ("system_powerdown", None))
         except HypervisorError:
-            if not _running(pid):
+            if not process_alive(pid):
                 return self.info(vm_id)
         if not self._wait_gone(pid, grace):
             self._force_stop(d)
@@ -526,12 +521,3 @@ def _check_forward(bad: str, fwd: tuple) -> None:
 def _opt(path: Path) -> str:
     """A path inside a QEMU option value: commas must be doubled."""
     return str(path).replace(",", ",,")
-
-
-def _running(pid: int) -> bool:
-    """The process exists and has not exited (a zombie or dying process counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
