@@ -17,12 +17,12 @@ from pathlib import Path
 
 from nodeagent.facts import disk_class
 from sal.btrfs import Pool
-from sal.command import SalError, run
+from sal.command import SalError
 from sal.herodb import HeroDB
 from sal.hypervisor.base import Hypervisor
 from sal.hypervisor.cloud_hypervisor import CloudHypervisor
 from sal.hypervisor.qemu import QemuHypervisor
-from sal.images import ImageCache
+from sal.images import ImageCache, is_btrfs
 
 HYPERVISORS = ("qemu", "cloud-hypervisor")
 DEFAULT_MACHINE_IMAGE = "zos-machine"
@@ -111,6 +111,6 @@ def _nocow_subvolume(pool: Pool, name: str) -> Path:
 
 def _is_btrfs(path: Path) -> bool:
     try:
-        return run(["stat", "-f", "-c", "%T", str(path)], timeout=5).stdout.strip() == "btrfs"
+        return path.is_dir() and is_btrfs(path)
     except SalError:
         return False

@@ -38,7 +38,14 @@ from sal import mycelium, net
 from sal.command import SalError
 from sal.hypervisor.base import NetAttachment, VmNotFound, VmSpec
 from sal.hypervisor.cidata import NicConfig, SeedConfig, write_seed
-from sal.images import Image, ImageError, remove_rootfs, unpack_rootfs, write_container_config
+from sal.images import (
+    ENV_NAME,
+    Image,
+    ImageError,
+    remove_rootfs,
+    unpack_rootfs,
+    write_container_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +131,7 @@ def _env(value: Any) -> tuple[tuple[str, str], ...]:
     pairs = []
     for key, item in value.items():
         key = str(key)
-        if not key.replace("_", "a").isalnum() or key[0].isdigit() or not key.isascii():
+        if not ENV_NAME.fullmatch(key):
             raise script_error("vm_create", f"env name {key!r} is not a valid variable name")
         if not isinstance(item, str | int | bool) or "\n" in str(item):
             raise script_error(

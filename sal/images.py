@@ -214,6 +214,7 @@ def _copy(src: Path, dst: Path, *, reflink_only: bool) -> None:
     os.chmod(dst, 0o600)
 
 
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a variable name a shell accepts
 CONTAINER_DIR = ".zos"  # inside a container root: entrypoint and env for the machine's init
 
 
@@ -264,7 +265,7 @@ def write_container_config(root: Path, entrypoint: list[str], env: dict[str, str
     if any("\n" in a for a in entrypoint):
         raise ImageError("container entrypoint arguments cannot contain newlines")
     for key, value in env.items():
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+        if not ENV_NAME.fullmatch(key):
             raise ImageError(f"container env name {key!r} is not a valid variable name")
         if "\n" in str(value):
             raise ImageError(f"container env {key}: values cannot contain newlines")
