@@ -22,7 +22,7 @@ from pathlib import Path
 
 import redis
 
-from nodeagent import __version__
+from nodeagent import __version__, overlay
 from nodeagent.config import STATE_FILE, AgentConfig
 from nodeagent.facts import CAPACITY_KEYS, NodeFacts, read_facts
 from nodeagent.health import health_flags, seconds_since_boot
@@ -30,7 +30,6 @@ from nodeagent.identity import NodeIdentity
 from nodeagent.jobstore import JobStore, connect
 from nodeagent.ledger_client import LedgerClient, LedgerRefused, LedgerUnavailable
 from nodeagent.node_resources import hypervisor_available, node_resources
-from nodeagent.overlay import OverlaySettings, publish, start_overlay
 from nodeagent.redis_server import RedisServer
 from nodeagent.runner import RunnerPool, RunnerSettings
 from nodeagent.supervisor import Supervisor, ws_url_for
@@ -305,25 +304,25 @@ class NodeAgent:
     def _start_overlay(self) -> None:
         """Start the Mycelium overlay when the node has the binary; workloads read it from Redis."""
         assert self.store is not None
-        self.store.redis.delete("zos:overlay")
+        overlay.clear(self.store.redis)
         if self.config.mycelium is None:
             return
-        settings = OverlaySettings(
+        settings = overlay.OverlaySettings(
             binary=self.config.mycelium,
             api=self.config.mycelium_api,
             peers=self.config.mycelium_peers,
             netns=self.config.workload_netns,
         )
         try:
-            overlay = start_overlay(settings, self.config.data_dir, self.identity.seed)
+            found = overlay.start_overlay(settings, self.config.data_dir, self.identity.seed)
         except SalError as exc:
             self.overlay_down = True
             log.error("the Mycelium overlay did not start; VMs get no overlay address: %s", exc)
             return
         self.overlay_down = False
-        publish(self.store.redis, overlay)
-        self.loop.mycelium_address = str(overlay.address)
-        log.info("mycelium overlay %s, node address %s", overlay.subnet, overlay.address)
+        overlay.publish(self.store.redis, found)
+        self.loop.mycelium_address = str(found.address)
+        log.info("mycelium overlay %s, node address %s", found.subnet, found.address)
 
     def _restart_workloads(self) -> None:
         """After an agent restart or a reboot: adopt what still runs, start what should."""

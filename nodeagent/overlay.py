@@ -76,6 +76,11 @@ def publish(client: redis.Redis, overlay: Overlay, prefix: str = "zos:") -> None
     client.set(prefix + OVERLAY_KEY, overlay.to_json())
 
 
+def clear(client: redis.Redis, prefix: str = "zos:") -> None:
+    """Forget the published overlay (the agent does this before starting it again)."""
+    client.delete(prefix + OVERLAY_KEY)
+
+
 def current(client: redis.Redis, prefix: str = "zos:") -> Overlay | None:
     """The overlay the agent published, or None when the node runs none."""
     raw = client.get(prefix + OVERLAY_KEY)

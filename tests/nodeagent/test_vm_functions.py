@@ -208,7 +208,7 @@ def test_vm_create_explains_what_is_wrong(node):
 
 def test_without_an_overlay_a_vm_needs_mycelium_false(node):
     store, _ = node
-    store.redis.delete("zos:overlay")
+    overlay_state.clear(store.redis)
     refused = run(store, 1, 'vm_create(#{name: "a", image: "busybox"})')
     assert "runs no Mycelium overlay" in refused["error"]
     made = run(store, 1, 'vm_create(#{name: "a", image: "busybox", mycelium: false})')
