@@ -5,6 +5,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CANCELLED = 3
 EXIT_TIMEOUT = 4
+# Following gave up: the control plane did not answer for --wait seconds (the job goes on).
+EXIT_UNREACHABLE = 5
 EXIT_INTERRUPTED = 130
 
 

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success (a followed deployment succeeded), 1 failed (deployment failed, request
 refused, invalid script), 2 usage or configuration error, 3 the deployment was cancelled, 4 the
-follow timeout passed while the deployment was still going, 130 interrupted.
+follow timeout passed while the deployment was still going, 5 the control plane stayed
+unreachable for --wait seconds while following (the deployment goes on), 130 interrupted.
 """
 
 import argparse
@@ -19,7 +20,7 @@ from zoscli import __version__, envelope, keys, output
 from zoscli.api import Api, ApiError
 from zoscli.config import DEFAULT_URL, Config, load_config, write_config_value
 from zoscli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
-from zoscli.follow import EXIT_BY_STATE, Display, follow
+from zoscli.follow import DEFAULT_OUTAGE_WAIT, EXIT_BY_STATE, Display, Reconnector, follow
 
 NODE_STATUSES = ("pending", "online", "degraded", "offline", "decommissioned")
 
@@ -37,7 +38,9 @@ getting started:
   zos deploy examples/hello.rhai --node 1
 
 exit codes: 0 ok/succeeded, 1 failed or refused, 2 usage/config error,
-  3 deployment cancelled, 4 follow timeout (the deployment keeps going), 130 interrupted.
+  3 deployment cancelled, 4 follow timeout (the deployment keeps going),
+  5 control plane unreachable for --wait seconds while following (it keeps going),
+  130 interrupted.
 See docs/cli.md for the whole guide."""
 
 
@@ -252,9 +255,14 @@ def cmd_deploy(ctx: Context) -> int:
 
 
 def _follow_to_end(ctx: Context, api: Api, deployment: dict, *, timeout: float | None) -> int:
-    display = Display(ctx.out, origin=deployment.get("created"))
-    state = follow(api, deployment["id"], display, timeout=timeout, live=not ctx.args.no_live)
-    final = api.deployment(deployment["id"])
+    display = Display(ctx.out, origin=deployment.get("created"), err=ctx.err)
+    wait = ctx.args.wait
+    state = follow(
+        api, deployment["id"], display, timeout=timeout, live=not ctx.args.no_live, wait=wait
+    )
+    final = Reconnector(display, deployment["id"], wait=wait).call(
+        lambda: api.deployment(deployment["id"])
+    )
     _print_outcome(ctx, final, state)
     return EXIT_BY_STATE.get(state, EXIT_FAILED)
 
@@ -334,7 +342,7 @@ def cmd_logs(ctx: Context) -> int:
     deployment = api.deployment(ctx.args.deployment)
     if ctx.args.follow:
         return _follow_to_end(ctx, api, deployment, timeout=ctx.args.timeout)
-    display = Display(ctx.out, origin=deployment.get("created"))
+    display = Display(ctx.out, origin=deployment.get("created"), err=ctx.err)
     after = 0
     while True:
         page = api.events(deployment["id"], after=after)
@@ -479,7 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_deploy,
         "sign a Rhai script, submit it to a node or farm, and follow it until it ends",
         epilog="exit codes: 0 succeeded, 1 failed or refused, 2 usage/config error, "
-        "3 cancelled, 4 --timeout passed while following (the deployment keeps going)",
+        "3 cancelled, 4 --timeout passed while following, 5 the control plane did not answer "
+        "for --wait seconds while following (either way the deployment keeps going)",
     )
     deploy.add_argument("script", metavar="SCRIPT.rhai", help="the script to deploy (UTF-8)")
     where = deploy.add_mutually_exclusive_group(required=True)
@@ -553,6 +562,14 @@ def _follow_flags(sub: argparse.ArgumentParser) -> None:
         type=_seconds,
         metavar="S",
         help="stop following after S seconds (exit 4); the deployment keeps going",
+    )
+    sub.add_argument(
+        "--wait",
+        type=_seconds,
+        default=DEFAULT_OUTAGE_WAIT,
+        metavar="S",
+        help="while following, keep reconnecting for S seconds when the control plane does not "
+        f"answer, then give up (exit 5); default {DEFAULT_OUTAGE_WAIT:g}",
     )
     sub.add_argument(
         "--no-live",

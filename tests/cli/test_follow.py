@@ -1,4 +1,5 @@
-"""The follow loop's pieces: the event display, and the WebSocket feed with its polling fallback."""
+"""The follow loop's pieces: the event display, the WebSocket feed with its polling fallback, and
+riding out an outage of the control plane."""
 
 import io
 import json
@@ -10,7 +11,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import serve
 
 from tests.cli.fake_plane import event
-from zoscli.follow import Display, Feed, ws_url
+from zoscli.api import ApiError
+from zoscli.errors import EXIT_UNREACHABLE, CliError
+from zoscli.follow import Display, Feed, Reconnector, ws_url
 
 
 class Tty(io.StringIO):
@@ -33,8 +36,33 @@ def test_display_shows_states_logs_errors_and_attempts():
         "[   3.0s]   | hello",
         "[   5.0s] retrying",
         "[   5.0s]   ! node went offline",
-        "[   6.0s] queued (attempt 2) again",
+        "[   6.0s] ── attempt 2 (retried by the coordinator: node went offline) ──",
+        "[   6.0s] queued       again",
     ]
+
+
+def test_display_marks_a_restart_on_the_node_and_runs_again_from_there():
+    out = io.StringIO()
+    display = Display(out, origin="2026-11-25T06:00:00+00:00")
+    display.event(event(1, "running", log="step 1", second=1))
+    display.event(event(2, "restarted", log="runner 4711 died mid-job (run 2)", second=4))
+    display.event(event(3, "running", log="step 1", second=4))
+    display.event(event(4, "restarted", log="restarted on the node: agent died", second=9))
+    display.close()
+    assert out.getvalue().splitlines() == [
+        "[   1.0s] running      step 1",
+        "[   4.0s] ── restarted on the node: runner 4711 died mid-job (run 2) ──",
+        "[   4.0s] running      step 1",
+        "[   9.0s] ── restarted on the node: agent died ──",
+    ]
+
+
+def test_display_times_are_when_it_happened_not_when_it_arrived():
+    out = io.StringIO()
+    display = Display(out, origin="2026-11-25T06:00:00+00:00")
+    late = {**event(1, "running", log="x", second=3), "created": "2026-11-25T06:00:50+00:00"}
+    display.event(late)
+    assert out.getvalue().startswith("[   3.0s] running")
 
 
 def test_display_status_line_only_on_a_terminal():
@@ -116,3 +144,57 @@ def test_feed_refused_or_unreachable_falls_back_to_polling(ws_server):
     started = time.monotonic()
     Feed(url, None).wait(7, 0.2)
     assert 0.15 < time.monotonic() - started < 1
+
+
+def _unreachable() -> ApiError:
+    return ApiError(0, "unreachable", "cannot connect to http://127.0.0.1:9")
+
+
+def test_reconnector_says_so_once_backs_off_with_a_cap_and_comes_back():
+    out, err = io.StringIO(), io.StringIO()
+    now = [0.0]
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        now[0] += seconds
+
+    answers = [_unreachable()] * 8 + [ApiError(503, "server_error", "restarting"), "page"]
+
+    def request() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    reconnector = Reconnector(Display(out, err=err), 7, wait=300, clock=lambda: now[0], sleep=sleep)
+    assert reconnector.call(request) == "page"
+    assert err.getvalue().count("reconnecting…") == 1
+    assert err.getvalue().endswith("reconnected\n")
+    assert out.getvalue() == ""  # the deployment's own output is left alone
+    assert 0.25 <= pauses[0] <= 0.5
+    assert all(0 < p <= 5.0 for p in pauses) and max(pauses) > 2.5
+
+
+def test_reconnector_gives_up_after_the_wait_with_its_own_exit_code():
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    def request() -> str:
+        raise _unreachable()
+
+    err = io.StringIO()
+    reconnector = Reconnector(
+        Display(io.StringIO(), err=err), 7, wait=30, clock=lambda: now[0], sleep=sleep
+    )
+    with pytest.raises(CliError) as raised:
+        reconnector.call(request)
+    assert raised.value.exit_code == EXIT_UNREACHABLE == 5
+    assert "has not answered for 30s" in raised.value.message
+    assert "zos logs 7 --follow" in raised.value.hint
+    assert 30 <= now[0] < 31
+    refused = Reconnector(Display(io.StringIO(), err=err), 7)
+    with pytest.raises(ApiError):  # a real refusal is not an outage: no waiting
+        refused.call(lambda: (_ for _ in ()).throw(ApiError(404, "not_found", "no such")))

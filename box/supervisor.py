@@ -1,0 +1,182 @@
+"""Keeps a fixed set of processes running: restart the one that died, stop all of them cleanly.
+
+Each component runs in its own session (process group), so a Ctrl-C at the terminal reaches only
+the supervisor, which then stops the components in reverse order: SIGTERM to the whole group,
+SIGKILL to what is left after the grace period. Killing the group, not just the process, is what
+leaves nothing behind (the node agent's launcher has the agent, redis-server and runners under
+it). Children also get SIGTERM if the supervisor itself dies (PR_SET_PDEATHSIG).
+
+A component that exits while the box is running is restarted after a delay that doubles from
+RESTART_FIRST to RESTART_MAX, and goes back to RESTART_FIRST once it has run for STABLE_AFTER
+seconds: a crash loop does not spin, a rare crash is repaired at once. The others are not touched.
+"""
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+RESTART_FIRST = 1.0
+RESTART_MAX = 30.0
+STABLE_AFTER = 60.0
+STOP_GRACE = 15.0  # the agent's launcher gives the agent time to put its running job down
+POLL = 0.2
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child between fork and exec: SIGTERM it when the supervisor dies."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def describe_exit(code: int) -> str:
+    """`signal 9` or `code 1`: how a person reads a Popen return code."""
+    return f"signal {-code}" if code < 0 else f"code {code}"
+
+
+@dataclass
+class Component:
+    """One process of the box: what to run, where its output goes, and how to tell it is up."""
+
+    name: str
+    argv: list[str]
+    log: Path
+    ready: Callable[[], bool] | None = None
+    ready_timeout: float = 60.0
+
+
+@dataclass
+class Running:
+    """A component's current process and its restart bookkeeping."""
+
+    component: Component
+    process: subprocess.Popen | None = None
+    started: float = 0.0
+    delay: float = RESTART_FIRST
+    restart_at: float | None = None
+
+
+@dataclass
+class Supervisor:
+    components: list[Component]
+    cwd: Path
+    out: TextIO = sys.stderr
+    grace: float = STOP_GRACE
+    stopping: threading.Event = field(default_factory=threading.Event)
+    running: list[Running] = field(default_factory=list)
+
+    def say(self, text: str) -> None:
+        self.out.write(f"==> {text}\n")
+        self.out.flush()
+
+    def _spawn(self, entry: Running) -> None:
+        component = entry.component
+        component.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(component.log, "ab") as log:
+            entry.process = subprocess.Popen(
+                component.argv,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # only prctl: safe between fork and exec
+            )
+        entry.started = time.monotonic()
+        entry.restart_at = None
+
+    def start(self) -> bool:
+        """Start every component in order, each once the one before is ready; False if one was
+        not (it is named, with its log), or a stop was asked for meanwhile."""
+        for component in self.components:
+            entry = Running(component)
+            self.running.append(entry)
+            self._spawn(entry)
+            self.say(f"started {component.name} (pid {entry.process.pid}, log {component.log})")
+            if component.ready is None:
+                continue
+            deadline = time.monotonic() + component.ready_timeout
+            while not component.ready():
+                code = entry.process.poll()
+                if code is not None or time.monotonic() > deadline:
+                    why = f"exited ({describe_exit(code)})" if code is not None else "not ready"
+                    self.say(f"{component.name} {why} at start; see {component.log}")
+                    return False
+                if self.stopping.wait(POLL):
+                    return False
+        return True
+
+    def supervise(self) -> None:
+        """Restart components that exit, until stop() is called."""
+        while not self.stopping.wait(POLL):
+            now = time.monotonic()
+            for entry in self.running:
+                if entry.restart_at is not None:
+                    if now >= entry.restart_at:
+                        self._spawn(entry)
+                        self.say(f"{entry.component.name} restarted (pid {entry.process.pid})")
+                    continue
+                code = entry.process.poll()
+                if code is None:
+                    continue
+                self._kill_group(entry, signal.SIGKILL)  # whatever it left behind
+                if now - entry.started >= STABLE_AFTER:
+                    entry.delay = RESTART_FIRST
+                self.say(
+                    f"{entry.component.name} exited ({describe_exit(code)}); restarting in "
+                    f"{entry.delay:g} s (log {entry.component.log})"
+                )
+                entry.restart_at = now + entry.delay
+                entry.delay = min(RESTART_MAX, entry.delay * 2)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def shutdown(self) -> None:
+        """Stop every component, last started first: SIGTERM, then SIGKILL after the grace."""
+        for entry in reversed(self.running):
+            if entry.process is not None and entry.process.poll() is None:
+                self.say(f"stopping {entry.component.name}")
+            self._kill_group(entry, signal.SIGTERM)
+        deadline = time.monotonic() + self.grace
+        for entry in reversed(self.running):
+            if entry.process is None:
+                continue
+            try:
+                entry.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say(f"{entry.component.name} did not stop in {self.grace:g} s; killing it")
+            self._kill_group(entry, signal.SIGKILL)
+            entry.process.wait()
+
+    @staticmethod
+    def _kill_group(entry: Running, sig: signal.Signals) -> None:
+        if entry.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(entry.process.pid, sig)
+
+    def run(self) -> int:
+        """Start, supervise until SIGTERM/SIGINT, shut down; 0 after a clean stop, 1 if the box
+        could not start."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda _signum, _frame: self.stop())
+        try:
+            started = self.start()
+            if started:
+                self.say(
+                    "all components are up; supervising them (a component that exits is restarted)"
+                )
+                self.supervise()
+        finally:
+            self.shutdown()
+            self.say("stopped")
+        return 0 if started else 1
