@@ -107,7 +107,10 @@ class NodeSerializer(serializers.ModelSerializer):
 
 
 class UserKeySerializer(serializers.ModelSerializer):
-    public_key = serializers.RegexField(r"^[0-9a-fA-F]{64}$")
+    public_key = serializers.RegexField(
+        r"^[0-9a-f]{64}$",
+        error_messages={"invalid": "must be exactly 64 lowercase hex characters (ed25519 key)"},
+    )
     name = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     revoked = serializers.BooleanField(read_only=True)
 

@@ -287,8 +287,7 @@ def mark_offline_nodes(*, now: datetime | None = None) -> list[Node]:
 
 
 def add_user_key(*, user, name: str, public_key: str) -> UserKey:
-    parse_public_key(public_key)
-    public_key = public_key.lower()
+    parse_public_key(public_key)  # canonical spelling only: the hex is the key's unique name
     if UserKey.objects.filter(public_key=public_key).exists():
         raise LedgerError("key_exists", "this public key is already registered", http_status=409)
     if UserKey.objects.filter(user=user, name=name).exists():

@@ -99,3 +99,14 @@ def test_user_keys_endpoint_needs_a_node_signature(client, farm):
     assert client.get(f"/api/v1/users/{user.pk}/keys").json()["error"] == "missing_signature"
     stranger = NodeClient(client)
     assert stranger.signed("GET", f"/api/v1/users/{user.pk}/keys").status_code == 403
+
+
+def test_a_key_spelled_in_upper_case_is_refused_not_folded():
+    """One key, one spelling: the hex is a name (uniqueness, lookups), so it must be canonical."""
+    api = _api_for(make_user())
+    response = api.post(
+        "/api/v1/keys", {"name": "k", "public_key": _new_key().upper()}, format="json"
+    )
+    assert response.status_code == 400
+    assert "lowercase" in response.json()["message"]
+    assert not UserKey.objects.exists()
