@@ -15,7 +15,12 @@ from grid.api_errors import ApiError
 from ledger import services
 from ledger.filters import NodeFilter
 from ledger.models import Farm, Node, UserKey
-from ledger.node_auth import IsRegisteredNode, IsSignedByAnyKey, NodeSignatureAuthentication
+from ledger.node_auth import (
+    IsApprovedNode,
+    IsRegisteredNode,
+    IsSignedByAnyKey,
+    NodeSignatureAuthentication,
+)
 from ledger.serializers import (
     FarmSerializer,
     NodeSerializer,
@@ -156,11 +161,11 @@ class UserKeyViewSet(
         return Response(UserKeySerializer(key).data)
 
 
-class IsNodeOrStaff(permissions.BasePermission):
+class IsApprovedNodeOrStaff(permissions.BasePermission):
     def has_permission(self, request: Request, view) -> bool:
         if request.user and request.user.is_staff:
             return True
-        return IsRegisteredNode().has_permission(request, view)
+        return IsApprovedNode().has_permission(request, view)
 
 
 class UserPublicKeysView(APIView):
@@ -170,7 +175,7 @@ class UserPublicKeysView(APIView):
         NodeSignatureAuthentication,
         *APIView.authentication_classes,
     ]
-    permission_classes = [IsNodeOrStaff]
+    permission_classes = [IsApprovedNodeOrStaff]
 
     @extend_schema(responses=UserKeySerializer(many=True))
     def get(self, request: Request, user_id: int) -> Response:

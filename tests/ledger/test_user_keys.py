@@ -110,3 +110,34 @@ def test_a_key_spelled_in_upper_case_is_refused_not_folded():
     assert response.status_code == 400
     assert "lowercase" in response.json()["message"]
     assert not UserKey.objects.exists()
+
+
+def test_a_pending_node_cannot_read_a_users_keys(client, farm):
+    """Attack: register without a token (anyone can) and read every user's keys as `pending`."""
+    user = make_user("alice")
+    UserKey.objects.create(user=user, name="a", public_key=_new_key())
+    node = NodeClient(client)
+    assert node.register(farm).json()["status"] == "pending"
+    response = node.signed("GET", f"/api/v1/users/{user.pk}/keys")
+    assert response.status_code == 403
+    assert response.json()["error"] == "node_not_approved"
+
+
+def test_a_decommissioned_node_cannot_read_a_users_keys(client, farm):
+    from ledger.models import Node
+    from ledger.services import decommission_node
+
+    user = make_user("alice")
+    node = NodeClient(client)
+    node.register(farm, enroll_token=make_token(farm))
+    decommission_node(node=Node.objects.get(), actor="test")
+    response = node.signed("GET", f"/api/v1/users/{user.pk}/keys")
+    assert response.status_code == 403
+
+
+def test_staff_read_a_users_keys():
+    user = make_user("alice")
+    UserKey.objects.create(user=user, name="a", public_key=_new_key())
+    response = _api_for(make_user("root", staff=True)).get(f"/api/v1/users/{user.pk}/keys")
+    assert response.status_code == 200
+    assert len(response.json()["keys"]) == 1
