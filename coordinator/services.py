@@ -5,7 +5,6 @@ events are stored here exactly once. Channel messages go out only after the tran
 """
 
 import hashlib
-import json
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from coordinator.models import Deployment, Job, JobEvent
 from coordinator.scheduling import has_room, pick_farm_node
 from coordinator.serializers import DeploymentPayloadSerializer, JobEventSerializer
 from coordinator.states import ACTIVE_STATES, FINAL_STATES, ON_NODE_STATES, can_transition
+from grid import json_input
 from ledger.choices import NodeStatus
 from ledger.models import Farm, Node, UserKey
 from sal.scripts import ScriptRejected, check_script
@@ -71,8 +71,8 @@ def _verify_signature(owner, envelope: Any) -> tuple[bytes, UserKey]:
 
 def _parse_payload(payload: bytes) -> dict:
     try:
-        data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = json_input.loads(payload)
+    except json_input.MalformedJSON as exc:
         raise DeploymentRejected("payload_invalid", f"payload is not JSON: {exc}") from exc
     serializer = DeploymentPayloadSerializer(data=data)
     if not serializer.is_valid():

@@ -6,7 +6,6 @@ iPXE has no credentials): they stream files from disk with their sha256 as ETag 
 needs a login. Uploads (boot images, releases) are staff-only API calls; reads are public.
 """
 
-import json
 from pathlib import Path
 
 from django.conf import settings
@@ -26,11 +25,13 @@ from django.views.decorators.http import require_safe
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from grid import json_input
 from grid.api_errors import ApiError
+from grid.json_input import JSONParser
 from ledger import boot, releases
 from ledger.models import VERSION_PATTERN, AgentRelease, BootImage, Farm
 from ledger.serializers import AgentReleaseSerializer, BootImageSerializer, RolloutSerializer
@@ -157,8 +158,8 @@ def _manifest(request: Request) -> dict:
     upload = request.FILES.get("manifest")
     text = upload.read() if upload is not None else request.data.get("manifest", "")
     try:
-        manifest = json.loads(text)
-    except (TypeError, ValueError) as exc:
+        manifest = json_input.loads(text)
+    except json_input.MalformedJSON as exc:
         raise ApiError("invalid_manifest", f"manifest is not JSON: {exc}") from None
     if not isinstance(manifest, dict):
         raise ApiError("invalid_manifest", "manifest must be a JSON object")

@@ -163,3 +163,9 @@ def test_keys_with_upper_case_hex_are_refused_outright(client, farm):
     upper = header.replace(node.public_key, node.public_key.upper())
     _assert_refused(node.send("POST", REGISTER, body, upper), 401, "bad_public_key")
     assert not Node.objects.exists()
+
+
+def test_a_registration_nested_100000_deep_is_malformed_json(node: NodeClient, farm):
+    body = b"[" * 100_000 + b"]" * 100_000
+    _assert_refused(node.signed("POST", REGISTER, body=body), 400, "malformed_json")
+    assert not Node.objects.exists()
