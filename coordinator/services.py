@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from nacl.signing import VerifyKey
 
-from coordinator import notify
+from coordinator import compile_pool, notify
 from coordinator.choices import JobState
 from coordinator.envelopes import dispatch_envelope
 from coordinator.models import Deployment, Job, JobEvent
@@ -25,7 +25,7 @@ from coordinator.states import ACTIVE_STATES, FINAL_STATES, ON_NODE_STATES, can_
 from grid import json_input
 from ledger.choices import NodeStatus
 from ledger.models import Farm, Node, UserKey
-from sal.scripts import ScriptRejected, check_script
+from sal.scripts import ScriptRejected
 from signing import SignatureError
 from signing.dsse import DEPLOYMENT_TYPE, verify_envelope
 
@@ -143,10 +143,12 @@ def submit_deployment(*, owner, envelope: Any) -> Deployment:
             "nonce_reused", "this nonce was already used; sign afresh", http_status=409
         )
     try:
-        check_script(data["script"])
+        compile_pool.check_script(data["script"])
     except ScriptRejected as exc:
         details = {k: v for k, v in exc.as_dict().items() if k not in ("error", "message")}
-        raise DeploymentRejected(exc.code, exc.message, **details) from exc
+        raise DeploymentRejected(
+            exc.code, exc.message, http_status=compile_pool.http_status(exc), **details
+        ) from exc
     resources = dict(data.get("resources") or {})
     node, target_node, target_farm = _place(dict(data["target"]), resources)
     try:

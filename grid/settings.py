@@ -213,3 +213,12 @@ ZOS_PUBLIC_URL = os.environ.get("ZOS_PUBLIC_URL", "").rstrip("/")
 # The enrollment token baked into each farm's boot images: uses and lifetime before renewal.
 ZOS_BOOT_TOKEN_USES = int(os.environ.get("ZOS_BOOT_TOKEN_USES", "1000"))
 ZOS_BOOT_TOKEN_DAYS = int(os.environ.get("ZOS_BOOT_TOKEN_DAYS", "365"))
+
+# Script compiles run in worker processes (coordinator/compile_pool.py): how many at once, the
+# time and address-space limits of one compile, and how many compiles before a worker is renewed.
+ZOS_COMPILE_WORKERS = int(os.environ.get("ZOS_COMPILE_WORKERS", "2"))
+ZOS_COMPILE_TIMEOUT = float(os.environ.get("ZOS_COMPILE_TIMEOUT", "5"))
+ZOS_COMPILE_MEMORY_MB = int(os.environ.get("ZOS_COMPILE_MEMORY_MB", "512"))
+ZOS_COMPILE_MAX_TASKS = int(os.environ.get("ZOS_COMPILE_MAX_TASKS", "200"))
+# The check a compile worker runs (tests substitute deliberately slow or greedy ones).
+ZOS_SCRIPT_CHECK = "sal.scripts.check_script"
