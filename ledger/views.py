@@ -4,8 +4,8 @@ import time
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -144,15 +144,38 @@ class UserKeyViewSet(
 
     def perform_create(self, serializer: UserKeySerializer) -> None:
         try:
-            serializer.instance = services.add_user_key(
+            serializer.instance = services.register_user_key(
                 user=self.request.user,
                 name=serializer.validated_data["name"],
                 public_key=serializer.validated_data["public_key"],
+                proof=serializer.validated_data["proof"],
             )
         except services.LedgerError as exc:
             raise _service_error(exc) from exc
         except SignatureError as exc:
-            raise ApiError(exc.code, exc.message) from exc
+            status_code = 403 if exc.code == "signature_invalid" else 400
+            raise ApiError(exc.code, exc.message, status_code=status_code) from exc
+
+    @extend_schema(
+        request=None,
+        responses={
+            201: inline_serializer(
+                "KeyChallenge",
+                {
+                    "user": serializers.IntegerField(),
+                    "challenge": serializers.CharField(),
+                    "expires_at": serializers.IntegerField(),
+                    "payload_type": serializers.CharField(),
+                },
+            )
+        },
+    )
+    @action(detail=False, methods=["post"])
+    def challenge(self, request: Request) -> Response:
+        """A single-use challenge, valid 5 minutes, for the proof a new key must carry."""
+        return Response(
+            services.issue_key_challenge(user=request.user), status=status.HTTP_201_CREATED
+        )
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
