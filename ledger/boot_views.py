@@ -46,9 +46,9 @@ def _error(exc: LedgerError) -> JsonResponse:
     return JsonResponse({"error": exc.code, "message": exc.message}, status=exc.http_status)
 
 
-def ledger_url(request: HttpRequest) -> str:
-    """The URL nodes reach the ledger at: ZOS_PUBLIC_URL, else the host this request came to."""
-    return settings.ZOS_PUBLIC_URL or f"{request.scheme}://{request.get_host()}"
+def ledger_url() -> str:
+    """The URL nodes reach the ledger at: configured only, never a request's Host header."""
+    return settings.ZOS_PUBLIC_URL
 
 
 def stream_file(
@@ -97,7 +97,7 @@ def boot_file(request: HttpRequest, farm_id: int, name: str) -> HttpResponse:
         )
     try:
         farm = _farm(farm_id)
-        artefact = boot.FarmArtefacts(boot.image_for(farm), farm, ledger_url(request)).get(name)
+        artefact = boot.FarmArtefacts(boot.image_for(farm), farm, ledger_url()).get(name)
     except LedgerError as exc:
         return _error(exc)
     download = DOWNLOAD_NAMES.get(name)
@@ -120,7 +120,7 @@ def farm_boot_page(request: HttpRequest, farm_id: int) -> HttpResponse:
         return _error(exc)
     if not (request.user.is_staff or farm.owner_id == request.user.pk):
         return HttpResponseForbidden("only the farm's owner and staff may see its boot page")
-    base = ledger_url(request)
+    base = ledger_url()
     context = {
         **admin.site.each_context(request),
         "title": f"Boot farm {farm.name}",
