@@ -37,7 +37,7 @@ from websockets.sync.client import connect
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from signing.dsse import DEPLOYMENT_TYPE, sign_envelope  # noqa: E402
+from signing.dsse import DEPLOYMENT_TYPE, sign_envelope, sign_key_proof  # noqa: E402
 from signing.keys import public_key_hex  # noqa: E402
 
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -142,11 +142,20 @@ class Box:
             )
         self.node_ids = self._wait(self._online_nodes, f"{self.nodes} nodes online", timeout=60)
         self.key = SigningKey.generate()
+        challenge = requests.post(
+            f"{self.url}/api/v1/keys/challenge", headers=self.headers, timeout=5
+        ).json()
+        proof = sign_key_proof(
+            self.key,
+            user=challenge["user"],
+            challenge=challenge["challenge"],
+            issued_at=int(time.time()),
+        )
         requests.post(
             f"{self.url}/api/v1/keys",
             headers=self.headers,
             timeout=5,
-            json={"name": "bench", "public_key": public_key_hex(self.key)},
+            json={"name": "bench", "public_key": public_key_hex(self.key), "proof": proof},
         ).raise_for_status()
         return self
 

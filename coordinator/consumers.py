@@ -8,7 +8,6 @@ import logging
 import secrets
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from nacl.exceptions import BadSignatureError
 
@@ -17,6 +16,7 @@ from coordinator.envelopes import cancel_envelope
 from coordinator.inventory import record_inventory
 from coordinator.models import Job
 from coordinator.notify import node_group, user_group
+from coordinator.ws_json import JsonConsumer
 from ledger.models import Node
 from ledger.states import APPROVED_STATUSES
 from signing import SignatureError
@@ -43,7 +43,7 @@ def _cancel_envelope(job_uuid: str) -> dict | None:
     return cancel_envelope(job) if job and job.node else None
 
 
-class NodeLinkConsumer(AsyncJsonWebsocketConsumer):
+class NodeLinkConsumer(JsonConsumer):
     """One per connected node: challenge, hello, then dispatches down and events up."""
 
     async def connect(self) -> None:
@@ -157,7 +157,7 @@ class NodeLinkConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "cancel", "envelope": envelope})
 
 
-class DeploymentFeedConsumer(AsyncJsonWebsocketConsumer):
+class DeploymentFeedConsumer(JsonConsumer):
     """Pushes every job event of the logged-in user's deployments, and nobody else's."""
 
     async def connect(self) -> None:

@@ -3,15 +3,16 @@
 A node sends its full inventory when its link comes up and whenever a workload changes, so
 the copy here is made to match the report exactly: a workload the node no longer lists is gone.
 Entries are validated like any other input; a malformed one is logged and skipped, never fatal.
+A node is trusted only for the owners whose jobs the coordinator assigned to it: an entry for
+anyone else is dropped and logged, so a node cannot plant workloads in a stranger's list.
 """
 
 import logging
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from rest_framework import serializers
 
-from coordinator.models import Workload
+from coordinator.models import Job, Workload
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def record_inventory(node_id: int, workloads: object) -> int:
     if not isinstance(workloads, list) or len(workloads) > MAX_WORKLOADS_PER_NODE:
         log.warning("node %s sent an inventory that is not a list of workloads", node_id)
         return Workload.objects.filter(node_id=node_id).count()
-    known_users = set(get_user_model().objects.values_list("pk", flat=True))
+    owners = set(Job.objects.filter(node_id=node_id).values_list("deployment__owner_id", flat=True))
     rows: dict[tuple[int, str, str], dict] = {}
     for item in workloads:
         serializer = InventoryItemSerializer(data=item)
@@ -40,8 +41,14 @@ def record_inventory(node_id: int, workloads: object) -> int:
             log.warning("node %s: skipped inventory entry %.200r", node_id, item)
             continue
         data = serializer.validated_data
-        if data["owner"] not in known_users:
-            log.warning("node %s: inventory entry of unknown user %s", node_id, data["owner"])
+        if data["owner"] not in owners:
+            log.warning(
+                "node %s: dropped inventory entry %s/%s of user %s, who never deployed to it",
+                node_id,
+                data["kind"],
+                data["name"],
+                data["owner"],
+            )
             continue
         details = {k: v for k, v in item.items() if k not in InventoryItemSerializer().fields}
         rows[(data["owner"], data["kind"], data["name"])] = {

@@ -5,7 +5,6 @@ events are stored here exactly once. Channel messages go out only after the tran
 """
 
 import hashlib
-import json
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -16,16 +15,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from nacl.signing import VerifyKey
 
-from coordinator import notify
+from coordinator import compile_pool, notify
 from coordinator.choices import JobState
 from coordinator.envelopes import dispatch_envelope
 from coordinator.models import Deployment, Job, JobEvent
 from coordinator.scheduling import has_room, pick_farm_node
 from coordinator.serializers import DeploymentPayloadSerializer, JobEventSerializer
 from coordinator.states import ACTIVE_STATES, FINAL_STATES, ON_NODE_STATES, can_transition
+from grid import json_input
 from ledger.choices import NodeStatus
 from ledger.models import Farm, Node, UserKey
-from sal.scripts import ScriptRejected, check_script
+from sal.scripts import ScriptRejected
 from signing import SignatureError
 from signing.dsse import DEPLOYMENT_TYPE, verify_envelope
 
@@ -71,8 +71,8 @@ def _verify_signature(owner, envelope: Any) -> tuple[bytes, UserKey]:
 
 def _parse_payload(payload: bytes) -> dict:
     try:
-        data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = json_input.loads(payload)
+    except json_input.MalformedJSON as exc:
         raise DeploymentRejected("payload_invalid", f"payload is not JSON: {exc}") from exc
     serializer = DeploymentPayloadSerializer(data=data)
     if not serializer.is_valid():
@@ -143,10 +143,12 @@ def submit_deployment(*, owner, envelope: Any) -> Deployment:
             "nonce_reused", "this nonce was already used; sign afresh", http_status=409
         )
     try:
-        check_script(data["script"])
+        compile_pool.check_script(data["script"])
     except ScriptRejected as exc:
         details = {k: v for k, v in exc.as_dict().items() if k not in ("error", "message")}
-        raise DeploymentRejected(exc.code, exc.message, **details) from exc
+        raise DeploymentRejected(
+            exc.code, exc.message, http_status=compile_pool.http_status(exc), **details
+        ) from exc
     resources = dict(data.get("resources") or {})
     node, target_node, target_farm = _place(dict(data["target"]), resources)
     try:

@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from coordinator import services
+from coordinator import compile_pool, services
 from coordinator.keys import coordinator_signing_key
 from coordinator.models import Deployment, JobEvent, Workload
 from coordinator.serializers import (
@@ -18,7 +18,7 @@ from coordinator.serializers import (
     WorkloadSerializer,
 )
 from grid.api_errors import ApiError
-from sal.scripts import ScriptRejected, check_script
+from sal.scripts import ScriptRejected
 from signing.keys import key_id, public_key_hex
 
 EVENTS_PAGE = 500
@@ -109,10 +109,12 @@ class ScriptValidateView(APIView):
         serializer = ScriptSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            functions = check_script(serializer.validated_data["script"])
+            functions = compile_pool.check_script(serializer.validated_data["script"])
         except ScriptRejected as exc:
             details = {k: v for k, v in exc.as_dict().items() if k not in ("error", "message")}
-            raise ApiError(exc.code, exc.message, **details) from exc
+            raise ApiError(
+                exc.code, exc.message, status_code=compile_pool.http_status(exc), **details
+            ) from exc
         return Response({"ok": True, "functions": functions})
 
 

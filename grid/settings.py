@@ -158,7 +158,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["grid.json_input.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
@@ -208,8 +208,23 @@ ZOS_LINK_POLL = float(os.environ.get("ZOS_LINK_POLL", "2"))
 ZOS_BOOT_DIR = Path(os.environ.get("ZOS_BOOT_DIR", VAR_DIR / "boot"))
 ZOS_RELEASE_DIR = Path(os.environ.get("ZOS_RELEASE_DIR", VAR_DIR / "releases"))
 ZOS_RELEASE_KEY_FILE = Path(os.environ.get("ZOS_RELEASE_KEY_FILE", VAR_DIR / "release.key"))
-# The ledger's URL as nodes reach it (baked into boot images); empty: the request's own host.
-ZOS_PUBLIC_URL = os.environ.get("ZOS_PUBLIC_URL", "").rstrip("/")
+# The ledger's URL as nodes reach it (baked into boot images). Never taken from a request's Host
+# header: that let anyone choose the URL stamped into a farm's images and fill the disk with
+# copies. Default: where scripts/up serves.
+ZOS_PUBLIC_URL = os.environ.get(
+    "ZOS_PUBLIC_URL", f"http://127.0.0.1:{os.environ.get('ZOS_PORT', '8000')}"
+).rstrip("/")
+# Stamped copies of a farm's boot files kept on disk; older command lines/images are evicted.
+ZOS_BOOT_STAMPED_KEEP = int(os.environ.get("ZOS_BOOT_STAMPED_KEEP", "2"))
 # The enrollment token baked into each farm's boot images: uses and lifetime before renewal.
 ZOS_BOOT_TOKEN_USES = int(os.environ.get("ZOS_BOOT_TOKEN_USES", "1000"))
 ZOS_BOOT_TOKEN_DAYS = int(os.environ.get("ZOS_BOOT_TOKEN_DAYS", "365"))
+
+# Script compiles run in worker processes (coordinator/compile_pool.py): how many at once, the
+# time and address-space limits of one compile, and how many compiles before a worker is renewed.
+ZOS_COMPILE_WORKERS = int(os.environ.get("ZOS_COMPILE_WORKERS", "2"))
+ZOS_COMPILE_TIMEOUT = float(os.environ.get("ZOS_COMPILE_TIMEOUT", "5"))
+ZOS_COMPILE_MEMORY_MB = int(os.environ.get("ZOS_COMPILE_MEMORY_MB", "512"))
+ZOS_COMPILE_MAX_TASKS = int(os.environ.get("ZOS_COMPILE_MAX_TASKS", "200"))
+# The check a compile worker runs (tests substitute deliberately slow or greedy ones).
+ZOS_SCRIPT_CHECK = "sal.scripts.check_script"

@@ -269,6 +269,24 @@ def _publish(tmp: Path, final: Path) -> Artefact:
     return Artefact(final.name, final, sha, final.stat().st_size)
 
 
+def _evict_old_copies(current: Path) -> None:
+    """Keep the newest ZOS_BOOT_STAMPED_KEEP stamped copies of a farm (the current one always).
+
+    Every new command line (token renewed, URL or image changed) makes a new copy of zos.efi and
+    usb.img; without a bound they pile up. A download already streaming an evicted file keeps
+    its open handle.
+    """
+    copies = sorted(
+        (p for p in current.parent.iterdir() if p.is_dir() and p != current),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in copies[max(settings.ZOS_BOOT_STAMPED_KEEP - 1, 0) :]:
+        shutil.rmtree(old, ignore_errors=True)
+        old.with_name(old.name + ".lock").unlink(missing_ok=True)
+        log.info("evicted stamped boot files %s", old)
+
+
 class FarmArtefacts:
     """The artefacts of one farm for one image and command line, made on demand, then cached."""
 
@@ -299,7 +317,9 @@ class FarmArtefacts:
             return found
         with _locked(self.directory.with_name(self.directory.name + ".lock")):
             self.directory.mkdir(parents=True, exist_ok=True)
-            return self._made(name)
+            artefact = self._made(name)
+        _evict_old_copies(self.directory)
+        return artefact
 
     def _made(self, name: str) -> Artefact:
         """With the lock held: the stored artefact, made now if no request made it before."""

@@ -6,7 +6,6 @@ iPXE has no credentials): they stream files from disk with their sha256 as ETag 
 needs a login. Uploads (boot images, releases) are staff-only API calls; reads are public.
 """
 
-import json
 from pathlib import Path
 
 from django.conf import settings
@@ -26,11 +25,13 @@ from django.views.decorators.http import require_safe
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from grid import json_input
 from grid.api_errors import ApiError
+from grid.json_input import JSONParser
 from ledger import boot, releases
 from ledger.models import VERSION_PATTERN, AgentRelease, BootImage, Farm
 from ledger.serializers import AgentReleaseSerializer, BootImageSerializer, RolloutSerializer
@@ -45,9 +46,9 @@ def _error(exc: LedgerError) -> JsonResponse:
     return JsonResponse({"error": exc.code, "message": exc.message}, status=exc.http_status)
 
 
-def ledger_url(request: HttpRequest) -> str:
-    """The URL nodes reach the ledger at: ZOS_PUBLIC_URL, else the host this request came to."""
-    return settings.ZOS_PUBLIC_URL or f"{request.scheme}://{request.get_host()}"
+def ledger_url() -> str:
+    """The URL nodes reach the ledger at: configured only, never a request's Host header."""
+    return settings.ZOS_PUBLIC_URL
 
 
 def stream_file(
@@ -96,7 +97,7 @@ def boot_file(request: HttpRequest, farm_id: int, name: str) -> HttpResponse:
         )
     try:
         farm = _farm(farm_id)
-        artefact = boot.FarmArtefacts(boot.image_for(farm), farm, ledger_url(request)).get(name)
+        artefact = boot.FarmArtefacts(boot.image_for(farm), farm, ledger_url()).get(name)
     except LedgerError as exc:
         return _error(exc)
     download = DOWNLOAD_NAMES.get(name)
@@ -119,7 +120,7 @@ def farm_boot_page(request: HttpRequest, farm_id: int) -> HttpResponse:
         return _error(exc)
     if not (request.user.is_staff or farm.owner_id == request.user.pk):
         return HttpResponseForbidden("only the farm's owner and staff may see its boot page")
-    base = ledger_url(request)
+    base = ledger_url()
     context = {
         **admin.site.each_context(request),
         "title": f"Boot farm {farm.name}",
@@ -157,8 +158,8 @@ def _manifest(request: Request) -> dict:
     upload = request.FILES.get("manifest")
     text = upload.read() if upload is not None else request.data.get("manifest", "")
     try:
-        manifest = json.loads(text)
-    except (TypeError, ValueError) as exc:
+        manifest = json_input.loads(text)
+    except json_input.MalformedJSON as exc:
         raise ApiError("invalid_manifest", f"manifest is not JSON: {exc}") from None
     if not isinstance(manifest, dict):
         raise ApiError("invalid_manifest", "manifest must be a JSON object")

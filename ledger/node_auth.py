@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from grid.api_errors import ApiError, signature_error
 from ledger.choices import NodeStatus
 from ledger.models import Node
+from ledger.states import APPROVED_STATUSES
 from signing import SignatureError
 from signing.node_request import (
     NONCE_TTL_SECONDS,
@@ -88,4 +89,19 @@ class IsRegisteredNode(BasePermission):
             raise _auth_error("unknown_node", "no node is registered with this key", 403)
         if auth.node.status == NodeStatus.DECOMMISSIONED:
             raise _auth_error("node_decommissioned", "this node was decommissioned", 403)
+        return True
+
+
+class IsApprovedNode(IsRegisteredNode):
+    """Reads that only a node let into the grid may make: anyone can register a pending node."""
+
+    def has_permission(self, request: Request, view) -> bool:
+        super().has_permission(request, view)
+        node = request.auth.node
+        if node.status not in APPROVED_STATUSES:
+            raise _auth_error(
+                "node_not_approved",
+                f"node {node.pk} is {node.status}; only approved nodes may make this request",
+                403,
+            )
         return True

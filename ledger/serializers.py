@@ -107,13 +107,21 @@ class NodeSerializer(serializers.ModelSerializer):
 
 
 class UserKeySerializer(serializers.ModelSerializer):
-    public_key = serializers.RegexField(r"^[0-9a-fA-F]{64}$")
+    public_key = serializers.RegexField(
+        r"^[0-9a-f]{64}$",
+        error_messages={"invalid": "must be exactly 64 lowercase hex characters (ed25519 key)"},
+    )
     name = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     revoked = serializers.BooleanField(read_only=True)
+    proof = serializers.JSONField(
+        write_only=True,
+        help_text="DSSE envelope of type application/vnd.zos.key-proof.v1+json over "
+        "{user, public_key, challenge, issued_at}, signed by this key (POST keys/challenge).",
+    )
 
     class Meta:
         model = UserKey
-        fields = ["id", "name", "public_key", "created", "revoked", "revoked_at"]
+        fields = ["id", "name", "public_key", "proof", "created", "revoked", "revoked_at"]
         read_only_fields = ["id", "created", "revoked", "revoked_at"]
         # Uniqueness is checked by the service, which answers with a specific error code.
         validators = []

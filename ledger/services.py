@@ -6,15 +6,18 @@ but, where it is a security event, the audit entry saying so.
 
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import caches
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from grid import json_input
 from ledger.choices import AuditKind, NodeStatus
 from ledger.models import (
     AuditEntry,
@@ -26,7 +29,8 @@ from ledger.models import (
     hash_token_secret,
 )
 from ledger.states import APPROVED_STATUSES
-from signing.keys import parse_public_key
+from signing.dsse import KEY_PROOF_TYPE, verify_envelope
+from signing.keys import parse_public_key, public_key_hex
 
 log = logging.getLogger(__name__)
 
@@ -286,9 +290,87 @@ def mark_offline_nodes(*, now: datetime | None = None) -> list[Node]:
     return changed
 
 
-def add_user_key(*, user, name: str, public_key: str) -> UserKey:
+KEY_CHALLENGE_TTL = 300  # seconds a key-registration challenge stays valid
+
+
+def _challenge_cache_key(user, challenge: str) -> str:
+    return f"key-challenge:{user.pk}:{challenge}"
+
+
+def issue_key_challenge(*, user) -> dict:
+    """A fresh single-use challenge the user's new key must sign (ARCHITECTURE §4, key-proof).
+
+    Kept in the replay cache (shared by every process, never culled while live), bound to the
+    user by its cache key; registering with it deletes it, so it works once.
+    """
+    challenge = secrets.token_hex(32)
+    caches["nonces"].set(_challenge_cache_key(user, challenge), 1, KEY_CHALLENGE_TTL)
+    return {
+        "user": user.pk,
+        "challenge": challenge,
+        "expires_at": int(time.time()) + KEY_CHALLENGE_TTL,
+        "payload_type": KEY_PROOF_TYPE,
+    }
+
+
+def _reserved_keys() -> set[str]:
+    """Keys no user may claim: signing with them must only ever mean the grid itself."""
+    from coordinator.keys import coordinator_signing_key
+    from ledger.releases import release_public_key_hex
+
+    return {public_key_hex(coordinator_signing_key()), release_public_key_hex()}
+
+
+def _check_key_proof(*, user, public_key: str, proof: object) -> None:
+    """The proof must be signed by the key itself, for this user, over a live challenge."""
+    payload, _ = verify_envelope(proof, KEY_PROOF_TYPE, [parse_public_key(public_key)])
+    try:
+        data = json_input.loads(payload)
+    except json_input.MalformedJSON as exc:
+        raise LedgerError("proof_invalid", f"the proof's payload: {exc}") from exc
+    if not isinstance(data, dict) or set(data) != {"user", "public_key", "challenge", "issued_at"}:
+        raise LedgerError(
+            "proof_invalid", "the proof's payload must be {user, public_key, challenge, issued_at}"
+        )
+    if data["user"] != user.pk or data["public_key"] != public_key:
+        raise LedgerError("proof_invalid", "the proof was made for another user or key")
+    issued_at = data["issued_at"]
+    if not isinstance(issued_at, int) or abs(time.time() - issued_at) > KEY_CHALLENGE_TTL:
+        raise LedgerError(
+            "proof_invalid",
+            f"the proof's issued_at is more than {KEY_CHALLENGE_TTL}s from server time",
+        )
+    challenge = data["challenge"]
+    if not isinstance(challenge, str) or not caches["nonces"].delete(
+        _challenge_cache_key(user, challenge)
+    ):
+        raise LedgerError(
+            "challenge_invalid",
+            "the challenge is unknown, expired, already used or another user's; "
+            "ask POST /api/v1/keys/challenge for a new one",
+        )
+
+
+def register_user_key(*, user, name: str, public_key: str, proof: object) -> UserKey:
+    """A user adds a key they hold: proof of possession first, then the usual checks.
+
+    Without the proof anyone could register a public key they merely saw (another user's, the
+    coordinator's) and have deployments or nodes attribute signatures to the wrong owner.
+    """
     parse_public_key(public_key)
-    public_key = public_key.lower()
+    if public_key in _reserved_keys():
+        raise LedgerError(
+            "key_reserved",
+            "this key belongs to the grid itself and cannot be registered",
+            http_status=409,
+        )
+    _check_key_proof(user=user, public_key=public_key, proof=proof)
+    return add_user_key(user=user, name=name, public_key=public_key)
+
+
+def add_user_key(*, user, name: str, public_key: str) -> UserKey:
+    """Store a key; callers have established that the user holds it (register_user_key)."""
+    parse_public_key(public_key)  # canonical spelling only: the hex is the key's unique name
     if UserKey.objects.filter(public_key=public_key).exists():
         raise LedgerError("key_exists", "this public key is already registered", http_status=409)
     if UserKey.objects.filter(user=user, name=name).exists():

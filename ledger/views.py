@@ -4,8 +4,8 @@ import time
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,7 +15,12 @@ from grid.api_errors import ApiError
 from ledger import services
 from ledger.filters import NodeFilter
 from ledger.models import Farm, Node, UserKey
-from ledger.node_auth import IsRegisteredNode, IsSignedByAnyKey, NodeSignatureAuthentication
+from ledger.node_auth import (
+    IsApprovedNode,
+    IsRegisteredNode,
+    IsSignedByAnyKey,
+    NodeSignatureAuthentication,
+)
 from ledger.serializers import (
     FarmSerializer,
     NodeSerializer,
@@ -139,15 +144,38 @@ class UserKeyViewSet(
 
     def perform_create(self, serializer: UserKeySerializer) -> None:
         try:
-            serializer.instance = services.add_user_key(
+            serializer.instance = services.register_user_key(
                 user=self.request.user,
                 name=serializer.validated_data["name"],
                 public_key=serializer.validated_data["public_key"],
+                proof=serializer.validated_data["proof"],
             )
         except services.LedgerError as exc:
             raise _service_error(exc) from exc
         except SignatureError as exc:
-            raise ApiError(exc.code, exc.message) from exc
+            status_code = 403 if exc.code == "signature_invalid" else 400
+            raise ApiError(exc.code, exc.message, status_code=status_code) from exc
+
+    @extend_schema(
+        request=None,
+        responses={
+            201: inline_serializer(
+                "KeyChallenge",
+                {
+                    "user": serializers.IntegerField(),
+                    "challenge": serializers.CharField(),
+                    "expires_at": serializers.IntegerField(),
+                    "payload_type": serializers.CharField(),
+                },
+            )
+        },
+    )
+    @action(detail=False, methods=["post"])
+    def challenge(self, request: Request) -> Response:
+        """A single-use challenge, valid 5 minutes, for the proof a new key must carry."""
+        return Response(
+            services.issue_key_challenge(user=request.user), status=status.HTTP_201_CREATED
+        )
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
@@ -156,11 +184,11 @@ class UserKeyViewSet(
         return Response(UserKeySerializer(key).data)
 
 
-class IsNodeOrStaff(permissions.BasePermission):
+class IsApprovedNodeOrStaff(permissions.BasePermission):
     def has_permission(self, request: Request, view) -> bool:
         if request.user and request.user.is_staff:
             return True
-        return IsRegisteredNode().has_permission(request, view)
+        return IsApprovedNode().has_permission(request, view)
 
 
 class UserPublicKeysView(APIView):
@@ -170,7 +198,7 @@ class UserPublicKeysView(APIView):
         NodeSignatureAuthentication,
         *APIView.authentication_classes,
     ]
-    permission_classes = [IsNodeOrStaff]
+    permission_classes = [IsApprovedNodeOrStaff]
 
     @extend_schema(responses=UserKeySerializer(many=True))
     def get(self, request: Request, user_id: int) -> Response:

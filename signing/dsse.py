@@ -4,16 +4,18 @@ Verification returns the exact payload bytes that were verified; callers parse t
 nothing else, so what is acted on is always what was signed.
 """
 
+import json
 from collections.abc import Iterable
 
 from nacl.signing import SigningKey, VerifyKey
 
 from signing.errors import SignatureError
-from signing.keys import b64decode, b64encode, key_id, verify_signature
+from signing.keys import b64decode, b64encode, key_id, public_key_hex, verify_signature
 
 DEPLOYMENT_TYPE = "application/vnd.zos.deployment.v1+json"
 DISPATCH_TYPE = "application/vnd.zos.dispatch.v1+json"
 CANCEL_TYPE = "application/vnd.zos.cancel.v1+json"
+KEY_PROOF_TYPE = "application/vnd.zos.key-proof.v1+json"
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -66,3 +68,19 @@ def verify_envelope(
     raise SignatureError(
         "signature_invalid", "no signature verifies against any of the signer's registered keys"
     )
+
+
+def canonical_json(value: object) -> bytes:
+    """Sorted keys, no spaces, UTF-8: what a browser's canonical stringify yields byte for byte."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sign_key_proof(signing_key: SigningKey, *, user: int, challenge: str, issued_at: int) -> dict:
+    """Proof that the holder of `signing_key` registers it, for this user and ledger challenge."""
+    payload = {
+        "user": user,
+        "public_key": public_key_hex(signing_key),
+        "challenge": challenge,
+        "issued_at": issued_at,
+    }
+    return sign_envelope(signing_key, KEY_PROOF_TYPE, canonical_json(payload))

@@ -3,6 +3,7 @@
 import base64
 import binascii
 import hashlib
+import re
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
@@ -10,18 +11,22 @@ from nacl.signing import SigningKey, VerifyKey
 from signing.errors import SignatureError
 
 PUBLIC_KEY_HEX_LEN = 64
+_CANONICAL_KEY_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def parse_public_key(value: str) -> VerifyKey:
-    """Decode a hex ed25519 public key, rejecting anything that is not exactly 32 bytes."""
-    if not isinstance(value, str) or len(value) != PUBLIC_KEY_HEX_LEN:
+    """Decode a hex ed25519 public key; only the canonical spelling (64 lowercase hex) is accepted.
+
+    One key must have exactly one spelling: the hex is used as a name (node lookup, the replay
+    cache's nonce key, uniqueness of user keys), so accepting "AB" beside "ab" would let one
+    captured request be replayed under a second name.
+    """
+    if not isinstance(value, str) or not _CANONICAL_KEY_RE.fullmatch(value):
         raise SignatureError(
-            "bad_public_key", "public key must be 64 hex characters (32-byte ed25519 key)"
+            "bad_public_key",
+            "public key must be exactly 64 lowercase hex characters (a 32-byte ed25519 key)",
         )
-    try:
-        return VerifyKey(bytes.fromhex(value))
-    except ValueError as exc:
-        raise SignatureError("bad_public_key", "public key is not valid hex") from exc
+    return VerifyKey(bytes.fromhex(value))
 
 
 def public_key_hex(key: SigningKey | VerifyKey) -> str:

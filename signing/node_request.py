@@ -54,6 +54,8 @@ def sign_request(
 
 @dataclass(frozen=True)
 class SignedHeader:
+    """A parsed header; `key` is the canonical hex of the 32-byte key, safe to use as a name."""
+
     key: str
     ts: int
     nonce: str
@@ -79,9 +81,8 @@ def parse_authorization(header: str) -> SignedHeader:
         raise SignatureError("bad_auth_header", "ts must be a unix time in whole seconds")
     if not _NONCE_RE.match(fields["nonce"]):
         raise SignatureError("bad_auth_header", "nonce must be 16 lowercase hex characters")
-    parse_public_key(fields["key"])
     return SignedHeader(
-        key=fields["key"],
+        key=public_key_hex(parse_public_key(fields["key"])),
         ts=int(fields["ts"]),
         nonce=fields["nonce"],
         sig=b64decode(fields["sig"], what="sig"),

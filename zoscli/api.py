@@ -5,11 +5,15 @@ code picks the hint shown under the message, the details (line/column, fields, f
 rendered as they are.
 """
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import requests
+from nacl.signing import SigningKey
 
+from signing.dsse import sign_key_proof
+from signing.keys import public_key_hex
 from zoscli import __version__
 from zoscli.errors import EXIT_FAILED, EXIT_USAGE, CliError
 
@@ -179,8 +183,19 @@ class Api:
     def keys(self) -> list[dict]:
         return list(self.paginate("/api/v1/keys"))
 
-    def add_key(self, name: str, public_key: str) -> dict:
-        return self.post("/api/v1/keys", {"name": name, "public_key": public_key})
+    def add_key(self, name: str, signing_key: SigningKey) -> dict:
+        """Register a key with proof of possession: sign the ledger's fresh challenge with it."""
+        challenge = self.post("/api/v1/keys/challenge")
+        proof = sign_key_proof(
+            signing_key,
+            user=challenge["user"],
+            challenge=challenge["challenge"],
+            issued_at=int(time.time()),
+        )
+        return self.post(
+            "/api/v1/keys",
+            {"name": name, "public_key": public_key_hex(signing_key), "proof": proof},
+        )
 
     def revoke_key(self, key_id: int) -> dict:
         return self.post(f"/api/v1/keys/{key_id}/revoke")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
-from signing.keys import key_id
+from signing.keys import key_id, public_key_hex
 from zoscli import __version__, envelope, keys, output
 from zoscli.api import Api, ApiError
 from zoscli.config import DEFAULT_URL, Config, load_config, write_config_value
@@ -128,8 +128,9 @@ def cmd_keygen(ctx: Context) -> int:
 def cmd_key_register(ctx: Context) -> int:
     config = ctx.config()
     name = config.key if ctx.args.name is None else ctx.args.name
-    files, public_key = keys.load_public_key(config.keys_dir, name)
-    registered = ctx.api().add_key(keys.check_name(files.name), public_key)
+    files, signing_key = keys.load_signing_key(config.keys_dir, name)
+    public_key = public_key_hex(signing_key)
+    registered = ctx.api().add_key(keys.check_name(files.name), signing_key)
     ctx.print(
         f"registered key {registered['name']!r} (id {registered['id']}, key id "
         f"{key_id(bytes.fromhex(public_key))})"

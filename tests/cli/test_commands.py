@@ -6,7 +6,8 @@ import stat
 
 import pytest
 
-from signing.dsse import DEPLOYMENT_TYPE, verify_envelope
+from signing.dsse import DEPLOYMENT_TYPE, KEY_PROOF_TYPE, canonical_json, verify_envelope
+from signing.keys import parse_public_key
 from tests.cli.fake_plane import (
     TOKEN,
     FakePlane,
@@ -88,18 +89,26 @@ def test_login_with_wrong_password_is_explained(tmp_path, plane):
     assert not (tmp_path / ".config/zos/config.toml").exists()
 
 
-def test_key_register_uploads_the_public_key(env, plane, tmp_path):
+def test_key_register_uploads_the_public_key_with_proof_of_possession(env, plane, tmp_path):
+    challenge = {"user": 7, "challenge": "ab" * 32, "expires_at": 0, "payload_type": "x"}
+    plane.reply("POST", "/api/v1/keys/challenge", 201, challenge)
     plane.reply("POST", "/api/v1/keys", 201, {"id": 4, "name": "default"})
     result = run(env, "key", "register")
     assert result.code == 0, result.err
     sent = plane.requests[-1]
     public = (tmp_path / ".config/zos/keys/default.pub").read_text().strip()
+    proof = sent["body"].pop("proof")
     assert sent["body"] == {"name": "default", "public_key": public}
     assert sent["auth"] == f"Token {TOKEN}"
+    payload, _ = verify_envelope(proof, KEY_PROOF_TYPE, [parse_public_key(public)])
+    assert payload == canonical_json(
+        {**json.loads(payload), "user": 7, "challenge": "ab" * 32, "public_key": public}
+    )
     assert "registered key 'default' (id 4" in result.out
 
 
 def test_key_register_conflict_shows_code_and_hint(env, plane):
+    plane.reply("POST", "/api/v1/keys/challenge", 201, {"user": 7, "challenge": "ab" * 32})
     plane.reply(
         "POST",
         "/api/v1/keys",

@@ -159,3 +159,40 @@ def test_the_cli_follows_with_its_api_token_and_a_wrong_token_is_refused(alice):
 
     assert async_to_sync(connect)(f"Token {token}") is True
     assert async_to_sync(connect)("Token not-a-real-token") is False
+
+
+def test_a_hello_with_a_recased_key_is_refused(online_node):
+    """The link names nodes by key hex too: only the canonical lowercase spelling is accepted."""
+
+    async def scenario():
+        link = WebsocketCommunicator(NodeLinkConsumer.as_asgi(), "/ws/node/")
+        await link.connect()
+        challenge = await link.receive_json_from()
+        key = online_node.signing_key
+        signature = key.sign(WS_CONTEXT + challenge["nonce"].encode()).signature
+        await link.send_json_to(
+            {"type": "hello", "key": public_key_hex(key).upper(), "sig": b64encode(signature)}
+        )
+        return await link.receive_output(timeout=5)
+
+    assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4401}
+
+
+def test_a_message_nested_100000_deep_gets_an_error_and_the_link_lives_on(online_node):
+    """Attack: a frame nested 100,000 deep raised RecursionError inside the consumer."""
+
+    async def scenario():
+        link, welcome = await connect_node(online_node.signing_key)
+        assert welcome["type"] == "websocket.send"
+        await link.send_to(text_data="[" * 100_000 + "]" * 100_000)
+        error = await link.receive_json_from(timeout=5)
+        await link.send_to(text_data="{not json")
+        error2 = await link.receive_json_from(timeout=5)
+        await link.send_json_to({"type": "inventory", "workloads": []})
+        await link.receive_nothing(timeout=0.3)
+        await link.disconnect()
+        return error, error2
+
+    error, error2 = async_to_sync(scenario)()
+    assert (error["type"], error["error"]) == ("error", "malformed_json")
+    assert error2["error"] == "malformed_json"

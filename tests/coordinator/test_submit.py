@@ -176,3 +176,24 @@ def test_anonymous_users_cannot_deploy(client, online_node):
         content_type="application/json",
     )
     assert response.status_code in (401, 403)
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize("path", ["/api/v1/deployments", "/api/v1/scripts/validate"])
+def test_json_nested_100000_deep_is_a_400_not_a_500(alice, path):
+    """Attack: a body nested 100,000 deep raised RecursionError in the JSON parser (500)."""
+    response = alice.api.generic("POST", path, DEEP, content_type="application/json")
+    assert response.status_code == 400, response.content[:200]
+    assert _error(response)["error"] == "malformed_json"
+
+
+def test_a_signed_payload_nested_too_deep_is_refused(alice, online_node):
+    response = alice.api.post(
+        "/api/v1/deployments",
+        {"envelope": sign(alice.key, DEEP)},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert _error(response)["error"] == "payload_invalid"

@@ -15,7 +15,7 @@ import pytest
 import requests
 from nacl.signing import SigningKey
 
-from signing.dsse import DEPLOYMENT_TYPE, sign_envelope
+from signing.dsse import DEPLOYMENT_TYPE, sign_envelope, sign_key_proof
 from signing.keys import public_key_hex
 from tests.integration.conftest import ROOT, Agent, ControlPlane, bootstrap, wait_for
 
@@ -112,9 +112,18 @@ def running_grid(control_plane, start_agent, tmp_path, *agent_args: str, data_di
         )
         key = SigningKey.generate()
         user = User(control_plane, info["api_token"], key, nodes[0]["id"])
+        challenge = requests.post(
+            f"{control_plane.url}/api/v1/keys/challenge", headers=user.headers, timeout=5
+        ).json()
+        proof = sign_key_proof(
+            key,
+            user=challenge["user"],
+            challenge=challenge["challenge"],
+            issued_at=int(time.time()),
+        )
         registered = requests.post(
             f"{control_plane.url}/api/v1/keys",
-            json={"name": "laptop", "public_key": public_key_hex(key)},
+            json={"name": "laptop", "public_key": public_key_hex(key), "proof": proof},
             headers=user.headers,
             timeout=5,
         )

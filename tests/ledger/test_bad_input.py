@@ -136,3 +136,36 @@ def test_bad_health_flag_is_refused(node: NodeClient, farm):
 def test_unknown_api_path_answers_json_404(client):
     resp = client.get("/api/v1/does-not-exist")
     _assert_refused(resp, 404, "not_found")
+
+
+def test_a_recased_key_cannot_replay_a_registration(client, farm):
+    """Attack: re-send a captured registration with one hex letter of key= upper-cased."""
+    from tests.conftest import make_token
+
+    node = NodeClient(client)
+    while not any(c in "abcdef" for c in node.public_key):
+        node = NodeClient(client)
+    body = json.dumps(registration(farm, enroll_token=make_token(farm, uses=5))).encode()
+    header = sign_request(node.key, "POST", REGISTER, body)
+    assert node.send("POST", REGISTER, body, header).status_code == 201
+    lower = node.public_key
+    i = next(i for i, c in enumerate(lower) if c in "abcdef")
+    recased = header.replace(f"key={lower}", f"key={lower[:i]}{lower[i].upper()}{lower[i + 1 :]}")
+    body_json = _assert_refused(node.send("POST", REGISTER, body, recased), 401, "bad_public_key")
+    assert "lowercase" in body_json["message"]
+    assert list(Node.objects.values_list("public_key", flat=True)) == [lower]
+
+
+def test_keys_with_upper_case_hex_are_refused_outright(client, farm):
+    node = NodeClient(client)
+    body = json.dumps(registration(farm)).encode()
+    header = sign_request(node.key, "POST", REGISTER, body)
+    upper = header.replace(node.public_key, node.public_key.upper())
+    _assert_refused(node.send("POST", REGISTER, body, upper), 401, "bad_public_key")
+    assert not Node.objects.exists()
+
+
+def test_a_registration_nested_100000_deep_is_malformed_json(node: NodeClient, farm):
+    body = b"[" * 100_000 + b"]" * 100_000
+    _assert_refused(node.signed("POST", REGISTER, body=body), 400, "malformed_json")
+    assert not Node.objects.exists()

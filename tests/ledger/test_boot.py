@@ -52,7 +52,7 @@ def boot_dirs(settings, tmp_path):
         pytest.skip(f"stamping needs {missing or STUB} (scripts/setup.sh installs them)")
     settings.ZOS_BOOT_DIR = tmp_path / "boot"
     settings.ZOS_RELEASE_KEY_FILE = tmp_path / "release.key"
-    settings.ZOS_PUBLIC_URL = ""
+    settings.ZOS_PUBLIC_URL = "http://testserver"
     return tmp_path
 
 
@@ -307,3 +307,42 @@ def test_farm_list_links_each_farm_to_its_boot_page(client, boot_dirs):
     farm = make_farm()
     client.force_login(make_user("op", staff=True))
     assert f'href="/boot/{farm.pk}/"'.encode() in client.get("/admin/ledger/farm/").content
+
+
+def _stamped_dirs(boot_dirs, farm) -> list[Path]:
+    return [p for p in (boot_dirs / "boot" / ".farms" / str(farm.pk)).iterdir() if p.is_dir()]
+
+
+def test_the_host_header_does_not_choose_the_stamped_url_or_fill_the_disk(client, image, boot_dirs):
+    """Attack: ten Host ports gave ten stamped copies of zos.efi, each naming the attacker's URL."""
+    farm = make_farm()
+    for port in range(8001, 8011):
+        response = client.get(f"/boot/{farm.pk}/zos.efi", HTTP_HOST=f"localhost:{port}")
+        assert response.status_code == 200
+        words = cmdline_of(body(response), boot_dirs)
+        assert "zos.ledger=http://testserver " in words
+    assert len(_stamped_dirs(boot_dirs, farm)) == 1
+
+
+def test_old_stamped_copies_are_evicted(client, image, boot_dirs, settings):
+    settings.ZOS_BOOT_STAMPED_KEEP = 2
+    farm = make_farm()
+    for _ in range(4):  # each spent token means a new command line, so a new stamped copy
+        client.get(f"/boot/{farm.pk}/zos.efi")
+        EnrollmentToken.objects.filter(farm=farm).update(uses_left=0)
+    assert len(_stamped_dirs(boot_dirs, farm)) == 2
+
+
+def test_without_zos_public_url_the_default_is_the_run_commands_url(monkeypatch):
+    """Never the request's Host: unset, the URL is the one scripts/up serves on."""
+    import importlib
+
+    import grid.settings
+
+    monkeypatch.delenv("ZOS_PUBLIC_URL", raising=False)
+    monkeypatch.setenv("ZOS_PORT", "8123")
+    try:
+        assert importlib.reload(grid.settings).ZOS_PUBLIC_URL == "http://127.0.0.1:8123"
+    finally:
+        monkeypatch.undo()
+        importlib.reload(grid.settings)
