@@ -9,12 +9,21 @@ from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from coordinator import links, services
+from coordinator.choices import JobState
 from coordinator.models import Job, NodeLink
+from coordinator.states import FINAL_STATES, JOB_TRANSITIONS
 from signing.keys import b64decode
 from tests.conftest import make_farm
 from tests.coordinator.conftest import deployment_payload, make_online_node
 from tests.coordinator.test_jobs import states, submit
 from tests.coordinator.test_node_link import connect_node
+
+
+def test_the_transition_table_is_complete_and_final_states_are_final():
+    assert set(JOB_TRANSITIONS) == set(JobState.values)
+    assert all(not JOB_TRANSITIONS[state] for state in FINAL_STATES)
+    # A cancel asked for waits for the node's word or its deadline, and never goes back to work.
+    assert JOB_TRANSITIONS[JobState.CANCELLING] == FINAL_STATES
 
 
 def _event(job: Job, stream_id: str, status: str, **fields) -> None:
