@@ -376,9 +376,10 @@ def record_node_event(*, node_id: int, message: dict) -> None:
                 job.result = fields["result"]
                 job.error = fields["error"]
                 job.deadline = None
-                if job.cancel_requested_at and not job.cancel_acked_at:
-                    job.cancel_acked_at = job.finished_at  # nothing is left to cancel there
             _save(job)
+        if new_state in FINAL_STATES and job.cancel_requested_at and not job.cancel_acked_at:
+            job.cancel_acked_at = timezone.now()  # the job ended there: nothing is left to cancel
+            job.save(update_fields=["cancel_acked_at", "updated"])
         event = JobEvent.objects.create(
             job=job,
             attempt=attempt,
@@ -517,6 +518,8 @@ def expire_deadlines(now: datetime | None = None) -> int:
 
 
 def _hold_for_link(job: Job, now: datetime) -> None:
+    """A job its node's dead link kept from delivery: fail it if its envelope expired, move it if
+    its farm has a node with a live link, else keep waiting (row held by caller)."""
     deployment = job.deployment
     if deployment.expires_at <= now:
         job.transition_to(JobState.FAILED)

@@ -125,6 +125,7 @@ def test_events_after_the_final_state_are_history_that_cannot_contradict_it(alic
     _event(job, "3-0", "succeeded", result=1)  # re-sent: stored once
     job.refresh_from_db()
     assert job.state == "cancelled" and job.result is None
+    assert job.cancel_acked_at is not None  # its end was reported: no cancel is owed any more
     events = alice.api.get(f"/api/v1/deployments/{job.deployment_id}/events").json()
     statuses = [e["status"] for e in events["results"]]
     assert events["status"] == "cancelled"
