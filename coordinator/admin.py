@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from coordinator.models import Deployment, Job, JobEvent, Workload
+from coordinator.models import Deployment, Job, JobEvent, NodeLink, Workload
 
 
 class JobInline(admin.StackedInline):
@@ -17,6 +17,9 @@ class JobInline(admin.StackedInline):
         "next_attempt_at",
         "dispatched_at",
         "finished_at",
+        "cancel_requested_at",
+        "cancel_acked_at",
+        "waiting_since",
         "result",
         "error",
     ]
@@ -54,3 +57,15 @@ class WorkloadAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # nodes report workloads; they are never made here
+
+
+@admin.register(NodeLink)
+class NodeLinkAdmin(admin.ModelAdmin):
+    """Which nodes the coordinator can reach now, and why a link went down (read only: the ASGI
+    processes holding the links write these rows)."""
+
+    list_display = ["node", "connected_at", "seen_at", "lost_at", "lost_reason"]
+    readonly_fields = [f.name for f in NodeLink._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

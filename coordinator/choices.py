@@ -7,6 +7,7 @@ class JobState(models.TextChoices):
     ACCEPTED = "accepted", "Accepted"
     RUNNING = "running", "Running"
     RETRYING = "retrying", "Retrying"
+    CANCELLING = "cancelling", "Cancel requested"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"

@@ -6,14 +6,16 @@ Thin on purpose: they authenticate, translate messages, and call coordinator.ser
 import asyncio
 import logging
 import secrets
+import time
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 from nacl.exceptions import BadSignatureError
 
-from coordinator import services
+from coordinator import links, services
 from coordinator.envelopes import cancel_envelope
 from coordinator.inventory import record_inventory
+from coordinator.linkloop import link_loop
 from coordinator.models import Job
 from coordinator.notify import node_group, user_group
 from coordinator.ws_json import JsonConsumer
@@ -44,13 +46,25 @@ def _cancel_envelope(job_uuid: str) -> dict | None:
 
 
 class NodeLinkConsumer(JsonConsumer):
-    """One per connected node: challenge, hello, then dispatches down and events up."""
+    """One per connected node: challenge, hello, then dispatches down and events up.
+
+    The process's link loop pings it: any message from the node counts as an answer, and a node
+    silent for ZOS_LINK_PING_TIMEOUT after a ping has its link marked down and closed. That holds
+    for nodes whose hello lists the `pong` feature (or that have answered a ping); agents older
+    than pings are left to the transport's own checks rather than cut off every few seconds.
+    """
 
     async def connect(self) -> None:
         self.node_id: int | None = None
+        self.session = secrets.token_hex(16)
         self.sent: set[tuple[str, int]] = set()
+        self.cancels_sent: set[str] = set()
         self.challenge = secrets.token_hex(16)
-        self.poller: asyncio.Task | None = None
+        self.pings = 0
+        self.last_ping = time.monotonic()
+        self.unanswered_since: float | None = None
+        self.answers_pings = False
+        self.lost = False
         await self.accept()
         await self.send_json({"type": "challenge", "nonce": self.challenge})
         self.hello_timer = asyncio.get_running_loop().call_later(
@@ -63,14 +77,39 @@ class NodeLinkConsumer(JsonConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.hello_timer.cancel()
-        if self.poller:
-            self.poller.cancel()
         if self.node_id is not None:
+            link_loop.remove(self)
             await self.channel_layer.group_discard(node_group(self.node_id), self.channel_name)
+            await self._mark_lost(f"closed ({code})")
+
+    async def _mark_lost(self, reason: str) -> None:
+        if not self.lost:
+            self.lost = True
+            await database_sync_to_async(links.link_lost)(self.node_id, self.session, reason)
+
+    async def keepalive(self, now: float) -> bool:
+        """Ping when due; False (and the link closed) once the node stopped answering."""
+        if self.lost:
+            return False
+        if self.answers_pings and self.unanswered_since is not None:
+            silent = now - self.unanswered_since
+            if silent > settings.ZOS_LINK_PING_TIMEOUT:
+                log.warning("node %s did not answer pings for %.0fs", self.node_id, silent)
+                await self._mark_lost(f"no answer to pings for {silent:.0f}s")
+                await self.close(code=CLOSE_TIMEOUT)
+                return False
+        if now - self.last_ping >= settings.ZOS_LINK_PING_INTERVAL:
+            self.pings += 1
+            self.last_ping = now
+            if self.unanswered_since is None:
+                self.unanswered_since = now
+            await self.send_json({"type": "ping", "id": self.pings})
+        return True
 
     async def receive_json(self, content, **kwargs) -> None:
         if not isinstance(content, dict):
             return
+        self.unanswered_since = None  # any word from the node shows it is alive
         kind = content.get("type")
         if self.node_id is None:
             if kind == "hello":
@@ -83,6 +122,8 @@ class NodeLinkConsumer(JsonConsumer):
             "rejected": self._rejected,
             "event": self._event,
             "inventory": self._inventory,
+            "cancel_ack": self._cancel_ack,
+            "pong": self._pong,
         }.get(kind)
         if handler:
             await handler(content)
@@ -103,23 +144,27 @@ class NodeLinkConsumer(JsonConsumer):
             return
         self.hello_timer.cancel()
         self.node_id = node.pk
+        features = content.get("features")
+        self.answers_pings = isinstance(features, list) and "pong" in features
+        await database_sync_to_async(links.link_up)(node.pk, self.session)
         await self.channel_layer.group_add(node_group(node.pk), self.channel_name)
         await self.send_json({"type": "welcome", "node": node.pk})
-        await self._send_pending()
-        self.poller = asyncio.ensure_future(self._poll())
+        link_loop.add(self)
+        await self.send_pending()
 
-    async def _poll(self) -> None:
-        """Catch work queued by other processes when the channel layer cannot carry the wake-up."""
-        while True:
-            await asyncio.sleep(settings.ZOS_LINK_POLL)
-            await self._send_pending()
-
-    async def _send_pending(self) -> None:
+    async def send_pending(self) -> None:
+        """Every dispatch and cancel the node has not acknowledged, once per connection."""
         dispatches = await database_sync_to_async(services.pending_dispatches)(self.node_id)
         for job_id, attempt, envelope in dispatches:
             if (job_id, attempt) not in self.sent:
                 self.sent.add((job_id, attempt))
                 await self.send_json({"type": "dispatch", "envelope": envelope})
+        for job_id, envelope in await database_sync_to_async(services.pending_cancels)(
+            self.node_id
+        ):
+            if job_id not in self.cancels_sent:
+                self.cancels_sent.add(job_id)
+                await self.send_json({"type": "cancel", "envelope": envelope})
 
     async def _accepted(self, content: dict) -> None:
         await database_sync_to_async(services.job_accepted)(
@@ -148,12 +193,24 @@ class NodeLinkConsumer(JsonConsumer):
     async def _inventory(self, content: dict) -> None:
         await database_sync_to_async(record_inventory)(self.node_id, content.get("workloads"))
 
+    async def _cancel_ack(self, content: dict) -> None:
+        state = content.get("state")
+        await database_sync_to_async(services.cancel_acknowledged)(
+            node_id=self.node_id,
+            job_id=str(content.get("job_id", "")),
+            node_state=str(state)[:16] if state else None,
+        )
+
+    async def _pong(self, content: dict) -> None:
+        self.answers_pings = True
+
     async def link_wake(self, message: dict) -> None:
-        await self._send_pending()
+        await self.send_pending()
 
     async def link_cancel(self, message: dict) -> None:
         envelope = await _cancel_envelope(message["job"])
         if envelope:
+            self.cancels_sent.add(message["job"])
             await self.send_json({"type": "cancel", "envelope": envelope})
 
 

@@ -70,6 +70,15 @@ class Job(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the owner cancelled; re-sent until the node acks."
+    )
+    cancel_acked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the node confirmed it heard of the cancel."
+    )
+    waiting_since = models.DateTimeField(
+        null=True, blank=True, help_text="Held, without spending attempts, for its node's link."
+    )
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
@@ -144,3 +153,25 @@ class Workload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name} on node {self.node_id}"
+
+
+class NodeLink(models.Model):
+    """A node's WebSocket as the coordinator processes know it (docs/deployments.md §8).
+
+    The ASGI process holding the link writes it: up at `welcome`, `seen_at` refreshed while the
+    node answers pings, `lost_at` when the link closes or the node stops answering. A process that
+    dies cannot write `lost_at`, so a `seen_at` older than the ping interval plus timeout also
+    means down. `session` names the connection, so a late close of an old one is ignored.
+    """
+
+    node = models.OneToOneField(
+        Node, primary_key=True, on_delete=models.CASCADE, related_name="link"
+    )
+    session = models.CharField(max_length=32)
+    connected_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+    lost_at = models.DateTimeField(null=True, blank=True)
+    lost_reason = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return f"link of node {self.node_id} ({'down' if self.lost_at else 'up'})"

@@ -1,8 +1,9 @@
 """Messages to Channels groups, sent only once the transaction that caused them commits.
 
 `node-<id>` groups hold a node's link; `user-<id>` groups hold that user's dashboard sockets.
-With the in-memory layer these reach only this process; node links also poll, so work queued by
-another process (the coordinator worker) still goes out within a poll interval.
+With the in-memory layer these reach only this process; each process's link loop also polls
+(coordinator/linkloop.py), so work queued by another process (the coordinator worker) still goes
+out within a poll interval.
 """
 
 from asgiref.sync import async_to_sync

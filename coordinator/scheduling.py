@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 
+from coordinator import links
 from ledger.choices import NodeStatus
 from ledger.models import Farm, Node
 
@@ -18,14 +19,22 @@ def has_room(node: Node, resources: Mapping[str, int]) -> bool:
 
 
 def pick_farm_node(
-    farm: Farm, resources: Mapping[str, int], *, exclude: int | None = None
+    farm: Farm, resources: Mapping[str, int], *, exclude: int | None = None, live_only: bool = False
 ) -> Node | None:
-    """The online node with enough free capacity and the most free memory, then CPU."""
+    """The online node with enough free capacity: one whose link is live first, then the most
+    free memory, then CPU. A node whose link is down is taken only when no live one fits (the job
+    then waits for it), and never with `live_only`."""
     candidates = [
         node
         for node in Node.objects.filter(farm=farm, status=NodeStatus.ONLINE).exclude(pk=exclude)
         if has_room(node, resources)
     ]
+    live = links.live_node_ids(node.pk for node in candidates)
+    if live_only:
+        candidates = [node for node in candidates if node.pk in live]
     if not candidates:
         return None
-    return max(candidates, key=lambda n: (free_capacity(n)["mru"], free_capacity(n)["cru"], -n.pk))
+    return max(
+        candidates,
+        key=lambda n: (n.pk in live, free_capacity(n)["mru"], free_capacity(n)["cru"], -n.pk),
+    )

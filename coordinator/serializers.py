@@ -1,6 +1,8 @@
 from rest_framework import serializers
 
+from coordinator.choices import JobState
 from coordinator.models import Deployment, Job, JobEvent, Workload
+from coordinator.states import AWAITING_DELIVERY
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -59,12 +61,27 @@ class JobSerializer(serializers.ModelSerializer):
             "result",
             "error",
             "finished_at",
+            "cancel_requested_at",
+            "cancel_acked_at",
+            "waiting_since",
         ]
+
+
+def status_detail(job: Job | None) -> str:
+    """What the status alone does not say: a cancel not yet confirmed, a job held for its node."""
+    if job is None:
+        return ""
+    if job.state == JobState.CANCELLING:
+        return "cancel requested; the node will stop the job when it hears of it"
+    if job.waiting_since is not None and job.state in AWAITING_DELIVERY:
+        return f"waiting for node {job.node_id} to reconnect"
+    return ""
 
 
 class DeploymentSerializer(serializers.ModelSerializer):
     job = JobSerializer(read_only=True)
     owner = serializers.CharField(source="owner.username", read_only=True)
+    detail = serializers.SerializerMethodField()
 
     class Meta:
         model = Deployment
@@ -80,7 +97,11 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "created",
             "updated",
             "job",
+            "detail",
         ]
+
+    def get_detail(self, deployment: Deployment) -> str:
+        return status_detail(getattr(deployment, "job", None))
 
 
 class JobEventSerializer(serializers.ModelSerializer):

@@ -2,6 +2,11 @@
 
 Deployments are verified, checked and placed here; jobs move through JOB_TRANSITIONS here; node
 events are stored here exactly once. Channel messages go out only after the transaction commits.
+
+Faults have one rule each (docs/deployments.md "Delivery guarantees and faults"): a job whose
+node's link is down waits for it without spending attempts; a cancel is stored and sent until the
+node acknowledges it; a job's final state is decided once, and node events arriving after it are
+kept as `late` history that never changes it.
 """
 
 import hashlib
@@ -12,16 +17,22 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from nacl.signing import VerifyKey
 
-from coordinator import compile_pool, notify
+from coordinator import compile_pool, links, notify
 from coordinator.choices import JobState
-from coordinator.envelopes import dispatch_envelope
+from coordinator.envelopes import cancel_envelope, dispatch_envelope
 from coordinator.models import Deployment, Job, JobEvent
 from coordinator.scheduling import has_room, pick_farm_node
 from coordinator.serializers import DeploymentPayloadSerializer, JobEventSerializer
-from coordinator.states import ACTIVE_STATES, FINAL_STATES, ON_NODE_STATES, can_transition
+from coordinator.states import (
+    ACTIVE_STATES,
+    AWAITING_DELIVERY,
+    FINAL_STATES,
+    can_transition,
+)
 from grid import json_input
 from ledger.choices import NodeStatus
 from ledger.models import Farm, Node, UserKey
@@ -40,6 +51,10 @@ NODE_EVENT_STATES = {
     "failed": JobState.FAILED,
     "cancelled": JobState.CANCELLED,
 }
+# The status of a node event stored after the job's final state: history, never a state change.
+LATE = "late"
+# The status of the event saying a job waits for its node's link.
+WAITING = "waiting"
 
 
 class DeploymentRejected(Exception):
@@ -132,6 +147,17 @@ def _arm_for_dispatch(job: Job, now: datetime) -> None:
     job.next_attempt_at = None
 
 
+def _wait_for_link(job: Job, now: datetime) -> None:
+    """The node's link is down: hold the job, spending no attempt, and look again after an ack
+    timeout (or at the envelope's expiry, if that comes first). The caller saves."""
+    job.deadline = min(
+        job.deployment.expires_at, now + timedelta(seconds=settings.ZOS_JOB_ACK_TIMEOUT)
+    )
+    if job.waiting_since is None:
+        job.waiting_since = now
+        _event(job, WAITING, log=f"waiting for node {job.node_id} to reconnect")
+
+
 def submit_deployment(*, owner, envelope: Any) -> Deployment:
     """Verify, check and place a signed deployment, then queue its job for the node link."""
     payload, signer = _verify_signature(owner, envelope)
@@ -175,7 +201,11 @@ def submit_deployment(*, owner, envelope: Any) -> Deployment:
             _arm_for_dispatch(job, now)
             job.save()
             _event(job, JobState.QUEUED, log=f"queued for node {node.pk}")
-            notify.wake_node_link(node.pk)
+            if links.is_live(node.pk):
+                notify.wake_node_link(node.pk)
+            else:
+                _wait_for_link(job, now)
+                job.save()
     except IntegrityError as exc:
         raise DeploymentRejected(
             "nonce_reused", "this nonce was already used", http_status=409
@@ -206,22 +236,52 @@ def _save(job: Job) -> None:
 
 
 def pending_dispatches(node_id: int) -> list[tuple[str, int, dict]]:
-    """(job id, attempt, signed dispatch) for every job the node has not acknowledged yet."""
+    """(job id, attempt, signed dispatch) for every job the node has not acknowledged yet.
+
+    Called by the node's live link, so a job that waited for the link gets its ack deadline now.
+    """
     out = []
+    now = timezone.now()
     with transaction.atomic():
         jobs = (
             Job.objects.select_for_update()
             .select_related("deployment", "node")
-            .filter(node_id=node_id, state__in=[JobState.QUEUED, JobState.DISPATCHED])
+            .filter(node_id=node_id, state__in=AWAITING_DELIVERY)
         )
         for job in jobs:
+            changed = job.state == JobState.QUEUED or job.waiting_since is not None
             if job.state == JobState.QUEUED:
                 job.transition_to(JobState.DISPATCHED)
-                job.dispatched_at = timezone.now()
-                _save(job)
+                job.dispatched_at = now
                 _event(job, JobState.DISPATCHED)
+            if job.waiting_since is not None:
+                job.waiting_since = None
+                _arm_for_dispatch(job, now)
+            if changed:
+                _save(job)
             out.append((job.uuid.hex, job.attempt, dispatch_envelope(job)))
     return out
+
+
+def pending_cancels(node_id: int) -> list[tuple[str, dict]]:
+    """(job id, signed cancel) for every cancel the node has not acknowledged, whatever the job's
+    state: a job the coordinator gave up on may still be queued on the node."""
+    jobs = Job.objects.select_related("node").filter(
+        node_id=node_id, cancel_requested_at__isnull=False, cancel_acked_at__isnull=True
+    )
+    return [(job.uuid.hex, cancel_envelope(job)) for job in jobs]
+
+
+def nodes_with_work(node_ids: list[int]) -> set[int]:
+    """Of these nodes, the ones with a dispatch or a cancel still to deliver (one query)."""
+    undelivered = Q(state__in=AWAITING_DELIVERY) | Q(
+        cancel_requested_at__isnull=False, cancel_acked_at__isnull=True
+    )
+    return set(
+        Job.objects.filter(undelivered, node_id__in=node_ids)
+        .values_list("node_id", flat=True)
+        .distinct()
+    )
 
 
 def _job_for_node(node_id: int, job_id: str) -> Job | None:
@@ -262,16 +322,19 @@ def job_accepted(*, node_id: int, job_id: str, attempt: int) -> None:
 
 
 def job_rejected(*, node_id: int, job_id: str, attempt: int, code: str, message: str) -> None:
-    """The node refused the dispatch after its own checks: that is final for this job."""
+    """The node refused the dispatch after its own checks: that is final for this job (and a
+    cancel asked for it is then done: the job never ran there)."""
     with transaction.atomic():
         job = _job_for_node(node_id, job_id)
         if job is None or job.attempt != attempt or job.state in FINAL_STATES:
             return
-        job.transition_to(JobState.FAILED)
+        cancelling = job.state == JobState.CANCELLING
+        job.transition_to(JobState.CANCELLED if cancelling else JobState.FAILED)
         job.error = f"node {node_id} refused the job: {code}: {message}"[:MAX_LOG_LINE]
         job.finished_at = timezone.now()
+        job.deadline = None
         _save(job)
-        _event(job, JobState.FAILED, error=job.error)
+        _event(job, job.state, error=job.error)
 
 
 def _node_time(value: Any) -> datetime:
@@ -305,7 +368,12 @@ def record_node_event(*, node_id: int, message: dict) -> None:
         # Only the job's current node gets here, so its word on the job counts whatever attempt
         # it runs: a re-sent dispatch of a job it already has is not queued twice there.
         new_state = NODE_EVENT_STATES.get(status)
-        if new_state and can_transition(job.state, new_state):
+        if job.state in FINAL_STATES:
+            # Decided once: the node's word is kept, as history that cannot be read as the outcome.
+            reported = f"node {node_id} reported {status} after the job ended {job.state}"
+            fields["log"] = f"{reported}: {fields['log']}" if fields["log"] else reported
+            status = LATE
+        elif new_state and can_transition(job.state, new_state):
             entering_run = new_state == JobState.RUNNING and job.state != JobState.ACCEPTED
             job.transition_to(new_state)
             if entering_run:  # its `accepted` is late or lost: the run still gets its time
@@ -316,6 +384,9 @@ def record_node_event(*, node_id: int, message: dict) -> None:
                 job.error = fields["error"]
                 job.deadline = None
             _save(job)
+        if new_state in FINAL_STATES and job.cancel_requested_at and not job.cancel_acked_at:
+            job.cancel_acked_at = timezone.now()  # the job ended there: nothing is left to cancel
+            job.save(update_fields=["cancel_acked_at", "updated"])
         event = JobEvent.objects.create(
             job=job,
             attempt=attempt,
@@ -328,6 +399,13 @@ def record_node_event(*, node_id: int, message: dict) -> None:
 
 
 def cancel_deployment(*, deployment: Deployment) -> Deployment:
+    """Cancel at once a job no node was ever sent; otherwise store the cancel and send it.
+
+    The job is then `cancelling` until the node answers: its final event decides the end (it may
+    have finished before it heard of the cancel). A node that never answers leaves the job
+    `cancelled` at its cancel deadline (expire_cancels); the cancel is still sent at every later
+    `welcome` until the node acknowledges it. Asking again while cancelling changes nothing.
+    """
     with transaction.atomic():
         job = (
             Job.objects.select_for_update().select_related("deployment").get(deployment=deployment)
@@ -336,15 +414,66 @@ def cancel_deployment(*, deployment: Deployment) -> Deployment:
             raise DeploymentRejected(
                 "already_finished", f"the deployment already ended {job.state}", http_status=409
             )
-        was_on_node = job.state in ON_NODE_STATES
-        job.transition_to(JobState.CANCELLED)
-        job.finished_at = timezone.now()
-        job.deadline = None
+        if job.state == JobState.CANCELLING:
+            return job.deployment
+        now = timezone.now()
+        job.waiting_since = None
+        job.next_attempt_at = None
+        if job.dispatched_at is None:
+            job.transition_to(JobState.CANCELLED)
+            job.finished_at = now
+            job.deadline = None
+            _save(job)
+            _event(job, JobState.CANCELLED, log="cancelled by the owner before any node had it")
+            return job.deployment
+        job.transition_to(JobState.CANCELLING)
+        job.cancel_requested_at = now
+        job.cancel_acked_at = None
+        # The longest the node could still run it, had it started just now.
+        job.deadline = now + timedelta(seconds=job.timeout + settings.ZOS_JOB_ACK_TIMEOUT)
         _save(job)
-        _event(job, JobState.CANCELLED, log="cancelled by the owner")
-        if was_on_node and job.node_id:
-            notify.cancel_on_node(job.node_id, job.uuid.hex)
+        _event(
+            job,
+            JobState.CANCELLING,
+            log=f"cancel requested; node {job.node_id} will stop the job when it hears of it",
+        )
+        notify.cancel_on_node(job.node_id, job.uuid.hex)
     return job.deployment
+
+
+def cancel_acknowledged(*, node_id: int, job_id: str, node_state: str | None) -> None:
+    """The node stored the cancel (its runner stops the job and reports how it ended), or it
+    never had the job (`node_state` None): then the cancel is complete here and now."""
+    with transaction.atomic():
+        job = _job_for_node(node_id, job_id)
+        if job is None or job.cancel_requested_at is None:
+            return
+        now = timezone.now()
+        job.cancel_acked_at = job.cancel_acked_at or now
+        if job.state == JobState.CANCELLING and node_state is None:
+            job.transition_to(JobState.CANCELLED)
+            job.finished_at = now
+            job.deadline = None
+            _save(job)
+            _event(job, JobState.CANCELLED, log=f"node {node_id} never had the job")
+            return
+        job.save(update_fields=["cancel_acked_at", "updated"])
+
+
+def expire_cancels(now: datetime | None = None) -> int:
+    """A cancelled job whose node did not answer by the cancel deadline ends `cancelled`; it is
+    never retried, and the cancel stays due for the node's next `welcome`."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        jobs = list(_claim(Job.objects.filter(state=JobState.CANCELLING, deadline__lt=now)))
+        for job in jobs:
+            job.transition_to(JobState.CANCELLED)
+            job.finished_at = now
+            job.deadline = None
+            job.error = f"node {job.node_id} did not confirm the cancel in time"
+            _save(job)
+            _event(job, JobState.CANCELLED, error=job.error)
+    return len(jobs)
 
 
 def _retry_delay(attempt: int) -> timedelta:
@@ -379,14 +508,51 @@ def _claim(queryset):
 
 
 def expire_deadlines(now: datetime | None = None) -> int:
+    """Retry jobs their node did not answer for; but a job not yet delivered to a node whose
+    link is down was never the node's fault to miss: it waits (or a farm job moves) instead."""
     now = now or timezone.now()
     with transaction.atomic():
         jobs = list(_claim(Job.objects.filter(state__in=ACTIVE_STATES, deadline__lt=now)))
+        live = links.live_node_ids({job.node_id for job in jobs})
         for job in jobs:
-            schedule_retry(
-                job, reason=f"no answer from node {job.node_id} while {job.state}", now=now
-            )
+            if job.state in AWAITING_DELIVERY and job.node_id not in live:
+                _hold_for_link(job, now)
+            else:
+                schedule_retry(
+                    job, reason=f"no answer from node {job.node_id} while {job.state}", now=now
+                )
     return len(jobs)
+
+
+def _hold_for_link(job: Job, now: datetime) -> None:
+    """A job its node's dead link kept from delivery: fail it if its envelope expired, move it if
+    its farm has a node with a live link, else keep waiting (row held by caller)."""
+    deployment = job.deployment
+    if deployment.expires_at <= now:
+        job.transition_to(JobState.FAILED)
+        job.error = f"the envelope expired while waiting for node {job.node_id} to reconnect"
+        job.finished_at = now
+        job.deadline = None
+        _save(job)
+        _event(job, JobState.FAILED, error=job.error)
+        return
+    if deployment.target_farm_id:
+        node = pick_farm_node(
+            deployment.target_farm, deployment.resources, exclude=job.node_id, live_only=True
+        )
+        if node is not None:
+            # Never delivered, so no attempt was spent; events from the old node are ignored.
+            _event(
+                job, job.state, log=f"node {job.node_id}'s link is down; moved to node {node.pk}"
+            )
+            job.node = node
+            job.waiting_since = None
+            _arm_for_dispatch(job, now)
+            _save(job)
+            notify.wake_node_link(node.pk)
+            return
+    _wait_for_link(job, now)
+    _save(job)
 
 
 def reschedule_from_offline_nodes() -> int:
@@ -429,7 +595,11 @@ def start_due_retries(now: datetime | None = None) -> int:
             _arm_for_dispatch(job, now)
             _save(job)
             _event(job, JobState.QUEUED, log=f"attempt {job.attempt} queued for node {node.pk}")
-            notify.wake_node_link(node.pk)
+            if links.is_live(node.pk):
+                notify.wake_node_link(node.pk)
+            else:
+                _wait_for_link(job, now)
+                _save(job)
     return len(jobs)
 
 
@@ -439,4 +609,5 @@ def coordinator_tick() -> dict[str, int]:
         "expired": expire_deadlines(),
         "rescheduled": reschedule_from_offline_nodes(),
         "retried": start_due_retries(),
+        "cancelled": expire_cancels(),
     }

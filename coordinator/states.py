@@ -2,6 +2,11 @@
 
 Nodes report states over an unreliable link, so a job may jump ahead (a `succeeded` event can
 arrive before `accepted`); it never moves back, and final states are final.
+
+`cancelling` is the owner's cancel of a job a node may hold: the cancel is stored and sent until
+the node acknowledges it, and the node's own final word decides the end — `cancelled` when it
+stopped the job, `succeeded` or `failed` when the job ended before the node heard of the cancel.
+A node that never answers leaves the job `cancelled` when its cancel deadline passes.
 """
 
 from coordinator.choices import JobState
@@ -10,10 +15,18 @@ FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLE
 # States in which a node holds, or should hold, the job.
 ON_NODE_STATES = frozenset({JobState.DISPATCHED, JobState.ACCEPTED, JobState.RUNNING})
 ACTIVE_STATES = frozenset({JobState.QUEUED, *ON_NODE_STATES})
+# Waiting for the node to deliver or to run: what a dead link holds up.
+AWAITING_DELIVERY = frozenset({JobState.QUEUED, JobState.DISPATCHED})
 
 JOB_TRANSITIONS: dict[str, frozenset[str]] = {
     JobState.QUEUED: frozenset(
-        {JobState.DISPATCHED, JobState.RETRYING, JobState.FAILED, JobState.CANCELLED}
+        {
+            JobState.DISPATCHED,
+            JobState.RETRYING,
+            JobState.FAILED,
+            JobState.CANCELLING,
+            JobState.CANCELLED,
+        }
     ),
     JobState.DISPATCHED: frozenset(
         {
@@ -22,6 +35,7 @@ JOB_TRANSITIONS: dict[str, frozenset[str]] = {
             JobState.SUCCEEDED,
             JobState.FAILED,
             JobState.RETRYING,
+            JobState.CANCELLING,
             JobState.CANCELLED,
         }
     ),
@@ -31,13 +45,23 @@ JOB_TRANSITIONS: dict[str, frozenset[str]] = {
             JobState.SUCCEEDED,
             JobState.FAILED,
             JobState.RETRYING,
+            JobState.CANCELLING,
             JobState.CANCELLED,
         }
     ),
     JobState.RUNNING: frozenset(
-        {JobState.SUCCEEDED, JobState.FAILED, JobState.RETRYING, JobState.CANCELLED}
+        {
+            JobState.SUCCEEDED,
+            JobState.FAILED,
+            JobState.RETRYING,
+            JobState.CANCELLING,
+            JobState.CANCELLED,
+        }
     ),
-    JobState.RETRYING: frozenset({JobState.QUEUED, JobState.FAILED, JobState.CANCELLED}),
+    JobState.RETRYING: frozenset(
+        {JobState.QUEUED, JobState.FAILED, JobState.CANCELLING, JobState.CANCELLED}
+    ),
+    JobState.CANCELLING: frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}),
     JobState.SUCCEEDED: frozenset(),
     JobState.FAILED: frozenset(),
     JobState.CANCELLED: frozenset(),

@@ -32,6 +32,9 @@ WS_CONTEXT = b"zos-ws-v1\n"
 HANDSHAKE_TIMEOUT = 10.0
 BACKOFF_MAX = 60.0
 FINAL = {"succeeded", "failed", "cancelled"}
+# What this agent does on the link beyond the base protocol: it answers `ping` (so the
+# coordinator may mark the link down when it stops) and acknowledges `cancel` with `cancel_ack`.
+FEATURES = ["pong", "cancel_ack"]
 
 
 class LinkRefused(Exception):
@@ -156,18 +159,24 @@ class Supervisor:
                 fields["result"] = json.loads(fields["result"])
             self.store.emit(job_id, attempt, state["state"], **fields)
 
-    def handle_cancel(self, envelope: Any) -> None:
+    def handle_cancel(self, envelope: Any) -> dict | None:
+        """Store a verified cancel and return the `cancel_ack` to send, also for a job this node
+        never had (`state` null), so the coordinator stops re-sending it. The cancel is in Redis
+        before the ack leaves: the runners stop the job even if the agent dies right after."""
         audience = self.audience()
         if audience is None:
-            return
+            return None
         try:
             job_id = verify_cancel(
                 envelope, coordinator_key=self.coordinator_key(), audience=audience
             )
         except DispatchRejected as exc:
             log.warning("ignored cancel: %s: %s", exc.code, exc.message)
-            return
+            return None
         self.store.request_cancel(job_id)
+        state = (self.store.job_state(job_id) or {}).get("state")
+        log.info("cancel of job %s stored (%s)", job_id, state or "unknown here")
+        return {"type": "cancel_ack", "job_id": job_id, "state": state}
 
     def run(self) -> None:
         failures = 0
@@ -201,11 +210,13 @@ class Supervisor:
         if challenge.get("type") != "challenge":
             raise LinkRefused(f"expected a challenge, got {challenge.get('type')!r}")
         signature = self.identity.sign(WS_CONTEXT + str(challenge["nonce"]).encode())
-        ws.send(
-            json.dumps(
-                {"type": "hello", "key": self.identity.public_key_hex, "sig": b64encode(signature)}
-            )
-        )
+        hello = {
+            "type": "hello",
+            "key": self.identity.public_key_hex,
+            "sig": b64encode(signature),
+            "features": FEATURES,
+        }
+        ws.send(json.dumps(hello))
         try:
             welcome = json.loads(ws.recv(timeout=HANDSHAKE_TIMEOUT))
         except ConnectionClosed as exc:
@@ -237,7 +248,11 @@ class Supervisor:
         if kind == "dispatch":
             ws.send(json.dumps(self.handle_dispatch(message.get("envelope"))))
         elif kind == "cancel":
-            self.handle_cancel(message.get("envelope"))
+            ack = self.handle_cancel(message.get("envelope"))
+            if ack:
+                ws.send(json.dumps(ack))
+        elif kind == "ping":
+            ws.send(json.dumps({"type": "pong", "id": message.get("id")}))
         elif kind == "ack":
             ids = [str(i) for i in message.get("ids", [])]
             self.store.ack_outbox(ids)

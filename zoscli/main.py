@@ -315,7 +315,7 @@ def _print_detail(ctx: Context, d: dict) -> None:
     job = d.get("job") or {}
     fields = [
         ("deployment", f"{d['id']} {d['name']!r}"),
-        ("status", d["status"]),
+        ("status", _status(d)),
         ("target", output.target(d.get("target"))),
         ("resources", output.target(d.get("resources")) or "-"),
         ("node", job.get("node", "-")),
@@ -360,8 +360,15 @@ def cmd_logs(ctx: Context) -> int:
 
 def cmd_cancel(ctx: Context) -> int:
     deployment = ctx.api().cancel(ctx.args.deployment)
-    ctx.print(f"deployment {deployment['id']} {deployment['name']!r} is {deployment['status']}")
+    ctx.print(f"deployment {deployment['id']} {deployment['name']!r} is {_status(deployment)}")
     return EXIT_OK
+
+
+def _status(deployment: dict) -> str:
+    """The status and what it alone does not say (a cancel not yet confirmed by the node, a job
+    waiting for its node to reconnect)."""
+    detail = deployment.get("detail")
+    return f"{deployment['status']} ({detail})" if detail else deployment["status"]
 
 
 def cmd_validate(ctx: Context) -> int:

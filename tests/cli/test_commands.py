@@ -387,6 +387,17 @@ def test_cancel_and_already_finished(env, plane):
     assert "already ended succeeded" in result.err
 
 
+def test_a_cancel_the_node_has_not_confirmed_says_so(env, plane):
+    detail = "cancel requested; the node will stop the job when it hears of it"
+    cancelling = {**deployment(status="cancelling"), "detail": detail}
+    plane.reply("POST", "/api/v1/deployments/7/cancel", 200, cancelling)
+    result = run(env, "cancel", "7")
+    assert result.code == 0
+    assert f"deployment 7 'hello' is cancelling ({detail})" in result.out
+    plane.reply("GET", "/api/v1/deployments/7", 200, cancelling)
+    assert f"status         cancelling ({detail})" in run(env, "status", "7").out
+
+
 def test_nodes_filters_and_shows_free_capacity(tmp_path, plane):
     env = isolated_env(tmp_path, ZOS_URL=plane.url)
     node = {

@@ -60,7 +60,9 @@ def make_tenant(username: str) -> Tenant:
     return Tenant(user=user, key=key, api=api)
 
 
-def make_online_node(farm, key: SigningKey | None = None, **fields):
+def make_online_node(farm, key: SigningKey | None = None, *, linked: bool = True, **fields):
+    """An online node; `linked`: its link to the coordinator is up, as a connected node's is."""
+    from coordinator.links import link_up
     from ledger.choices import NodeStatus
     from ledger.models import Node
 
@@ -72,6 +74,8 @@ def make_online_node(farm, key: SigningKey | None = None, **fields):
         **{**CAPACITY, **fields},
     )
     node.signing_key = key
+    if linked:
+        link_up(node.pk, "test-session")
     return node
 
 

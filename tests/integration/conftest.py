@@ -56,6 +56,9 @@ class ControlPlane:
             ZOS_JOB_MAX_ATTEMPTS="2",
             ZOS_RETRY_BASE="0.5",
             ZOS_LINK_POLL="0.5",
+            # Pings tell a frozen node within seconds; loose enough for a busy test machine.
+            ZOS_LINK_PING_INTERVAL="1",
+            ZOS_LINK_PING_TIMEOUT="4",
             DJANGO_SETTINGS_MODULE="grid.settings",
             PYTHONUNBUFFERED="1",
         )

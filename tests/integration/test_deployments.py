@@ -2,10 +2,12 @@
 runners. A user signs scripts; we watch what the API reports."""
 
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -181,18 +183,141 @@ def test_jobs_survive_a_control_plane_restart(grid):
     assert _logs(user.events(deployment["id"])) == ["before", "after"]
 
 
-def test_a_node_that_stops_answering_gets_retries_then_the_job_fails(grid):
-    user, agent = grid
+def _link(plane: ControlPlane, node: int) -> tuple | None:
+    """(lost_at, lost_reason) of the node's link as the control plane stored it."""
+    with contextlib.closing(sqlite3.connect(plane.var_dir / "zos.sqlite3", timeout=30)) as db:
+        return db.execute(
+            "SELECT lost_at, lost_reason FROM coordinator_nodelink WHERE node_id = ?", (node,)
+        ).fetchone()
+
+
+def _link_down(plane: ControlPlane, node: int) -> tuple | None:
+    link = _link(plane, node)
+    return link if link and link[0] else None
+
+
+def _link_up(plane: ControlPlane, node: int) -> bool:
+    link = _link(plane, node)
+    return bool(link) and link[0] is None
+
+
+@contextlib.contextmanager
+def frozen(agent: Agent):
+    """SIGSTOP the agent (its link to the coordinator goes silent, its socket stays open)."""
     os.kill(agent.process.pid, signal.SIGSTOP)
     try:
-        deployment = user.deploy("1")
-        done = user.wait_final(deployment["id"], timeout=60)
+        yield
     finally:
         os.kill(agent.process.pid, signal.SIGCONT)
-    assert done["status"] == "failed"
-    assert done["job"]["attempt"] == 2
-    assert done["job"]["error"].startswith("gave up after 2 attempts")
-    assert "retrying" in [e["status"] for e in user.events(deployment["id"])]
+
+
+def test_a_frozen_node_is_waited_for_without_spending_attempts_then_runs(grid):
+    user, agent = grid
+    wait_for(lambda: _link_up(user.plane, user.node), timeout=60, what="the node's link")
+    with frozen(agent):
+        _, reason = wait_for(
+            lambda: _link_down(user.plane, user.node),
+            timeout=60,
+            what="the frozen node's link to be marked down",
+        )
+        assert reason.startswith("no answer to pings")
+        deployment = user.deploy('"ran after the thaw"')
+        assert deployment["detail"] == f"waiting for node {user.node} to reconnect"
+        first_deadline = deployment["job"]["deadline"]
+        wait_for(  # an ack deadline passes while the link is down: the job is held, not retried
+            lambda: user.get(deployment["id"])["job"]["deadline"] != first_deadline,
+            timeout=60,
+            what="the job's deadline to pass once while it waits",
+        )
+        waiting = user.get(deployment["id"])
+        assert (waiting["status"], waiting["job"]["attempt"]) == ("queued", 1)
+        assert waiting["detail"] == f"waiting for node {user.node} to reconnect"
+    done = user.wait_final(deployment["id"], timeout=120)
+    assert done["status"] == "succeeded", (done, agent.log())
+    assert done["job"]["result"] == "ran after the thaw"
+    assert done["job"]["attempt"] == 1
+    statuses = [e["status"] for e in user.events(deployment["id"])]
+    assert "waiting" in statuses and "retrying" not in statuses
+
+
+def test_a_farm_deployment_lands_on_the_node_whose_link_is_live(
+    control_plane, start_agent, tmp_path
+):
+    # The frozen node has the most memory: without its link state it would be picked.
+    facts = tmp_path / "big.json"
+    facts.write_text(json.dumps({"capacity": {"mru": 512 * 2**30}}))
+    with running_grid(control_plane, start_agent, tmp_path, "--facts", str(facts)) as grid:
+        user, big = grid
+        info = bootstrap(control_plane)
+        start_agent(
+            "--ledger", control_plane.url, "--farm", str(info["farm"]), "--enroll", info["token"]
+        )
+        small = wait_for(
+            lambda: [
+                n["id"]
+                for n in control_plane.get("/api/v1/nodes")["results"]
+                if n["status"] == "online" and n["id"] != user.node
+            ],
+            timeout=60,
+            what="the second node to come online",
+        )[0]
+        wait_for(
+            lambda: _link_up(control_plane, user.node) and _link_up(control_plane, small),
+            timeout=60,
+            what="both nodes' links",
+        )
+        with frozen(big):
+            wait_for(
+                lambda: _link_down(control_plane, user.node),
+                timeout=60,
+                what="the frozen node's link to be marked down",
+            )
+            deployment = user.deploy('"on the live node"', target={"farm": info["farm"]})
+            assert deployment["job"]["node"] == small
+            done = user.wait_final(deployment["id"], timeout=120)
+        assert done["status"] == "succeeded"
+        assert (done["job"]["node"], done["job"]["attempt"]) == (small, 1)
+
+
+def test_a_cancel_sent_while_the_link_is_down_reaches_the_node_when_it_returns(grid):
+    """The node's control plane process dies with the link; the owner cancels through another
+    one (same database); the job must stop when the node is back, never end `succeeded`."""
+    user, agent = grid
+    deployment = user.deploy('log("started"); sleep(120000); log("not reached"); "done"')
+    wait_for(
+        lambda: "started" in _logs(user.events(deployment["id"])),
+        timeout=60,
+        what="the job to start",
+    )
+    other = ControlPlane(var_dir=user.plane.var_dir)
+    other.start()
+    try:
+        user.plane.kill()  # the node's link goes down with it
+        via_other = dataclasses.replace(user, plane=other)
+        response = requests.post(
+            f"{other.url}/api/v1/deployments/{deployment['id']}/cancel",
+            headers=user.headers,
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        cancelling = response.json()
+        assert cancelling["status"] == "cancelling"
+        assert cancelling["detail"] == (
+            "cancel requested; the node will stop the job when it hears of it"
+        )
+        assert via_other.get(deployment["id"])["status"] == "cancelling"
+        user.plane.start()  # the node reconnects; its welcome is followed by the cancel
+        done = via_other.wait_final(deployment["id"], timeout=120)
+    finally:
+        other.kill()
+    assert done["status"] == "cancelled", (done, agent.log())
+    assert done["job"]["result"] is None
+    assert done["job"]["cancel_acked_at"]
+    events = user.events(deployment["id"])
+    statuses = [e["status"] for e in events]
+    assert "succeeded" not in statuses and "late" not in statuses
+    assert statuses.index("cancelling") < statuses.index("cancelled")
+    assert _logs(events) == ["started"]
 
 
 def test_the_agent_keeps_its_jobs_across_its_own_restart(grid, start_agent):

@@ -1,6 +1,7 @@
 """The supervisor on its own: hand-made dispatches in, the node's Redis and replies out."""
 
 import threading
+import time
 
 import pytest
 from nacl.signing import SigningKey
@@ -8,11 +9,13 @@ from nacl.signing import SigningKey
 from nodeagent.identity import load_or_create_identity
 from nodeagent.jobstore import JobStore
 from nodeagent.supervisor import Supervisor
+from signing.dsse import CANCEL_TYPE
 from signing.keys import public_key_hex
 from tests.nodeagent.test_verification import (
     AUDIENCE,
     COORDINATOR,
     DEPLOYMENT_TYPE,
+    NODE,
     USER,
     _sign,
     deployment,
@@ -134,3 +137,31 @@ def test_unregistered_node_refuses_everything(store, ledger, tmp_path):
         stop=threading.Event(),
     )
     assert lonely.handle_dispatch(dispatch())["error"] == "not_registered"
+
+
+def _cancel(job_id: str, *, key: SigningKey = COORDINATOR) -> dict:
+    now = int(time.time())
+    payload = {"job_id": job_id, "node": public_key_hex(NODE), "issued_at": now}
+    return _sign(key, CANCEL_TYPE, {**payload, "expires_at": now + 60})
+
+
+def test_a_cancel_is_stored_then_acknowledged_with_the_jobs_state_here(supervisor, store):
+    supervisor.handle_dispatch(dispatch())
+    ack = supervisor.handle_cancel(_cancel("f" * 32))
+    assert ack == {"type": "cancel_ack", "job_id": "f" * 32, "state": "cancelled"}
+    assert store.cancel_requested("f" * 32)
+
+
+def test_a_cancel_for_a_job_never_seen_here_is_acknowledged_too(supervisor, store):
+    # The dispatch was lost with the link: the coordinator must hear it can stop re-sending.
+    assert supervisor.handle_cancel(_cancel("c" * 32)) == {
+        "type": "cancel_ack",
+        "job_id": "c" * 32,
+        "state": None,
+    }
+
+
+def test_a_forged_cancel_is_neither_stored_nor_acknowledged(supervisor, store):
+    supervisor.handle_dispatch(dispatch())
+    assert supervisor.handle_cancel(_cancel("f" * 32, key=SigningKey.generate())) is None
+    assert not store.cancel_requested("f" * 32)
