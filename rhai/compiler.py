@@ -27,6 +27,10 @@ _SIMPLE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*|-?\d+(?:\.\d+)?(?:e[-+]?\d+)?|
 _LITERAL = re.compile(
     r"^(?:-?\d+(?:\.\d+)?(?:e[-+]?\d+)?|\(-?\d+(?:\.\d+)?\)|None|True|False|'[^'\\]*'|_t\d+)$"
 )
+# Generated code reaches script functions only directly (`f0_name(None, D + 1, ...)`, which
+# passes the depth) or through these helpers: natives, host functions, function pointers and
+# `eval` may call back into the script, and they learn the caller's depth from `_rt.depth`.
+_REENTRANT = re.compile(r"\b(?:_rt\b|_rt_eval\(|_call\(|_call_method\(|_contains\()")
 _INT_MIN = "-9223372036854775808"
 _INT_MAX = "9223372036854775807"
 
@@ -1699,6 +1703,7 @@ class FnGen:
         for d in param_decls:
             if d.captured:
                 self.emit(f"{d.pyname} = _Shared({d.pyname})")
+        try_at = len(self.lines)
         self.emit("try:")
         self.indent += 1
         spec = [d for d in param_decls if not d.captured and not d.mutated and d.arith_use]
@@ -1719,9 +1724,23 @@ class FnGen:
         self.indent -= 1
         self.emit("except RhaiError as _e:")
         self.emit(f"    raise _wrap(_e, {rhai_name!r}, P) from None")
+        self.publish_depth(try_at)
         extra = ", _E" if self.bang else ""
         header = f"def {pyname}(T, D, P{extra}{''.join(', ' + x for x in params)}):"
         return [header, *self.lines]
+
+    def publish_depth(self, try_at: int, has_finally: bool = False) -> None:
+        """Keep `_rt.depth` equal to the depth of the innermost running function that may call
+        back into the script (see `_REENTRANT`), so a callback made by a native, such as a
+        comparator given to `sort`, runs one level deeper than its caller and `max_call_levels`
+        bounds every path. Functions that only compute and call script functions directly (the
+        hot path, e.g. `fib`) skip the two attribute stores."""
+        if not any(_REENTRANT.search(line) for line in self.lines[try_at:]):
+            return
+        self.lines[try_at:try_at] = ["    _sd = _rt.depth", "    _rt.depth = D"]
+        if not has_finally:
+            self.lines.append("    finally:")
+        self.lines.append("        _rt.depth = _sd")
 
     def main_lines(self, stmts: list[Node], top_decls: list[Decl]) -> list[str]:
         self.indent = 1
@@ -1732,6 +1751,7 @@ class FnGen:
             self.emit("_E = _SC")
         for dn in self.frame.eval_dicts.values():
             self.emit(f"{dn} = {{}}")
+        try_at = len(self.lines)
         self.emit("try:")
         self.indent += 1
         value = self.block_value(stmts)
@@ -1740,6 +1760,7 @@ class FnGen:
         self.emit("finally:")
         pairs = "".join(f"({d.name!r}, {d.pyname}, {d.const}), " for d in top_decls)
         self.emit(f"    _write_back(_WB, ({pairs}))")
+        self.publish_depth(try_at, has_finally=True)
         return ["def _main(T, D, P):", *self.lines]
 
 
