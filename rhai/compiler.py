@@ -27,6 +27,10 @@ _SIMPLE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*|-?\d+(?:\.\d+)?(?:e[-+]?\d+)?|
 _LITERAL = re.compile(
     r"^(?:-?\d+(?:\.\d+)?(?:e[-+]?\d+)?|\(-?\d+(?:\.\d+)?\)|None|True|False|'[^'\\]*'|_t\d+)$"
 )
+# Generated code reaches script functions only directly (`f0_name(None, D + 1, ...)`, which
+# passes the depth) or through these helpers: natives, host functions, function pointers and
+# `eval` may call back into the script, and they learn the caller's depth from `_rt.depth`.
+_REENTRANT = re.compile(r"\b(?:_rt\b|_rt_eval\(|_call\(|_call_method\(|_contains\()")
 _INT_MIN = "-9223372036854775808"
 _INT_MAX = "9223372036854775807"
 
@@ -60,18 +64,52 @@ def compile_error(kind: str, message: str, pos: tuple[int, int]) -> RhaiError:
 class Decl:
     """One declared variable: its Python name and what the resolver learned about it."""
 
-    __slots__ = ("arith_use", "captured", "const", "kind", "mutated", "name", "pyname", "writes")
+    __slots__ = (
+        "arith_use",
+        "captured",
+        "const",
+        "exposed",
+        "home",
+        "kind",
+        "mutated",
+        "name",
+        "pyname",
+        "writes",
+    )
 
     def __init__(self, name: str, pyname: str, const: bool) -> None:
         self.name = name
         self.pyname = pyname
         self.const = const
         self.captured = False
+        # seen by an `f!()`/`eval`/`is_def_var` call site: registered in `home`'s VarScope
+        self.exposed = False
+        self.home: _Scope | None = None
         # for INT inference: how the variable gets its values
         self.kind = "let"
         self.writes: list[tuple[str, Node | None]] = []
         self.mutated = False
         self.arith_use = False
+
+    @property
+    def boxed(self) -> bool:
+        """Lives in a `Shared` cell: captured by a closure, or an exposed variable (an exposed
+        constant never changes, so its value is registered as it is)."""
+        return self.captured or (self.exposed and not self.const)
+
+
+class _Scope(dict):
+    """One block's declarations (name -> Decl) while resolving; see rhai/callerscope.py.
+
+    `var` names the block's run-time VarScope, created only when a call site exposes one of
+    the block's variables (or, for a closure's outermost block, its captures)."""
+
+    def __init__(self, parent: _Scope | None) -> None:
+        super().__init__()
+        self.parent = parent
+        self.decls: list[Decl] = []
+        self.exposed = 0  # decls[:exposed] are exposed already
+        self.var: str | None = None
 
 
 class _Frame:
@@ -81,7 +119,7 @@ class _Frame:
         self.kind = kind
         self.closure = closure
         self.parent = parent
-        self.scopes: list[dict[str, Decl]] = [{}]
+        self.scopes: list[_Scope] = [_Scope(None)]
         self.decls: list[Decl] = []
         # scopes (by id) whose `eval` calls may have declared variables, and their dict names
         self.eval_dicts: dict[int, str] = {}
@@ -111,24 +149,36 @@ class Resolver:
         d = self.new_decl(name, const)
         assert self.frame is not None
         self.frame.scopes[-1][name] = d
+        self.frame.scopes[-1].decls.append(d)
         self.frame.decls.append(d)
         if self.frame.kind == "main" and len(self.frame.scopes) == 1:
             self.top_decls.append(d)
         return d
 
-    def visible(self) -> list[Decl]:
-        out: dict[str, Decl] = {}
+    def expose(self) -> _Scope:
+        """A call site handing its scope to `f!()`, `call!()`, `eval` or `is_def_var`: every
+        variable declared so far in the enclosing blocks of this function (or closure) gets a
+        cell in its block's VarScope. Returns the innermost block. Each declaration is exposed
+        at most once, so this is linear in the script however many call sites there are.
+        A closure sees its own variables and what it captures, as in Rhai."""
         f = self.frame
-        chain = []
-        while f is not None:
-            chain.append(f)
-            if f.closure is None:
-                break
-            f = f.parent
-        for fr in reversed(chain):
-            for scope in fr.scopes:
-                out.update(scope)
-        return list(out.values())
+        assert f is not None
+        for scope in f.scopes:
+            if scope.exposed < len(scope.decls):
+                for d in scope.decls[scope.exposed :]:
+                    d.exposed = True
+                    d.mutated = True
+                    d.home = scope
+                scope.exposed = len(scope.decls)
+                self.scope_var(scope)
+        if f.closure is not None:
+            self.scope_var(f.scopes[0])
+        return f.scopes[-1]
+
+    def scope_var(self, scope: _Scope) -> None:
+        if scope.var is None:
+            self.counter += 1
+            scope.var = f"_S{self.counter}"
 
     def count_vars(self) -> int:
         assert self.frame is not None
@@ -226,25 +276,21 @@ class Resolver:
                 self.walk(x)
             if n.name == "eval":
                 f.has_eval = True
-                n.visible = self.visible()
+                n.env_scope = self.expose()
                 n.top_level = len(f.scopes) == 1 and f.closure is None
                 n.eval_dict = None
                 if not n.top_level:
                     self.counter += 1
                     n.eval_dict = f.eval_dicts.setdefault(id(f.scopes[-1]), f"_EV{self.counter}")
-                for d in n.visible:
-                    d.mutated = True
             if n.name == "take" and n.args:
                 root = _root_var(n.args[0])
                 if root is not None:
                     root.mutated = True
             if n.name == "is_def_var":
-                n.visible = self.visible()
+                n.env_scope = self.expose()
             if n.bang:
                 # `f!(..)` runs in the caller's scope: it may read and write any visible variable
-                n.visible = self.visible()
-                for d in n.visible:
-                    d.mutated = True
+                n.env_scope = self.expose()
                 self.bang_keys.add((n.name, len(n.args)))
                 if n.name == "call":
                     self.bang_all = True
@@ -258,7 +304,8 @@ class Resolver:
             n.param_decls = decls
             n.frame = frame
         elif k == "block":
-            f.scopes.append({})
+            n.vscope = _Scope(f.scopes[-1])
+            f.scopes.append(n.vscope)
             for s in n.stmts:
                 self.walk(s)
             f.scopes.pop()
@@ -279,7 +326,8 @@ class Resolver:
             self.walk(n.body)
         elif k == "for":
             self.walk(n.iterable)
-            f.scopes.append({})
+            n.vscope = _Scope(f.scopes[-1])
+            f.scopes.append(n.vscope)
             n.var_decl = self.declare(n.var)
             n.var_decl.kind = "for_range" if n.iterable.kind == "range" else "for"
             n.idx_decl = self.declare(n.index_var) if n.index_var else None
@@ -290,7 +338,8 @@ class Resolver:
             f.scopes.pop()
         elif k == "try":
             self.walk(n.body)
-            f.scopes.append({})
+            n.vscope = _Scope(f.scopes[-1])
+            f.scopes.append(n.vscope)
             n.err_decl = self.declare(n.err_var) if n.err_var else None
             self.walk(n.catch)
             f.scopes.pop()
@@ -454,7 +503,7 @@ class FnGen:
             ):
                 return f"_FnPtr({n.name!r})"
             return f"_dget({self.dyn}, {n.name!r}, {n.pos!r})"
-        if d.captured:
+        if d.boxed:
             return f"{d.pyname}.value"
         return d.pyname
 
@@ -462,7 +511,7 @@ class FnGen:
         d = n.decl
         if d is None:
             self.emit(f"_dset({self.dyn}, {n.name!r}, {value}, {n.pos!r})")
-        elif d.captured:
+        elif d.boxed:
             self.emit(f"{d.pyname}.value = {value}")
         else:
             self.emit(f"{d.pyname} = {value}")
@@ -470,12 +519,38 @@ class FnGen:
     def declare(self, d: Decl, value: str, pos: tuple[int, int], nvars: int) -> None:
         if self.max_vars and nvars > self.max_vars:
             self.emit(f"_rt.too_many_vars({pos!r})")
-        if d.captured:
+        if d.boxed:
             self.emit(f"{d.pyname} = _Shared({value})")
         else:
             self.emit(f"{d.pyname} = {value}")
         if d.const and self.kind == "main" and d in self.unit_top_decls:
-            self.emit(f"_GC[{d.name!r}] = {d.pyname}{'.value' if d.captured else ''}")
+            self.emit(f"_GC[{d.name!r}] = {d.pyname}{'.value' if d.boxed else ''}")
+        self.register(d)
+
+    def register(self, d: Decl) -> None:
+        """An exposed variable's cell goes into its block's VarScope once it is declared."""
+        if d.exposed:
+            assert d.home is not None
+            value = f"{d.pyname}.value" if d.boxed else d.pyname
+            cell = f"_ConstCell({value})" if d.const else d.pyname
+            self.emit(f"{d.home.var}[{d.name!r}] = {cell}")
+
+    def open_scope(self, scope: _Scope | None) -> None:
+        """Entering a block whose variables are exposed: its VarScope starts empty."""
+        if scope is not None and scope.var is not None:
+            self.emit(f"{scope.var} = _VS({self.scope_ref(scope.parent)})")
+
+    @staticmethod
+    def scope_ref(scope: _Scope | None) -> str:
+        """The run-time VarScope nearest to `scope` (itself or an enclosing block)."""
+        while scope is not None and scope.var is None:
+            scope = scope.parent
+        return "None" if scope is None else scope.var
+
+    def caller_scope(self, n: Node, fresh: str = "") -> str:
+        """What a call site hands over: one object, whatever the number of variables."""
+        extra = f", {fresh}" if fresh else ""
+        return f"_CS({self.scope_ref(n.env_scope)}, {self.dyn}{extra})"
 
     unit_top_decls: set[Decl] = set()
 
@@ -499,6 +574,7 @@ class FnGen:
 
     def body(self, node: Node, want: bool) -> str:
         if node.kind == "block":
+            self.open_scope(node.vscope)
             if want:
                 return self.block_value(node.stmts)
             self.block_stmts(node.stmts)
@@ -603,7 +679,7 @@ class FnGen:
                 op == "+="
                 and target.kind == "var"
                 and target.decl is not None
-                and not target.decl.captured
+                and not target.decl.boxed
                 and target.decl not in self.ints
                 and not target.decl.const
             ):
@@ -645,7 +721,7 @@ class FnGen:
         t = self.tmp()
         self.emit(f"{t} = {value}")
         root_code = self.root_read(root)
-        if kinds == "i" and root.kind == "var" and root.decl is not None and not root.decl.captured:
+        if kinds == "i" and root.kind == "var" and root.decl is not None and not root.decl.boxed:
             # `x[k] = v` on a local array or map: store in place, no helper call
             x = root.decl.pyname
             k = keys[1:-3]
@@ -699,6 +775,7 @@ class FnGen:
     def compound(self, e: Node, want: bool) -> str:
         k = e.kind
         if k == "block":
+            self.open_scope(e.vscope)
             if want:
                 return self.block_value(e.stmts)
             self.block_stmts(e.stmts)
@@ -859,10 +936,12 @@ class FnGen:
         idx = e.idx_decl
         if self.max_vars and e.nvars > self.max_vars:
             self.emit(f"_rt.too_many_vars({e.pos!r})")
+        self.open_scope(e.vscope)
         for d in (var, idx):
-            if d is not None and d.captured:
+            if d is not None and d.boxed:
                 self.emit(f"{d.pyname} = _Shared(None)")
-        loop_var = self.tmp() if var.captured else var.pyname
+                self.register(d)
+        loop_var = self.tmp() if var.boxed else var.pyname
         if (
             it.kind == "range"
             and it.left.kind == "const"
@@ -876,14 +955,14 @@ class FnGen:
             if hi >= it.left.value:
                 self.bounds[var.pyname] = (it.left.value, hi)
         if idx is not None:
-            idx_var = self.tmp() if idx.captured else idx.pyname
+            idx_var = self.tmp() if idx.boxed else idx.pyname
             self.emit(f"for {idx_var}, {loop_var} in enumerate({src}):")
         else:
             self.emit(f"for {loop_var} in {src}:")
         self.indent += 1
-        if var.captured:
+        if var.boxed:
             self.emit(f"{var.pyname}.value = {loop_var}")
-        if idx is not None and idx.captured:
+        if idx is not None and idx.boxed:
             self.emit(f"{idx.pyname}.value = {idx_var}")
         self.tick(e.pos)
         self.body(e.body, False)
@@ -970,6 +1049,7 @@ class FnGen:
         self.emit(f"except RhaiError as {exc}:")
         self.indent += 1
         self.emit(f"if not _catchable({exc}): raise")
+        self.open_scope(e.vscope)
         if e.err_decl is not None:
             self.declare(e.err_decl, f"_caught({exc})", e.pos, 0)
         self.catches.append(exc)
@@ -1058,7 +1138,9 @@ class FnGen:
             for part in n.parts:
                 if isinstance(part, str):
                     parts.append(repr(part))
-                elif len(part.stmts) == 1 and part.stmts[0].kind == "expr":
+                    continue
+                self.open_scope(part.vscope)
+                if len(part.stmts) == 1 and part.stmts[0].kind == "expr":
                     v, vt = self.expr(part.stmts[0].expr)
                     t = self.tmp()
                     if vt == "int":
@@ -1361,33 +1443,22 @@ class FnGen:
         return f"_call({name!r}, {p}{''.join(', ' + a for a in args)})", None
 
     def bang_call(self, n: Node, key: tuple[str, int] | None) -> str:
-        """`f!(args)`: the function reads and writes the caller's variables through a dict."""
+        """`f!(args)`: the function reads and writes the caller's variables in place, through
+        the cells of a CallerScope."""
         args = self.exprs_in_order(n.args)
         args = [
             f"_cp({c})" if a.kind in ("var", "index", "prop", "this") else c
             for c, a in zip(args, n.args, strict=True)
         ]
-        env = self.tmp()
-        items = ", ".join(
-            f"{d.name!r}: {d.pyname}{'.value' if d.captured else ''}" for d in n.visible
-        )
-        self.emit(f"{env} = _bang_env({self.dyn}, {{{items}}})")
-        r = self.tmp()
+        env = self.caller_scope(n)
         if key is None:
             # `call!(f, args)`: the pointer's function, run in the caller's scope
             rest = "".join(a + ", " for a in args[1:])
-            self.emit(f"{r} = _rt.call_bang({args[0]}, {env}, ({rest}), {n.pos!r})")
-        else:
-            self.emit(
-                f"{r} = {self.unit.bang_names[key]}(None, {self.depth()}, {n.pos!r}, {env}"
-                f"{''.join(', ' + a for a in args)})"
-            )
-        for d in n.visible:
-            if not d.const:
-                self.emit(f"{d.pyname}{'.value' if d.captured else ''} = {env}[{d.name!r}]")
-        names = tuple(sorted({d.name for d in n.visible}))
-        self.emit(f"_bang_done({self.dyn}, {env}, {names!r})")
-        return r
+            return f"_rt.call_bang({args[0]}, {env}, ({rest}), {n.pos!r})"
+        return (
+            f"{self.unit.bang_names[key]}(None, {self.depth()}, {n.pos!r}, {env}"
+            f"{''.join(', ' + a for a in args)})"
+        )
 
     def mutating_call(
         self,
@@ -1466,8 +1537,7 @@ class FnGen:
             return f"_rt.is_def_method({a}, {b}, {c}, {self.unit.const(typed)})", "bool"
         if name == "is_def_var" and nargs == 1:
             (a,) = self.exprs_in_order(n.args)
-            names = tuple(sorted({d.name for d in n.visible}))
-            return f"_is_def_var({a}, {names!r}, {self.dyn})", "bool"
+            return f"({a} in {self.caller_scope(n)})", "bool"
         if name == "is_shared" and nargs == 1:
             arg = n.args[0]
             if arg.kind == "var" and arg.decl is not None:
@@ -1500,24 +1570,14 @@ class FnGen:
             return "None", None
         if name == "eval" and nargs == 1:
             (a,) = self.exprs_in_order(n.args)
-            visible = [d for d in n.visible]
-            env = self.tmp()
-            items = ", ".join(
-                f"{d.name!r}: {d.pyname}{'.value' if d.captured else ''}" for d in visible
-            )
-            self.emit(f"{env} = {{{items}}}")
-            r = self.tmp()
-            consts = tuple(sorted(d.name for d in visible if d.const))
             top = n.top_level and self.kind == "main"
             if n.eval_dict is not None:
                 self.emit(f"{n.eval_dict} = {{}}")
+            r = self.tmp()
             self.emit(
-                f"{r} = _rt_eval({a}, {env}, {self.dyn}, {consts!r}, D, {p}, "
+                f"{r} = _rt_eval({a}, {self.caller_scope(n, self.dyn)}, D, {p}, "
                 f"{'_GC' if top else 'None'}, {n.top_level}, {n.eval_dict or 'None'})"
             )
-            for d in visible:
-                if not d.const:
-                    self.emit(f"{d.pyname}{'.value' if d.captured else ''} = {env}[{d.name!r}]")
             return r, None
         return None
 
@@ -1645,11 +1705,22 @@ class FnGen:
         return f"_rt.method_value({name!r}, {p}, {vals[0]}{''.join(', ' + a for a in args)})", None
 
     def closure(self, n: Node) -> str:
+        """A closure's body becomes a module-level factory taking its captured cells.
+
+        The factory is generated once per closure: a function body may be compiled twice (its
+        INT-specialised copy), and regenerating the closures inside each copy doubled the
+        code at every nesting level (a 300-byte script compiled to 44 MB)."""
+        dyn = self.dyn if self.kind != "fn" else "_NOVARS"
+        caps = [d.pyname for d in n.captures]
+        made = getattr(n, "factory", None)
+        if made is not None and made[1] == dyn:
+            uid = made[0]
+            return f"_FnPtr('anon${uid}', (), _mk{uid}({', '.join(caps)}))"
         uid = self.unit.uid()
+        n.factory = (uid, dyn)
         fname = f"_cl{uid}"
         gen = FnGen(self.unit, "closure", n.frame, "anon")
-        gen.dyn = self.dyn if self.kind != "fn" else "_NOVARS"
-        caps = [d.pyname for d in n.captures]
+        gen.dyn = dyn
         params = [d.pyname for d in n.param_decls]
         lines = gen.function_lines(fname, params, n.body, f"anon${uid}", n.param_decls, n.pos)
         unit = self.unit
@@ -1697,8 +1768,18 @@ class FnGen:
         for dn in self.frame.eval_dicts.values():
             self.emit(f"{dn} = {{}}")
         for d in param_decls:
-            if d.captured:
+            if d.boxed:
                 self.emit(f"{d.pyname} = _Shared({d.pyname})")
+        root = self.frame.scopes[0]
+        self.open_scope(root)
+        if self.frame.closure is not None and root.var is not None:
+            # a closure's scope holds what it captures (always cells) and its parameters
+            for d in self.frame.closure.captures:
+                cell = f"_ConstCell({d.pyname}.value)" if d.const else d.pyname
+                self.emit(f"{root.var}[{d.name!r}] = {cell}")
+        for d in param_decls:
+            self.register(d)
+        try_at = len(self.lines)
         self.emit("try:")
         self.indent += 1
         spec = [d for d in param_decls if not d.captured and not d.mutated and d.arith_use]
@@ -1719,19 +1800,35 @@ class FnGen:
         self.indent -= 1
         self.emit("except RhaiError as _e:")
         self.emit(f"    raise _wrap(_e, {rhai_name!r}, P) from None")
+        self.publish_depth(try_at)
         extra = ", _E" if self.bang else ""
         header = f"def {pyname}(T, D, P{extra}{''.join(', ' + x for x in params)}):"
         return [header, *self.lines]
+
+    def publish_depth(self, try_at: int, has_finally: bool = False) -> None:
+        """Keep `_rt.depth` equal to the depth of the innermost running function that may call
+        back into the script (see `_REENTRANT`), so a callback made by a native, such as a
+        comparator given to `sort`, runs one level deeper than its caller and `max_call_levels`
+        bounds every path. Functions that only compute and call script functions directly (the
+        hot path, e.g. `fib`) skip the two attribute stores."""
+        if not any(_REENTRANT.search(line) for line in self.lines[try_at:]):
+            return
+        self.lines[try_at:try_at] = ["    _sd = _rt.depth", "    _rt.depth = D"]
+        if not has_finally:
+            self.lines.append("    finally:")
+        self.lines.append("        _rt.depth = _sd")
 
     def main_lines(self, stmts: list[Node], top_decls: list[Decl]) -> list[str]:
         self.indent = 1
         self.ints = infer_ints(self.frame.decls)
         for d in top_decls:
             self.emit(f"{d.pyname} = _UNSET")
+        self.open_scope(self.frame.scopes[0])
         if self.frame.has_eval:
             self.emit("_E = _SC")
         for dn in self.frame.eval_dicts.values():
             self.emit(f"{dn} = {{}}")
+        try_at = len(self.lines)
         self.emit("try:")
         self.indent += 1
         value = self.block_value(stmts)
@@ -1740,6 +1837,7 @@ class FnGen:
         self.emit("finally:")
         pairs = "".join(f"({d.name!r}, {d.pyname}, {d.const}), " for d in top_decls)
         self.emit(f"    _write_back(_WB, ({pairs}))")
+        self.publish_depth(try_at, has_finally=True)
         return ["def _main(T, D, P):", *self.lines]
 
 
@@ -1791,7 +1889,7 @@ def _mentions(node: Any, decl: Decl, skip: Node) -> bool:
         return any(
             _mentions(v, decl, skip)
             for k, v in node.__dict__.items()
-            if k not in ("decl", "visible", "frame", "param_decls", "captures")
+            if k not in ("decl", "env_scope", "frame", "param_decls", "captures")
         )
     if isinstance(node, (list, tuple)):
         return any(_mentions(v, decl, skip) for v in node)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import runtime as rt_mod
+from .callerscope import CallerScope, ConstCell, VarScope
 from .compiler import ENGINE_BUILTINS, generate
 from .errors import RhaiError
 from .parser import parse
@@ -277,12 +278,12 @@ class Engine:
             "_NOVARS": _ScopeDict(),
             "_UNSET": _UNSET,
             "_write_back": _write_back,
-            "_is_def_var": _is_def_var,
+            "_CS": CallerScope,
+            "_VS": VarScope,
+            "_ConstCell": ConstCell,
             "_call_method": self._call_method,
             "_rt_eval": self._eval_string,
-            "_bang_env": _bang_env,
             "_ev_find": _ev_find,
-            "_bang_done": _bang_done,
         }
 
     # ---- run ----
@@ -358,9 +359,7 @@ class Engine:
     def _eval_string(
         self,
         src: Any,
-        env: dict,
-        dyn: dict,
-        consts: tuple,
+        env: CallerScope,
         depth: int,
         p: Any,
         gc: dict | None,
@@ -371,9 +370,16 @@ class Engine:
         if type(src) is not str:
             raise rt_mod.mismatch("string", src, p)
         r = self._rt
+        dyn = env.dyn
+        statics = env.statics()
         sc = _ScopeDict(dyn)
-        sc.update(env)
-        sc.consts = set(getattr(dyn, "consts", ())) | set(consts)
+        sc.consts = set(getattr(dyn, "consts", ()))
+        for k, cell in statics.items():
+            sc[k] = cell.value
+            if type(cell) is ConstCell:
+                sc.consts.add(k)
+            else:
+                sc.consts.discard(k)
         saved_fns = r.fns
         r.depth += 1
         try:
@@ -390,17 +396,20 @@ class Engine:
             r.depth -= 1
             r.fns = saved_fns
         for k, v in sc.items():
-            if k in env:
-                env[k] = v
+            cell = statics.get(k)
+            if cell is not None:
+                if type(cell) is not ConstCell:
+                    cell.value = v
             elif k in dyn:
                 dyn[k] = v
         if top_level:
             # a top-level `let` inside eval stays visible in the caller's scope
             for k, v in new_vars.items():
-                if k in env:
-                    env[k] = v
-                else:
+                cell = statics.get(k)
+                if cell is None:
                     dyn[k] = v
+                elif type(cell) is not ConstCell:
+                    cell.value = v
         elif block_vars is not None:
             # inside a block, it stays visible until the block ends
             block_vars.update(new_vars)
@@ -512,28 +521,11 @@ def _write_back(sc: Any, pairs: tuple) -> None:
             sc.consts.discard(name)
 
 
-def _is_def_var(name: Any, static: tuple, dyn: dict) -> bool:
-    return name in static or name in dyn
-
-
 def _ev_find(dicts: tuple, name: str) -> dict | None:
     for d in dicts:
         if name in d:
             return d
     return None
-
-
-def _bang_env(dyn: Any, statics: dict) -> _ScopeDict:
-    env = _ScopeDict(dyn)
-    env.update(statics)
-    env.consts = set(getattr(dyn, "consts", ()))
-    return env
-
-
-def _bang_done(dyn: dict, env: dict, statics: tuple) -> None:
-    for k in dyn:
-        if k in env and k not in statics:
-            dyn[k] = env[k]
 
 
 def _wrap_eval(e: RhaiError, p: Any) -> RhaiError:
