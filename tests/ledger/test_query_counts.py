@@ -37,6 +37,14 @@ def make_release(version: str) -> AgentRelease:
     return AgentRelease.objects.create(version=version, sha256="0" * 64, size=1, envelope={})
 
 
+DOWNLOADS = [("boot-images", make_image), ("releases", make_release)]
+
+
+def add_keys(user) -> None:
+    for i in range(1, 1 + MORE):
+        add_user_key(user=user, name=f"k{i}", public_key=new_key())
+
+
 def test_farms(client, flat_queries):
     make_farm("f0")
     url = "/api/v1/farms"
@@ -84,12 +92,7 @@ def test_own_keys(flat_queries):
     user = make_user("alice")
     add_user_key(user=user, name="k0", public_key=new_key())
     api = logged_in(user)
-
-    def add() -> None:
-        for i in range(1, 1 + MORE):
-            add_user_key(user=user, name=f"k{i}", public_key=new_key())
-
-    one, many = flat_queries(lambda: api.get("/api/v1/keys"), add, 4)
+    one, many = flat_queries(lambda: api.get("/api/v1/keys"), lambda: add_keys(user), 4)
     assert (one["count"], many["count"]) == (1, 1 + MORE)
 
 
@@ -97,12 +100,7 @@ def test_own_key_detail(flat_queries):
     user = make_user("alice")
     key = add_user_key(user=user, name="k0", public_key=new_key())
     api = logged_in(user)
-
-    def add() -> None:
-        for i in range(1, 1 + MORE):
-            add_user_key(user=user, name=f"k{i}", public_key=new_key())
-
-    one, many = flat_queries(lambda: api.get(f"/api/v1/keys/{key.pk}"), add, 3)
+    one, many = flat_queries(lambda: api.get(f"/api/v1/keys/{key.pk}"), lambda: add_keys(user), 3)
     assert one == many and many["name"] == "k0"
 
 
@@ -110,50 +108,22 @@ def test_a_users_public_keys(flat_queries):
     user = make_user("alice")
     add_user_key(user=user, name="k0", public_key=new_key())
     staff = logged_in(make_user("operator", staff=True))
-
-    def add() -> None:
-        for i in range(1, 1 + MORE):
-            add_user_key(user=user, name=f"k{i}", public_key=new_key())
-
-    one, many = flat_queries(lambda: staff.get(f"/api/v1/users/{user.pk}/keys"), add, 3)
+    url = f"/api/v1/users/{user.pk}/keys"
+    one, many = flat_queries(lambda: staff.get(url), lambda: add_keys(user), 3)
     assert (len(one["keys"]), len(many["keys"])) == (1, 1 + MORE)
 
 
-def test_boot_images(client, flat_queries):
-    make_image("1.0")
+@pytest.mark.parametrize(("kind", "make"), DOWNLOADS)
+@pytest.mark.parametrize(("path", "queries"), [("", 2), ("/1.0", 1)])
+def test_downloads(client, flat_queries, kind, make, path, queries):
+    """The list (count and page) and one item by version, of boot images and agent releases."""
+    make("1.0")
     one, many = flat_queries(
-        lambda: client.get("/api/v1/boot-images"),
-        lambda: [make_image(f"1.{i}") for i in range(1, 1 + MORE)],
-        2,
+        lambda: client.get(f"/api/v1/{kind}{path}"),
+        lambda: [make(f"1.{i}") for i in range(1, 1 + MORE)],
+        queries,
     )
-    assert (one["count"], many["count"]) == (1, 1 + MORE)
-
-
-def test_boot_image_detail(client, flat_queries):
-    make_image("1.0")
-    one, many = flat_queries(
-        lambda: client.get("/api/v1/boot-images/1.0"),
-        lambda: [make_image(f"1.{i}") for i in range(1, 1 + MORE)],
-        1,
-    )
-    assert one == many and many["cmdline"] == "quiet"
-
-
-def test_releases(client, flat_queries):
-    make_release("1.0")
-    one, many = flat_queries(
-        lambda: client.get("/api/v1/releases"),
-        lambda: [make_release(f"1.{i}") for i in range(1, 1 + MORE)],
-        2,
-    )
-    assert (one["count"], many["count"]) == (1, 1 + MORE)
-
-
-def test_release_detail(client, flat_queries):
-    make_release("1.0")
-    one, many = flat_queries(
-        lambda: client.get("/api/v1/releases/1.0"),
-        lambda: [make_release(f"1.{i}") for i in range(1, 1 + MORE)],
-        1,
-    )
-    assert one == many and many["version"] == "1.0"
+    if path:
+        assert one == many and many["version"] == "1.0"
+    else:
+        assert (one["count"], many["count"]) == (1, 1 + MORE)
