@@ -83,3 +83,25 @@ def node(client) -> NodeClient:
 @pytest.fixture
 def farm(db):
     return make_farm()
+
+
+@pytest.fixture
+def flat_queries(django_assert_num_queries):
+    """STYLE.md §5: a read endpoint costs the same number of queries for one row as for many.
+
+    `flat_queries(fetch, add_rows, queries)` calls `fetch()` (one request) with exactly
+    `queries` queries, calls `add_rows()`, then `fetch()` again with the same count, and returns
+    both responses so the caller can check that the rows really were served. The count is
+    pinned, not only compared, so that a new query on every request shows up too.
+    """
+
+    def check(fetch, add_rows, queries: int):
+        with django_assert_num_queries(queries):
+            before = fetch()
+        add_rows()
+        with django_assert_num_queries(queries):
+            after = fetch()
+        assert before.status_code == after.status_code == 200, after.content
+        return before.json(), after.json()
+
+    return check

@@ -4,15 +4,23 @@ The node binds catalog functions (`vm_create`, `vm_stop`, ...) to this interface
 runs whichever hypervisor it has without the scripts noticing. A driver owns one state
 directory per VM (`<state_root>/<vm id>/`) holding everything needed to find the VM again after
 the agent restarts (pid file, API or QMP socket, console log, the spec it was created with);
-`adopt()` rebuilds the driver's view from those directories alone.
+`adopt()` rebuilds the driver's view from those directories alone. Both drivers keep that
+directory through one `state.VmStateRoot`, so what needs only the directory (listing VMs,
+reading the console) is implemented here once.
 """
+
+from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sal.command import SalError
+
+if TYPE_CHECKING:
+    from sal.hypervisor.state import VmStateRoot
 
 
 class VmState(StrEnum):
@@ -74,6 +82,7 @@ class Hypervisor(ABC):
     """A driver. Every method is synchronous and bounded in time; errors are HypervisorError."""
 
     name: str
+    state: VmStateRoot
 
     @abstractmethod
     def create(self, spec: VmSpec) -> VmInfo:
@@ -95,13 +104,13 @@ class Hypervisor(ABC):
     def info(self, vm_id: str) -> VmInfo:
         """Current state, asked of the VMM (not a cached guess). Unknown id → VmNotFound."""
 
-    @abstractmethod
     def list_vms(self) -> list[VmInfo]:
         """Every VM with a state directory, running or not."""
+        return [self.info(vm_id) for vm_id in self.state.vm_ids()]
 
-    @abstractmethod
     def console_log(self, vm_id: str, *, tail_bytes: int = 64 * 1024) -> str:
         """The end of the VM's serial console output."""
+        return self.state.console_tail(self.state.existing(vm_id), tail_bytes)
 
     @abstractmethod
     def adopt(self) -> list[VmInfo]:

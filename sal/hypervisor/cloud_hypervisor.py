@@ -7,7 +7,8 @@ API (specs/cloud-hypervisor.yaml): `vm.create` with a VmConfig built from the Vm
 waits, then falls back to `vm.shutdown` and `vmm.shutdown`, and finally SIGKILL. When the guest
 powers itself off, cloud-hypervisor exits, so a stopped VM is one whose VMM process is gone.
 
-State directory per VM (`<state_root>/<vm id>/`), everything `adopt()` needs:
+State directory per VM (`<state_root>/<vm id>/`, kept through `state.VmStateRoot` like the qemu
+driver's, which also locks each VM while it changes), everything `adopt()` needs:
     spec.json    the VmSpec it was created with (what `start` boots again after a stop)
     vmm.pid      pid of the VMM process
     api.sock     the API socket
@@ -19,11 +20,7 @@ validates every request against the published spec (tests/sal/fake_cloud_hypervi
 """
 
 import contextlib
-import dataclasses
-import json
 import os
-import re
-import shutil
 import signal
 import subprocess
 import time
@@ -31,19 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from sal.command import process_alive, wait_gone
-from sal.hypervisor.base import (
-    Hypervisor,
-    HypervisorError,
-    NetAttachment,
-    VmInfo,
-    VmNotFound,
-    VmSpec,
-    VmState,
-)
+from sal.hypervisor.base import Hypervisor, HypervisorError, VmInfo, VmSpec, VmState
+from sal.hypervisor.state import CONSOLE_LOG, VmStateRoot
 from sal.unix_http import ApiError, ApiUnavailable, HttpApi
 
-_VM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes including the NUL
 _STATES = {
     "Created": VmState.CREATED,
     "Running": VmState.RUNNING,
@@ -90,47 +78,6 @@ def vm_config(spec: VmSpec, console_log: Path) -> dict[str, Any]:
     return config
 
 
-def spec_to_json(spec: VmSpec) -> dict[str, Any]:
-    """The spec as recorded in spec.json (paths as strings), also used to compare specs."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, Path):
-            return str(value)
-        if isinstance(value, (list, tuple)):
-            return [plain(v) for v in value]
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        return value
-
-    return plain(dataclasses.asdict(spec))
-
-
-def spec_from_json(data: dict[str, Any]) -> VmSpec:
-    def path(value: str | None) -> Path | None:
-        return None if value is None else Path(value)
-
-    return VmSpec(
-        vm_id=data["vm_id"],
-        cpus=data["cpus"],
-        memory_mb=data["memory_mb"],
-        kernel=Path(data["kernel"]),
-        initrd=path(data["initrd"]),
-        cmdline=data["cmdline"],
-        disks=tuple(Path(d) for d in data["disks"]),
-        cidata=path(data["cidata"]),
-        nics=tuple(
-            NetAttachment(
-                mac=n["mac"],
-                tap=n["tap"],
-                forwards=tuple(tuple(f) for f in n["forwards"]),
-            )
-            for n in data["nics"]
-        ),
-        shared_dir=path(data["shared_dir"]),
-        extra=data["extra"],
-    )
-
-
 class CloudHypervisor(Hypervisor):
     """Driver for cloud-hypervisor. `binary` is the VMM executable (name on PATH or a path)."""
 
@@ -145,28 +92,15 @@ class CloudHypervisor(Hypervisor):
         start_timeout: float = 15.0,
     ) -> None:
         self.state_root = Path(state_root)
+        self.state = VmStateRoot(
+            self.state_root, driver=self.name, pid_file="vmm.pid", socket="api.sock"
+        )
         self.binary = binary
         self.api_timeout = api_timeout
         self.start_timeout = start_timeout
         self._children: dict[int, subprocess.Popen] = {}
 
     # -- state directory ------------------------------------------------------------------------
-
-    def _dir(self, vm_id: str) -> Path:
-        if not _VM_ID.match(vm_id):
-            raise HypervisorError(
-                f"invalid VM id {vm_id!r}: letters, digits, '.', '_', '-', at most 64"
-            )
-        return self.state_root / vm_id
-
-    def _existing_dir(self, vm_id: str) -> Path:
-        vm_dir = self._dir(vm_id)
-        if not (vm_dir / "spec.json").is_file():
-            raise VmNotFound(f"no cloud-hypervisor VM {vm_id!r} on this node")
-        return vm_dir
-
-    def _spec(self, vm_dir: Path) -> VmSpec:
-        return spec_from_json(json.loads((vm_dir / "spec.json").read_text()))
 
     def _api(self, vm_dir: Path, timeout: float | None = None) -> HttpApi:
         return HttpApi(
@@ -189,29 +123,10 @@ class CloudHypervisor(Hypervisor):
 
     def _pid(self, vm_dir: Path) -> int | None:
         """The VMM's pid if that process runs and is the VMM of this directory."""
-        try:
-            pid = int((vm_dir / "vmm.pid").read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        if not self._running(pid):
-            return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return None
-        # guard against pid reuse: the process must be the one serving this VM's socket (an
-        # exiting process shows an empty command line; it is still ours until it is gone)
-        if cmdline and str(vm_dir / "api.sock").encode() not in cmdline:
-            return None
-        return pid
+        return self.state.pid(vm_dir, running=self._running, children=self._children)
 
     def _spawn(self, vm_dir: Path) -> int:
-        socket_path = vm_dir / "api.sock"
-        if len(str(socket_path)) > _SUN_PATH_MAX:
-            raise HypervisorError(
-                f"API socket path {socket_path} is longer than a unix socket allows "
-                f"({_SUN_PATH_MAX} bytes); use a shorter state_root"
-            )
+        socket_path = self.state.socket(vm_dir)
         socket_path.unlink(missing_ok=True)
         argv = [self.binary, "--api-socket", f"path={socket_path}"]
         with open(vm_dir / "vmm.log", "ab") as log:
@@ -275,7 +190,7 @@ class CloudHypervisor(Hypervisor):
             raise HypervisorError(f"VM {vm_dir.name}: {exc}") from exc
 
     def _boot(self, vm_dir: Path, spec: VmSpec) -> None:
-        self._call(vm_dir, "PUT", "/vm.create", json_body=vm_config(spec, vm_dir / "console.log"))
+        self._call(vm_dir, "PUT", "/vm.create", json_body=vm_config(spec, vm_dir / CONSOLE_LOG))
         self._call(vm_dir, "PUT", "/vm.boot")
 
     def _launch(self, vm_dir: Path, spec: VmSpec) -> None:
@@ -303,7 +218,7 @@ class CloudHypervisor(Hypervisor):
         return resp.json()["state"]
 
     def _info(self, vm_dir: Path) -> VmInfo:
-        spec = self._spec(vm_dir)
+        spec = self.state.spec(vm_dir)
         pid = self._pid(vm_dir)
         state = VmState.STOPPED
         if pid is not None:
@@ -315,51 +230,49 @@ class CloudHypervisor(Hypervisor):
             pid=pid,
             cpus=spec.cpus,
             memory_mb=spec.memory_mb,
-            console_log=vm_dir / "console.log",
+            console_log=vm_dir / CONSOLE_LOG,
             driver=self.name,
         )
 
     # -- the Hypervisor interface ---------------------------------------------------------------
 
     def create(self, spec: VmSpec) -> VmInfo:
-        vm_dir = self._dir(spec.vm_id)
-        wanted = spec_to_json(spec)
-        if (vm_dir / "spec.json").is_file():
-            if json.loads((vm_dir / "spec.json").read_text()) != wanted:
-                raise HypervisorError(
-                    f"VM {spec.vm_id} already exists with a different spec; delete it first"
-                )
+        with self.state.locked(spec.vm_id) as vm_dir:
+            if self.state.has_spec(vm_dir, spec):
+                return self._info(vm_dir)
+            vm_config(spec, vm_dir / CONSOLE_LOG)  # refuse what we cannot run before any effect
+            self.state.record_spec(vm_dir, spec)
+            try:
+                self._launch(vm_dir, spec)
+            except HypervisorError:
+                self.state.remove(vm_dir, best_effort=True)
+                raise
             return self._info(vm_dir)
-        vm_config(spec, vm_dir / "console.log")  # refuse what we cannot run before any side effect
-        vm_dir.mkdir(parents=True, exist_ok=True)
-        tmp = vm_dir / "spec.json.tmp"
-        tmp.write_text(json.dumps(wanted, indent=2))
-        tmp.rename(vm_dir / "spec.json")
-        try:
-            self._launch(vm_dir, spec)
-        except HypervisorError:
-            shutil.rmtree(vm_dir, ignore_errors=True)
-            raise
-        return self._info(vm_dir)
 
     def start(self, vm_id: str) -> VmInfo:
-        vm_dir = self._existing_dir(vm_id)
+        with self.state.locked(vm_id):
+            return self._start(self.state.existing(vm_id))
+
+    def _start(self, vm_dir: Path) -> VmInfo:
         info = self._info(vm_dir)
         if info.state == VmState.RUNNING:
             return info
         if info.pid is None:
             self._forget_process(vm_dir)
-            self._launch(vm_dir, self._spec(vm_dir))
+            self._launch(vm_dir, self.state.spec(vm_dir))
         elif info.state == VmState.PAUSED:
             self._call(vm_dir, "PUT", "/vm.resume")
         elif self._vmm_state(vm_dir) is None:
-            self._boot(vm_dir, self._spec(vm_dir))
+            self._boot(vm_dir, self.state.spec(vm_dir))
         else:
             self._call(vm_dir, "PUT", "/vm.boot")
         return self._info(vm_dir)
 
     def stop(self, vm_id: str, *, grace: float = 30.0) -> VmInfo:
-        vm_dir = self._existing_dir(vm_id)
+        with self.state.locked(vm_id):
+            return self._stop(self.state.existing(vm_id), grace)
+
+    def _stop(self, vm_dir: Path, grace: float) -> VmInfo:
         pid = self._pid(vm_dir)
         if pid is not None:
             if self._vmm_state(vm_dir) == "Running":
@@ -385,30 +298,14 @@ class CloudHypervisor(Hypervisor):
             self._kill(pid)
 
     def delete(self, vm_id: str) -> None:
-        vm_dir = self._dir(vm_id)
-        if not vm_dir.exists():
+        if not self.state.dir(vm_id).exists():
             return
-        self._shutdown_vmm(vm_dir, delete_vm=True)
-        shutil.rmtree(vm_dir)
+        with self.state.locked(vm_id) as vm_dir:
+            self._shutdown_vmm(vm_dir, delete_vm=True)
+            self.state.remove(vm_dir)
 
     def info(self, vm_id: str) -> VmInfo:
-        return self._info(self._existing_dir(vm_id))
-
-    def list_vms(self) -> list[VmInfo]:
-        if not self.state_root.is_dir():
-            return []
-        return [
-            self._info(d) for d in sorted(self.state_root.iterdir()) if (d / "spec.json").is_file()
-        ]
-
-    def console_log(self, vm_id: str, *, tail_bytes: int = 64 * 1024) -> str:
-        path = self._existing_dir(vm_id) / "console.log"
-        try:
-            with open(path, "rb") as console:
-                console.seek(max(0, path.stat().st_size - tail_bytes))
-                return console.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return self._info(self.state.existing(vm_id))
 
     def adopt(self) -> list[VmInfo]:
         """VMs whose VMM is still alive (checked by pid, command line and a ping); the pid and

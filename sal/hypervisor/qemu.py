@@ -1,6 +1,7 @@
 """The QEMU driver: one detached QEMU process per VM, driven over QMP on a unix socket.
 
-Everything needed to find a VM again lives in its state directory `<state_root>/<vm_id>/`:
+Everything needed to find a VM again lives in its state directory `<state_root>/<vm_id>/`
+(kept through `state.VmStateRoot`, shared with the cloud-hypervisor driver):
 
 - `spec.json`   the VmSpec it was created with (so `start()` works after a node reboot);
 - `qemu.pid`    written by QEMU itself (`-pidfile`), removed by QEMU on a clean exit;
@@ -29,31 +30,18 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import fcntl
 import ipaddress
-import json
 import os
 import re
-import shutil
 import signal
 import time
-from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from sal.command import CommandFailed, process_alive, run, wait_gone
-from sal.hypervisor.base import (
-    Hypervisor,
-    HypervisorError,
-    NetAttachment,
-    VmInfo,
-    VmNotFound,
-    VmSpec,
-    VmState,
-)
+from sal.hypervisor.base import Hypervisor, HypervisorError, VmInfo, VmSpec, VmState
+from sal.hypervisor.state import CONSOLE_LOG, VmStateRoot
 
-_VM_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 _NETNS_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -62,7 +50,6 @@ _MACHINES = {
     "q35": ("virtio-blk-pci", "virtio-net-pci", "virtio-9p-pci"),
     "pc": ("virtio-blk-pci", "virtio-net-pci", "virtio-9p-pci"),
 }
-_UNIX_PATH_MAX = 107
 QMP_TIMEOUT = 5.0
 START_TIMEOUT = 30.0
 
@@ -76,45 +63,6 @@ def kvm_usable() -> bool:
     except OSError:
         return False
     return bool(re.search(r"^flags\s*:.*\b(vmx|svm)\b", flags, re.MULTILINE))
-
-
-def spec_to_json(spec: VmSpec) -> dict[str, Any]:
-    """The spec as plain JSON (paths as strings), the form recorded in spec.json."""
-    data = asdict(spec)
-    for key in ("kernel", "initrd", "cidata", "shared_dir"):
-        if data[key] is not None:
-            data[key] = str(data[key])
-    data["disks"] = [str(d) for d in spec.disks]
-    data["nics"] = [
-        {"mac": n.mac, "tap": n.tap, "forwards": [list(f) for f in n.forwards]} for n in spec.nics
-    ]
-    return json.loads(json.dumps(data))
-
-
-def spec_from_json(data: dict[str, Any]) -> VmSpec:
-    def opt_path(v: str | None) -> Path | None:
-        return Path(v) if v is not None else None
-
-    return VmSpec(
-        vm_id=data["vm_id"],
-        cpus=int(data["cpus"]),
-        memory_mb=int(data["memory_mb"]),
-        kernel=Path(data["kernel"]),
-        initrd=opt_path(data.get("initrd")),
-        cmdline=data.get("cmdline", ""),
-        disks=tuple(Path(d) for d in data.get("disks", ())),
-        cidata=opt_path(data.get("cidata")),
-        nics=tuple(
-            NetAttachment(
-                mac=n["mac"],
-                tap=n.get("tap"),
-                forwards=tuple((str(f[0]), int(f[1]), int(f[2])) for f in n.get("forwards", ())),
-            )
-            for n in data.get("nics", ())
-        ),
-        shared_dir=opt_path(data.get("shared_dir")),
-        extra=dict(data.get("extra") or {}),
-    )
 
 
 def _qmp_call(sock: Path, commands: list[tuple[str, dict | None]], timeout: float) -> list[Any]:
@@ -157,49 +105,14 @@ class QemuHypervisor(Hypervisor):
         if machine not in _MACHINES:
             raise HypervisorError(f"qemu: unknown machine type {machine!r} (use {_MACHINES})")
         self.state_root = Path(state_root)
+        self.state = VmStateRoot(
+            self.state_root, driver=self.name, pid_file="qemu.pid", socket="qmp.sock"
+        )
         self.qemu_binary = qemu_binary
         self.machine = machine
         self.accel = accel or ("kvm" if kvm_usable() else "tcg")
 
-    # ---- paths -------------------------------------------------------------------------------
-
-    def _dir(self, vm_id: str) -> Path:
-        if not isinstance(vm_id, str) or not _VM_ID_RE.match(vm_id):
-            raise HypervisorError(
-                f"qemu: VM id {vm_id!r} is invalid (1-64 of A-Z a-z 0-9 _ . -, not starting "
-                "with a symbol)"
-            )
-        return self.state_root / vm_id
-
-    def _require(self, vm_id: str) -> Path:
-        d = self._dir(vm_id)
-        if not (d / "spec.json").is_file():
-            raise VmNotFound(f"qemu: no VM {vm_id!r} (no state in {d})")
-        return d
-
-    def _spec(self, vm_id: str) -> VmSpec:
-        d = self._require(vm_id)
-        try:
-            return spec_from_json(json.loads((d / "spec.json").read_text()))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise HypervisorError(f"qemu: VM {vm_id}: spec.json is unreadable ({exc})") from exc
-
     # ---- process -----------------------------------------------------------------------------
-
-    def _pid(self, d: Path) -> int | None:
-        """The pid of this VM's live QEMU process, or None (checked against the cmdline so a
-        recycled pid never passes for the VM)."""
-        try:
-            pid = int((d / "qemu.pid").read_text().strip())
-        except (OSError, ValueError):
-            return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return None
-        if str(d / "qmp.sock").encode() not in cmdline or not process_alive(pid):
-            return None
-        return pid
 
     @staticmethod
     def _wait_gone(pid: int, timeout: float) -> bool:
@@ -215,61 +128,36 @@ class QemuHypervisor(Hypervisor):
             names = ", ".join(c for c, _ in commands)
             raise HypervisorError(f"qemu: VM {d.name}: QMP {names} failed: {exc!r}") from exc
 
-    @contextlib.contextmanager
-    def _locked(self, vm_id: str) -> Iterator[None]:
-        """Serialise changes to one VM across processes (several runners share a node)."""
-        self._dir(vm_id)
-        locks = self.state_root / ".locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        with open(locks / vm_id, "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            yield
-
     # ---- interface ---------------------------------------------------------------------------
 
     def create(self, spec: VmSpec) -> VmInfo:
-        with self._locked(spec.vm_id):
-            return self._create(spec)
-
-    def _create(self, spec: VmSpec) -> VmInfo:
-        d = self._dir(spec.vm_id)
-        self._validate(spec)
-        wanted = spec_to_json(spec)
-        if (d / "spec.json").is_file():
-            recorded = json.loads((d / "spec.json").read_text())
-            if recorded != wanted:
-                changed = sorted(k for k in wanted if wanted[k] != recorded.get(k))
-                raise HypervisorError(
-                    f"qemu: VM {spec.vm_id} already exists with a different spec "
-                    f"(differs in: {', '.join(changed)}); delete it first"
-                )
-            if (d / "booted").exists():
-                return self.info(spec.vm_id)
-            return self._start(spec.vm_id)
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / "spec.json.tmp"
-        tmp.write_text(json.dumps(wanted, indent=2) + "\n")
-        tmp.replace(d / "spec.json")
-        try:
-            return self._start(spec.vm_id)
-        except HypervisorError:
-            shutil.rmtree(d, ignore_errors=True)
-            raise
+        with self.state.locked(spec.vm_id) as d:
+            self._validate(spec)
+            if self.state.has_spec(d, spec):
+                if (d / "booted").exists():
+                    return self.info(spec.vm_id)
+                return self._start(spec.vm_id)
+            self.state.record_spec(d, spec)
+            try:
+                return self._start(spec.vm_id)
+            except HypervisorError:
+                self.state.remove(d, best_effort=True)
+                raise
 
     def start(self, vm_id: str) -> VmInfo:
-        with self._locked(vm_id):
+        with self.state.locked(vm_id):
             return self._start(vm_id)
 
     def _start(self, vm_id: str) -> VmInfo:
-        d = self._require(vm_id)
-        if self._pid(d) is not None:
+        d = self.state.existing(vm_id)
+        if self.state.pid(d) is not None:
             return self.info(vm_id)
-        spec = self._spec(vm_id)
+        spec = self.state.spec(d)
         self._validate(spec)
         (d / "qmp.sock").unlink(missing_ok=True)
         (d / "qemu.pid").unlink(missing_ok=True)
-        if (d / "console.log").exists():
-            (d / "console.log").replace(d / "console.prev.log")
+        if (d / CONSOLE_LOG).exists():
+            (d / CONSOLE_LOG).replace(d / "console.prev.log")
         argv = self.command_line(spec)
         netns = spec.extra.get("netns")
         if netns:
@@ -283,7 +171,7 @@ class QemuHypervisor(Hypervisor):
 
     def command_line(self, spec: VmSpec) -> list[str]:
         """The full QEMU argv for a spec (public so benches and debugging can show it)."""
-        d = self._dir(spec.vm_id)
+        d = self.state.dir(spec.vm_id)
         machine = spec.extra.get("machine", self.machine)
         blk, net, ninep = _MACHINES[machine]
         accel = ["-accel", "kvm", "-cpu", "host"] if self.accel == "kvm" else ["-accel", "tcg"]
@@ -297,7 +185,7 @@ class QemuHypervisor(Hypervisor):
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-kernel", str(spec.kernel),
             "-append", spec.cmdline,
-            "-chardev", f"file,id=console,path={_opt(d / 'console.log')}",
+            "-chardev", f"file,id=console,path={_opt(d / CONSOLE_LOG)}",
             "-serial", "chardev:console",
             "-qmp", f"unix:{_opt(d / 'qmp.sock')},server=on,wait=off",
             "-pidfile", str(d / "qemu.pid"),
@@ -334,12 +222,12 @@ class QemuHypervisor(Hypervisor):
         return argv
 
     def stop(self, vm_id: str, *, grace: float = 30.0) -> VmInfo:
-        with self._locked(vm_id):
+        with self.state.locked(vm_id):
             return self._stop(vm_id, grace)
 
     def _stop(self, vm_id: str, grace: float) -> VmInfo:
-        d = self._require(vm_id)
-        pid = self._pid(d)
+        d = self.state.existing(vm_id)
+        pid = self.state.pid(d)
         if pid is None:
             return self.info(vm_id)
         try:
@@ -352,7 +240,7 @@ class QemuHypervisor(Hypervisor):
         return self.info(vm_id)
 
     def _force_stop(self, d: Path) -> None:
-        pid = self._pid(d)
+        pid = self.state.pid(d)
         if pid is None:
             return
         with contextlib.suppress(HypervisorError):
@@ -367,19 +255,17 @@ class QemuHypervisor(Hypervisor):
             raise HypervisorError(f"qemu: VM {d.name}: process {pid} survived SIGKILL")
 
     def delete(self, vm_id: str) -> None:
-        d = self._dir(vm_id)
-        if not d.exists():
+        if not self.state.dir(vm_id).exists():
             return
-        with self._locked(vm_id):
-            if self._pid(d) is not None:
+        with self.state.locked(vm_id) as d:
+            if self.state.pid(d) is not None:
                 self._force_stop(d)
-            shutil.rmtree(d, ignore_errors=True)
-            (self.state_root / ".locks" / vm_id).unlink(missing_ok=True)
+            self.state.remove(d)
 
     def info(self, vm_id: str) -> VmInfo:
-        d = self._require(vm_id)
-        spec = self._spec(vm_id)
-        pid = self._pid(d)
+        d = self.state.existing(vm_id)
+        spec = self.state.spec(d)
+        pid = self.state.pid(d)
         if pid is None:
             state = VmState.STOPPED if (d / "booted").exists() else VmState.CREATED
         else:
@@ -392,7 +278,7 @@ class QemuHypervisor(Hypervisor):
             pid=pid,
             cpus=spec.cpus,
             memory_mb=spec.memory_mb,
-            console_log=d / "console.log",
+            console_log=d / CONSOLE_LOG,
             driver=self.name,
         )
 
@@ -403,7 +289,7 @@ class QemuHypervisor(Hypervisor):
                 (status,) = self._qmp(d, ("query-status", None))
                 break
             except HypervisorError:
-                if self._pid(d) is None:
+                if self.state.pid(d) is None:
                     return VmState.STOPPED
                 if time.monotonic() >= deadline:
                     raise
@@ -415,38 +301,19 @@ class QemuHypervisor(Hypervisor):
             return VmState.STOPPED
         return VmState.PAUSED
 
-    def list_vms(self) -> list[VmInfo]:
-        if not self.state_root.is_dir():
-            return []
-        return [
-            self.info(p.name)
-            for p in sorted(self.state_root.iterdir())
-            if (p / "spec.json").is_file() and _VM_ID_RE.match(p.name)
-        ]
-
-    def console_log(self, vm_id: str, *, tail_bytes: int = 64 * 1024) -> str:
-        d = self._require(vm_id)
-        try:
-            with open(d / "console.log", "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - tail_bytes))
-                return f.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
-
     def adopt(self) -> list[VmInfo]:
         return [i for i in self.list_vms() if i.pid is not None]
 
     def wait_console(self, vm_id: str, marker: str, *, timeout: float = 60.0) -> str:
         """Wait until `marker` appears on the console; the console text, or HypervisorError
         when the VM stops or time runs out first (helper for callers and tests)."""
-        d = self._require(vm_id)
+        d = self.state.existing(vm_id)
         deadline = time.monotonic() + timeout
         while True:
             text = self.console_log(vm_id, tail_bytes=1 << 20)
             if marker in text:
                 return text
-            if self._pid(d) is None:
+            if self.state.pid(d) is None:
                 raise HypervisorError(
                     f"qemu: VM {vm_id} stopped before printing {marker!r}; console ends: "
                     f"{text[-800:]}"
@@ -461,13 +328,8 @@ class QemuHypervisor(Hypervisor):
     # ---- validation --------------------------------------------------------------------------
 
     def _validate(self, spec: VmSpec) -> None:
-        d = self._dir(spec.vm_id)
         bad = f"qemu: VM {spec.vm_id}:"
-        if len(str(d / "qmp.sock")) > _UNIX_PATH_MAX:
-            raise HypervisorError(
-                f"{bad} state path {d} is too long for a unix socket (max {_UNIX_PATH_MAX} "
-                "bytes with /qmp.sock); use a shorter state_root"
-            )
+        self.state.socket(self.state.dir(spec.vm_id))
         if not isinstance(spec.cpus, int) or not 1 <= spec.cpus <= 64:
             raise HypervisorError(f"{bad} cpus must be 1..64, got {spec.cpus!r}")
         if not isinstance(spec.memory_mb, int) or not 64 <= spec.memory_mb <= 1024 * 1024:

@@ -8,6 +8,7 @@ the driver sent was not valid per specs/cloud-hypervisor.yaml.
 import contextlib
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -249,7 +250,7 @@ def test_failures_leave_nothing_behind(env):
         env.driver.create(make_spec(env, nics=(NetAttachment(mac="52:54:00:00:00:02"),)))
     with pytest.raises(HypervisorError, match="virtiofsd"):
         env.driver.create(make_spec(env, shared_dir=env.files))
-    with pytest.raises(HypervisorError, match="invalid VM id"):
+    with pytest.raises(HypervisorError, match=r"VM id '\.\./escape' is invalid"):
         env.driver.create(make_spec(env, "../escape"))
     assert not (env.state_root / "vm1").exists()
 
@@ -261,3 +262,21 @@ def test_minimal_spec_sends_a_minimal_config(env):
     assert "disks" not in body and "net" not in body
     assert body["payload"] == {"kernel": str(env.files / "vmlinux"), "cmdline": spec.cmdline}
     env.driver.delete("tiny")
+
+
+def test_concurrent_operations_on_one_vm_serialize(env):
+    """Two runners creating one VM at once start one VMM: the second waits for the first's lock
+    and finds the running VM (unlocked, it read the half-made VM as stopped)."""
+    spec = make_spec(env)
+    results: list = []
+    threads = [
+        threading.Thread(target=lambda: results.append(env.driver.create(spec))) for _ in "ab"
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 2 and results[0].pid == results[1].pid is not None
+    assert calls(env).count("PUT /vm.create") == 1
+    env.driver.delete("vm1")
+    assert not (env.state_root / ".locks" / "vm1").exists()

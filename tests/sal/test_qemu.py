@@ -19,7 +19,8 @@ import pytest
 from sal.command import run
 from sal.hypervisor.base import HypervisorError, NetAttachment, VmNotFound, VmSpec, VmState
 from sal.hypervisor.cidata import NicConfig, SeedConfig, write_seed
-from sal.hypervisor.qemu import QemuHypervisor, spec_from_json, spec_to_json
+from sal.hypervisor.qemu import QemuHypervisor
+from sal.hypervisor.state import spec_from_json, spec_to_json
 from sal.images import remove_rootfs, unpack_rootfs, write_container_config
 from tests.sal.guest import POWEROFF_MARKER, READY_MARKER, build_guest
 
