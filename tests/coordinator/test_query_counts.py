@@ -71,6 +71,7 @@ def vms(owner, count: int) -> list[dict]:
 
 
 def test_workloads(alice, online_node, flat_queries):
+    deploy(alice, online_node, "d0")  # a node reports workloads only of owners who deployed to it
     record_inventory(online_node.pk, vms(alice.user, 1))
     one, many = flat_queries(
         lambda: alice.api.get(f"/api/v1/workloads?node={online_node.pk}&kind=vm"),
@@ -81,6 +82,7 @@ def test_workloads(alice, online_node, flat_queries):
 
 
 def test_workload_detail(alice, online_node, flat_queries):
+    deploy(alice, online_node, "d0")
     record_inventory(online_node.pk, vms(alice.user, 1))
     workload = alice.user.workloads.get()
     one, many = flat_queries(
