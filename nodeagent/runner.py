@@ -4,9 +4,13 @@ Scripts run in separate processes so that nothing a script does -- a runaway loo
 blocks, a crash -- can stop the agent. Each job gets a fresh engine with resource limits, bound to
 the job's signer (nodeagent.bindings). The pool in the agent process watches its workers:
 
-- a worker that died is replaced; the job it held stays pending in the stream and another worker
-  claims it once it has been idle for the visibility timeout (workers heartbeat the job they run,
-  so a live one never loses its job);
+- a worker that died is replaced, and the job it held is handed on at once: the pool is its
+  parent and knows it is gone, so the entry is moved to a live worker, marked as idle for the
+  visibility timeout (any worker looking for abandoned work takes it), and the re-run reports
+  why it restarted. The same holds for every pending entry of a consumer that is not one of the
+  pool's live workers: the workers of a previous agent died with it (PDEATHSIG). The visibility
+  timeout remains the backstop for a worker the pool cannot see (workers heartbeat the job they
+  run, so a live one never loses its job);
 - a job past its timeout, or cancelled and not stopping, has its worker killed and is ended by the
   pool. Workers stop cooperatively first: `log`, `sleep` and the engine's progress hook (when the
   engine has one) end the script with ErrorTerminated.
@@ -30,7 +34,7 @@ from typing import Any
 import redis
 
 from nodeagent.bindings import IMPLEMENTATIONS, JobContext, SalFactory, bind
-from nodeagent.jobstore import ClaimedJob, JobStore, connect
+from nodeagent.jobstore import AGENT_RESTARTED, ClaimedJob, JobStore, connect
 from nodeagent.node_resources import node_resources
 from nodeagent.vm_functions import VmFunctions
 from nodeagent.workload_functions import WorkloadFunctions
@@ -272,6 +276,7 @@ class RunnerPool:
         self._watcher: threading.Thread | None = None
         self._last_cleanup = 0.0
         self._stop_timeout = 5.0
+        self._deaths: dict[str, str] = {}  # consumer of a dead worker → how it died
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -335,6 +340,7 @@ class RunnerPool:
         while not self._halt.wait(self.watch_every):
             try:
                 self._replace_dead()
+                self._hand_over_orphans()
                 self._enforce_limits()
                 self._cleanup_consumers()
             except redis.RedisError as exc:
@@ -366,6 +372,7 @@ class RunnerPool:
                 continue
             if slot.restart_at is None:
                 slot.process.join(timeout=0)
+                self._deaths[slot.consumer] = _death_of(slot.process)
                 if slot.killed:
                     delay = 0.0
                 else:
@@ -381,6 +388,31 @@ class RunnerPool:
             if now >= slot.restart_at:
                 self._spawn(slot)
                 self.restarts += 1
+
+    def _hand_over_orphans(self) -> None:
+        """Give every job held by a consumer that is not a live worker to a live one, at once,
+        and forget that consumer: nothing else will ever run or ack its entries."""
+        live = self.live_consumers()
+        if not live:
+            return  # every worker is down: the next round, once one is back
+        heir = next(iter(live))
+        orphaned: set[str] = set()
+        for entry in self.store.pending():
+            consumer = entry["consumer"]
+            if consumer in live:
+                continue
+            slot = next((s for s in self.slots if s.consumer == consumer), None)
+            if slot is not None and consumer not in self._deaths:  # died since _replace_dead
+                self._deaths[consumer] = _death_of(slot.process)
+            reason = self._deaths.get(consumer, AGENT_RESTARTED)
+            log.warning(
+                "job entry %s of %s: %s; running it again", entry["message_id"], consumer, reason
+            )
+            self.store.hand_over(entry["message_id"], heir, self.settings.visibility_ms, reason)
+            orphaned.add(consumer)
+        for consumer in orphaned:
+            self.store.forget_consumer(consumer)
+            self._deaths.pop(consumer, None)
 
     def _enforce_limits(self) -> None:
         live = self.live_consumers()
@@ -426,6 +458,22 @@ class RunnerPool:
             return
         self._last_cleanup = now
         live = self.live_consumers()
-        for consumer in self.store.consumers():
+        known = self.store.consumers()
+        for consumer in known:
             if consumer["name"] not in live and int(consumer["pending"]) == 0:
                 self.store.forget_consumer(consumer["name"])
+        names = {c["name"] for c in known}
+        self._deaths = {c: how for c, how in self._deaths.items() if c in names}
+
+
+def _death_of(process: Any) -> str:
+    """How a worker process ended, as the phrase a `restarted` event shows."""
+    code = process.exitcode
+    if code is not None and code < 0:
+        try:
+            how = f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"was killed by signal {-code}"
+    else:
+        how = f"exited with code {code}"
+    return f"runner {process.pid} {how} mid-job"
