@@ -73,8 +73,8 @@ def test_capacity_is_reserved_and_refused_beyond_free(node):
 
 def test_owners_cannot_see_or_touch_each_others_workloads(node, pool):
     run(node, 1, 'volume_create("data", 1)')
-    foreign = run(node, 2, 'volume_delete("data")')
-    assert "you have no volume named 'data'" in foreign["error"]
+    foreign = run(node, 2, 'volume_delete("data")')  # owner 2 has none: nothing to delete
+    assert foreign["state"] == "succeeded"
     assert [s.name for s in pool.list_subvolumes()] == ["vol-u1-data"]
     own = run(node, 2, 'volume_create("data", 1)')  # the same name is free for another owner
     assert own["state"] == "succeeded"
