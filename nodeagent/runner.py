@@ -14,6 +14,13 @@ the job's signer (nodeagent.bindings). The pool in the agent process watches its
 - a job past its timeout, or cancelled and not stopping, has its worker killed and is ended by the
   pool. Workers stop cooperatively first: `log`, `sleep` and the engine's progress hook (when the
   engine has one) end the script with ErrorTerminated.
+
+Two backstops keep a script from taking a worker (or the node) down with it: a soft address-space
+limit (RLIMIT_AS, `memory_mb`) turns a runaway allocation into a MemoryError that fails the job,
+and jobs run on a thread whose C stack is big enough for every Python frame the recursion limit
+allows, so deep recursion ends in RecursionError, never in SIGSEGV. Only the soft limit is
+lowered: sal.command lifts it again in the tools and daemons (QEMU, redis-server, btrfs) a job
+starts, which must not live under a script's budget.
 """
 
 import contextlib
@@ -21,6 +28,7 @@ import ctypes
 import logging
 import math
 import multiprocessing
+import resource
 import secrets
 import signal
 import sys
@@ -34,6 +42,7 @@ from typing import Any
 import redis
 
 from nodeagent.bindings import IMPLEMENTATIONS, JobContext, SalFactory, bind
+from nodeagent.config import DEFAULT_RUNNER_MEMORY_MB
 from nodeagent.jobstore import AGENT_RESTARTED, ClaimedJob, JobStore, connect
 from nodeagent.node_resources import node_resources
 from nodeagent.vm_functions import VmFunctions
@@ -49,6 +58,12 @@ PR_SET_PDEATHSIG = 1
 RESTART_BACKOFF_MAX = 30.0
 CONSUMER_CLEANUP_EVERY = 30.0
 HEALTHY_AFTER = 60.0  # a worker alive this long resets its restart backoff
+# Deeply nested data is copied, compared and printed recursively, so workers allow 20,000 Python
+# frames. A frame recursing through C builtins (map, sorted, str of a container) was measured to
+# need up to ~3 KiB of C stack: 20,000 of them overflow the main thread's 8 MiB (SIGSEGV) but fit
+# in JOB_STACK_BYTES with room to spare. The stack is address space, counted in `memory_mb`.
+RECURSION_LIMIT = 20_000
+JOB_STACK_BYTES = 128 * 2**20
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,7 @@ class RunnerSettings:
     workload_bind: str = "127.0.0.1"  # where databases listen (the overlay address on a node)
     hypervisor: str = "qemu"
     workload_netns: str | None = None  # where VM taps and processes live (None: the host's)
+    memory_mb: int = DEFAULT_RUNNER_MEMORY_MB  # a worker's soft address-space limit; 0: none
 
     @property
     def heartbeat_every(self) -> float:
@@ -215,7 +231,11 @@ class Worker:
                 return "cancelled", "cancelled while running"
             if ctx.stop_reason == "timeout":
                 return "failed", f"timeout: the job ran longer than its {ctx.timeout:g}s limit"
+            if exc.details.get("what") == "Memory":  # the engine's word for a MemoryError
+                return "failed", self._out_of_memory()
             return "failed", error_text(exc)
+        except MemoryError:
+            return "failed", self._out_of_memory()
         except RecursionError:
             return "failed", "ErrorStackOverflow: the script nested too deeply"
         except redis.RedisError:
@@ -224,22 +244,59 @@ class Worker:
             log.exception("job %s: a native function failed", ctx.job_id)
             return "failed", f"ErrorSystem: internal error in a node function: {exc}"
 
+    def _out_of_memory(self) -> str:
+        if self.settings.memory_mb:
+            return f"the script ran out of memory (limit {self.settings.memory_mb} MiB)"
+        return "the script ran out of memory"
+
+
+def limit_memory(memory_mb: int) -> None:
+    """Lower this process's soft RLIMIT_AS to `memory_mb` MiB (0: leave it). The hard limit is
+    kept so that sal.command can give children started from here their full limit back."""
+    if memory_mb <= 0:
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = memory_mb * 2**20
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
 
 def worker_main(settings: RunnerSettings, consumer: str) -> None:
     """Entry point of a worker process. SIGTERM asks it to stop after the job it runs.
 
     (A signal, not a multiprocessing.Event: a worker killed while waiting on a shared Event
-    leaves it unusable, and the pool kills workers as a matter of course.)
+    leaves it unusable, and the pool kills workers as a matter of course.) The work happens on
+    a thread with a JOB_STACK_BYTES stack (see RECURSION_LIMIT); the main thread only waits,
+    so it stays free to run the signal handler.
     """
     _die_with_parent()
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the agent, which stops us
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sys.setrecursionlimit(20_000)
+    sys.setrecursionlimit(RECURSION_LIMIT)
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s %(levelname)s {consumer}: %(message)s"
     )
-    Worker(settings, consumer).serve(stop)
+    limit_memory(settings.memory_mb)
+    worker = Worker(settings, consumer)
+    crashed = threading.Event()
+
+    def serve() -> None:
+        try:
+            worker.serve(stop)
+        except BaseException:
+            log.exception("runner %s stopped on an unexpected error", consumer)
+            crashed.set()
+
+    threading.stack_size(JOB_STACK_BYTES)
+    jobs = threading.Thread(target=serve, name="jobs")
+    jobs.start()
+    threading.stack_size(0)  # only the jobs thread needs the deep stack
+    while jobs.is_alive():
+        jobs.join(timeout=0.5)
+    if crashed.is_set():
+        sys.exit(1)  # the pool sees a dead worker and starts another
 
 
 @dataclass

@@ -201,6 +201,38 @@ def test_deep_recursion_hits_the_call_limit_and_the_runner_lives_on(store: JobSt
     assert pool.slots[0].process.pid == pid
 
 
+@pytest.mark.parametrize(
+    "script",
+    [
+        "fn f(n){ if n == 0 { 0 } else { f(n-1) + 1 } } f(100000)",
+        "fn f(n){ if n == 0 { 0 } else { [n-1].map(f)[0] + 1 } } f(100000)",  # via a native
+    ],
+    ids=["direct", "through-map"],
+)
+def test_deep_recursion_never_crashes_a_runner(store: JobStore, start_pool, script: str):
+    pool = start_pool(workers=1)
+    process = pool.slots[0].process
+    job = submit(store, script)
+    state = final(store, job, timeout=60)
+    assert state["state"] == "failed"
+    assert state["error"].startswith("ErrorStackOverflow"), state["error"]
+    assert process.is_alive() and process.exitcode is None  # not -11 (SIGSEGV)
+    assert pool.restarts == 0
+
+
+def test_a_script_out_of_memory_fails_clearly_and_its_runner_lives_on(store: JobStore, start_pool):
+    # 600 MiB of address space: the worker itself maps ~450 MiB (most of it its jobs thread's
+    # stack and malloc arenas, reserved, not used), so the script gets ~150 MiB.
+    pool = start_pool(workers=1, memory_mb=600, max_operations=0)
+    pid = pool.slots[0].process.pid
+    job = submit(store, "let a = []; a.pad(90000, 0); let b = []; loop { b.push(a); b += [a]; }")
+    state = final(store, job, timeout=60)
+    assert state["state"] == "failed"
+    assert state["error"] == "the script ran out of memory (limit 600 MiB)"
+    assert final(store, submit(store, '"next"'))["result"] == '"next"'
+    assert pool.slots[0].process.pid == pid
+
+
 def test_a_runner_killed_mid_job_is_replaced_and_the_job_finishes(store: JobStore, start_pool):
     pool = start_pool(workers=2)
     job = submit(store, 'log("begin"); sleep(1500); log("end"); "done"')
