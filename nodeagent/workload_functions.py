@@ -150,8 +150,11 @@ class WorkloadFunctions(FunctionTable):
         made = create_recorded(self.registry, workload, make)
         if password is None:
             # Shown to the scripts that create it (a re-run gets the same one), never kept in
-            # the record or the inventory.
-            made["password"] = secret(self.registry.require(ctx.owner, "herodb", name))
+            # the record or the inventory. A database made before passwords were derived has a
+            # random one that cannot be shown again: then none is shown rather than a wrong one.
+            record = self.registry.require(ctx.owner, "herodb", name)
+            if herodb.has_password(record.local_id, secret(record)):
+                made["password"] = secret(record)
         return made
 
     def herodb_info(self, ctx: JobContext, name: Any) -> dict:

@@ -250,6 +250,13 @@ class HeroDB:
         digest = hmac.new(key, f"{db_id}\0{salt}".encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
+    def has_password(self, db_id: str, password: str) -> bool:
+        """True when `password` is the database's: its hash matches the one on record."""
+        self._check_id(db_id)
+        spec = self._load_spec(db_id)
+        wanted = hashlib.sha256(password.encode()).hexdigest()
+        return spec is not None and hmac.compare_digest(spec.password_sha256, wanted)
+
     def info(self, db_id: str) -> DbInfo:
         """State and usage, asked of the server itself. Unknown id → HeroDBNotFound."""
         self._check_id(db_id)
