@@ -387,6 +387,7 @@ class NodeAgent:
                 storage=tuple(str(p) for p in self.config.storage),
                 hypervisor=self.config.hypervisor,
                 workload_netns=self.config.workload_netns,
+                memory_mb=self.config.runner_memory_mb,
                 **self.runner_settings,
             )
             stack.enter_context(RunnerPool(settings, workers=self.config.runners))

@@ -9,7 +9,14 @@ import sys
 from pathlib import Path
 
 from nodeagent import __version__
-from nodeagent.config import DEFAULT_RUNNERS, STATE_FILE, ConfigError, build_config
+from nodeagent.config import (
+    DEFAULT_RUNNER_MEMORY_MB,
+    DEFAULT_RUNNERS,
+    RUNNER_MEMORY_ENV,
+    STATE_FILE,
+    ConfigError,
+    build_config,
+)
 from nodeagent.identity import IdentityError, load_or_create_identity
 
 log = logging.getLogger("nodeagent")
@@ -23,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m nodeagent",
         description="ZOS node agent. Flags not given are read from the kernel command line "
         "(zos.ledger=, zos.farm=, zos.enroll=, zos.data=, zos.redis=, zos.runners=, "
+        "zos.runner_memory=, "
         "zos.mycelium=, zos.mycelium_peers=, zos.netns=, zos.hypervisor=).",
     )
     parser.add_argument("--version", action="version", version=__version__)
@@ -51,6 +59,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--runners", type=int, help=f"runner processes executing jobs (default {DEFAULT_RUNNERS})"
+    )
+    run.add_argument(
+        "--runner-memory",
+        type=int,
+        metavar="MIB",
+        help="address-space limit of each runner process, so a runaway script fails instead of "
+        f"exhausting the node; 0 = none (default ${RUNNER_MEMORY_ENV} or "
+        f"{DEFAULT_RUNNER_MEMORY_MB})",
     )
     run.add_argument(
         "--mycelium",

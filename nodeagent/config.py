@@ -6,8 +6,10 @@ on a developer's machine the flags say the same thing.
 
 import argparse
 import json
+import os
 import shlex
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +17,11 @@ DEFAULT_DATA_DIR = Path("/var/cache/zos")
 KERNEL_CMDLINE = Path("/proc/cmdline")
 DEFAULT_RUNNERS = 2
 MAX_RUNNERS = 64
+# Each runner's soft address-space limit: a runaway script fails with "out of memory" instead of
+# pushing the node into the OOM killer. A runner maps ~450 MiB before any job (mostly reserved
+# stack and malloc arenas), so 1024 leaves a script roughly half a GiB. 0 turns it off.
+DEFAULT_RUNNER_MEMORY_MB = 1024
+RUNNER_MEMORY_ENV = "ZOS_RUNNER_MEMORY_MB"
 STATE_FILE = "agent-state.json"
 _KNOWN_KERNEL_KEYS = {
     "ledger",
@@ -23,6 +30,7 @@ _KNOWN_KERNEL_KEYS = {
     "data",
     "redis",
     "runners",
+    "runner_memory",
     "mycelium",
     "mycelium_peers",
     "netns",
@@ -47,6 +55,7 @@ class AgentConfig:
     image_version: str = ""
     redis_url: str | None = None  # None: the agent starts its own redis-server
     runners: int = DEFAULT_RUNNERS
+    runner_memory_mb: int = DEFAULT_RUNNER_MEMORY_MB  # 0: runners have no memory limit
     mycelium: str | None = None  # the mycelium binary; None: no overlay on this node
     mycelium_peers: tuple[str, ...] = ()
     mycelium_api: str = "127.0.0.1:8989"
@@ -96,6 +105,18 @@ def _runners(value: object) -> int:
     return count
 
 
+def _runner_memory(value: object) -> int:
+    try:
+        megabytes = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ConfigError(f"runner memory must be a number of MiB, got {value!r}") from None
+    if megabytes < 0 or 0 < megabytes < 256:
+        raise ConfigError(
+            f"runner memory must be 0 (no limit) or at least 256 MiB, got {megabytes}"
+        )
+    return megabytes
+
+
 def _redis_url(value: str | None) -> str | None:
     if value and not value.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"redis URL {value!r} must start with redis://, rediss:// or unix://")
@@ -120,7 +141,11 @@ def _hypervisor(value: str | None) -> str:
     return value
 
 
-def build_config(args: argparse.Namespace, cmdline_path: Path = KERNEL_CMDLINE) -> AgentConfig:
+def build_config(
+    args: argparse.Namespace,
+    cmdline_path: Path = KERNEL_CMDLINE,
+    environ: Mapping[str, str] = os.environ,
+) -> AgentConfig:
     try:
         kernel = parse_kernel_cmdline(cmdline_path.read_text())
     except OSError:
@@ -141,6 +166,11 @@ def build_config(args: argparse.Namespace, cmdline_path: Path = KERNEL_CMDLINE) 
     except ValueError:
         raise ConfigError(f"farm must be a number, got {farm!r}") from None
     runners = getattr(args, "runners", None)
+    runner_memory = getattr(args, "runner_memory", None)
+    if runner_memory is None:
+        runner_memory = environ.get(RUNNER_MEMORY_ENV) or kernel.get(
+            "runner_memory", DEFAULT_RUNNER_MEMORY_MB
+        )
     return AgentConfig(
         ledger_url=ledger.rstrip("/"),
         farm_id=farm_id,
@@ -154,6 +184,7 @@ def build_config(args: argparse.Namespace, cmdline_path: Path = KERNEL_CMDLINE) 
         runners=_runners(
             runners if runners is not None else kernel.get("runners", DEFAULT_RUNNERS)
         ),
+        runner_memory_mb=_runner_memory(runner_memory),
         mycelium=_mycelium(getattr(args, "mycelium", None) or kernel.get("mycelium")),
         mycelium_peers=tuple(getattr(args, "mycelium_peer", None) or ())
         or tuple(p for p in kernel.get("mycelium_peers", "").split(",") if p),

@@ -23,6 +23,8 @@ GROUP = "runners"
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 DEFAULT_MAX_LOCAL_ATTEMPTS = 3
 JOB_FIELDS = ("job_id", "attempt", "owner", "signer", "name", "script", "timeout")
+AGENT_RESTARTED = "the agent restarted mid-job"
+UNKNOWN_RESTART_REASON = "its previous run here was interrupted"
 
 
 @dataclass
@@ -76,7 +78,7 @@ if state then
     return 0
   end
   redis.call('HDEL', KEYS[1], 'started_at', 'finished_at', 'result', 'error', 'cancel',
-             'cancel_at', 'runner')
+             'cancel_at', 'runner', 'restart_reason')
 end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'attempt', ARGV[2], 'owner', ARGV[3],
            'signer', ARGV[4], 'name', ARGV[5], 'timeout', ARGV[7], 'queued_at', ARGV[8],
@@ -101,10 +103,21 @@ return 1
 
 # KEYS: job hash, outbox. ARGV: job_id now runner.
 # Returns the attempt now running, or false when the job is final (nothing to run).
+# A job that already started here (or was claimed before: its runner died first) gets a
+# `restarted` event before its new `running`, saying why, so the re-run's log lines read as a
+# new run and not as repeats. The pool leaves the reason in `restart_reason` when it hands a
+# dead runner's job on.
 _START = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'queued' and state ~= 'running' then return false end
 local attempt = redis.call('HGET', KEYS[1], 'attempt')
+local runs = tonumber(redis.call('HGET', KEYS[1], 'local_attempts') or '0')
+if redis.call('HEXISTS', KEYS[1], 'started_at') == 1 or runs > 1 then
+  local why = redis.call('HGET', KEYS[1], 'restart_reason') or ARGV[4]
+  redis.call('XADD', KEYS[2], '*', 'job_id', ARGV[1], 'attempt', attempt, 'status', 'restarted',
+             'ts', ARGV[2], 'log', 'restarted on the node: ' .. why .. ' (run ' .. runs .. ')')
+  redis.call('HDEL', KEYS[1], 'restart_reason')
+end
 redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[2], 'runner', ARGV[3])
 redis.call('XADD', KEYS[2], '*', 'job_id', ARGV[1], 'attempt', attempt, 'status', 'running',
            'ts', ARGV[2])
@@ -315,9 +328,14 @@ class JobStore:
         self.redis.xclaim(self.jobs_key, GROUP, consumer, 0, [entry_id], justid=True)
 
     def start(self, job_id: str, runner: str = "") -> int | None:
-        """Mark the job running and emit `running`; None if it already ended (e.g. cancelled)."""
+        """Mark the job running and emit `running`; None if it already ended (e.g. cancelled).
+
+        A re-run (the job started here before) first emits `restarted` with a `log` sentence
+        saying why; `attempt` stays the coordinator's attempt.
+        """
         attempt = self._start(
-            keys=[self.job_key(job_id), self.outbox_key], args=[job_id, _now(), runner]
+            keys=[self.job_key(job_id), self.outbox_key],
+            args=[job_id, _now(), runner, UNKNOWN_RESTART_REASON],
         )
         return None if attempt is None else int(attempt)
 
@@ -368,6 +386,18 @@ class JobStore:
 
     def forget_consumer(self, consumer: str) -> None:
         self.redis.xgroup_delconsumer(self.jobs_key, GROUP, consumer)
+
+    def hand_over(self, entry_id: str, consumer: str, idle_ms: int, reason: str) -> None:
+        """Move a dead runner's pending entry to `consumer`, already `idle_ms` idle, so the next
+        runner to look for abandoned work takes it at once instead of after the visibility
+        timeout; `reason` (a phrase: "runner 4711 was killed by SIGKILL mid-job") becomes the
+        re-run's `restarted` event."""
+        entries = self.redis.xrange(self.jobs_key, entry_id, entry_id)
+        with self.redis.pipeline() as pipe:
+            if entries and entries[0][1].get("job_id"):
+                pipe.hset(self.job_key(entries[0][1]["job_id"]), "restart_reason", reason)
+            pipe.xclaim(self.jobs_key, GROUP, consumer, 0, [entry_id], idle=idle_ms, justid=True)
+            pipe.execute()
 
     def consumers(self) -> list[dict]:
         try:

@@ -4,12 +4,23 @@ Scripts run in separate processes so that nothing a script does -- a runaway loo
 blocks, a crash -- can stop the agent. Each job gets a fresh engine with resource limits, bound to
 the job's signer (nodeagent.bindings). The pool in the agent process watches its workers:
 
-- a worker that died is replaced; the job it held stays pending in the stream and another worker
-  claims it once it has been idle for the visibility timeout (workers heartbeat the job they run,
-  so a live one never loses its job);
+- a worker that died is replaced, and the job it held is handed on at once: the pool is its
+  parent and knows it is gone, so the entry is moved to a live worker, marked as idle for the
+  visibility timeout (any worker looking for abandoned work takes it), and the re-run reports
+  why it restarted. The same holds for every pending entry of a consumer that is not one of the
+  pool's live workers: the workers of a previous agent died with it (PDEATHSIG). The visibility
+  timeout remains the backstop for a worker the pool cannot see (workers heartbeat the job they
+  run, so a live one never loses its job);
 - a job past its timeout, or cancelled and not stopping, has its worker killed and is ended by the
   pool. Workers stop cooperatively first: `log`, `sleep` and the engine's progress hook (when the
   engine has one) end the script with ErrorTerminated.
+
+Two backstops keep a script from taking a worker (or the node) down with it: a soft address-space
+limit (RLIMIT_AS, `memory_mb`) turns a runaway allocation into a MemoryError that fails the job,
+and jobs run on a thread whose C stack is big enough for every Python frame the recursion limit
+allows, so deep recursion ends in RecursionError, never in SIGSEGV. Only the soft limit is
+lowered: sal.command lifts it again in the tools and daemons (QEMU, redis-server, btrfs) a job
+starts, which must not live under a script's budget.
 """
 
 import contextlib
@@ -17,6 +28,7 @@ import ctypes
 import logging
 import math
 import multiprocessing
+import resource
 import secrets
 import signal
 import sys
@@ -30,7 +42,8 @@ from typing import Any
 import redis
 
 from nodeagent.bindings import IMPLEMENTATIONS, JobContext, SalFactory, bind
-from nodeagent.jobstore import ClaimedJob, JobStore, connect
+from nodeagent.config import DEFAULT_RUNNER_MEMORY_MB
+from nodeagent.jobstore import AGENT_RESTARTED, ClaimedJob, JobStore, connect
 from nodeagent.node_resources import node_resources
 from nodeagent.vm_functions import VmFunctions
 from nodeagent.workload_functions import WorkloadFunctions
@@ -45,6 +58,12 @@ PR_SET_PDEATHSIG = 1
 RESTART_BACKOFF_MAX = 30.0
 CONSUMER_CLEANUP_EVERY = 30.0
 HEALTHY_AFTER = 60.0  # a worker alive this long resets its restart backoff
+# Deeply nested data is copied, compared and printed recursively, so workers allow 20,000 Python
+# frames. A frame recursing through C builtins (map, sorted, str of a container) was measured to
+# need up to ~3 KiB of C stack: 20,000 of them overflow the main thread's 8 MiB (SIGSEGV) but fit
+# in JOB_STACK_BYTES with room to spare. The stack is address space, counted in `memory_mb`.
+RECURSION_LIMIT = 20_000
+JOB_STACK_BYTES = 128 * 2**20
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,7 @@ class RunnerSettings:
     workload_bind: str = "127.0.0.1"  # where databases listen (the overlay address on a node)
     hypervisor: str = "qemu"
     workload_netns: str | None = None  # where VM taps and processes live (None: the host's)
+    memory_mb: int = DEFAULT_RUNNER_MEMORY_MB  # a worker's soft address-space limit; 0: none
 
     @property
     def heartbeat_every(self) -> float:
@@ -211,7 +231,11 @@ class Worker:
                 return "cancelled", "cancelled while running"
             if ctx.stop_reason == "timeout":
                 return "failed", f"timeout: the job ran longer than its {ctx.timeout:g}s limit"
+            if exc.details.get("what") == "Memory":  # the engine's word for a MemoryError
+                return "failed", self._out_of_memory()
             return "failed", error_text(exc)
+        except MemoryError:
+            return "failed", self._out_of_memory()
         except RecursionError:
             return "failed", "ErrorStackOverflow: the script nested too deeply"
         except redis.RedisError:
@@ -220,22 +244,59 @@ class Worker:
             log.exception("job %s: a native function failed", ctx.job_id)
             return "failed", f"ErrorSystem: internal error in a node function: {exc}"
 
+    def _out_of_memory(self) -> str:
+        if self.settings.memory_mb:
+            return f"the script ran out of memory (limit {self.settings.memory_mb} MiB)"
+        return "the script ran out of memory"
+
+
+def limit_memory(memory_mb: int) -> None:
+    """Lower this process's soft RLIMIT_AS to `memory_mb` MiB (0: leave it). The hard limit is
+    kept so that sal.command can give children started from here their full limit back."""
+    if memory_mb <= 0:
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = memory_mb * 2**20
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
 
 def worker_main(settings: RunnerSettings, consumer: str) -> None:
     """Entry point of a worker process. SIGTERM asks it to stop after the job it runs.
 
     (A signal, not a multiprocessing.Event: a worker killed while waiting on a shared Event
-    leaves it unusable, and the pool kills workers as a matter of course.)
+    leaves it unusable, and the pool kills workers as a matter of course.) The work happens on
+    a thread with a JOB_STACK_BYTES stack (see RECURSION_LIMIT); the main thread only waits,
+    so it stays free to run the signal handler.
     """
     _die_with_parent()
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the agent, which stops us
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sys.setrecursionlimit(20_000)
+    sys.setrecursionlimit(RECURSION_LIMIT)
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s %(levelname)s {consumer}: %(message)s"
     )
-    Worker(settings, consumer).serve(stop)
+    limit_memory(settings.memory_mb)
+    worker = Worker(settings, consumer)
+    crashed = threading.Event()
+
+    def serve() -> None:
+        try:
+            worker.serve(stop)
+        except BaseException:
+            log.exception("runner %s stopped on an unexpected error", consumer)
+            crashed.set()
+
+    threading.stack_size(JOB_STACK_BYTES)
+    jobs = threading.Thread(target=serve, name="jobs")
+    jobs.start()
+    threading.stack_size(0)  # only the jobs thread needs the deep stack
+    while jobs.is_alive():
+        jobs.join(timeout=0.5)
+    if crashed.is_set():
+        sys.exit(1)  # the pool sees a dead worker and starts another
 
 
 @dataclass
@@ -272,6 +333,7 @@ class RunnerPool:
         self._watcher: threading.Thread | None = None
         self._last_cleanup = 0.0
         self._stop_timeout = 5.0
+        self._deaths: dict[str, str] = {}  # consumer of a dead worker → how it died
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -335,6 +397,7 @@ class RunnerPool:
         while not self._halt.wait(self.watch_every):
             try:
                 self._replace_dead()
+                self._hand_over_orphans()
                 self._enforce_limits()
                 self._cleanup_consumers()
             except redis.RedisError as exc:
@@ -366,6 +429,7 @@ class RunnerPool:
                 continue
             if slot.restart_at is None:
                 slot.process.join(timeout=0)
+                self._deaths[slot.consumer] = _death_of(slot.process)
                 if slot.killed:
                     delay = 0.0
                 else:
@@ -381,6 +445,31 @@ class RunnerPool:
             if now >= slot.restart_at:
                 self._spawn(slot)
                 self.restarts += 1
+
+    def _hand_over_orphans(self) -> None:
+        """Give every job held by a consumer that is not a live worker to a live one, at once,
+        and forget that consumer: nothing else will ever run or ack its entries."""
+        live = self.live_consumers()
+        if not live:
+            return  # every worker is down: the next round, once one is back
+        heir = next(iter(live))
+        orphaned: set[str] = set()
+        for entry in self.store.pending():
+            consumer = entry["consumer"]
+            if consumer in live:
+                continue
+            slot = next((s for s in self.slots if s.consumer == consumer), None)
+            if slot is not None and consumer not in self._deaths:  # died since _replace_dead
+                self._deaths[consumer] = _death_of(slot.process)
+            reason = self._deaths.get(consumer, AGENT_RESTARTED)
+            log.warning(
+                "job entry %s of %s: %s; running it again", entry["message_id"], consumer, reason
+            )
+            self.store.hand_over(entry["message_id"], heir, self.settings.visibility_ms, reason)
+            orphaned.add(consumer)
+        for consumer in orphaned:
+            self.store.forget_consumer(consumer)
+            self._deaths.pop(consumer, None)
 
     def _enforce_limits(self) -> None:
         live = self.live_consumers()
@@ -426,6 +515,22 @@ class RunnerPool:
             return
         self._last_cleanup = now
         live = self.live_consumers()
-        for consumer in self.store.consumers():
+        known = self.store.consumers()
+        for consumer in known:
             if consumer["name"] not in live and int(consumer["pending"]) == 0:
                 self.store.forget_consumer(consumer["name"])
+        names = {c["name"] for c in known}
+        self._deaths = {c: how for c, how in self._deaths.items() if c in names}
+
+
+def _death_of(process: Any) -> str:
+    """How a worker process ended, as the phrase a `restarted` event shows."""
+    code = process.exitcode
+    if code is not None and code < 0:
+        try:
+            how = f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"was killed by signal {-code}"
+    else:
+        how = f"exited with code {code}"
+    return f"runner {process.pid} {how} mid-job"

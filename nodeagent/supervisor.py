@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 
 WS_CONTEXT = b"zos-ws-v1\n"
 HANDSHAKE_TIMEOUT = 10.0
+# Reconnect delays: BACKOFF_BASE after a link that was up (the coordinator restarted or a proxy
+# dropped us: come back soon), doubling per refused or failed attempt in a row up to BACKOFF_MAX
+# (the coordinator is down or refuses us: do not hammer it). Each delay is scaled by a random
+# 0.5-1.0 so a fleet of nodes dropped together does not reconnect in one wave.
+BACKOFF_BASE = 2.0
 BACKOFF_MAX = 60.0
 FINAL = {"succeeded", "failed", "cancelled"}
 # What this agent does on the link beyond the base protocol: it answers `ping` (so the
@@ -75,6 +80,7 @@ class Supervisor:
         audience: Callable[[], NodeAudience | None],
         stop: threading.Event,
         inventory: Callable[[], list[dict]] = list,
+        backoff_base: float = BACKOFF_BASE,
     ) -> None:
         self.ws_url = ws_url
         self.identity = identity
@@ -84,6 +90,8 @@ class Supervisor:
         self.stop = stop
         self.inventory = inventory
         self.user_keys = UserKeyCache(client)
+        self.backoff_base = backoff_base
+        self.sessions = 0  # links that reached `welcome`; the reconnect loop reads it
         self._coordinator_key: VerifyKey | None = None
 
     def coordinator_key(self) -> VerifyKey:
@@ -179,11 +187,15 @@ class Supervisor:
         return {"type": "cancel_ack", "job_id": job_id, "state": state}
 
     def run(self) -> None:
+        """Keep the link up. A session that reached `welcome` resets the backoff however it
+        ended: every dropped link ends in ConnectionClosed, and counting those as failures made
+        a node wait up to a minute after each coordinator restart."""
         failures = 0
         while not self.stop.is_set():
             if self.audience() is None:
                 self.stop.wait(1.0)
                 continue
+            sessions = self.sessions
             try:
                 with connect(
                     self.ws_url, open_timeout=HANDSHAKE_TIMEOUT, close_timeout=2, max_size=2**22
@@ -200,8 +212,9 @@ class Supervisor:
                 LedgerRefused,
                 LedgerUnavailable,
             ) as exc:
-                failures += 1
-                delay = min(BACKOFF_MAX, 2 ** min(failures, 6)) * random.uniform(0.5, 1.0)  # noqa: S311
+                failures = 1 if self.sessions > sessions else failures + 1
+                delay = min(BACKOFF_MAX, self.backoff_base * 2 ** min(failures - 1, 6))
+                delay *= random.uniform(0.5, 1.0)  # noqa: S311
                 log.warning("coordinator link down (%s); reconnecting in %.1fs", exc, delay)
                 self.stop.wait(delay)
 
@@ -225,6 +238,7 @@ class Supervisor:
         if welcome.get("type") != "welcome":
             raise LinkRefused(f"expected welcome, got {welcome.get('type')!r}")
         log.info("coordinator link up")
+        self.sessions += 1
         session_over = threading.Event()
         shipper = threading.Thread(
             target=self._ship_outbox, args=(ws, session_over), name="outbox", daemon=True

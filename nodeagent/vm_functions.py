@@ -28,6 +28,7 @@ from nodeagent.workload_binding import (
     GIB,
     MIB,
     FunctionTable,
+    absent_ok,
     check_spec_fields,
     create_recorded,
     script_error,
@@ -395,7 +396,9 @@ class VmFunctions(FunctionTable):
 
     def vm_delete(self, ctx: JobContext, name: Any) -> bool:
         host = self._host("vm_delete")
-        record = self.registry.require(ctx.owner, "vm", name)
+        record = absent_ok(ctx, self.registry, "vm", name, "vm_delete")
+        if record is None:
+            return True
         self._destroy(host, record)
         self.registry.release(record)
         return True

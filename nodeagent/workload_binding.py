@@ -11,7 +11,7 @@ from typing import Any
 
 from nodeagent.bindings import JobContext, SalFactory
 from nodeagent.node_resources import NodeResources
-from nodeagent.workloads import Workload, WorkloadError, WorkloadRegistry
+from nodeagent.workloads import Workload, WorkloadError, WorkloadRegistry, check_name
 from rhai.errors import RhaiError
 from sal.command import SalError
 
@@ -82,6 +82,18 @@ class FunctionTable:
 
     def table(self) -> dict[str, SalFactory]:
         return {name: bind_method(getattr(self, name)) for name in self.FUNCTIONS}
+
+
+def absent_ok(
+    ctx: JobContext, registry: WorkloadRegistry, kind: str, name: Any, function: str
+) -> Workload | None:
+    """The owner's workload to delete, or None when there is none: a delete of what is already
+    gone succeeds (a re-run after a crash deletes again), and says so in the job log so a
+    mistyped name does not pass unseen."""
+    record = registry.get(ctx.owner, kind, check_name(kind, name))
+    if record is None:
+        ctx.events.log(ctx.job_id, f"{function}: you have no {kind} named {name!r}; nothing to do")
+    return record
 
 
 def create_recorded(

@@ -4,9 +4,13 @@ Each function validates what the script passed, reserves capacity in the workloa
 (which also scopes the name to the job's owner), asks the SAL to do the work, and records what
 the SAL reported (nodeagent.workload_binding). A failure after the reservation gives the capacity
 back, so a failed create leaves nothing behind. VMs are in nodeagent.vm_functions.
+
+Jobs run at least once (a runner or agent that dies mid-job runs the script again), so every
+function is idempotent by name: a create with the same spec returns the same result, a delete of
+what is already gone succeeds, a snapshot that exists is returned again even if its source has
+been deleted since.
 """
 
-import secrets
 from typing import Any
 
 from nodeagent import overlay
@@ -15,6 +19,7 @@ from nodeagent.workload_binding import (
     GIB,
     MIB,
     FunctionTable,
+    absent_ok,
     check_spec_fields,
     create_recorded,
     script_error,
@@ -71,15 +76,20 @@ class WorkloadFunctions(FunctionTable):
 
     def volume_delete(self, ctx: JobContext, name: Any) -> bool:
         pool = self._pool("volume_delete")
-        record = self.registry.require(ctx.owner, "volume", name)
+        record = absent_ok(ctx, self.registry, "volume", name, "volume_delete")
+        if record is None:
+            return True
         pool.delete_subvolume(_volume_subvolume(record))
         self.registry.release(record)
         return True
 
     def volume_snapshot(self, ctx: JobContext, name: Any, snap: Any) -> dict:
         pool = self._pool("volume_snapshot")
-        source = self.registry.require(ctx.owner, "volume", name)
         snap = check_name("volume", snap)
+        done = self.registry.get(ctx.owner, "volume", snap)
+        if done is not None and done.state == "ready" and done.spec == {"snapshot_of": name}:
+            return done.public()  # a re-run: the source may be gone by now, the snapshot is not
+        source = self.registry.require(ctx.owner, "volume", name)
         workload = Workload(
             owner=ctx.owner,
             kind="volume",
@@ -89,7 +99,8 @@ class WorkloadFunctions(FunctionTable):
         )
 
         def make(record: Workload) -> dict:
-            pool.snapshot(_volume_subvolume(source), _volume_subvolume(record), readonly=True)
+            if not pool.exists(_volume_subvolume(record)):  # else made by a run that died
+                pool.snapshot(_volume_subvolume(source), _volume_subvolume(record), readonly=True)
             return {"snapshot_of": source.name, "size_gb": source.spec.get("size_gb", 0)}, {}
 
         return create_recorded(self.registry, workload, make)
@@ -122,21 +133,29 @@ class WorkloadFunctions(FunctionTable):
             reserved={"mru": memory * MIB, self.resources.disk_key: disk * GIB},
         )
 
+        def secret(record: Workload) -> str:
+            return password or herodb.generated_password(record.local_id, repr(record.created))
+
         def make(record: Workload) -> dict:
             data = pool.create_subvolume(_db_subvolume(record), limit=disk * GIB)
-            secret = password or secrets.token_urlsafe(24)
             try:
                 info = herodb.create(
-                    record.local_id, secret, memory, data, bind=self._database_address()
+                    record.local_id, secret(record), memory, data, bind=self._database_address()
                 )
             except Exception:
                 pool.delete_subvolume(_db_subvolume(record))
                 raise
-            details = {"address": info.address, "memory_mb": memory, "disk_gb": disk}
-            # The password is shown once, to the script that made it; never kept in inventories.
-            return details, {} if password else {"password": secret}
+            return {"address": info.address, "memory_mb": memory, "disk_gb": disk}, {}
 
-        return create_recorded(self.registry, workload, make)
+        made = create_recorded(self.registry, workload, make)
+        if password is None:
+            # Shown to the scripts that create it (a re-run gets the same one), never kept in
+            # the record or the inventory. A database made before passwords were derived has a
+            # random one that cannot be shown again: then none is shown rather than a wrong one.
+            record = self.registry.require(ctx.owner, "herodb", name)
+            if herodb.has_password(record.local_id, secret(record)):
+                made["password"] = secret(record)
+        return made
 
     def herodb_info(self, ctx: JobContext, name: Any) -> dict:
         herodb = self.resources.herodb
@@ -154,7 +173,9 @@ class WorkloadFunctions(FunctionTable):
 
     def herodb_delete(self, ctx: JobContext, name: Any) -> bool:
         pool = self._pool("herodb_delete")
-        record = self.registry.require(ctx.owner, "herodb", name)
+        record = absent_ok(ctx, self.registry, "herodb", name, "herodb_delete")
+        if record is None:
+            return True
         assert self.resources.herodb is not None
         self.resources.herodb.delete(record.local_id)
         pool.delete_subvolume(_db_subvolume(record))

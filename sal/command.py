@@ -6,6 +6,7 @@ can see the real cause instead of a Python traceback.
 """
 
 import json
+import resource
 import shlex
 import subprocess
 import time
@@ -34,6 +35,23 @@ class CommandFailed(SalError):
         super().__init__(message)
 
 
+def _lift_memory_limit() -> None:
+    """In the child, before exec: the soft address-space limit back up to the hard one."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+
+
+def child_setup() -> Callable[[], None] | None:
+    """The `preexec_fn` for every tool and daemon a SAL starts.
+
+    A runner lowers its own soft RLIMIT_AS so a runaway script fails with MemoryError; the VMs,
+    databases and tools it starts must not inherit that budget (QEMU alone maps the guest's
+    RAM). None, so no hook runs at fork, when this process has no lowered limit (the agent).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    return _lift_memory_limit if soft != hard else None
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -52,6 +70,7 @@ def run(
             timeout=timeout,
             check=False,
             env=env,
+            preexec_fn=child_setup(),  # lifts a runner's memory limit (see child_setup)
         )
     except FileNotFoundError as exc:
         raise CommandFailed(argv, f"cannot run: {exc.strerror} (is {argv[0]} installed?)") from exc

@@ -18,9 +18,11 @@ Safety choices, each because the database is reachable over the overlay network:
   silently dropping the user's keys; AOF (`appendfsync everysec`) makes data survive a crash.
 """
 
+import base64
 import contextlib
 import fcntl
 import hashlib
+import hmac
 import ipaddress
 import json
 import logging
@@ -227,6 +229,33 @@ class HeroDB:
                 raise
             log.info("herodb %s created at %s", db_id, spec.address)
             return self._info(spec)
+
+    def generated_password(self, db_id: str, salt: str) -> str:
+        """A password for a database whose owner chose none, derived from a node-local key, the
+        id and `salt` (the workload's creation time).
+
+        Derived rather than random so a create re-run after a crash asks for the same password
+        (and can show it to the owner again), while no password is ever written down: only the
+        key, in `<state_root>/password.key`, mode 0600.
+        """
+        self._check_id(db_id)
+        key_path = self.state_root / "password.key"
+        with self._locked():
+            if not key_path.exists():
+                partial = self.state_root / "password.key.partial"
+                partial.touch(mode=0o600)
+                partial.write_text(secrets.token_hex(32))
+                partial.replace(key_path)
+            key = bytes.fromhex(key_path.read_text().strip())
+        digest = hmac.new(key, f"{db_id}\0{salt}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def has_password(self, db_id: str, password: str) -> bool:
+        """True when `password` is the database's: its hash matches the one on record."""
+        self._check_id(db_id)
+        spec = self._load_spec(db_id)
+        wanted = hashlib.sha256(password.encode()).hexdigest()
+        return spec is not None and hmac.compare_digest(spec.password_sha256, wanted)
 
     def info(self, db_id: str) -> DbInfo:
         """State and usage, asked of the server itself. Unknown id → HeroDBNotFound."""

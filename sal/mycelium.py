@@ -36,7 +36,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from sal import net
-from sal.command import SalError, process_alive, run, wait_gone
+from sal.command import SalError, child_setup, process_alive, run, wait_gone
 from sal.unix_http import ApiUnavailable, HttpApi
 
 KEY_INFO = b"zos/mycelium/node-key/v1"
@@ -320,6 +320,7 @@ class Mycelium:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # keeps running across agent restarts
                     close_fds=True,
+                    preexec_fn=child_setup(),  # lifts a runner's memory limit (see child_setup)
                 )
             except OSError as exc:
                 raise MyceliumError(

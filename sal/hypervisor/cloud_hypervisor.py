@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sal.command import process_alive, wait_gone
+from sal.command import child_setup, process_alive, wait_gone
 from sal.hypervisor.base import Hypervisor, HypervisorError, VmInfo, VmSpec, VmState
 from sal.hypervisor.state import CONSOLE_LOG, VmStateRoot
 from sal.unix_http import ApiError, ApiUnavailable, HttpApi
@@ -138,6 +138,7 @@ class CloudHypervisor(Hypervisor):
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # survives the agent; adopt() finds it again
                     close_fds=True,
+                    preexec_fn=child_setup(),  # lifts a runner's memory limit (see child_setup)
                 )
             except OSError as exc:
                 raise HypervisorError(

@@ -53,3 +53,16 @@ def test_bad_farm_in_kernel_command_line(tmp_path: Path):
     cmdline.write_text("zos.farm=seven zos.ledger=http://x")
     with pytest.raises(ConfigError, match="farm must be a number"):
         build_config(_args(), cmdline)
+
+
+def test_runner_memory_from_flag_environment_or_kernel(tmp_path: Path):
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("zos.farm=7 zos.ledger=http://x zos.runner_memory=2048")
+    assert build_config(_args(), cmdline, {}).runner_memory_mb == 2048
+    env = {"ZOS_RUNNER_MEMORY_MB": "512"}
+    assert build_config(_args(), cmdline, env).runner_memory_mb == 512
+    assert build_config(_args(runner_memory=0), cmdline, env).runner_memory_mb == 0
+    cmdline.write_text("zos.farm=7 zos.ledger=http://x")
+    assert build_config(_args(), cmdline, {}).runner_memory_mb == 1024
+    with pytest.raises(ConfigError, match="at least 256 MiB"):
+        build_config(_args(runner_memory=64), cmdline, {})

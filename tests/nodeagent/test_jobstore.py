@@ -190,3 +190,28 @@ def test_summary_counts_waiting_running_and_outbox(store: JobStore):
     summary = store.summary()
     assert summary == {"queued": 1, "running": 1, "outbox": 1, "dead": 0}
     assert GROUP == "runners"
+
+
+def test_a_handed_over_job_restarts_at_once_and_says_why_before_running_again(store: JobStore):
+    store.ensure_group()
+    store.enqueue(_job())
+    first = store.claim_next("r1", block_ms=0, idle_ms=60_000)
+    store.start("j1", "r1")
+    store.hand_over(first.entry_id, "r2", 60_000, "runner 4711 was killed by SIGKILL mid-job")
+    again = store.claim_next("r2", block_ms=0, idle_ms=60_000)  # no 60 s wait
+    assert (again.entry_id, again.reclaimed) == (first.entry_id, True)
+    assert store.start("j1", "r2") == 1
+    assert _statuses(store) == [("j1", 1, "running"), ("j1", 1, "restarted"), ("j1", 1, "running")]
+    restarted = store.outbox_after("0-0", count=100, block_ms=0)[1][1]
+    assert restarted["log"] == (
+        "restarted on the node: runner 4711 was killed by SIGKILL mid-job (run 2)"
+    )
+    assert "restart_reason" not in store.job_state("j1")
+
+
+def test_a_first_start_is_not_a_restart(store: JobStore):
+    store.ensure_group()
+    store.enqueue(_job())
+    store.claim_next("r1", block_ms=0, idle_ms=60_000)
+    store.start("j1", "r1")
+    assert _statuses(store) == [("j1", 1, "running")]

@@ -55,7 +55,16 @@ def events(store: JobStore, job_id: str) -> list[dict]:
 
 
 def logs(store: JobStore, job_id: str) -> list[str]:
-    return [e["log"] for e in events(store, job_id) if "log" in e]
+    """The script's own log lines (a `restarted` event carries a `log` sentence too)."""
+    return [e["log"] for e in events(store, job_id) if "log" in e and e["status"] == "running"]
+
+
+def timeline(store: JobStore, job_id: str) -> list[str]:
+    """The job's events as a reader of its feed sees them: status, or the log line."""
+    return [
+        e.get("log", e["status"]) if e["status"] == "running" else e["status"]
+        for e in events(store, job_id)
+    ]
 
 
 @pytest.fixture
@@ -192,6 +201,38 @@ def test_deep_recursion_hits_the_call_limit_and_the_runner_lives_on(store: JobSt
     assert pool.slots[0].process.pid == pid
 
 
+@pytest.mark.parametrize(
+    "script",
+    [
+        "fn f(n){ if n == 0 { 0 } else { f(n-1) + 1 } } f(100000)",
+        "fn f(n){ if n == 0 { 0 } else { [n-1].map(f)[0] + 1 } } f(100000)",  # via a native
+    ],
+    ids=["direct", "through-map"],
+)
+def test_deep_recursion_never_crashes_a_runner(store: JobStore, start_pool, script: str):
+    pool = start_pool(workers=1)
+    process = pool.slots[0].process
+    job = submit(store, script)
+    state = final(store, job, timeout=60)
+    assert state["state"] == "failed"
+    assert state["error"].startswith("ErrorStackOverflow"), state["error"]
+    assert process.is_alive() and process.exitcode is None  # not -11 (SIGSEGV)
+    assert pool.restarts == 0
+
+
+def test_a_script_out_of_memory_fails_clearly_and_its_runner_lives_on(store: JobStore, start_pool):
+    # 600 MiB of address space: the worker itself maps ~450 MiB (most of it its jobs thread's
+    # stack and malloc arenas, reserved, not used), so the script gets ~150 MiB.
+    pool = start_pool(workers=1, memory_mb=600, max_operations=0)
+    pid = pool.slots[0].process.pid
+    job = submit(store, "let a = []; a.pad(90000, 0); let b = []; loop { b.push(a); b += [a]; }")
+    state = final(store, job, timeout=60)
+    assert state["state"] == "failed"
+    assert state["error"] == "the script ran out of memory (limit 600 MiB)"
+    assert final(store, submit(store, '"next"'))["result"] == '"next"'
+    assert pool.slots[0].process.pid == pid
+
+
 def test_a_runner_killed_mid_job_is_replaced_and_the_job_finishes(store: JobStore, start_pool):
     pool = start_pool(workers=2)
     job = submit(store, 'log("begin"); sleep(1500); log("end"); "done"')
@@ -205,6 +246,53 @@ def test_a_runner_killed_mid_job_is_replaced_and_the_job_finishes(store: JobStor
     _wait(
         lambda: pool.restarts == 1 and all(s.process.is_alive() for s in pool.slots), 5, "restart"
     )
+
+
+def test_a_runner_killed_mid_job_is_rerun_at_once_behind_a_restarted_event(
+    store: JobStore, start_pool
+):
+    # A 60 s visibility timeout: only the pool's immediate hand-over can re-run it in time.
+    pool = start_pool(workers=2, visibility_ms=60_000)
+    job = submit(store, 'log("line 1"); log("line 2"); sleep(2000); "done"')
+    _wait(lambda: logs(store, job) == ["line 1", "line 2"], 10, "the job to log twice")
+    pid = _worker_pid(pool, store, job)
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    _wait(lambda: len(logs(store, job)) > 2, 30, "the job to run again")
+    assert time.monotonic() - killed < 30  # well before the 60 s visibility timeout
+    state = final(store, job, timeout=30)
+    assert state["state"] == "succeeded"
+    assert timeline(store, job) == [
+        "running", "line 1", "line 2",
+        "restarted",
+        "running", "line 1", "line 2",
+        "succeeded",
+    ]  # fmt: skip
+    restarted = next(e for e in events(store, job) if e["status"] == "restarted")
+    assert restarted["log"] == (
+        f"restarted on the node: runner {pid} was killed by SIGKILL mid-job (run 2)"
+    )
+    assert restarted["attempt"] == "1"  # the coordinator's attempt, unchanged
+    # The dead runner is forgotten: every consumer left is a live worker.
+    assert {c["name"] for c in store.consumers()} <= set(pool.live_consumers())
+
+
+def test_a_job_cut_short_by_an_agent_restart_runs_again_at_once_and_says_so(
+    redis_server: RedisServer, store: JobStore, start_pool
+):
+    first = start_pool(workers=1, visibility_ms=60_000)
+    job = submit(store, 'log("begin"); sleep(3000); "done"')
+    _wait(lambda: logs(store, job) == ["begin"], 10, "the job to start")
+    first.stop(timeout=0.2)  # the agent stops; its runner is killed mid-job
+    assert not first.slots[0].process.is_alive()
+    start_pool(workers=1, visibility_ms=60_000)  # the agent is back
+    state = final(store, job, timeout=30)
+    assert state["state"] == "succeeded"
+    assert timeline(store, job) == [
+        "running", "begin", "restarted", "running", "begin", "succeeded"
+    ]  # fmt: skip
+    restarted = next(e for e in events(store, job) if e["status"] == "restarted")
+    assert restarted["log"] == "restarted on the node: the agent restarted mid-job (run 2)"
 
 
 def test_a_job_whose_runner_keeps_dying_goes_to_the_dead_stream(redis_server, start_pool):
