@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("ZOS_VAR_DIR", BASE_DIR / "var"))
@@ -215,9 +216,14 @@ ZOS_RELEASE_KEY_FILE = Path(os.environ.get("ZOS_RELEASE_KEY_FILE", VAR_DIR / "re
 # The ledger's URL as nodes reach it (baked into boot images). Never taken from a request's Host
 # header: that let anyone choose the URL stamped into a farm's images and fill the disk with
 # copies. Default: where scripts/up serves.
-ZOS_PUBLIC_URL = os.environ.get(
-    "ZOS_PUBLIC_URL", f"http://127.0.0.1:{os.environ.get('ZOS_PORT', '8000')}"
+ZOS_PUBLIC_URL = (
+    os.environ.get("ZOS_PUBLIC_URL") or f"http://127.0.0.1:{os.environ.get('ZOS_PORT', '8000')}"
 ).rstrip("/")
+if not ZOS_PUBLIC_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"ZOS_PUBLIC_URL={ZOS_PUBLIC_URL!r} must start with http:// or https:// "
+        "(the ledger's URL as nodes reach it, e.g. https://grid.example.com)"
+    )
 # Stamped copies of a farm's boot files kept on disk; older command lines/images are evicted.
 ZOS_BOOT_STAMPED_KEEP = int(os.environ.get("ZOS_BOOT_STAMPED_KEEP", "2"))
 # The enrollment token baked into each farm's boot images: uses and lifetime before renewal.

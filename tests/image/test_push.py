@@ -43,7 +43,7 @@ def ledger(live_server, settings, tmp_path) -> str:
     settings.ZOS_BOOT_DIR = tmp_path / "boot"
     settings.ZOS_RELEASE_DIR = tmp_path / "releases"
     settings.ZOS_RELEASE_KEY_FILE = tmp_path / "release.key"
-    settings.ZOS_PUBLIC_URL = ""
+    settings.ZOS_PUBLIC_URL = live_server.url
     return live_server.url
 
 
