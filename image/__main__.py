@@ -57,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
         help="farm id (or 'all') whose nodes move to this release; repeatable",
     )
     release.add_argument(
-        "--source", type=Path, help="tree holding nodeagent/, signing/, rhai/, sal/ (this checkout)"
+        "--source",
+        type=Path,
+        help="tree holding nodeagent/, contracts/, signing/, rhai/, sal/ (this checkout)",
     )
     _ledger_options(release)
     return parser

@@ -223,7 +223,7 @@ def build(options: BuildOptions) -> dict:
     else:
         build_base(base, archive, names, image_packages, kernel_package, key, options.level)
     info = base.info()
-    with step("agent layer: nodeagent, signing, rhai, sal, /init"):
+    with step("agent layer: nodeagent, contracts, signing, rhai, sal, /init"):
         agent_layer = build_agent_layer(base, cache, options.level)
     with step("initrd, UKI, USB image, iPXE script"):
         shutil.copy2(base.vmlinuz, out / "vmlinuz")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from nacl.signing import VerifyKey
 
+from contracts.payload_types import RELEASE_TYPE
 from image.bundle import build_bundle, check_version
 from image.progress import BuildError, say
 from image.upload import MultipartBody, human_size, ledger_errors, post_multipart, resolve_ledger
-from nodeagent.updater import RELEASE_TYPE
 from signing import SignatureError
 from signing.dsse import verify_envelope
 from signing.keys import key_id

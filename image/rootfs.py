@@ -5,8 +5,8 @@ redis-server, QEMU, btrfs-progs, iproute2, busybox, kmod), the kernel modules, t
 packages vendored at the project's pinned versions, the CA bundle, and precompiled bytecode. It
 changes only when a package version or this builder changes, so it is cached.
 
-The agent layer is the working tree's agent (`nodeagent`, `signing`, `rhai`, `sal`) and /init.
-It is small and rebuilt every time.
+The agent layer is the working tree's agent (`nodeagent`, `contracts`, `signing`, `rhai`, `sal`)
+and /init. It is small and rebuilt every time.
 """
 
 import importlib.metadata
@@ -20,7 +20,7 @@ from image.progress import BuildError
 from image.tools import run
 
 REPO = Path(__file__).resolve().parent.parent
-AGENT_PACKAGES = ("nodeagent", "signing", "rhai", "sal")
+AGENT_PACKAGES = ("nodeagent", "contracts", "signing", "rhai", "sal")
 AGENT_DIR = "opt/zos/agent"
 VENDOR_DIR = "opt/zos/lib"
 # Debian 12 ships websockets 10.4 (no `websockets.sync`) and redis 4.3; the agent is tested with

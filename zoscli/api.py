@@ -12,7 +12,7 @@ from typing import Any
 import requests
 from nacl.signing import SigningKey
 
-from signing.dsse import sign_key_proof
+from contracts.key_proof import sign_key_proof
 from signing.keys import public_key_hex
 from zoscli import __version__
 from zoscli.errors import EXIT_FAILED, EXIT_USAGE, CliError

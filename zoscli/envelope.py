@@ -12,7 +12,8 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
-from signing.dsse import DEPLOYMENT_TYPE, sign_envelope
+from contracts.payload_types import DEPLOYMENT_TYPE
+from signing.dsse import sign_envelope
 from zoscli.errors import CliError
 
 MAX_SCRIPT_BYTES = 64 * 1024

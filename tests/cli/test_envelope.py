@@ -5,8 +5,9 @@ import json
 import pytest
 from nacl.signing import SigningKey
 
+from contracts.payload_types import DEPLOYMENT_TYPE
 from signing import SignatureError
-from signing.dsse import DEPLOYMENT_TYPE, verify_envelope
+from signing.dsse import verify_envelope
 from zoscli.envelope import (
     build_payload,
     name_from_path,

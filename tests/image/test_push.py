@@ -175,7 +175,8 @@ def test_the_ledger_and_token_come_from_the_environment_or_zos_login(
 
 
 def test_release_publishes_a_signed_bundle_and_rolls_it_out(ledger, staff_token, capsys):
-    from ledger.releases import RELEASE_TYPE, release_public_key_hex
+    from contracts.payload_types import RELEASE_TYPE
+    from ledger.releases import release_public_key_hex
 
     farm, other = make_farm("f1"), make_farm("f2")
     argv = ["release", "--ledger", ledger, "--token", staff_token, "--version", "7.0"]

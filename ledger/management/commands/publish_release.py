@@ -13,8 +13,8 @@ from ledger.services import LedgerError
 
 class Command(BaseCommand):
     help = (
-        "Build an agent release from the working tree (nodeagent/, signing/, rhai/, sal/), sign "
-        "it with the release key and store it; --farm makes farms' nodes move to it."
+        "Build an agent release from the working tree (nodeagent/, contracts/, signing/, rhai/, "
+        "sal/), sign it with the release key and store it; --farm makes farms' nodes move to it."
     )
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs):
