@@ -95,8 +95,9 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _stamp(args: argparse.Namespace) -> int:
+    from contracts.boot_image import farm_cmdline
     from image.manifest import read_manifest
-    from image.stamp import farm_cmdline, ipxe_script, make_usb, stamp_uki
+    from image.stamp import ipxe_script, make_usb, stamp_uki
 
     started = time.monotonic()
     try:

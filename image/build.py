@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import nodeagent
+from contracts.release_bundle import tree_version
 from image import initramfs, kernel, packages, rootfs
 from image.ipxe import TEMPLATE as IPXE_TEMPLATE
 from image.manifest import write_manifest
@@ -229,7 +229,8 @@ def build(options: BuildOptions) -> dict:
         shutil.copy2(base.vmlinuz, out / "vmlinuz")
         initramfs.concatenate([base.archive, agent_layer], out / "initrd")
         initrd_digest = hashlib.sha256((out / "initrd").read_bytes()).hexdigest()
-        version = f"{nodeagent.__version__}+{initrd_digest[:12]}"
+        agent_version = tree_version(rootfs.REPO)
+        version = f"{agent_version}+{initrd_digest[:12]}"
         cmdline = f"{BASE_CMDLINE} zos.version={version}"
         build_uki(
             vmlinuz=out / "vmlinuz",
@@ -244,7 +245,7 @@ def build(options: BuildOptions) -> dict:
         out,
         {
             "version": version,
-            "agent_version": nodeagent.__version__,
+            "agent_version": agent_version,
             "cmdline": cmdline,
             "kernel": info["kernel"],
             "kernel_package": info["kernel_package"],

@@ -16,7 +16,8 @@ from pathlib import Path
 from nacl.signing import VerifyKey
 
 from contracts.payload_types import RELEASE_TYPE
-from image.bundle import build_bundle, check_version
+from contracts.release_bundle import build_bundle
+from contracts.versions import check_version
 from image.progress import BuildError, say
 from image.upload import MultipartBody, human_size, ledger_errors, post_multipart, resolve_ledger
 from signing import SignatureError

@@ -8,7 +8,6 @@ and those it imports never touch Django.
 """
 
 import os
-import shlex
 import tempfile
 from pathlib import Path
 
@@ -18,33 +17,9 @@ from image.tools import run
 from image.uki import CMDLINE_LIMIT, CMDLINE_VMA
 from image.usb import make_usb
 
-__all__ = ["farm_cmdline", "ipxe_script", "make_usb", "stamp_uki"]
+__all__ = ["ipxe_script", "make_usb", "stamp_uki"]
 
-FARM_KEYS = ("zos.ledger", "zos.farm", "zos.enroll")
 KERNEL_CMDLINE_MAX = 2047  # x86 COMMAND_LINE_SIZE is 2048 with the NUL
-
-
-def _check_value(name: str, value: str) -> None:
-    if not value or any(c.isspace() or c in "\"'\\" for c in value):
-        raise ValueError(
-            f"{name} {value!r} cannot go on a kernel command line: it must be a "
-            "non-empty word without spaces, quotes or backslashes"
-        )
-
-
-def farm_cmdline(base: str, ledger_url: str, farm: int, enroll: str | None) -> str:
-    """`base` with the farm's settings, replacing any the base already had."""
-    if not ledger_url.startswith(("http://", "https://")):
-        raise ValueError(f"ledger URL {ledger_url!r} must start with http:// or https://")
-    if isinstance(farm, bool) or not isinstance(farm, int) or farm < 1:
-        raise ValueError(f"farm must be a positive integer, got {farm!r}")
-    _check_value("ledger URL", ledger_url)
-    words = [w for w in shlex.split(base) if w.partition("=")[0] not in FARM_KEYS]
-    words += [f"zos.ledger={ledger_url.rstrip('/')}", f"zos.farm={farm}"]
-    if enroll:
-        _check_value("enrollment token", enroll)
-        words.append(f"zos.enroll={enroll}")
-    return " ".join(words)
 
 
 def read_cmdline(uki: Path) -> str:

@@ -30,7 +30,7 @@ from typing import BinaryIO
 from django.conf import settings
 from django.db import transaction
 
-from image.manifest import BOOT_IMAGE_FILES
+from contracts.boot_image import BOOT_IMAGE_FILES
 from ledger.models import BootImage, Farm, FarmBootToken, version_validator
 from ledger.services import LedgerError, create_enrollment_token
 
@@ -233,7 +233,7 @@ def farm_boot_secret(farm: Farm) -> str | None:
 
 def farm_cmdline(image: BootImage, farm: Farm, ledger_url: str) -> str:
     """The image's command line with this farm's settings and the pinned release key."""
-    from image.stamp import farm_cmdline as stamp_cmdline
+    from contracts.boot_image import farm_cmdline as stamp_cmdline
     from ledger.releases import release_public_key_hex
 
     base = f"{image.manifest.get('cmdline', '')} zos.release_key={release_public_key_hex()}"

@@ -8,7 +8,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from image.bundle import VERSION
+from contracts.versions import VERSION
 from ledger.choices import AuditKind, NodeStatus
 from ledger.states import check_transition
 

@@ -19,7 +19,7 @@ from django.db import transaction
 from nacl.signing import SigningKey
 
 from contracts.payload_types import RELEASE_TYPE
-from image.bundle import BundleError, bundle_version
+from contracts.release_bundle import BundleError, bundle_version
 from ledger.models import AgentRelease, Farm, version_validator
 from ledger.services import LedgerError
 from signing.dsse import sign_envelope

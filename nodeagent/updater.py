@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 import requests
 
 from contracts.payload_types import RELEASE_TYPE
+from contracts.release_bundle import BUNDLE_PACKAGES
 from signing import SignatureError
 from signing.dsse import verify_envelope
 from signing.keys import parse_public_key
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 
 EXIT_UPDATE = 75  # the agent's "start me again from `current`" exit code
 LAUNCHER_ENV = "ZOS_AGENT_LAUNCHER"  # set by the launcher; without it there is no one to restart
-BUNDLE_PACKAGES = ("nodeagent", "contracts", "signing", "rhai", "sal")
 REFUSED_FLAG = "agent_update_refused"
 ROLLBACK_FLAG = "agent_rollback"
 MAX_BUNDLE_BYTES = 64 << 20

@@ -16,8 +16,8 @@ import pytest
 import requests
 from nacl.signing import VerifyKey
 
+from contracts.release_bundle import build_bundle
 from image.__main__ import main
-from image.bundle import build_bundle
 from image.manifest import write_manifest
 from ledger.models import AgentRelease, BootImage, Farm
 from signing.dsse import verify_envelope

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from nacl.signing import VerifyKey
 
 from contracts.payload_types import RELEASE_TYPE
-from image.bundle import build_bundle
+from contracts.release_bundle import build_bundle
 from ledger.models import AgentRelease, Farm
 from signing.dsse import verify_envelope
 from tests.conftest import make_farm, make_user
@@ -123,7 +123,7 @@ def test_staff_upload_a_bundle_whose_agent_must_say_the_same_version(client):
 
 
 def test_node_and_ledger_agree_on_the_release_payload_type():
-    from image.bundle import BUNDLE_PACKAGES as LEDGER_PACKAGES
+    from contracts.release_bundle import BUNDLE_PACKAGES as LEDGER_PACKAGES
     from nodeagent.updater import BUNDLE_PACKAGES
     from nodeagent.updater import RELEASE_TYPE as NODE_TYPE
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from image.bundle import build_bundle
+from contracts.release_bundle import build_bundle
 from ledger.releases import publish_release, select_farms, set_desired_version
 from ledger.services import LedgerError
 
