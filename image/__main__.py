@@ -6,7 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from image.progress import BuildError, say
+from bootimage.tools import BuildError
+from image.progress import say
 from zoscli.errors import CliError
 
 DEFAULT_OUT = Path("build")
@@ -95,9 +96,11 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _stamp(args: argparse.Namespace) -> int:
+    from bootimage.ipxe import ipxe_script
+    from bootimage.stamp import stamp_uki
+    from bootimage.usb import make_usb
     from contracts.boot_image import farm_cmdline
     from image.manifest import read_manifest
-    from image.stamp import ipxe_script, make_usb, stamp_uki
 
     started = time.monotonic()
     try:

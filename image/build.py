@@ -15,14 +15,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bootimage.ipxe import TEMPLATE as IPXE_TEMPLATE
+from bootimage.tools import BuildError, require
+from bootimage.usb import make_usb
 from contracts.release_bundle import tree_version
 from image import initramfs, kernel, packages, rootfs
-from image.ipxe import TEMPLATE as IPXE_TEMPLATE
 from image.manifest import write_manifest
-from image.progress import BuildError, say, step
-from image.tools import require
+from image.progress import say, step
 from image.uki import build_uki
-from image.usb import make_usb
 
 HERE = Path(__file__).resolve().parent
 FILES = HERE / "files"

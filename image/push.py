@@ -14,10 +14,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bootimage.tools import BuildError
 from contracts.boot_image import BOOT_IMAGE_FILES
 from contracts.versions import check_version
 from image.manifest import MANIFEST, file_digest, read_manifest
-from image.progress import BuildError, say
+from image.progress import say
 from image.upload import MultipartBody, human_size, ledger_errors, post_multipart, resolve_ledger
 from zoscli.api import DEFAULT_TIMEOUT, Api, ApiError
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from nacl.signing import VerifyKey
 
+from bootimage.tools import BuildError
 from contracts.payload_types import RELEASE_TYPE
 from contracts.release_bundle import build_bundle
 from contracts.versions import check_version
-from image.progress import BuildError, say
+from image.progress import say
 from image.upload import MultipartBody, human_size, ledger_errors, post_multipart, resolve_ledger
 from signing import SignatureError
 from signing.dsse import verify_envelope

@@ -16,9 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from bootimage.tools import BuildError, run
 from contracts.release_bundle import BUNDLE_PACKAGES
-from image.progress import BuildError
-from image.tools import run
 
 REPO = Path(__file__).resolve().parent.parent
 AGENT_DIR = "opt/zos/agent"

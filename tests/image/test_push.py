@@ -95,7 +95,7 @@ def test_push_stores_the_build_and_the_farm_downloads_it(ledger, staff_token, tm
     efi = requests.get(f"{ledger}/boot/{farm.pk}/zos.efi", timeout=30)
     assert efi.status_code == 200
     assert efi.headers["X-Checksum-Sha256"] == hashlib.sha256(efi.content).hexdigest()
-    from image.stamp import read_cmdline
+    from bootimage.stamp import read_cmdline
 
     (tmp_path / "farm.efi").write_bytes(efi.content)
     assert f"zos.farm={farm.pk}" in read_cmdline(tmp_path / "farm.efi")

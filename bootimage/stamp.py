@@ -1,24 +1,22 @@
 """Per-farm images from one build, in seconds: only the kernel command line changes.
 
-A farm's nodes boot with `zos.ledger=<url> zos.farm=<id> zos.enroll=<token>` on their kernel
-command line (nodeagent/config.py reads them from /proc/cmdline). Stamping rewrites the UKI's
-`.cmdline` section with objcopy and rebuilds the small USB image around it; the root filesystem
-is never rebuilt. The ledger calls these functions to serve `/boot/<farm>/...`, so this module
-and those it imports never touch Django.
+A farm's nodes boot with the command line `contracts.boot_image.farm_cmdline` makes
+(nodeagent/config.py reads it from /proc/cmdline). Stamping rewrites the UKI's `.cmdline`
+section with objcopy and rebuilds the small USB image around it; the root filesystem is never
+rebuilt. The ledger calls these functions to serve `/boot/<farm>/...`, so this module and those
+it imports never touch Django.
 """
 
 import os
 import tempfile
 from pathlib import Path
 
-from image.ipxe import ipxe_script
-from image.progress import BuildError
-from image.tools import run
-from image.uki import CMDLINE_LIMIT, CMDLINE_VMA
-from image.usb import make_usb
+from bootimage.tools import BuildError, run
 
-__all__ = ["ipxe_script", "make_usb", "stamp_uki"]
-
+# Where our UKIs keep the command line: image/uki.py lays the sections out around these.
+CMDLINE_VMA = 0x30000
+LINUX_VMA = 0x2000000
+CMDLINE_LIMIT = LINUX_VMA - CMDLINE_VMA
 KERNEL_CMDLINE_MAX = 2047  # x86 COMMAND_LINE_SIZE is 2048 with the NUL
 
 
