@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from bootimage.tools import BuildError
+from client.errors import CliError
 from image.progress import say
-from zoscli.errors import CliError
 
 DEFAULT_OUT = Path("build")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from nacl.signing import VerifyKey
 
 from bootimage.tools import BuildError
+from client.api import DEFAULT_TIMEOUT, Api, ApiError
 from contracts.payload_types import RELEASE_TYPE
 from contracts.release_bundle import build_bundle
 from contracts.versions import check_version
@@ -24,7 +25,6 @@ from image.upload import MultipartBody, human_size, ledger_errors, post_multipar
 from signing import SignatureError
 from signing.dsse import verify_envelope
 from signing.keys import key_id
-from zoscli.api import DEFAULT_TIMEOUT, Api, ApiError
 
 REPO = Path(__file__).resolve().parent.parent
 

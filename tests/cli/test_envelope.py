@@ -5,6 +5,7 @@ import json
 import pytest
 from nacl.signing import SigningKey
 
+from client.errors import CliError
 from contracts.payload_types import DEPLOYMENT_TYPE
 from signing import SignatureError
 from signing.dsse import verify_envelope
@@ -15,7 +16,6 @@ from zoscli.envelope import (
     read_script,
     sign_deployment,
 )
-from zoscli.errors import CliError
 
 
 def test_signed_envelope_verifies_and_round_trips_the_payload():

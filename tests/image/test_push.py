@@ -158,7 +158,7 @@ def test_a_non_staff_or_unknown_token_gets_a_clear_refusal(ledger, tmp_path, cap
 def test_the_ledger_and_token_come_from_the_environment_or_zos_login(
     ledger, staff_token, tmp_path, monkeypatch
 ):
-    from zoscli.config import write_config_value
+    from client.config import write_config_value
 
     build = fake_build(tmp_path / "build")
     monkeypatch.setenv("ZOS_LEDGER", ledger)
