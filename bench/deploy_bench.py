@@ -37,7 +37,9 @@ from websockets.sync.client import connect
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from signing.dsse import DEPLOYMENT_TYPE, sign_envelope, sign_key_proof  # noqa: E402
+from contracts.key_proof import sign_key_proof  # noqa: E402
+from contracts.payload_types import DEPLOYMENT_TYPE  # noqa: E402
+from signing.dsse import sign_envelope  # noqa: E402
 from signing.keys import public_key_hex  # noqa: E402
 
 FINAL = {"succeeded", "failed", "cancelled"}

@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bootimage.usb import make_esp_disk  # noqa: E402
 from image.manifest import read_manifest  # noqa: E402
-from image.usb import make_esp_disk  # noqa: E402
 from image.vm import GUEST_LEDGER, IPXE_EFI, Guest, blank_disk, kvm_usable  # noqa: E402
 from tests.image.conftest import GuestLedger, farm_nodes, fetch  # noqa: E402
 from tests.integration.conftest import bootstrap, wait_for  # noqa: E402

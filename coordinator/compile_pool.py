@@ -6,7 +6,7 @@ GIL for seconds (every other request and node link crawled), grew the server to 
 (ThreadSensitiveContext per request), so the thread was never the problem: the process was.
 Here:
 
-- each compile runs in a worker process (forkserver, with `sal.scripts` preloaded so a new
+- each compile runs in a worker process (forkserver, with `contracts.scripts` preloaded so a new
   worker starts quickly) under an address-space limit (ZOS_COMPILE_MEMORY_MB, as RLIMIT_AS)
   and a time limit (ZOS_COMPILE_TIMEOUT); the request's thread only waits on a pipe;
 - a worker past the time limit is killed and replaced; one that hit the memory limit, grew by
@@ -16,7 +16,7 @@ Here:
   time limit is told to retry (429 `compile_busy`) rather than queue without bound.
 
 Workers stay up between requests (a compile costs one pipe round trip, not a process start).
-The function a worker runs is named by ZOS_SCRIPT_CHECK (sal.scripts.check_script), resolved
+The function a worker runs is named by ZOS_SCRIPT_CHECK (contracts.scripts.check_script), resolved
 in the worker, so tests can substitute a deliberately slow or greedy one.
 """
 
@@ -31,13 +31,13 @@ from multiprocessing.connection import Connection
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from sal.scripts import ScriptRejected
+from contracts.scripts import ScriptRejected
 
 log = logging.getLogger(__name__)
 
 RETIRE_GROWTH = 64 * 2**20  # bytes of peak RSS a worker may gain before it is replaced
 _context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(["sal.scripts"])
+_context.set_forkserver_preload(["contracts.scripts"])
 
 
 class CompileBusy(ScriptRejected):
@@ -158,7 +158,7 @@ _pool_lock = threading.Lock()
 
 
 def check_script(source: str) -> list[str]:
-    """sal.scripts.check_script, run in the compile pool: the same answers and errors, plus
+    """contracts.scripts.check_script, run in the compile pool: the same answers and errors, plus
     `script_too_complex` past the limits and `compile_busy` when the pool is saturated."""
     global _pool
     with _pool_lock:

@@ -3,9 +3,10 @@
 import json
 import time
 
+from contracts.payload_types import CANCEL_TYPE, DISPATCH_TYPE
 from coordinator.keys import coordinator_signing_key
 from coordinator.models import Job
-from signing.dsse import CANCEL_TYPE, DISPATCH_TYPE, sign_envelope
+from signing.dsse import sign_envelope
 
 DISPATCH_LIFETIME = 3600
 

@@ -21,6 +21,8 @@ from django.db.models import Q
 from django.utils import timezone
 from nacl.signing import VerifyKey
 
+from contracts.payload_types import DEPLOYMENT_TYPE
+from contracts.scripts import ScriptRejected
 from coordinator import compile_pool, links, notify
 from coordinator.choices import JobState
 from coordinator.envelopes import cancel_envelope, dispatch_envelope
@@ -36,9 +38,8 @@ from coordinator.states import (
 from grid import json_input
 from ledger.choices import NodeStatus
 from ledger.models import Farm, Node, UserKey
-from sal.scripts import ScriptRejected
 from signing import SignatureError
-from signing.dsse import DEPLOYMENT_TYPE, verify_envelope
+from signing.dsse import verify_envelope
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from contracts.scripts import ScriptRejected
 from coordinator import compile_pool, services
 from coordinator.keys import coordinator_signing_key
 from coordinator.models import Deployment, JobEvent, Workload
@@ -18,7 +19,6 @@ from coordinator.serializers import (
     WorkloadSerializer,
 )
 from grid.api_errors import ApiError
-from sal.scripts import ScriptRejected
 from signing.keys import key_id, public_key_hex
 
 EVENTS_PAGE = 500

@@ -237,4 +237,4 @@ ZOS_COMPILE_TIMEOUT = float(os.environ.get("ZOS_COMPILE_TIMEOUT", "5"))
 ZOS_COMPILE_MEMORY_MB = int(os.environ.get("ZOS_COMPILE_MEMORY_MB", "512"))
 ZOS_COMPILE_MAX_TASKS = int(os.environ.get("ZOS_COMPILE_MAX_TASKS", "200"))
 # The check a compile worker runs (tests substitute deliberately slow or greedy ones).
-ZOS_SCRIPT_CHECK = "sal.scripts.check_script"
+ZOS_SCRIPT_CHECK = "contracts.scripts.check_script"

@@ -6,8 +6,9 @@ import sys
 import time
 from pathlib import Path
 
-from image.progress import BuildError, say
-from zoscli.errors import CliError
+from bootimage.tools import BuildError
+from client.errors import CliError
+from image.progress import say
 
 DEFAULT_OUT = Path("build")
 
@@ -57,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
         help="farm id (or 'all') whose nodes move to this release; repeatable",
     )
     release.add_argument(
-        "--source", type=Path, help="tree holding nodeagent/, signing/, rhai/, sal/ (this checkout)"
+        "--source",
+        type=Path,
+        help="tree holding nodeagent/, contracts/, signing/, rhai/, sal/ (this checkout)",
     )
     _ledger_options(release)
     return parser
@@ -93,8 +96,11 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _stamp(args: argparse.Namespace) -> int:
+    from bootimage.ipxe import ipxe_script
+    from bootimage.stamp import stamp_uki
+    from bootimage.usb import make_usb
+    from contracts.boot_image import farm_cmdline
     from image.manifest import read_manifest
-    from image.stamp import farm_cmdline, ipxe_script, make_usb, stamp_uki
 
     started = time.monotonic()
     try:

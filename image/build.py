@@ -15,14 +15,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import nodeagent
+from bootimage.ipxe import TEMPLATE as IPXE_TEMPLATE
+from bootimage.tools import BuildError, require
+from bootimage.usb import make_usb
+from contracts.release_bundle import tree_version
 from image import initramfs, kernel, packages, rootfs
-from image.ipxe import TEMPLATE as IPXE_TEMPLATE
 from image.manifest import write_manifest
-from image.progress import BuildError, say, step
-from image.tools import require
+from image.progress import say, step
 from image.uki import build_uki
-from image.usb import make_usb
 
 HERE = Path(__file__).resolve().parent
 FILES = HERE / "files"
@@ -223,13 +223,14 @@ def build(options: BuildOptions) -> dict:
     else:
         build_base(base, archive, names, image_packages, kernel_package, key, options.level)
     info = base.info()
-    with step("agent layer: nodeagent, signing, rhai, sal, /init"):
+    with step("agent layer: nodeagent, contracts, signing, rhai, sal, /init"):
         agent_layer = build_agent_layer(base, cache, options.level)
     with step("initrd, UKI, USB image, iPXE script"):
         shutil.copy2(base.vmlinuz, out / "vmlinuz")
         initramfs.concatenate([base.archive, agent_layer], out / "initrd")
         initrd_digest = hashlib.sha256((out / "initrd").read_bytes()).hexdigest()
-        version = f"{nodeagent.__version__}+{initrd_digest[:12]}"
+        agent_version = tree_version(rootfs.REPO)
+        version = f"{agent_version}+{initrd_digest[:12]}"
         cmdline = f"{BASE_CMDLINE} zos.version={version}"
         build_uki(
             vmlinuz=out / "vmlinuz",
@@ -244,7 +245,7 @@ def build(options: BuildOptions) -> dict:
         out,
         {
             "version": version,
-            "agent_version": nodeagent.__version__,
+            "agent_version": agent_version,
             "cmdline": cmdline,
             "kernel": info["kernel"],
             "kernel_package": info["kernel_package"],

@@ -8,7 +8,7 @@ initrd is their concatenation: a changed agent costs a second of compression, no
 import subprocess
 from pathlib import Path
 
-from image.progress import BuildError
+from bootimage.tools import BuildError
 
 # The base layer (~195 MB of cpio) on this machine's two cores: -3 → 61 MB in 0.9 s, -9 → 55 MB
 # in 4 s, -15 → 54 MB in 40 s, -19 → 48 MB in 80 s. Beyond 9 the time grows tenfold for 1%.

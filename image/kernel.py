@@ -11,8 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
-from image.progress import BuildError
-from image.tools import run
+from bootimage.tools import BuildError, run
 
 # Directories and files under lib/modules/<version>/kernel/ whose modules all go in.
 MODULE_ROOTS = (

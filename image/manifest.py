@@ -9,9 +9,6 @@ import json
 from pathlib import Path
 
 MANIFEST = "manifest.json"
-# What a BootImage in the ledger holds (push sends exactly these); each farm's usb.img and
-# boot.ipxe are made from them with the farm's command line.
-BOOT_IMAGE_FILES = ("zos.efi", "vmlinuz", "initrd")
 
 
 def file_digest(path: Path) -> dict:

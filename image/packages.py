@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from image.progress import BuildError
-from image.tools import run
+from bootimage.tools import BuildError, run
 
 # What the node runs: the agent's interpreter and C-backed libraries, its Redis, the hypervisor,
 # storage and network tools, busybox for /init and DHCP, kmod for modules.

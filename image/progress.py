@@ -10,10 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
-class BuildError(Exception):
-    """A build step failed; the message says which step, what ran and how to fix it."""
-
-
 def say(message: str) -> None:
     print(f"[image] {message}", file=sys.stderr, flush=True)
 

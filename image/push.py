@@ -14,11 +14,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from image.bundle import check_version
-from image.manifest import BOOT_IMAGE_FILES, MANIFEST, file_digest, read_manifest
-from image.progress import BuildError, say
+from bootimage.tools import BuildError
+from client.api import DEFAULT_TIMEOUT, Api, ApiError
+from contracts.boot_image import BOOT_IMAGE_FILES
+from contracts.versions import check_version
+from image.manifest import MANIFEST, file_digest, read_manifest
+from image.progress import say
 from image.upload import MultipartBody, human_size, ledger_errors, post_multipart, resolve_ledger
-from zoscli.api import DEFAULT_TIMEOUT, Api, ApiError
 
 SENT = BOOT_IMAGE_FILES
 FARM_FILES = ("zos.efi", "usb.img", "boot.ipxe", "vmlinuz", "initrd")

@@ -15,14 +15,16 @@ from pathlib import Path
 
 from nacl.signing import VerifyKey
 
-from image.bundle import build_bundle, check_version
-from image.progress import BuildError, say
+from bootimage.tools import BuildError
+from client.api import DEFAULT_TIMEOUT, Api, ApiError
+from contracts.payload_types import RELEASE_TYPE
+from contracts.release_bundle import build_bundle
+from contracts.versions import check_version
+from image.progress import say
 from image.upload import MultipartBody, human_size, ledger_errors, post_multipart, resolve_ledger
-from nodeagent.updater import RELEASE_TYPE
 from signing import SignatureError
 from signing.dsse import verify_envelope
 from signing.keys import key_id
-from zoscli.api import DEFAULT_TIMEOUT, Api, ApiError
 
 REPO = Path(__file__).resolve().parent.parent
 

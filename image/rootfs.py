@@ -5,8 +5,8 @@ redis-server, QEMU, btrfs-progs, iproute2, busybox, kmod), the kernel modules, t
 packages vendored at the project's pinned versions, the CA bundle, and precompiled bytecode. It
 changes only when a package version or this builder changes, so it is cached.
 
-The agent layer is the working tree's agent (`nodeagent`, `signing`, `rhai`, `sal`) and /init.
-It is small and rebuilt every time.
+The agent layer is the working tree's agent (`nodeagent`, `contracts`, `signing`, `rhai`, `sal`)
+and /init. It is small and rebuilt every time.
 """
 
 import importlib.metadata
@@ -16,11 +16,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from image.progress import BuildError
-from image.tools import run
+from bootimage.tools import BuildError, run
+from contracts.release_bundle import BUNDLE_PACKAGES
 
 REPO = Path(__file__).resolve().parent.parent
-AGENT_PACKAGES = ("nodeagent", "signing", "rhai", "sal")
 AGENT_DIR = "opt/zos/agent"
 VENDOR_DIR = "opt/zos/lib"
 # Debian 12 ships websockets 10.4 (no `websockets.sync`) and redis 4.3; the agent is tested with
@@ -185,7 +184,7 @@ def vendor(root: Path) -> None:
 def install_agent(root: Path) -> None:
     """The agent's packages from the working tree: sources only, compiled in `compile_python`."""
     target = root / AGENT_DIR
-    for package in AGENT_PACKAGES:
+    for package in BUNDLE_PACKAGES:
         shutil.copytree(
             REPO / package,
             target / package,
@@ -196,7 +195,7 @@ def install_agent(root: Path) -> None:
 def agent_sources() -> list[Path]:
     """Every file `install_agent` copies: their contents decide whether a build is current."""
     files = []
-    for package in AGENT_PACKAGES:
+    for package in BUNDLE_PACKAGES:
         for path in sorted((REPO / package).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
                 files.append(path)

@@ -2,20 +2,17 @@
 
 One EFI binary boots the node from any UEFI machine: firmware runs the stub, the stub starts the
 kernel from `.linux` with the initrd from `.initrd` and the command line from `.cmdline`. That
-last section is what `image.stamp` rewrites per farm.
+last section is what `bootimage.stamp` rewrites per farm.
 """
 
 from pathlib import Path
 
-from image.progress import BuildError
-from image.tools import run
+from bootimage.stamp import CMDLINE_LIMIT, CMDLINE_VMA, LINUX_VMA
+from bootimage.tools import BuildError, run
 
 STUB = Path("/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
 OSREL_VMA = 0x20000
-CMDLINE_VMA = 0x30000
-LINUX_VMA = 0x2000000
 ALIGN = 0x1000000  # 16 MiB between the big sections keeps them clear of each other
-CMDLINE_LIMIT = LINUX_VMA - CMDLINE_VMA
 
 
 def _align_up(value: int, alignment: int) -> int:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from zoscli.api import Api, ApiError
-from zoscli.config import load_config
-from zoscli.errors import EXIT_FAILED, CliError
+from client.api import Api, ApiError
+from client.config import load_config
+from client.errors import EXIT_FAILED, CliError
 
 CHUNK = 1 << 20
 UPLOAD_TIMEOUT = 300.0  # per socket operation; the ledger hashes and stores before it answers

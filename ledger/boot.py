@@ -3,7 +3,7 @@
 A BootImage is one build of the node image, stored once in ZOS_BOOT_DIR/<version>/ with the
 sha256 of every file checked against its manifest. A farm's artefacts are that build with the
 farm's command line (`zos.ledger`, `zos.farm`, `zos.enroll`, `zos.release_key`) stamped in by
-`image.stamp`; they are made on first request and kept in
+`bootimage.stamp`; they are made on first request and kept in
 
     ZOS_BOOT_DIR/.farms/<farm>/<version>-<sha256(cmdline)[:16]>/<name>   (+ <name>.sha256)
 
@@ -30,7 +30,7 @@ from typing import BinaryIO
 from django.conf import settings
 from django.db import transaction
 
-from image.manifest import BOOT_IMAGE_FILES
+from contracts.boot_image import BOOT_IMAGE_FILES
 from ledger.models import BootImage, Farm, FarmBootToken, version_validator
 from ledger.services import LedgerError, create_enrollment_token
 
@@ -233,7 +233,7 @@ def farm_boot_secret(farm: Farm) -> str | None:
 
 def farm_cmdline(image: BootImage, farm: Farm, ledger_url: str) -> str:
     """The image's command line with this farm's settings and the pinned release key."""
-    from image.stamp import farm_cmdline as stamp_cmdline
+    from contracts.boot_image import farm_cmdline as stamp_cmdline
     from ledger.releases import release_public_key_hex
 
     base = f"{image.manifest.get('cmdline', '')} zos.release_key={release_public_key_hex()}"
@@ -323,8 +323,10 @@ class FarmArtefacts:
 
     def _made(self, name: str) -> Artefact:
         """With the lock held: the stored artefact, made now if no request made it before."""
-        from image.progress import BuildError
-        from image.stamp import ipxe_script, make_usb, stamp_uki
+        from bootimage.ipxe import ipxe_script
+        from bootimage.stamp import stamp_uki
+        from bootimage.tools import BuildError
+        from bootimage.usb import make_usb
 
         final = self.directory / name
         if found := _stored(final):

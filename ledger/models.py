@@ -8,7 +8,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from image.bundle import VERSION
+from contracts.versions import VERSION
 from ledger.choices import AuditKind, NodeStatus
 from ledger.states import check_transition
 
@@ -244,7 +244,7 @@ class FarmBootToken(models.Model):
 
 
 class AgentRelease(models.Model):
-    """A node agent bundle (tar.gz of nodeagent/, signing/, rhai/, sal/) signed by the ledger.
+    """A node agent bundle (tar.gz of the node-side packages) signed by the ledger.
 
     `envelope` is a DSSE envelope signed with the release key over
     `{"version", "sha256", "size"}`; nodes verify it, then the bundle's hash, before unpacking.

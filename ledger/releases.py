@@ -18,14 +18,14 @@ from django.conf import settings
 from django.db import transaction
 from nacl.signing import SigningKey
 
-from image.bundle import BundleError, bundle_version
+from contracts.payload_types import RELEASE_TYPE
+from contracts.release_bundle import BundleError, bundle_version
 from ledger.models import AgentRelease, Farm, version_validator
 from ledger.services import LedgerError
 from signing.dsse import sign_envelope
 from signing.key_files import load_or_create_seed
 from signing.keys import public_key_hex
 
-RELEASE_TYPE = "application/vnd.zos.release.v1+json"
 CHUNK = 1 << 20
 MAX_BUNDLE_BYTES = 64 << 20
 

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from contracts.payload_types import KEY_PROOF_TYPE
 from grid import json_input
 from ledger.choices import AuditKind, NodeStatus
 from ledger.models import (
@@ -29,7 +30,7 @@ from ledger.models import (
     hash_token_secret,
 )
 from ledger.states import APPROVED_STATUSES
-from signing.dsse import KEY_PROOF_TYPE, verify_envelope
+from signing.dsse import verify_envelope
 from signing.keys import parse_public_key, public_key_hex
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The SAL catalog bound into one job's Rhai engine, on behalf of the job's signer.
 
-Every catalog name (sal/catalog.py) is registered in every job's engine, so a script behaves the
+Every catalog name (in contracts/) is registered in every job's engine, so a script behaves the
 same on every node: a name whose SAL this node lacks fails with a clear "not available" error
 rather than "function not found". A SAL plugs in by adding a factory to `IMPLEMENTATIONS` (or
 passing its own table to `bind`): the factory receives the `JobContext` -- job id, owner, signer
@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from contracts.catalog import CATALOG, CatalogFunction
 from nodeagent.workloads import WorkloadRegistry
 from rhai.errors import RhaiError
 from rhai.values import to_string
-from sal.catalog import CATALOG, CatalogFunction
 
 MAX_LOG_LINE = 4096
 MAX_LOG_LINES = 10_000

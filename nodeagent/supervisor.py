@@ -19,11 +19,11 @@ from nacl.signing import VerifyKey
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
+from contracts.scripts import ScriptRejected, check_script
 from nodeagent.identity import NodeIdentity
 from nodeagent.jobstore import JobStore, QueuedJob
 from nodeagent.ledger_client import LedgerClient, LedgerRefused, LedgerUnavailable
 from nodeagent.verification import DispatchRejected, NodeAudience, verify_cancel, verify_dispatch
-from sal.scripts import ScriptRejected, check_script
 from signing.keys import b64encode, parse_public_key
 
 log = logging.getLogger(__name__)

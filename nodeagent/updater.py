@@ -7,7 +7,7 @@ running agent and switches the `current` link atomically. The agent then exits w
 and the launcher (nodeagent/launcher.py) starts the new code, and rolls back if it does not
 report uptime in time. Everything lives in `<data>/agent/`:
 
-    releases/<version>/   unpacked bundles (nodeagent/, signing/, rhai/, sal/)
+    releases/<version>/   unpacked bundles (nodeagent/, contracts/, signing/, rhai/, sal/)
     current, previous     symlinks to releases/<version>; no `current`: the image's own agent
     trial                 the version switched to and not yet confirmed by an uptime report
     reported              the version of the agent that last reported uptime
@@ -33,6 +33,8 @@ from pathlib import Path, PurePosixPath
 
 import requests
 
+from contracts.payload_types import RELEASE_TYPE
+from contracts.release_bundle import BUNDLE_PACKAGES
 from signing import SignatureError
 from signing.dsse import verify_envelope
 from signing.keys import parse_public_key
@@ -41,8 +43,6 @@ log = logging.getLogger(__name__)
 
 EXIT_UPDATE = 75  # the agent's "start me again from `current`" exit code
 LAUNCHER_ENV = "ZOS_AGENT_LAUNCHER"  # set by the launcher; without it there is no one to restart
-RELEASE_TYPE = "application/vnd.zos.release.v1+json"
-BUNDLE_PACKAGES = ("nodeagent", "signing", "rhai", "sal")
 REFUSED_FLAG = "agent_update_refused"
 ROLLBACK_FLAG = "agent_rollback"
 MAX_BUNDLE_BYTES = 64 << 20

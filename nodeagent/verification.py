@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from nacl.signing import VerifyKey
 
+from contracts.payload_types import CANCEL_TYPE, DEPLOYMENT_TYPE, DISPATCH_TYPE
 from signing import SignatureError
-from signing.dsse import CANCEL_TYPE, DEPLOYMENT_TYPE, DISPATCH_TYPE, verify_envelope
+from signing.dsse import verify_envelope
 
 MAX_CLOCK_AHEAD = 300
 

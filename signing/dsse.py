@@ -1,4 +1,6 @@
-"""DSSE envelopes (ARCHITECTURE §4): deployments signed by users, dispatches by the coordinator.
+"""DSSE envelopes (ARCHITECTURE §4): signing and verifying one, whatever its payload type.
+
+The payload types and the statements themselves are the wire contract (`contracts/`).
 
 Verification returns the exact payload bytes that were verified; callers parse those bytes and
 nothing else, so what is acted on is always what was signed.
@@ -10,12 +12,7 @@ from collections.abc import Iterable
 from nacl.signing import SigningKey, VerifyKey
 
 from signing.errors import SignatureError
-from signing.keys import b64decode, b64encode, key_id, public_key_hex, verify_signature
-
-DEPLOYMENT_TYPE = "application/vnd.zos.deployment.v1+json"
-DISPATCH_TYPE = "application/vnd.zos.dispatch.v1+json"
-CANCEL_TYPE = "application/vnd.zos.cancel.v1+json"
-KEY_PROOF_TYPE = "application/vnd.zos.key-proof.v1+json"
+from signing.keys import b64decode, b64encode, key_id, verify_signature
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -73,14 +70,3 @@ def verify_envelope(
 def canonical_json(value: object) -> bytes:
     """Sorted keys, no spaces, UTF-8: what a browser's canonical stringify yields byte for byte."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def sign_key_proof(signing_key: SigningKey, *, user: int, challenge: str, issued_at: int) -> dict:
-    """Proof that the holder of `signing_key` registers it, for this user and ledger challenge."""
-    payload = {
-        "user": user,
-        "public_key": public_key_hex(signing_key),
-        "challenge": challenge,
-        "issued_at": issued_at,
-    }
-    return sign_envelope(signing_key, KEY_PROOF_TYPE, canonical_json(payload))

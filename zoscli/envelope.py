@@ -12,8 +12,9 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
-from signing.dsse import DEPLOYMENT_TYPE, sign_envelope
-from zoscli.errors import CliError
+from client.errors import CliError
+from contracts.payload_types import DEPLOYMENT_TYPE
+from signing.dsse import sign_envelope
 
 MAX_SCRIPT_BYTES = 64 * 1024
 MAX_LIFETIME = 7 * 24 * 3600

@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from typing import TextIO, TypeVar
 
-from zoscli.api import Api, ApiError
-from zoscli.errors import (
+from client.api import Api, ApiError
+from client.errors import (
     EXIT_CANCELLED,
     EXIT_FAILED,
     EXIT_OK,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
+from client.errors import CliError
 from signing.keys import key_id, public_key_hex
-from zoscli.errors import CliError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SEED_HEX_LEN = 64

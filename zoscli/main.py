@@ -15,11 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
+from client import __version__
+from client.api import Api, ApiError
+from client.config import DEFAULT_URL, Config, load_config, write_config_value
+from client.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
 from signing.keys import key_id, public_key_hex
-from zoscli import __version__, envelope, keys, output
-from zoscli.api import Api, ApiError
-from zoscli.config import DEFAULT_URL, Config, load_config, write_config_value
-from zoscli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
+from zoscli import envelope, keys, output
 from zoscli.follow import DEFAULT_OUTAGE_WAIT, EXIT_BY_STATE, Display, Reconnector, follow
 
 NODE_STATUSES = ("pending", "online", "degraded", "offline", "decommissioned")

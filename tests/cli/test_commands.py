@@ -6,7 +6,8 @@ import stat
 
 import pytest
 
-from signing.dsse import DEPLOYMENT_TYPE, KEY_PROOF_TYPE, canonical_json, verify_envelope
+from contracts.payload_types import DEPLOYMENT_TYPE, KEY_PROOF_TYPE
+from signing.dsse import canonical_json, verify_envelope
 from signing.keys import parse_public_key
 from tests.cli.fake_plane import (
     TOKEN,

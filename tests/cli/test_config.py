@@ -4,8 +4,8 @@ import stat
 
 import pytest
 
-from zoscli.config import DEFAULT_URL, load_config, write_config_value
-from zoscli.errors import CliError
+from client.config import DEFAULT_URL, load_config, write_config_value
+from client.errors import CliError
 
 
 def _write(path, text: str):

@@ -5,8 +5,10 @@ import json
 import pytest
 from nacl.signing import SigningKey
 
+from client.errors import CliError
+from contracts.payload_types import DEPLOYMENT_TYPE
 from signing import SignatureError
-from signing.dsse import DEPLOYMENT_TYPE, verify_envelope
+from signing.dsse import verify_envelope
 from zoscli.envelope import (
     build_payload,
     name_from_path,
@@ -14,7 +16,6 @@ from zoscli.envelope import (
     read_script,
     sign_deployment,
 )
-from zoscli.errors import CliError
 
 
 def test_signed_envelope_verifies_and_round_trips_the_payload():

@@ -10,9 +10,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import serve
 
+from client.api import ApiError
+from client.errors import EXIT_UNREACHABLE, CliError
 from tests.cli.fake_plane import event
-from zoscli.api import ApiError
-from zoscli.errors import EXIT_UNREACHABLE, CliError
 from zoscli.follow import Display, Feed, Reconnector, ws_url
 
 

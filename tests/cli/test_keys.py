@@ -4,9 +4,9 @@ import stat
 
 import pytest
 
+from client.errors import CliError
 from signing.keys import public_key_hex
 from tests.cli.helpers import isolated_env, run
-from zoscli.errors import CliError
 from zoscli.keys import generate_key, load_public_key, load_signing_key, local_public_keys
 
 

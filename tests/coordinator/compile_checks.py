@@ -1,4 +1,4 @@
-"""Stand-ins for sal.scripts.check_script that the compile pool's workers import by name.
+"""Stand-ins for contracts.scripts.check_script that the compile pool's workers import by name.
 
 Each imitates one way a pathological script behaves under a compiler: slow, greedy for memory;
 `whoami` reports the worker's pid so a test can see the compile ran in another process.

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import pytest
 from nacl.signing import SigningKey
 
-from signing.dsse import DEPLOYMENT_TYPE, sign_envelope
+from contracts.payload_types import DEPLOYMENT_TYPE
+from signing.dsse import sign_envelope
 from signing.keys import public_key_hex
 from tests.conftest import CAPACITY, make_farm, make_user
 

@@ -85,7 +85,7 @@ def test_a_compile_past_the_time_limit_is_refused_and_stopped(alice):
     response = _validate(alice, "60")
     assert response.status_code == 400
     assert response.json()["error"] == "script_too_complex"
-    with override_settings(ZOS_SCRIPT_CHECK="sal.scripts.check_script"):
+    with override_settings(ZOS_SCRIPT_CHECK="contracts.scripts.check_script"):
         assert _validate(alice, 'log("still here")').json()["functions"] == ["log"]
 
 

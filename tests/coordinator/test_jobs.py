@@ -9,10 +9,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from contracts.payload_types import DISPATCH_TYPE
 from coordinator import services
 from coordinator.keys import coordinator_signing_key
 from coordinator.models import Job, JobEvent
-from signing.dsse import DISPATCH_TYPE, verify_envelope
+from signing.dsse import verify_envelope
 from signing.keys import public_key_hex
 from tests.conftest import make_farm
 from tests.coordinator.conftest import deployment_payload, make_online_node

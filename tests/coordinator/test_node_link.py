@@ -7,9 +7,9 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from nacl.signing import SigningKey
 
+from contracts.payload_types import DISPATCH_TYPE
 from coordinator.consumers import WS_CONTEXT, DeploymentFeedConsumer, NodeLinkConsumer
 from coordinator.models import Job
-from signing.dsse import DISPATCH_TYPE
 from signing.keys import b64decode, b64encode, public_key_hex
 from tests.coordinator.conftest import deployment_payload
 

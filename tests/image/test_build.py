@@ -7,10 +7,10 @@ import time
 
 import pytest
 
+from bootimage.tools import BuildError
 from image import build as build_module
 from image.manifest import file_digest, read_manifest
 from image.packages import _check_reachable
-from image.progress import BuildError
 from tests.image.conftest import ROOT, BuiltImage
 from tests.integration.conftest import free_port
 

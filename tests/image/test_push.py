@@ -16,8 +16,8 @@ import pytest
 import requests
 from nacl.signing import VerifyKey
 
+from contracts.release_bundle import build_bundle
 from image.__main__ import main
-from image.bundle import build_bundle
 from image.manifest import write_manifest
 from ledger.models import AgentRelease, BootImage, Farm
 from signing.dsse import verify_envelope
@@ -95,7 +95,7 @@ def test_push_stores_the_build_and_the_farm_downloads_it(ledger, staff_token, tm
     efi = requests.get(f"{ledger}/boot/{farm.pk}/zos.efi", timeout=30)
     assert efi.status_code == 200
     assert efi.headers["X-Checksum-Sha256"] == hashlib.sha256(efi.content).hexdigest()
-    from image.stamp import read_cmdline
+    from bootimage.stamp import read_cmdline
 
     (tmp_path / "farm.efi").write_bytes(efi.content)
     assert f"zos.farm={farm.pk}" in read_cmdline(tmp_path / "farm.efi")
@@ -158,7 +158,7 @@ def test_a_non_staff_or_unknown_token_gets_a_clear_refusal(ledger, tmp_path, cap
 def test_the_ledger_and_token_come_from_the_environment_or_zos_login(
     ledger, staff_token, tmp_path, monkeypatch
 ):
-    from zoscli.config import write_config_value
+    from client.config import write_config_value
 
     build = fake_build(tmp_path / "build")
     monkeypatch.setenv("ZOS_LEDGER", ledger)
@@ -175,7 +175,8 @@ def test_the_ledger_and_token_come_from_the_environment_or_zos_login(
 
 
 def test_release_publishes_a_signed_bundle_and_rolls_it_out(ledger, staff_token, capsys):
-    from ledger.releases import RELEASE_TYPE, release_public_key_hex
+    from contracts.payload_types import RELEASE_TYPE
+    from ledger.releases import release_public_key_hex
 
     farm, other = make_farm("f1"), make_farm("f2")
     argv = ["release", "--ledger", ledger, "--token", staff_token, "--version", "7.0"]

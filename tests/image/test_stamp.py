@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from image.stamp import farm_cmdline, ipxe_script, make_usb, read_cmdline, stamp_uki
+from bootimage.ipxe import ipxe_script
+from bootimage.stamp import read_cmdline, stamp_uki
+from bootimage.usb import make_usb
+from contracts.boot_image import farm_cmdline
 from image.uki import STUB, build_uki
 
 BASE = "console=ttyS0 panic=-1 quiet zos.version=0.1.0+abc"

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FORGE_SIGNATURE = """
 from nacl.signing import SigningKey
 from ledger.models import AgentRelease
-from ledger.releases import RELEASE_TYPE
+from contracts.payload_types import RELEASE_TYPE
 from signing.dsse import sign_envelope
 import base64
 release = AgentRelease.objects.get(version="{version}")
@@ -111,7 +111,7 @@ def test_agent_moves_to_a_release_rolls_back_a_broken_one_and_refuses_a_forged_o
 
     # 2. A release that crashes on start: the launcher rolls back to 0.9.1 by itself.
     broken = tmp_path / "broken"
-    for package in ("nodeagent", "signing", "rhai", "sal"):
+    for package in ("nodeagent", "contracts", "signing", "rhai", "sal"):
         shutil.copytree(ROOT / package, broken / package, ignore=shutil.ignore_patterns("*.pyc"))
     with open(broken / "nodeagent" / "agent.py", "a") as agent:
         agent.write('\nraise RuntimeError("this release is broken")\n')

@@ -17,7 +17,9 @@ import pytest
 import requests
 from nacl.signing import SigningKey
 
-from signing.dsse import DEPLOYMENT_TYPE, sign_envelope, sign_key_proof
+from contracts.key_proof import sign_key_proof
+from contracts.payload_types import DEPLOYMENT_TYPE
+from signing.dsse import sign_envelope
 from signing.keys import public_key_hex
 from tests.integration.conftest import ROOT, Agent, ControlPlane, bootstrap, wait_for
 

@@ -62,7 +62,7 @@ def image(boot_dirs) -> BootImage:
 
 
 def cmdline_of(uki: bytes, tmp_path: Path) -> str:
-    from image.stamp import read_cmdline
+    from bootimage.stamp import read_cmdline
 
     path = tmp_path / "downloaded.efi"
     path.write_bytes(uki)

@@ -11,9 +11,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from nacl.signing import VerifyKey
 
-from image.bundle import build_bundle
+from contracts.payload_types import RELEASE_TYPE
+from contracts.release_bundle import build_bundle
 from ledger.models import AgentRelease, Farm
-from ledger.releases import RELEASE_TYPE
 from signing.dsse import verify_envelope
 from tests.conftest import make_farm, make_user
 
@@ -45,7 +45,7 @@ def test_a_bundle_holds_the_node_packages_stamped_with_its_version_and_is_reprod
     bundle = build_bundle(ROOT, "9.9.9")
     assert bundle == build_bundle(ROOT, "9.9.9")
     names = names_in(bundle)
-    assert {n.split("/")[0] for n in names} == {"nodeagent", "signing", "rhai", "sal"}
+    assert {n.split("/")[0] for n in names} == {"nodeagent", "contracts", "signing", "rhai", "sal"}
     assert "nodeagent/updater.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
@@ -123,7 +123,7 @@ def test_staff_upload_a_bundle_whose_agent_must_say_the_same_version(client):
 
 
 def test_node_and_ledger_agree_on_the_release_payload_type():
-    from image.bundle import BUNDLE_PACKAGES as LEDGER_PACKAGES
+    from contracts.release_bundle import BUNDLE_PACKAGES as LEDGER_PACKAGES
     from nodeagent.updater import BUNDLE_PACKAGES
     from nodeagent.updater import RELEASE_TYPE as NODE_TYPE
 

@@ -6,8 +6,8 @@ import pytest
 from nacl.signing import SigningKey
 from rest_framework.test import APIClient
 
+from contracts.key_proof import sign_key_proof
 from ledger.models import UserKey
-from signing.dsse import sign_key_proof
 from signing.keys import public_key_hex
 from tests.conftest import NodeClient, make_token, make_user
 

@@ -6,10 +6,10 @@ import time
 import pytest
 from nacl.signing import SigningKey
 
+from contracts.payload_types import CANCEL_TYPE
 from nodeagent.identity import load_or_create_identity
 from nodeagent.jobstore import JobStore
 from nodeagent.supervisor import Supervisor
-from signing.dsse import CANCEL_TYPE
 from signing.keys import public_key_hex
 from tests.nodeagent.test_verification import (
     AUDIENCE,

@@ -18,15 +18,9 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
+from contracts.payload_types import RELEASE_TYPE
 from nodeagent.launcher import Launcher, data_dir_of
-from nodeagent.updater import (
-    EXIT_UPDATE,
-    REFUSED_FLAG,
-    RELEASE_TYPE,
-    ROLLBACK_FLAG,
-    AgentHome,
-    Updater,
-)
+from nodeagent.updater import EXIT_UPDATE, REFUSED_FLAG, ROLLBACK_FLAG, AgentHome, Updater
 from signing.dsse import sign_envelope
 from signing.keys import public_key_hex
 

@@ -6,8 +6,9 @@ import time
 import pytest
 from nacl.signing import SigningKey
 
+from contracts.payload_types import CANCEL_TYPE, DEPLOYMENT_TYPE, DISPATCH_TYPE
 from nodeagent.verification import DispatchRejected, NodeAudience, verify_cancel, verify_dispatch
-from signing.dsse import CANCEL_TYPE, DEPLOYMENT_TYPE, DISPATCH_TYPE, sign_envelope
+from signing.dsse import sign_envelope
 from signing.keys import b64decode, b64encode, public_key_hex
 
 COORDINATOR = SigningKey.generate()

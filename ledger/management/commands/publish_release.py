@@ -6,15 +6,15 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from image.bundle import build_bundle
+from contracts.release_bundle import build_bundle
 from ledger.releases import publish_release, select_farms, set_desired_version
 from ledger.services import LedgerError
 
 
 class Command(BaseCommand):
     help = (
-        "Build an agent release from the working tree (nodeagent/, signing/, rhai/, sal/), sign "
-        "it with the release key and store it; --farm makes farms' nodes move to it."
+        "Build an agent release from the working tree (nodeagent/, contracts/, signing/, rhai/, "
+        "sal/), sign it with the release key and store it; --farm makes farms' nodes move to it."
     )
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs):

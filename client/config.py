@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoscli.errors import CliError
+from client.errors import CliError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_KEY = "default"

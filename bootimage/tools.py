@@ -1,13 +1,15 @@
-"""Running the host tools a build needs, with errors that say what ran and what it printed."""
+"""Running the host tools a build or a stamp needs, with errors that say what ran and printed."""
 
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from image.progress import BuildError
-
 TAIL_LINES = 25
+
+
+class BuildError(Exception):
+    """A build step failed; the message says which step, what ran and how to fix it."""
 
 
 def run(

@@ -9,8 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
-from image.progress import BuildError
-from image.tools import run
+from bootimage.tools import BuildError, run
 
 MIB = 1 << 20
 PARTITION_START_MIB = 1

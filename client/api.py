@@ -1,4 +1,4 @@
-"""The control plane's HTTP API as the CLI uses it, with errors a person can act on.
+"""The control plane's HTTP API as `zos` and `python -m image` use it, errors made actionable.
 
 Every 4xx/5xx answer is `{"error": code, "message": text, ...details}` (grid/api_errors.py); the
 code picks the hint shown under the message, the details (line/column, fields, functions) are
@@ -12,10 +12,10 @@ from typing import Any
 import requests
 from nacl.signing import SigningKey
 
-from signing.dsse import sign_key_proof
+from client import __version__
+from client.errors import EXIT_FAILED, EXIT_USAGE, CliError
+from contracts.key_proof import sign_key_proof
 from signing.keys import public_key_hex
-from zoscli import __version__
-from zoscli.errors import EXIT_FAILED, EXIT_USAGE, CliError
 
 DEFAULT_TIMEOUT = 15.0
 

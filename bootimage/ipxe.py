@@ -24,7 +24,7 @@ def ipxe_script(base_url: str, farm: int, cmdline: str) -> str:
     """The script for `farm`: files from `<base_url>/boot/<farm>/`, `cmdline` given to the kernel.
 
     `base_url` is the ledger's URL as the booting machine reaches it; `cmdline` is the full
-    command line (`image.stamp.farm_cmdline`).
+    command line (`contracts.boot_image.farm_cmdline`).
     """
     return (
         TEMPLATE.replace("@BASE@", base_url.rstrip("/"))

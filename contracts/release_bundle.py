@@ -1,8 +1,10 @@
 """Agent release bundles: the node-side packages as one reproducible tar.gz (§2 step 7).
 
-Built here, without Django, so `python -m image release` on an operator's machine and
-`manage.py publish_release` on the ledger make the same bytes from the same tree; the ledger
-reads the version back out of an uploaded bundle with `bundle_version` before it signs it.
+The format is the contract between three parties: `python -m image release` on an operator's
+machine and `manage.py publish_release` on the ledger make the same bytes from the same tree
+(`build_bundle`); the ledger reads the version back out of an uploaded bundle before it signs
+it (`bundle_version`); the node's updater unpacks exactly `BUNDLE_PACKAGES`. The image's agent
+layer carries the same packages, so a node runs the same code whether booted or updated.
 """
 
 import gzip
@@ -11,26 +13,16 @@ import re
 import tarfile
 from pathlib import Path
 
-from image.rootfs import AGENT_PACKAGES
+from contracts.versions import check_version
 
-# A release carries exactly what the image's agent layer carries.
-BUNDLE_PACKAGES = AGENT_PACKAGES
+# The node-side packages: what a release bundle and the image's agent layer carry.
+BUNDLE_PACKAGES = ("nodeagent", "contracts", "signing", "rhai", "sal")
 VERSION_FILE = "nodeagent/__init__.py"
 VERSION_LINE = re.compile(r'^__version__ = "(.*)"$', re.MULTILINE)
-# The version rule for boot images and releases: a path component on disk and in URLs.
-VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 
 
 class BundleError(ValueError):
     """The tree or the bundle is not what a release must be; the message says what is wrong."""
-
-
-def check_version(version: str) -> str:
-    if not VERSION.fullmatch(version):
-        raise BundleError(
-            f"version {version!r}: a version is letters, digits and . _ + - (not first), up to 64"
-        )
-    return version
 
 
 def _skip(path: Path) -> bool:
@@ -76,6 +68,12 @@ def build_bundle(source: Path, version: str) -> bytes:
                 info.size, info.mode = len(data), 0o644
                 tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def tree_version(source: Path) -> str:
+    """The `__version__` the agent in the tree `source` says it is ("" when it says none)."""
+    match = VERSION_LINE.search((source / VERSION_FILE).read_text(encoding="utf-8"))
+    return match.group(1) if match else ""
 
 
 def bundle_version(path: Path) -> str:

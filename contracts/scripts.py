@@ -6,8 +6,8 @@ never queues a script it has not checked itself.
 
 from dataclasses import dataclass, field
 
+from contracts.catalog import CATALOG, unknown_functions
 from rhai import Engine, RhaiError
-from sal.catalog import CATALOG, unknown_functions
 
 MAX_SCRIPT_BYTES = 64 * 1024
 

@@ -1,4 +1,4 @@
-"""The CLI's own error: a message for a person, the next step to take, and the exit code."""
+"""The command-line tools' error: a message for a person, the next step to take, the exit code."""
 
 EXIT_OK = 0
 EXIT_FAILED = 1

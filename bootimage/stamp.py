@@ -1,50 +1,23 @@
 """Per-farm images from one build, in seconds: only the kernel command line changes.
 
-A farm's nodes boot with `zos.ledger=<url> zos.farm=<id> zos.enroll=<token>` on their kernel
-command line (nodeagent/config.py reads them from /proc/cmdline). Stamping rewrites the UKI's
-`.cmdline` section with objcopy and rebuilds the small USB image around it; the root filesystem
-is never rebuilt. The ledger calls these functions to serve `/boot/<farm>/...`, so this module
-and those it imports never touch Django.
+A farm's nodes boot with the command line `contracts.boot_image.farm_cmdline` makes
+(nodeagent/config.py reads it from /proc/cmdline). Stamping rewrites the UKI's `.cmdline`
+section with objcopy and rebuilds the small USB image around it; the root filesystem is never
+rebuilt. The ledger calls these functions to serve `/boot/<farm>/...`, so this module and those
+it imports never touch Django.
 """
 
 import os
-import shlex
 import tempfile
 from pathlib import Path
 
-from image.ipxe import ipxe_script
-from image.progress import BuildError
-from image.tools import run
-from image.uki import CMDLINE_LIMIT, CMDLINE_VMA
-from image.usb import make_usb
+from bootimage.tools import BuildError, run
 
-__all__ = ["farm_cmdline", "ipxe_script", "make_usb", "stamp_uki"]
-
-FARM_KEYS = ("zos.ledger", "zos.farm", "zos.enroll")
+# Where our UKIs keep the command line: image/uki.py lays the sections out around these.
+CMDLINE_VMA = 0x30000
+LINUX_VMA = 0x2000000
+CMDLINE_LIMIT = LINUX_VMA - CMDLINE_VMA
 KERNEL_CMDLINE_MAX = 2047  # x86 COMMAND_LINE_SIZE is 2048 with the NUL
-
-
-def _check_value(name: str, value: str) -> None:
-    if not value or any(c.isspace() or c in "\"'\\" for c in value):
-        raise ValueError(
-            f"{name} {value!r} cannot go on a kernel command line: it must be a "
-            "non-empty word without spaces, quotes or backslashes"
-        )
-
-
-def farm_cmdline(base: str, ledger_url: str, farm: int, enroll: str | None) -> str:
-    """`base` with the farm's settings, replacing any the base already had."""
-    if not ledger_url.startswith(("http://", "https://")):
-        raise ValueError(f"ledger URL {ledger_url!r} must start with http:// or https://")
-    if isinstance(farm, bool) or not isinstance(farm, int) or farm < 1:
-        raise ValueError(f"farm must be a positive integer, got {farm!r}")
-    _check_value("ledger URL", ledger_url)
-    words = [w for w in shlex.split(base) if w.partition("=")[0] not in FARM_KEYS]
-    words += [f"zos.ledger={ledger_url.rstrip('/')}", f"zos.farm={farm}"]
-    if enroll:
-        _check_value("enrollment token", enroll)
-        words.append(f"zos.enroll={enroll}")
-    return " ".join(words)
 
 
 def read_cmdline(uki: Path) -> str:
