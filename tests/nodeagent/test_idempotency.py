@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis
 
+from contracts.catalog import CATALOG
 from nodeagent.bindings import JobContext
 from nodeagent.facts import disk_class
 from nodeagent.jobstore import JobStore, QueuedJob
@@ -19,7 +20,6 @@ from nodeagent.node_resources import NodeResources, node_resources
 from nodeagent.vm_functions import VmFunctions
 from nodeagent.workload_functions import WorkloadFunctions
 from nodeagent.workloads import Workload, WorkloadRegistry
-from sal.catalog import CATALOG
 from tests.sal.conftest import loop_pool
 
 GIB = 2**30

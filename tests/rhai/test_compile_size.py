@@ -17,7 +17,7 @@ from rhai import Engine
 # costs a fixed ~300 bytes, so tiny closures give ~40. Before the fixes these shapes gave
 # 1,000 to 150,000.
 MAX_RATIO = 50
-SCRIPT_LIMIT = 64 * 1024  # sal.scripts.MAX_SCRIPT_BYTES
+SCRIPT_LIMIT = 64 * 1024  # contracts.scripts.MAX_SCRIPT_BYTES
 
 
 def lets(n: int) -> str:
