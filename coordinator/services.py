@@ -34,6 +34,7 @@ from coordinator.states import (
     can_transition,
 )
 from grid import json_input
+from grid.errors import ServiceError, signature_refused
 from ledger.choices import NodeStatus
 from ledger.models import Farm, Node, UserKey
 from sal.scripts import ScriptRejected
@@ -57,13 +58,8 @@ LATE = "late"
 WAITING = "waiting"
 
 
-class DeploymentRejected(Exception):
-    def __init__(self, code: str, message: str, *, http_status: int = 400, **details: Any):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.http_status = http_status
-        self.details = details
+class DeploymentRejected(ServiceError):
+    """A deployment, script or cancel the coordinator refuses; answered as any ServiceError."""
 
 
 def _verify_signature(owner, envelope: Any) -> tuple[bytes, UserKey]:
@@ -79,8 +75,7 @@ def _verify_signature(owner, envelope: Any) -> tuple[bytes, UserKey]:
             envelope, DEPLOYMENT_TYPE, [VerifyKey(bytes.fromhex(k)) for k in keys]
         )
     except SignatureError as exc:
-        status = 403 if exc.code == "signature_invalid" else 400
-        raise DeploymentRejected(exc.code, exc.message, http_status=status) from exc
+        raise signature_refused(exc) from exc
     return payload, keys[bytes(verify_key).hex()]
 
 
@@ -158,6 +153,18 @@ def _wait_for_link(job: Job, now: datetime) -> None:
         _event(job, WAITING, log=f"waiting for node {job.node_id} to reconnect")
 
 
+def check_script(source: str) -> list[str]:
+    """Compile a script in the compile pool and check its calls against the catalog; the catalog
+    functions it calls, or DeploymentRejected with the script's error, line and column."""
+    try:
+        return compile_pool.check_script(source)
+    except ScriptRejected as exc:
+        details = {k: v for k, v in exc.as_dict().items() if k not in ("error", "message")}
+        raise DeploymentRejected(
+            exc.code, exc.message, http_status=compile_pool.http_status(exc), **details
+        ) from exc
+
+
 def submit_deployment(*, owner, envelope: Any) -> Deployment:
     """Verify, check and place a signed deployment, then queue its job for the node link."""
     payload, signer = _verify_signature(owner, envelope)
@@ -168,13 +175,7 @@ def submit_deployment(*, owner, envelope: Any) -> Deployment:
         raise DeploymentRejected(
             "nonce_reused", "this nonce was already used; sign afresh", http_status=409
         )
-    try:
-        compile_pool.check_script(data["script"])
-    except ScriptRejected as exc:
-        details = {k: v for k, v in exc.as_dict().items() if k not in ("error", "message")}
-        raise DeploymentRejected(
-            exc.code, exc.message, http_status=compile_pool.http_status(exc), **details
-        ) from exc
+    check_script(data["script"])
     resources = dict(data.get("resources") or {})
     node, target_node, target_farm = _place(dict(data["target"]), resources)
     try:
