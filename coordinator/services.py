@@ -236,6 +236,33 @@ def _save(job: Job) -> None:
     job.deployment.save(update_fields=["status", "updated"])
 
 
+def _end_job(
+    job: Job,
+    state: str,
+    *,
+    reason: str,
+    as_error: bool = True,
+    result: Any = None,
+    now: datetime | None = None,
+    announce: bool = True,
+) -> None:
+    """The one way a job ends, whoever decided it (the caller holds the row).
+
+    Job.transition_to closes the books of the final state; here the reason becomes the job's
+    error (what the owner reads as the deployment's error), the node's result is kept, job and
+    deployment are saved, and an event says how it ended: with the reason as its error, or,
+    `as_error=False` for an end that is no fault (a cancel done cleanly), as its log line.
+    `announce=False` when the node's own event, which the caller stores, says it already.
+    """
+    job.transition_to(state, reason=reason, now=now)
+    job.result = result
+    if as_error:
+        job.error = reason[:MAX_LOG_LINE]
+    _save(job)
+    if announce:
+        _event(job, state, **({"error": job.error} if as_error else {"log": reason}))
+
+
 def pending_dispatches(node_id: int) -> list[tuple[str, int, dict]]:
     """(job id, attempt, signed dispatch) for every job the node has not acknowledged yet.
 
@@ -252,7 +279,7 @@ def pending_dispatches(node_id: int) -> list[tuple[str, int, dict]]:
         for job in jobs:
             changed = job.state == JobState.QUEUED or job.waiting_since is not None
             if job.state == JobState.QUEUED:
-                job.transition_to(JobState.DISPATCHED)
+                job.transition_to(JobState.DISPATCHED, reason=f"sent to node {node_id}")
                 job.dispatched_at = now
                 _event(job, JobState.DISPATCHED)
             if job.waiting_since is not None:
@@ -316,7 +343,7 @@ def job_accepted(*, node_id: int, job_id: str, attempt: int) -> None:
             )
         ):
             return
-        job.transition_to(JobState.ACCEPTED)
+        job.transition_to(JobState.ACCEPTED, reason=f"node {node_id} queued it")
         _arm_for_run(job)
         _save(job)
         _event(job, JobState.ACCEPTED)
@@ -330,12 +357,11 @@ def job_rejected(*, node_id: int, job_id: str, attempt: int, code: str, message:
         if job is None or job.attempt != attempt or job.state in FINAL_STATES:
             return
         cancelling = job.state == JobState.CANCELLING
-        job.transition_to(JobState.CANCELLED if cancelling else JobState.FAILED)
-        job.error = f"node {node_id} refused the job: {code}: {message}"[:MAX_LOG_LINE]
-        job.finished_at = timezone.now()
-        job.deadline = None
-        _save(job)
-        _event(job, job.state, error=job.error)
+        _end_job(
+            job,
+            JobState.CANCELLED if cancelling else JobState.FAILED,
+            reason=f"node {node_id} refused the job: {code}: {message}",
+        )
 
 
 def _node_time(value: Any) -> datetime:
@@ -374,16 +400,15 @@ def record_node_event(*, node_id: int, message: dict) -> None:
             reported = f"node {node_id} reported {status} after the job ended {job.state}"
             fields["log"] = f"{reported}: {fields['log']}" if fields["log"] else reported
             status = LATE
+        elif new_state in FINAL_STATES and can_transition(job.state, new_state):
+            _end_job(
+                job, new_state, reason=fields["error"], result=fields["result"], announce=False
+            )
         elif new_state and can_transition(job.state, new_state):
             entering_run = new_state == JobState.RUNNING and job.state != JobState.ACCEPTED
-            job.transition_to(new_state)
+            job.transition_to(new_state, reason=f"node {node_id} reported {status}")
             if entering_run:  # its `accepted` is late or lost: the run still gets its time
                 _arm_for_run(job)
-            if new_state in FINAL_STATES:
-                job.finished_at = timezone.now()
-                job.result = fields["result"]
-                job.error = fields["error"]
-                job.deadline = None
             _save(job)
         if new_state in FINAL_STATES and job.cancel_requested_at and not job.cancel_acked_at:
             job.cancel_acked_at = timezone.now()  # the job ended there: nothing is left to cancel
@@ -421,13 +446,15 @@ def cancel_deployment(*, deployment: Deployment) -> Deployment:
         job.waiting_since = None
         job.next_attempt_at = None
         if job.dispatched_at is None:
-            job.transition_to(JobState.CANCELLED)
-            job.finished_at = now
-            job.deadline = None
-            _save(job)
-            _event(job, JobState.CANCELLED, log="cancelled by the owner before any node had it")
+            _end_job(
+                job,
+                JobState.CANCELLED,
+                reason="cancelled by the owner before any node had it",
+                as_error=False,
+                now=now,
+            )
             return job.deployment
-        job.transition_to(JobState.CANCELLING)
+        job.transition_to(JobState.CANCELLING, reason="cancelled by the owner")
         job.cancel_requested_at = now
         job.cancel_acked_at = None
         # The longest the node could still run it, had it started just now.
@@ -452,11 +479,13 @@ def cancel_acknowledged(*, node_id: int, job_id: str, node_state: str | None) ->
         now = timezone.now()
         job.cancel_acked_at = job.cancel_acked_at or now
         if job.state == JobState.CANCELLING and node_state is None:
-            job.transition_to(JobState.CANCELLED)
-            job.finished_at = now
-            job.deadline = None
-            _save(job)
-            _event(job, JobState.CANCELLED, log=f"node {node_id} never had the job")
+            _end_job(
+                job,
+                JobState.CANCELLED,
+                reason=f"node {node_id} never had the job",
+                as_error=False,
+                now=now,
+            )
             return
         job.save(update_fields=["cancel_acked_at", "updated"])
 
@@ -468,12 +497,12 @@ def expire_cancels(now: datetime | None = None) -> int:
     with transaction.atomic():
         jobs = list(_claim(Job.objects.filter(state=JobState.CANCELLING, deadline__lt=now)))
         for job in jobs:
-            job.transition_to(JobState.CANCELLED)
-            job.finished_at = now
-            job.deadline = None
-            job.error = f"node {job.node_id} did not confirm the cancel in time"
-            _save(job)
-            _event(job, JobState.CANCELLED, error=job.error)
+            _end_job(
+                job,
+                JobState.CANCELLED,
+                reason=f"node {job.node_id} did not confirm the cancel in time",
+                now=now,
+            )
     return len(jobs)
 
 
@@ -485,14 +514,14 @@ def schedule_retry(job: Job, *, reason: str, now: datetime | None = None) -> Non
     """Retry later with backoff, or fail for good once attempts are used up (row held by caller)."""
     now = now or timezone.now()
     if job.attempt >= job.max_attempts:
-        job.transition_to(JobState.FAILED)
-        job.error = f"gave up after {job.attempt} attempts; last: {reason}"
-        job.finished_at = now
-        job.deadline = None
-        _save(job)
-        _event(job, JobState.FAILED, error=job.error)
+        _end_job(
+            job,
+            JobState.FAILED,
+            reason=f"gave up after {job.attempt} attempts; last: {reason}",
+            now=now,
+        )
         return
-    job.transition_to(JobState.RETRYING)
+    job.transition_to(JobState.RETRYING, reason=reason)
     job.error = reason
     job.deadline = None
     job.next_attempt_at = now + _retry_delay(job.attempt)
@@ -530,12 +559,12 @@ def _hold_for_link(job: Job, now: datetime) -> None:
     its farm has a node with a live link, else keep waiting (row held by caller)."""
     deployment = job.deployment
     if deployment.expires_at <= now:
-        job.transition_to(JobState.FAILED)
-        job.error = f"the envelope expired while waiting for node {job.node_id} to reconnect"
-        job.finished_at = now
-        job.deadline = None
-        _save(job)
-        _event(job, JobState.FAILED, error=job.error)
+        _end_job(
+            job,
+            JobState.FAILED,
+            reason=f"the envelope expired while waiting for node {job.node_id} to reconnect",
+            now=now,
+        )
         return
     if deployment.target_farm_id:
         node = pick_farm_node(
@@ -580,11 +609,12 @@ def start_due_retries(now: datetime | None = None) -> int:
         for job in jobs:
             deployment = job.deployment
             if deployment.expires_at <= now:
-                job.transition_to(JobState.FAILED)
-                job.error = f"the envelope expired before a retry could start; last: {job.error}"
-                job.finished_at = now
-                _save(job)
-                _event(job, JobState.FAILED, error=job.error)
+                _end_job(
+                    job,
+                    JobState.FAILED,
+                    reason=f"the envelope expired before a retry could start; last: {job.error}",
+                    now=now,
+                )
                 continue
             if deployment.target_farm_id:
                 node = pick_farm_node(deployment.target_farm, deployment.resources) or job.node
@@ -592,7 +622,7 @@ def start_due_retries(now: datetime | None = None) -> int:
                 node = job.node
             job.node = node
             job.attempt += 1
-            job.transition_to(JobState.QUEUED)
+            job.transition_to(JobState.QUEUED, reason=f"attempt {job.attempt}")
             _arm_for_dispatch(job, now)
             _save(job)
             _event(job, JobState.QUEUED, log=f"attempt {job.attempt} queued for node {node.pk}")
