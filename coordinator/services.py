@@ -153,6 +153,19 @@ def _wait_for_link(job: Job, now: datetime) -> None:
         _event(job, WAITING, log=f"waiting for node {job.node_id} to reconnect")
 
 
+def _queue(job: Job, now: datetime, *, message: str) -> None:
+    """Save a queued job (a new one or a retry) and put it in its node's way: wake the node's
+    link to send it, or, with the link down, hold it until the node reconnects."""
+    _arm_for_dispatch(job, now)
+    _save(job)
+    _event(job, JobState.QUEUED, log=message)
+    if links.is_live(job.node_id):
+        notify.wake_node_link(job.node_id)
+    else:
+        _wait_for_link(job, now)
+        _save(job)
+
+
 def check_script(source: str) -> list[str]:
     """Compile a script in the compile pool and check its calls against the catalog; the catalog
     functions it calls, or DeploymentRejected with the script's error, line and column."""
@@ -199,14 +212,7 @@ def submit_deployment(*, owner, envelope: Any) -> Deployment:
                 max_attempts=settings.ZOS_JOB_MAX_ATTEMPTS,
                 timeout=data.get("timeout", settings.ZOS_JOB_TIMEOUT),
             )
-            _arm_for_dispatch(job, now)
-            job.save()
-            _event(job, JobState.QUEUED, log=f"queued for node {node.pk}")
-            if links.is_live(node.pk):
-                notify.wake_node_link(node.pk)
-            else:
-                _wait_for_link(job, now)
-                job.save()
+            _queue(job, now, message=f"queued for node {node.pk}")
     except IntegrityError as exc:
         raise DeploymentRejected(
             "nonce_reused", "this nonce was already used", http_status=409
@@ -554,17 +560,20 @@ def expire_deadlines(now: datetime | None = None) -> int:
     return len(jobs)
 
 
+def _fail_if_expired(job: Job, now: datetime, *, when: str) -> bool:
+    """End the job failed if the user's envelope has expired (no node may run it any more);
+    `when` says what the job was waiting for. True if it ended."""
+    if job.deployment.expires_at > now:
+        return False
+    _end_job(job, JobState.FAILED, reason=f"the envelope expired {when}", now=now)
+    return True
+
+
 def _hold_for_link(job: Job, now: datetime) -> None:
     """A job its node's dead link kept from delivery: fail it if its envelope expired, move it if
     its farm has a node with a live link, else keep waiting (row held by caller)."""
     deployment = job.deployment
-    if deployment.expires_at <= now:
-        _end_job(
-            job,
-            JobState.FAILED,
-            reason=f"the envelope expired while waiting for node {job.node_id} to reconnect",
-            now=now,
-        )
+    if _fail_if_expired(job, now, when=f"while waiting for node {job.node_id} to reconnect"):
         return
     if deployment.target_farm_id:
         node = pick_farm_node(
@@ -608,13 +617,7 @@ def start_due_retries(now: datetime | None = None) -> int:
         jobs = list(_claim(Job.objects.filter(state=JobState.RETRYING, next_attempt_at__lte=now)))
         for job in jobs:
             deployment = job.deployment
-            if deployment.expires_at <= now:
-                _end_job(
-                    job,
-                    JobState.FAILED,
-                    reason=f"the envelope expired before a retry could start; last: {job.error}",
-                    now=now,
-                )
+            if _fail_if_expired(job, now, when=f"before a retry could start; last: {job.error}"):
                 continue
             if deployment.target_farm_id:
                 node = pick_farm_node(deployment.target_farm, deployment.resources) or job.node
@@ -623,14 +626,7 @@ def start_due_retries(now: datetime | None = None) -> int:
             job.node = node
             job.attempt += 1
             job.transition_to(JobState.QUEUED, reason=f"attempt {job.attempt}")
-            _arm_for_dispatch(job, now)
-            _save(job)
-            _event(job, JobState.QUEUED, log=f"attempt {job.attempt} queued for node {node.pk}")
-            if links.is_live(node.pk):
-                notify.wake_node_link(node.pk)
-            else:
-                _wait_for_link(job, now)
-                _save(job)
+            _queue(job, now, message=f"attempt {job.attempt} queued for node {node.pk}")
     return len(jobs)
 
 
