@@ -1,13 +1,18 @@
 """Deployments, their jobs, and the events nodes report about them."""
 
+import logging
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from coordinator.choices import JobState
-from coordinator.states import InvalidJobTransition, can_transition
+from coordinator.states import FINAL_STATES, InvalidJobTransition, can_transition
 from ledger.models import Farm, Node, UserKey
+
+log = logging.getLogger(__name__)
 
 
 class Deployment(models.Model):
@@ -91,14 +96,31 @@ class Job(models.Model):
     def __str__(self) -> str:
         return f"job {self.uuid.hex[:8]} attempt {self.attempt} ({self.state})"
 
-    def transition_to(self, new: str) -> None:
-        """Validate against JOB_TRANSITIONS and mirror onto the deployment; the caller saves."""
+    def transition_to(self, new: str, *, reason: str = "", now: datetime | None = None) -> None:
+        """Change state if JOB_TRANSITIONS allows it, and log it with its reason.
+
+        The deployment's status mirrors the job's (a deployment has one job), and a final state
+        closes the books here, so no caller can forget to: the job is finished now and has no
+        deadline left to watch. The caller saves and writes the event owners see, with the
+        reason as its log line or error (coordinator.services._end_job for final states).
+        """
         if new == self.state:
             return
         if not can_transition(self.state, new):
             raise InvalidJobTransition(self.state, new)
+        log.info(
+            "job %s attempt %s: %s -> %s%s",
+            self.uuid.hex[:8],
+            self.attempt,
+            self.state,
+            new,
+            f": {reason}" if reason else "",
+        )
         self.state = new
         self.deployment.status = new
+        if new in FINAL_STATES:
+            self.finished_at = now or timezone.now()
+            self.deadline = None
 
 
 class JobEvent(models.Model):

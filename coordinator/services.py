@@ -36,6 +36,7 @@ from coordinator.states import (
     can_transition,
 )
 from grid import json_input
+from grid.errors import ServiceError, signature_refused
 from ledger.choices import NodeStatus
 from ledger.models import Farm, Node, UserKey
 from signing import SignatureError
@@ -58,13 +59,8 @@ LATE = "late"
 WAITING = "waiting"
 
 
-class DeploymentRejected(Exception):
-    def __init__(self, code: str, message: str, *, http_status: int = 400, **details: Any):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.http_status = http_status
-        self.details = details
+class DeploymentRejected(ServiceError):
+    """A deployment, script or cancel the coordinator refuses; answered as any ServiceError."""
 
 
 def _verify_signature(owner, envelope: Any) -> tuple[bytes, UserKey]:
@@ -80,8 +76,7 @@ def _verify_signature(owner, envelope: Any) -> tuple[bytes, UserKey]:
             envelope, DEPLOYMENT_TYPE, [VerifyKey(bytes.fromhex(k)) for k in keys]
         )
     except SignatureError as exc:
-        status = 403 if exc.code == "signature_invalid" else 400
-        raise DeploymentRejected(exc.code, exc.message, http_status=status) from exc
+        raise signature_refused(exc) from exc
     return payload, keys[bytes(verify_key).hex()]
 
 
@@ -159,6 +154,31 @@ def _wait_for_link(job: Job, now: datetime) -> None:
         _event(job, WAITING, log=f"waiting for node {job.node_id} to reconnect")
 
 
+def _queue(job: Job, now: datetime, *, message: str) -> None:
+    """Save a queued job (a new one or a retry) and put it in its node's way: wake the node's
+    link to send it, or, with the link down, hold it until the node reconnects."""
+    _arm_for_dispatch(job, now)
+    _save(job)
+    _event(job, JobState.QUEUED, log=message)
+    if links.is_live(job.node_id):
+        notify.wake_node_link(job.node_id)
+    else:
+        _wait_for_link(job, now)
+        _save(job)
+
+
+def check_script(source: str) -> list[str]:
+    """Compile a script in the compile pool and check its calls against the catalog; the catalog
+    functions it calls, or DeploymentRejected with the script's error, line and column."""
+    try:
+        return compile_pool.check_script(source)
+    except ScriptRejected as exc:
+        details = {k: v for k, v in exc.as_dict().items() if k not in ("error", "message")}
+        raise DeploymentRejected(
+            exc.code, exc.message, http_status=compile_pool.http_status(exc), **details
+        ) from exc
+
+
 def submit_deployment(*, owner, envelope: Any) -> Deployment:
     """Verify, check and place a signed deployment, then queue its job for the node link."""
     payload, signer = _verify_signature(owner, envelope)
@@ -169,13 +189,7 @@ def submit_deployment(*, owner, envelope: Any) -> Deployment:
         raise DeploymentRejected(
             "nonce_reused", "this nonce was already used; sign afresh", http_status=409
         )
-    try:
-        compile_pool.check_script(data["script"])
-    except ScriptRejected as exc:
-        details = {k: v for k, v in exc.as_dict().items() if k not in ("error", "message")}
-        raise DeploymentRejected(
-            exc.code, exc.message, http_status=compile_pool.http_status(exc), **details
-        ) from exc
+    check_script(data["script"])
     resources = dict(data.get("resources") or {})
     node, target_node, target_farm = _place(dict(data["target"]), resources)
     try:
@@ -199,14 +213,7 @@ def submit_deployment(*, owner, envelope: Any) -> Deployment:
                 max_attempts=settings.ZOS_JOB_MAX_ATTEMPTS,
                 timeout=data.get("timeout", settings.ZOS_JOB_TIMEOUT),
             )
-            _arm_for_dispatch(job, now)
-            job.save()
-            _event(job, JobState.QUEUED, log=f"queued for node {node.pk}")
-            if links.is_live(node.pk):
-                notify.wake_node_link(node.pk)
-            else:
-                _wait_for_link(job, now)
-                job.save()
+            _queue(job, now, message=f"queued for node {node.pk}")
     except IntegrityError as exc:
         raise DeploymentRejected(
             "nonce_reused", "this nonce was already used", http_status=409
@@ -236,6 +243,33 @@ def _save(job: Job) -> None:
     job.deployment.save(update_fields=["status", "updated"])
 
 
+def _end_job(
+    job: Job,
+    state: str,
+    *,
+    reason: str,
+    as_error: bool = True,
+    result: Any = None,
+    now: datetime | None = None,
+    announce: bool = True,
+) -> None:
+    """The one way a job ends, whoever decided it (the caller holds the row).
+
+    Job.transition_to closes the books of the final state; here the reason becomes the job's
+    error (what the owner reads as the deployment's error), the node's result is kept, job and
+    deployment are saved, and an event says how it ended: with the reason as its error, or,
+    `as_error=False` for an end that is no fault (a cancel done cleanly), as its log line.
+    `announce=False` when the node's own event, which the caller stores, says it already.
+    """
+    job.transition_to(state, reason=reason, now=now)
+    job.result = result
+    if as_error:
+        job.error = reason[:MAX_LOG_LINE]
+    _save(job)
+    if announce:
+        _event(job, state, **({"error": job.error} if as_error else {"log": reason}))
+
+
 def pending_dispatches(node_id: int) -> list[tuple[str, int, dict]]:
     """(job id, attempt, signed dispatch) for every job the node has not acknowledged yet.
 
@@ -252,7 +286,7 @@ def pending_dispatches(node_id: int) -> list[tuple[str, int, dict]]:
         for job in jobs:
             changed = job.state == JobState.QUEUED or job.waiting_since is not None
             if job.state == JobState.QUEUED:
-                job.transition_to(JobState.DISPATCHED)
+                job.transition_to(JobState.DISPATCHED, reason=f"sent to node {node_id}")
                 job.dispatched_at = now
                 _event(job, JobState.DISPATCHED)
             if job.waiting_since is not None:
@@ -316,7 +350,7 @@ def job_accepted(*, node_id: int, job_id: str, attempt: int) -> None:
             )
         ):
             return
-        job.transition_to(JobState.ACCEPTED)
+        job.transition_to(JobState.ACCEPTED, reason=f"node {node_id} queued it")
         _arm_for_run(job)
         _save(job)
         _event(job, JobState.ACCEPTED)
@@ -330,12 +364,11 @@ def job_rejected(*, node_id: int, job_id: str, attempt: int, code: str, message:
         if job is None or job.attempt != attempt or job.state in FINAL_STATES:
             return
         cancelling = job.state == JobState.CANCELLING
-        job.transition_to(JobState.CANCELLED if cancelling else JobState.FAILED)
-        job.error = f"node {node_id} refused the job: {code}: {message}"[:MAX_LOG_LINE]
-        job.finished_at = timezone.now()
-        job.deadline = None
-        _save(job)
-        _event(job, job.state, error=job.error)
+        _end_job(
+            job,
+            JobState.CANCELLED if cancelling else JobState.FAILED,
+            reason=f"node {node_id} refused the job: {code}: {message}",
+        )
 
 
 def _node_time(value: Any) -> datetime:
@@ -374,16 +407,15 @@ def record_node_event(*, node_id: int, message: dict) -> None:
             reported = f"node {node_id} reported {status} after the job ended {job.state}"
             fields["log"] = f"{reported}: {fields['log']}" if fields["log"] else reported
             status = LATE
+        elif new_state in FINAL_STATES and can_transition(job.state, new_state):
+            _end_job(
+                job, new_state, reason=fields["error"], result=fields["result"], announce=False
+            )
         elif new_state and can_transition(job.state, new_state):
             entering_run = new_state == JobState.RUNNING and job.state != JobState.ACCEPTED
-            job.transition_to(new_state)
+            job.transition_to(new_state, reason=f"node {node_id} reported {status}")
             if entering_run:  # its `accepted` is late or lost: the run still gets its time
                 _arm_for_run(job)
-            if new_state in FINAL_STATES:
-                job.finished_at = timezone.now()
-                job.result = fields["result"]
-                job.error = fields["error"]
-                job.deadline = None
             _save(job)
         if new_state in FINAL_STATES and job.cancel_requested_at and not job.cancel_acked_at:
             job.cancel_acked_at = timezone.now()  # the job ended there: nothing is left to cancel
@@ -421,13 +453,15 @@ def cancel_deployment(*, deployment: Deployment) -> Deployment:
         job.waiting_since = None
         job.next_attempt_at = None
         if job.dispatched_at is None:
-            job.transition_to(JobState.CANCELLED)
-            job.finished_at = now
-            job.deadline = None
-            _save(job)
-            _event(job, JobState.CANCELLED, log="cancelled by the owner before any node had it")
+            _end_job(
+                job,
+                JobState.CANCELLED,
+                reason="cancelled by the owner before any node had it",
+                as_error=False,
+                now=now,
+            )
             return job.deployment
-        job.transition_to(JobState.CANCELLING)
+        job.transition_to(JobState.CANCELLING, reason="cancelled by the owner")
         job.cancel_requested_at = now
         job.cancel_acked_at = None
         # The longest the node could still run it, had it started just now.
@@ -452,11 +486,13 @@ def cancel_acknowledged(*, node_id: int, job_id: str, node_state: str | None) ->
         now = timezone.now()
         job.cancel_acked_at = job.cancel_acked_at or now
         if job.state == JobState.CANCELLING and node_state is None:
-            job.transition_to(JobState.CANCELLED)
-            job.finished_at = now
-            job.deadline = None
-            _save(job)
-            _event(job, JobState.CANCELLED, log=f"node {node_id} never had the job")
+            _end_job(
+                job,
+                JobState.CANCELLED,
+                reason=f"node {node_id} never had the job",
+                as_error=False,
+                now=now,
+            )
             return
         job.save(update_fields=["cancel_acked_at", "updated"])
 
@@ -468,12 +504,12 @@ def expire_cancels(now: datetime | None = None) -> int:
     with transaction.atomic():
         jobs = list(_claim(Job.objects.filter(state=JobState.CANCELLING, deadline__lt=now)))
         for job in jobs:
-            job.transition_to(JobState.CANCELLED)
-            job.finished_at = now
-            job.deadline = None
-            job.error = f"node {job.node_id} did not confirm the cancel in time"
-            _save(job)
-            _event(job, JobState.CANCELLED, error=job.error)
+            _end_job(
+                job,
+                JobState.CANCELLED,
+                reason=f"node {job.node_id} did not confirm the cancel in time",
+                now=now,
+            )
     return len(jobs)
 
 
@@ -485,14 +521,14 @@ def schedule_retry(job: Job, *, reason: str, now: datetime | None = None) -> Non
     """Retry later with backoff, or fail for good once attempts are used up (row held by caller)."""
     now = now or timezone.now()
     if job.attempt >= job.max_attempts:
-        job.transition_to(JobState.FAILED)
-        job.error = f"gave up after {job.attempt} attempts; last: {reason}"
-        job.finished_at = now
-        job.deadline = None
-        _save(job)
-        _event(job, JobState.FAILED, error=job.error)
+        _end_job(
+            job,
+            JobState.FAILED,
+            reason=f"gave up after {job.attempt} attempts; last: {reason}",
+            now=now,
+        )
         return
-    job.transition_to(JobState.RETRYING)
+    job.transition_to(JobState.RETRYING, reason=reason)
     job.error = reason
     job.deadline = None
     job.next_attempt_at = now + _retry_delay(job.attempt)
@@ -525,17 +561,20 @@ def expire_deadlines(now: datetime | None = None) -> int:
     return len(jobs)
 
 
+def _fail_if_expired(job: Job, now: datetime, *, when: str) -> bool:
+    """End the job failed if the user's envelope has expired (no node may run it any more);
+    `when` says what the job was waiting for. True if it ended."""
+    if job.deployment.expires_at > now:
+        return False
+    _end_job(job, JobState.FAILED, reason=f"the envelope expired {when}", now=now)
+    return True
+
+
 def _hold_for_link(job: Job, now: datetime) -> None:
     """A job its node's dead link kept from delivery: fail it if its envelope expired, move it if
     its farm has a node with a live link, else keep waiting (row held by caller)."""
     deployment = job.deployment
-    if deployment.expires_at <= now:
-        job.transition_to(JobState.FAILED)
-        job.error = f"the envelope expired while waiting for node {job.node_id} to reconnect"
-        job.finished_at = now
-        job.deadline = None
-        _save(job)
-        _event(job, JobState.FAILED, error=job.error)
+    if _fail_if_expired(job, now, when=f"while waiting for node {job.node_id} to reconnect"):
         return
     if deployment.target_farm_id:
         node = pick_farm_node(
@@ -579,12 +618,7 @@ def start_due_retries(now: datetime | None = None) -> int:
         jobs = list(_claim(Job.objects.filter(state=JobState.RETRYING, next_attempt_at__lte=now)))
         for job in jobs:
             deployment = job.deployment
-            if deployment.expires_at <= now:
-                job.transition_to(JobState.FAILED)
-                job.error = f"the envelope expired before a retry could start; last: {job.error}"
-                job.finished_at = now
-                _save(job)
-                _event(job, JobState.FAILED, error=job.error)
+            if _fail_if_expired(job, now, when=f"before a retry could start; last: {job.error}"):
                 continue
             if deployment.target_farm_id:
                 node = pick_farm_node(deployment.target_farm, deployment.resources) or job.node
@@ -592,15 +626,8 @@ def start_due_retries(now: datetime | None = None) -> int:
                 node = job.node
             job.node = node
             job.attempt += 1
-            job.transition_to(JobState.QUEUED)
-            _arm_for_dispatch(job, now)
-            _save(job)
-            _event(job, JobState.QUEUED, log=f"attempt {job.attempt} queued for node {node.pk}")
-            if links.is_live(node.pk):
-                notify.wake_node_link(node.pk)
-            else:
-                _wait_for_link(job, now)
-                _save(job)
+            job.transition_to(JobState.QUEUED, reason=f"attempt {job.attempt}")
+            _queue(job, now, message=f"attempt {job.attempt} queued for node {node.pk}")
     return len(jobs)
 
 

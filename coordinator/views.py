@@ -1,4 +1,8 @@
-"""Thin API views for deployments: parse, call one service, render."""
+"""Thin API views for deployments: parse, call one service, render.
+
+A service's refusal (a ServiceError) reaches the client through the API's exception handler
+(grid/api_errors.py); views do not catch it.
+"""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, permissions, serializers, status, viewsets
@@ -7,8 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from contracts.scripts import ScriptRejected
-from coordinator import compile_pool, services
+from coordinator import services
 from coordinator.keys import coordinator_signing_key
 from coordinator.models import Deployment, JobEvent, Workload
 from coordinator.serializers import (
@@ -22,10 +25,6 @@ from grid.api_errors import ApiError
 from signing.keys import key_id, public_key_hex
 
 EVENTS_PAGE = 500
-
-
-def _rejected(exc: services.DeploymentRejected) -> ApiError:
-    return ApiError(exc.code, exc.message, status_code=exc.http_status, **exc.details)
 
 
 class CoordinatorKeyView(APIView):
@@ -57,21 +56,15 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def create(self, request: Request) -> Response:
         serializer = SubmitSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            deployment = services.submit_deployment(
-                owner=request.user, envelope=serializer.validated_data["envelope"]
-            )
-        except services.DeploymentRejected as exc:
-            raise _rejected(exc) from exc
+        deployment = services.submit_deployment(
+            owner=request.user, envelope=serializer.validated_data["envelope"]
+        )
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
-        try:
-            deployment = services.cancel_deployment(deployment=self.get_object())
-        except services.DeploymentRejected as exc:
-            raise _rejected(exc) from exc
+        deployment = services.cancel_deployment(deployment=self.get_object())
         return Response(DeploymentSerializer(deployment).data)
 
     @extend_schema(
@@ -108,13 +101,7 @@ class ScriptValidateView(APIView):
     def post(self, request: Request) -> Response:
         serializer = ScriptSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            functions = compile_pool.check_script(serializer.validated_data["script"])
-        except ScriptRejected as exc:
-            details = {k: v for k, v in exc.as_dict().items() if k not in ("error", "message")}
-            raise ApiError(
-                exc.code, exc.message, status_code=compile_pool.http_status(exc), **details
-            ) from exc
+        functions = services.check_script(serializer.validated_data["script"])
         return Response({"ok": True, "functions": functions})
 
 

@@ -1,39 +1,39 @@
 """One JSON error shape for the whole API: ``{"error": code, "message": text, ...details}``.
 
 Clients branch on `error`; people read `message`. Nothing reaches a client as an HTML page or a
-500 for input that was merely wrong.
+500 for input that was merely wrong. A `grid.errors.ServiceError` raised anywhere below a view
+becomes that body here, in one place each for DRF views (`exception_handler`) and for plain
+Django views (`ServiceErrorMiddleware`); views never catch and re-raise them.
 """
 
 import logging
 import time
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.deprecation import MiddlewareMixin
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from grid.errors import ServiceError
 from signing import SignatureError
 
 log = logging.getLogger(__name__)
 
 
-class ApiError(exceptions.APIException):
-    """An error a view raises on purpose, carrying its code, status and details."""
-
-    def __init__(self, code: str, message: str, *, status_code: int = 400, **details: object):
-        super().__init__(detail=message, code=code)
-        self.status_code = status_code
-        self.error_code = code
-        self.message = message
-        self.details = details
+class ApiError(ServiceError, exceptions.APIException):
+    """A ServiceError raised by the HTTP layer itself (authentication, permissions, request
+    parsing). It is also a DRF APIException because DRF resets the request's user only for
+    those when authentication fails."""
 
 
-def signature_error(exc: SignatureError, *, status_code: int = 401) -> ApiError:
+def signature_error(exc: SignatureError, *, http_status: int = 401) -> ApiError:
+    """A signed node request refused: the reply carries the server's clock to correct by."""
     return ApiError(
         exc.code,
         exc.message,
-        status_code=status_code,
+        http_status=http_status,
         **{"server_time": int(time.time()), **exc.details},
     )
 
@@ -61,9 +61,9 @@ def _first_message(detail: object) -> str:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
-    if isinstance(exc, ApiError):
-        body = {"error": exc.error_code, "message": exc.message, **exc.details}
-        return Response(body, status=exc.status_code)
+    """DRF's handler with every error in the shape above; a ServiceError keeps its own."""
+    if isinstance(exc, ServiceError):
+        return Response(exc.as_body(), status=exc.http_status)
     if isinstance(exc, RequestDataTooBig):
         return Response(
             {"error": "body_too_large", "message": "request body exceeds the size limit"},
@@ -86,6 +86,15 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         code = next((c for t, c in _DRF_CODES.items() if isinstance(exc, t)), "error")
         response.data = {"error": code, "message": _first_message(exc.detail)}
     return response
+
+
+class ServiceErrorMiddleware(MiddlewareMixin):
+    """The exception handler's counterpart for plain Django views (boot downloads, pages)."""
+
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
+        if isinstance(exc, ServiceError):
+            return JsonResponse(exc.as_body(), status=exc.http_status)
+        return None
 
 
 def json_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

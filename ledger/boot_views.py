@@ -4,6 +4,8 @@ The /boot/<farm>/<file> views are plain Django views, open to anyone (a machine 
 iPXE has no credentials): they stream files from disk with their sha256 as ETag and in
 `X-Checksum-Sha256`, and answer 304 to a matching `If-None-Match`. The operator's page per farm
 needs a login. Uploads (boot images, releases) are staff-only API calls; reads are public.
+A refusal (LedgerError) becomes the JSON error body in grid/api_errors.py, for the plain views
+and the API alike.
 """
 
 from pathlib import Path
@@ -17,7 +19,6 @@ from django.http import (
     HttpResponse,
     HttpResponseForbidden,
     HttpResponseNotModified,
-    JsonResponse,
 )
 from django.shortcuts import render
 from django.utils.http import parse_etags
@@ -40,10 +41,6 @@ from signing.keys import key_id
 
 CONTENT_TYPES = {"boot.ipxe": "text/plain; charset=utf-8"}
 DOWNLOAD_NAMES = {"zos.efi": "zos-farm{farm}.efi", "usb.img": "zos-farm{farm}-usb.img"}
-
-
-def _error(exc: LedgerError) -> JsonResponse:
-    return JsonResponse({"error": exc.code, "message": exc.message}, status=exc.http_status)
 
 
 def ledger_url() -> str:
@@ -88,18 +85,13 @@ def _farm(farm_id: int) -> Farm:
 def boot_file(request: HttpRequest, farm_id: int, name: str) -> HttpResponse:
     """`/boot/<farm>/<name>`: the farm's zos.efi, usb.img, boot.ipxe, vmlinuz or initrd."""
     if name not in boot.ARTEFACTS:
-        return _error(
-            LedgerError(
-                "not_found",
-                f"no boot file {name!r}; there are {', '.join(boot.ARTEFACTS)}",
-                http_status=404,
-            )
+        raise LedgerError(
+            "not_found",
+            f"no boot file {name!r}; there are {', '.join(boot.ARTEFACTS)}",
+            http_status=404,
         )
-    try:
-        farm = _farm(farm_id)
-        artefact = boot.FarmArtefacts(boot.image_for(farm), farm, ledger_url()).get(name)
-    except LedgerError as exc:
-        return _error(exc)
+    farm = _farm(farm_id)
+    artefact = boot.FarmArtefacts(boot.image_for(farm), farm, ledger_url()).get(name)
     download = DOWNLOAD_NAMES.get(name)
     return stream_file(
         request,
@@ -114,10 +106,7 @@ def farm_boot_page(request: HttpRequest, farm_id: int) -> HttpResponse:
     """The operator's page: the farm's download links, sizes, sha256 and how to write a stick."""
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path(), login_url="/admin/login/")
-    try:
-        farm = _farm(farm_id)
-    except LedgerError as exc:
-        return _error(exc)
+    farm = _farm(farm_id)
     if not (request.user.is_staff or farm.owner_id == request.user.pk):
         return HttpResponseForbidden("only the farm's owner and staff may see its boot page")
     base = ledger_url()
@@ -148,10 +137,6 @@ class IsStaffToWrite(permissions.BasePermission):
         if request.method in permissions.SAFE_METHODS:
             return True
         return bool(request.user and request.user.is_staff)
-
-
-def _service_error(exc: LedgerError) -> ApiError:
-    return ApiError(exc.code, exc.message, status_code=exc.http_status)
 
 
 def _manifest(request: Request) -> dict:
@@ -187,16 +172,13 @@ class BootImageViewSet(
         version = str(request.data.get("version") or manifest.get("version") or "")
         files = {Path(f.name).name: f for f in request.FILES.getlist("files")}
         make_current = str(request.data.get("make_current", "true")).lower() != "false"
-        try:
-            image = boot.register_boot_image(
-                version=version,
-                manifest=manifest,
-                files=files,
-                uploaded_by=request.user,
-                make_current=make_current,
-            )
-        except LedgerError as exc:
-            raise _service_error(exc) from exc
+        image = boot.register_boot_image(
+            version=version,
+            manifest=manifest,
+            files=files,
+            uploaded_by=request.user,
+            make_current=make_current,
+        )
         return Response(BootImageSerializer(image).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=BootImageSerializer)
@@ -227,14 +209,11 @@ class AgentReleaseViewSet(
         bundle = request.FILES.get("bundle")
         if bundle is None:
             raise ApiError("missing_files", "send the bundle as the multipart file 'bundle'")
-        try:
-            release = releases.publish_release(
-                version=str(request.data.get("version", "")),
-                bundle=bundle,
-                actor=f"user:{request.user}",
-            )
-        except LedgerError as exc:
-            raise _service_error(exc) from exc
+        release = releases.publish_release(
+            version=str(request.data.get("version", "")),
+            bundle=bundle,
+            actor=f"user:{request.user}",
+        )
         return Response(AgentReleaseSerializer(release).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=RolloutSerializer, responses={200: dict})
@@ -244,12 +223,9 @@ class AgentReleaseViewSet(
         release = self.get_object()
         serializer = RolloutSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            farms = releases.select_farms(serializer.validated_data["farms"])
-            ids = sorted(farms.values_list("pk", flat=True))
-            releases.set_desired_version(farms=farms, version=release.version)
-        except LedgerError as exc:
-            raise _service_error(exc) from exc
+        farms = releases.select_farms(serializer.validated_data["farms"])
+        ids = sorted(farms.values_list("pk", flat=True))
+        releases.set_desired_version(farms=farms, version=release.version)
         return Response({"version": release.version, "farms": ids})
 
     @extend_schema(responses={(200, "application/gzip"): bytes})

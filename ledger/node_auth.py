@@ -35,8 +35,8 @@ class SignedNodeRequest:
     node: Node | None
 
 
-def _auth_error(code: str, message: str, status_code: int) -> ApiError:
-    return ApiError(code, message, status_code=status_code, server_time=int(time.time()))
+def _auth_error(code: str, message: str, http_status: int) -> ApiError:
+    return ApiError(code, message, http_status=http_status, server_time=int(time.time()))
 
 
 class NodeSignatureAuthentication(BaseAuthentication):

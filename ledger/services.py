@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from contracts.payload_types import KEY_PROOF_TYPE
 from grid import json_input
+from grid.errors import ServiceError, signature_refused
 from ledger.choices import AuditKind, NodeStatus
 from ledger.models import (
     AuditEntry,
@@ -30,6 +31,7 @@ from ledger.models import (
     hash_token_secret,
 )
 from ledger.states import APPROVED_STATUSES
+from signing import SignatureError
 from signing.dsse import verify_envelope
 from signing.keys import parse_public_key, public_key_hex
 
@@ -39,14 +41,8 @@ TOKEN_PREFIX = "zet_"  # noqa: S105  (a marker, not a secret)
 DEFAULT_TOKEN_TTL = timedelta(days=7)
 
 
-class LedgerError(Exception):
-    """A request the ledger refuses; `code` becomes the API's error code."""
-
-    def __init__(self, code: str, message: str, *, http_status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.http_status = http_status
+class LedgerError(ServiceError):
+    """A request the ledger refuses; the API answers it as any ServiceError (grid/errors.py)."""
 
 
 @dataclass(frozen=True)
@@ -358,15 +354,18 @@ def register_user_key(*, user, name: str, public_key: str, proof: object) -> Use
     Without the proof anyone could register a public key they merely saw (another user's, the
     coordinator's) and have deployments or nodes attribute signatures to the wrong owner.
     """
-    parse_public_key(public_key)
-    if public_key in _reserved_keys():
-        raise LedgerError(
-            "key_reserved",
-            "this key belongs to the grid itself and cannot be registered",
-            http_status=409,
-        )
-    _check_key_proof(user=user, public_key=public_key, proof=proof)
-    return add_user_key(user=user, name=name, public_key=public_key)
+    try:
+        parse_public_key(public_key)
+        if public_key in _reserved_keys():
+            raise LedgerError(
+                "key_reserved",
+                "this key belongs to the grid itself and cannot be registered",
+                http_status=409,
+            )
+        _check_key_proof(user=user, public_key=public_key, proof=proof)
+        return add_user_key(user=user, name=name, public_key=public_key)
+    except SignatureError as exc:
+        raise signature_refused(exc) from exc
 
 
 def add_user_key(*, user, name: str, public_key: str) -> UserKey:

@@ -1,4 +1,8 @@
-"""Thin API views: parse, call one service, render."""
+"""Thin API views: parse, call one service, render.
+
+A service's refusal (a ServiceError) reaches the client through the API's exception handler
+(grid/api_errors.py); views do not catch it.
+"""
 
 import time
 
@@ -28,11 +32,6 @@ from ledger.serializers import (
     UptimeSerializer,
     UserKeySerializer,
 )
-from signing import SignatureError
-
-
-def _service_error(exc: services.LedgerError) -> ApiError:
-    return ApiError(exc.code, exc.message, status_code=exc.http_status)
 
 
 def _operator(request: Request) -> str:
@@ -70,15 +69,12 @@ class NodeViewSet(viewsets.ReadOnlyModelViewSet):
     def create(self, request: Request) -> Response:
         serializer = RegistrationSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            node, created = services.register_node(
-                public_key=request.auth.public_key,
-                farm_id=serializer.validated_data["farm"],
-                enroll_token=serializer.validated_data.get("enroll_token") or None,
-                report=serializer.to_report(),
-            )
-        except services.LedgerError as exc:
-            raise _service_error(exc) from exc
+        node, created = services.register_node(
+            public_key=request.auth.public_key,
+            farm_id=serializer.validated_data["farm"],
+            enroll_token=serializer.validated_data.get("enroll_token") or None,
+            report=serializer.to_report(),
+        )
         body = {**NodeSerializer(node).data, "interval": settings.ZOS_UPTIME_INTERVAL}
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -90,7 +86,7 @@ class NodeViewSet(viewsets.ReadOnlyModelViewSet):
             raise ApiError(
                 "node_mismatch",
                 "a node may only report for itself; the signing key belongs to another node",
-                status_code=403,
+                http_status=403,
                 server_time=int(time.time()),
             )
         serializer = UptimeSerializer(data=request.data)
@@ -115,10 +111,7 @@ class NodeViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=None, responses=NodeSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str) -> Response:
-        try:
-            node = services.approve_node(node=self.get_object(), actor=_operator(request))
-        except services.LedgerError as exc:
-            raise _service_error(exc) from exc
+        node = services.approve_node(node=self.get_object(), actor=_operator(request))
         return Response(NodeSerializer(node).data)
 
     @extend_schema(request=None, responses=NodeSerializer)
@@ -143,18 +136,12 @@ class UserKeyViewSet(
         return UserKey.objects.filter(user=self.request.user)
 
     def perform_create(self, serializer: UserKeySerializer) -> None:
-        try:
-            serializer.instance = services.register_user_key(
-                user=self.request.user,
-                name=serializer.validated_data["name"],
-                public_key=serializer.validated_data["public_key"],
-                proof=serializer.validated_data["proof"],
-            )
-        except services.LedgerError as exc:
-            raise _service_error(exc) from exc
-        except SignatureError as exc:
-            status_code = 403 if exc.code == "signature_invalid" else 400
-            raise ApiError(exc.code, exc.message, status_code=status_code) from exc
+        serializer.instance = services.register_user_key(
+            user=self.request.user,
+            name=serializer.validated_data["name"],
+            public_key=serializer.validated_data["public_key"],
+            proof=serializer.validated_data["proof"],
+        )
 
     @extend_schema(
         request=None,

@@ -2,6 +2,7 @@
 that wait for a node's link instead of spending attempts, and links that pings declare down."""
 
 import json
+import logging
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from django.utils import timezone
 from coordinator import links, services
 from coordinator.choices import JobState
 from coordinator.models import Job, NodeLink
-from coordinator.states import FINAL_STATES, JOB_TRANSITIONS
+from coordinator.states import FINAL_STATES, JOB_TRANSITIONS, InvalidJobTransition
 from signing.keys import b64decode
 from tests.conftest import make_farm
 from tests.coordinator.conftest import deployment_payload, make_online_node
@@ -24,6 +25,20 @@ def test_the_transition_table_is_complete_and_final_states_are_final():
     assert all(not JOB_TRANSITIONS[state] for state in FINAL_STATES)
     # A cancel asked for waits for the node's word or its deadline, and never goes back to work.
     assert JOB_TRANSITIONS[JobState.CANCELLING] == FINAL_STATES
+
+
+def test_a_transition_is_checked_logged_and_a_final_state_closes_the_books(
+    alice, online_node, caplog
+):
+    job = submit(alice, {"node": online_node.pk})
+    assert job.deadline is not None and job.finished_at is None
+    caplog.set_level(logging.INFO, logger="coordinator.models")
+    job.transition_to(JobState.FAILED, reason="the disk is full")
+    assert job.finished_at is not None and job.deadline is None
+    assert job.deployment.status == JobState.FAILED
+    assert "queued -> failed: the disk is full" in caplog.text
+    with pytest.raises(InvalidJobTransition):
+        job.transition_to(JobState.RUNNING)
 
 
 def _event(job: Job, stream_id: str, status: str, **fields) -> None:
