@@ -16,7 +16,7 @@ from typing import Any
 
 from . import runtime as rt_mod
 from .compiler import ENGINE_BUILTINS, generate
-from .errors import RhaiError
+from .errors import RhaiError, wrapped_message
 from .parser import parse
 from .runtime import ExitScript, Runtime, cp, err
 from .values import Char, FnPtr, Shared, to_debug, to_string, type_name
@@ -370,6 +370,10 @@ class Engine:
         """`eval(src)`: run `src` in the caller's variables; new variables stay visible."""
         if type(src) is not str:
             raise rt_mod.mismatch("string", src, p)
+        # `eval` is a call level, so `let s = "eval(s)"; eval(s)` stops at max_call_levels
+        depth += 1
+        if self.max_call_levels and depth > self.max_call_levels:
+            self._rt.stack_overflow(p)
         r = self._rt
         sc = _ScopeDict(dyn)
         sc.update(env)
@@ -540,7 +544,7 @@ def _wrap_eval(e: RhaiError, p: Any) -> RhaiError:
     line, col = p if p else (None, None)
     return RhaiError(
         "ErrorInFunctionCall",
-        f"Error in call to function 'eval': {e}",
+        wrapped_message("eval", e),
         line,
         col,
         inner=e,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import stdlib as _stdlib
-from .errors import SYSTEM_KINDS, RhaiError
+from .errors import SYSTEM_KINDS, RhaiError, wrapped_message
 from .stdlib.context import NO_THIS as _NO_THIS
 from .values import (
     INT_MAX,
@@ -639,7 +639,7 @@ class Runtime:
         line, col = p if p else (None, None)
         return RhaiError(
             "ErrorInFunctionCall",
-            f"Error in call to function '{name}': {e}",
+            wrapped_message(name, e),
             line,
             col,
             inner=e,
