@@ -116,7 +116,8 @@ class Engine:
 
     Defaults: max_operations=50_000_000, max_call_levels=64, max_expr_depth=64 (32 inside
     functions), max_string_size=10 MiB, max_array_size=max_map_size=1_000_000,
-    max_variables=10_000.
+    max_variables=10_000, max_memory=256 MiB (all values a script holds together),
+    max_data_depth=1024 (nesting of arrays, maps and curried function pointers).
     """
 
     def __init__(
@@ -130,6 +131,8 @@ class Engine:
         max_array_size: int = 1_000_000,
         max_map_size: int = 1_000_000,
         max_variables: int = 10_000,
+        max_memory: int = 256 * 1024 * 1024,
+        max_data_depth: int = 1024,
     ) -> None:
         self.max_operations = max_operations
         self.max_call_levels = max_call_levels
@@ -141,6 +144,8 @@ class Engine:
         self.max_array_size = max_array_size
         self.max_map_size = max_map_size
         self.max_variables = max_variables
+        self.max_memory = max_memory
+        self.max_data_depth = max_data_depth
         self.on_print: Callable[[str], Any] = _default_print
         self.on_debug: Callable[[str], Any] = _default_print
         self._host_fns: dict[tuple[str, int], Callable[..., Any]] = {}
@@ -237,8 +242,8 @@ class Engine:
             "_le": m.le,
             "_gt": m.gt,
             "_ge": m.ge,
-            "_eq": m.eq,
-            "_ne": m.ne,
+            "_eq": r.eq,
+            "_ne": r.ne,
             "_shift": m.shift,
             "_bitop": m.bitop,
             "_neg": m.neg,
@@ -251,7 +256,7 @@ class Engine:
             "_index": m.index_get,
             "_prop": r.prop,
             "_call": r.call,
-            "_cp": cp,
+            "_cp": r.cp,
             "_Shared": Shared,
             "_CT": (list, dict),
             "_Mut": rt_mod.Mut,
@@ -302,10 +307,12 @@ class Engine:
         sc = scope._vars if scope is not None else _ScopeDict()
         ns = ast._ns
         r = self._rt
-        saved = (r.fns, ns["_SC"], ns["_GC"], r.bang_fns)
+        saved = (r.fns, ns["_SC"], ns["_GC"], r.bang_fns, r.entry)
         outermost = r.depth == 0
         if outermost:
             r.ops = itertools.count()
+            r.reset_budget()
+            r.entry = sys._getframe()
         ns["_OPS"] = r.ops
         ns["_SC"] = ns["_WB"] = sc
         ns["_GC"] = {}
@@ -324,7 +331,7 @@ class Engine:
         except Exception as e:
             raise RhaiError("ErrorSystem", f"internal engine error: {e!r}") from e
         finally:
-            r.fns, ns["_SC"], ns["_GC"], r.bang_fns = saved
+            r.fns, ns["_SC"], ns["_GC"], r.bang_fns, r.entry = saved
 
     def call_fn(self, ast: AST, name: str, *args: Any) -> Any:
         """Call a (non-private) script function of `ast` by name with Python arguments."""
@@ -336,10 +343,12 @@ class Engine:
                 function=name,
             )
         r = self._rt
-        saved = r.fns
+        saved = r.fns, r.entry
         r.fns = ast.fn_table
         if r.depth == 0:
             r.ops = itertools.count()
+            r.reset_budget()
+            r.entry = sys._getframe()
         ast._ns["_OPS"] = r.ops
         try:
             return _export(fn(None, 1, None, *[cp(a) for a in args]))
@@ -352,7 +361,7 @@ class Engine:
         except Exception as e:
             raise RhaiError("ErrorSystem", f"internal engine error: {e!r}") from e
         finally:
-            r.fns = saved
+            r.fns, r.entry = saved
 
     # ---- engine-owned built-ins reached at run time ----
     def _eval_string(

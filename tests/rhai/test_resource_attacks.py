@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from rhai import Engine, RhaiError
+from rhai.values import held_bytes
 
 MIB = 1024 * 1024
 
@@ -56,6 +57,14 @@ def attack(src: str, *, address_space: int = 1024 * MIB, **limits: Any) -> dict[
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def assert_memory_limit(out: dict[str, Any]) -> None:
+    """The script was stopped by the memory budget (not by a Python MemoryError), at a
+    position in the script."""
+    assert (out["kind"], out["what"]) == ("ErrorDataTooLarge", "Memory"), out
+    assert "max_memory" in out["message"], out
+    assert out["line"] is not None and out["column"] is not None, out
+
+
 # ---- A1: error messages of nested `eval` ----
 
 
@@ -84,3 +93,154 @@ def test_wrapped_messages_stay_bounded_and_keep_the_innermost_error():
     # the innermost error, with its position, is still named at the end of the message
     assert str(err).rstrip(".").endswith("...") or "line 1, column" in str(err)
     assert f"line {err.root().line}, column {err.root().column}" in str(err)
+
+
+# ---- A2/A3: a memory budget for the whole script ----
+
+
+def test_many_strings_under_the_string_limit_hit_the_memory_budget():
+    # 300 separate 1 MB strings under a 1 MB max_string_size once took 306 MB
+    src = (
+        "let keep = [];\n"
+        "for i in 0..300 {\n"
+        "    let s = \"\"; s.pad(1000000, 'x');\n"
+        "    keep.push(s);\n"
+        "}\n"
+        "keep.len()"
+    )
+    out = attack(src, max_string_size=1_000_000, max_memory=32 * MIB)
+    assert_memory_limit(out)
+
+
+def test_array_copies_in_many_variables_hit_the_memory_budget():
+    src = "let a = []; a.pad(100000, 1); let keep = #{};\nfor i in 0..1000 { keep[`k${i}`] = a; }"
+    out = attack(src, max_memory=32 * MIB)
+    assert_memory_limit(out)
+
+
+def test_arrays_captured_in_curried_pointers_count():
+    # each pointer holds its own copy of a 100k-element array
+    src = (
+        "let a = []; a.pad(100000, 1); let fs = [];\n"
+        'for i in 0..1000 { fs.push(Fn("f").curry(a)); }'
+    )
+    out = attack(src, max_memory=32 * MIB)
+    assert_memory_limit(out)
+
+
+def test_arrays_in_curried_pointers_count_against_the_array_size_limit():
+    src = 'let a = []; a.pad(600, 1); let f = Fn("f").curry(a, a); [f]'
+    with pytest.raises(RhaiError) as info:
+        Engine(max_array_size=1_000).eval(src)
+    assert info.value.kind == "ErrorDataTooLarge"
+    assert info.value.details["what"] == "Size of array/BLOB"
+
+
+def test_closure_captures_count_against_the_memory_budget():
+    src = "let fs = [];\nfor i in 0..1000 { let a = []; a.pad(100000, i); fs.push(|| a.len()); }"
+    out = attack(src, max_memory=32 * MIB)
+    assert_memory_limit(out)
+
+
+def test_memory_limit_error_is_not_catchable():
+    src = (
+        "let keep = [];\n"
+        "try { loop { let s = \"\"; s.pad(100000, 'x'); keep.push(s); } } catch { 0 }"
+    )
+    out = attack(src, max_memory=8 * MIB, max_operations=0)
+    assert_memory_limit(out)
+
+
+def test_garbage_does_not_count_against_the_memory_budget():
+    # 1000 x 1 MB built and dropped: far more allocated than the budget, little ever held
+    src = "let n = 0; for i in 0..1000 { let s = \"\"; s.pad(1000000, 'x'); n += s.len(); } n"
+    assert Engine(max_memory=16 * MIB).eval(src) == 1_000_000_000
+
+
+def test_zero_max_memory_means_unlimited():
+    src = "let keep = []; for i in 0..40 { let s = \"\"; s.pad(1000000, 'x'); keep.push(s); } 1"
+    assert Engine(max_memory=0).eval(src) == 1
+    with pytest.raises(RhaiError) as info:
+        Engine(max_memory=8 * MIB).eval(src)
+    assert info.value.details["what"] == "Memory"
+
+
+def test_default_memory_budget():
+    assert Engine().max_memory == 256 * MIB
+
+
+def test_held_bytes_counts_shared_values_once():
+    s = "x" * 1_000_000
+    lst = [s] * 1000
+    assert held_bytes([lst]) < 2 * MIB
+    assert held_bytes([[("y" * 10_000) + str(i) for i in range(100)]]) > 1_000_000
+
+
+# ---- B: work inside one operation is counted ----
+
+
+def test_equality_of_nested_curried_pointers_is_not_exponential():
+    src = 'let f = Fn("a"); for i in 0..40 { f = Fn("a").curry(f, f); } f == f'
+    out = attack(src, max_operations=100_000)
+    assert out.get("value") == "True", out
+    assert out["ops"] < 10_000, out
+
+
+def test_to_json_of_nested_curried_pointers_is_bounded():
+    src = 'let f = Fn("a"); for i in 0..40 { f = Fn("a").curry(f, f); } #{f: f}.to_json()'
+    out = attack(src, max_operations=100_000)
+    assert out["kind"] in {"ErrorDataTooLarge", "ErrorTooManyOperations"}, out
+
+
+def test_quadratic_nesting_is_stopped_by_the_operation_limit():
+    # each `a = [a]` copies and checks the whole structure: 19,000 levels took 27 s
+    src = "let a = []; for i in 0..19000 { a = [a]; }"
+    out = attack(src, max_operations=1_000_000, max_data_depth=0)
+    assert out["kind"] == "ErrorTooManyOperations", out
+    assert out["ops"] <= 1_100_000, out
+
+
+def test_data_nesting_is_bounded():
+    src = "let a = []; for i in 0..19000 { a = [a]; }"
+    out = attack(src, max_operations=0)
+    assert (out["kind"], out["what"]) == ("ErrorDataTooLarge", "Depth of data"), out
+    assert out["line"] == 1, out
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        pytest.param("let a = #{}; loop { let b = []; b += a; a = #{x: b}; }", id="add-assign"),
+        pytest.param("let a = []; loop { let b = []; b.pad(1, a); a = b; }", id="pad"),
+        pytest.param("let a = []; loop { let b = []; b.insert(0, a); a = b; }", id="insert"),
+        pytest.param('let a = #{}; loop { let b = #{}; b.set("x", a); a = b; }', id="map-set"),
+        pytest.param("let a = #{}; loop { a = #{x: a}; }", id="map-literal"),
+        pytest.param("let a = #{}; loop { let b = #{}; b.x = a; a = b; }", id="property"),
+        pytest.param('let f = Fn("a"); loop { f = f.curry(f); }', id="curry"),
+    ],
+)
+def test_every_way_of_nesting_is_bounded(src):
+    out = attack(src, max_operations=0, max_data_depth=200)
+    assert (out["kind"], out["what"]) == ("ErrorDataTooLarge", "Depth of data"), out
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param("a == b", id="compare"),
+        pytest.param("a.to_string()", id="display"),
+        pytest.param("let c = a; c", id="copy"),
+        pytest.param("let x = b.a[0]; x[-1] = 2; a.a.contains(x)", id="contains"),
+        pytest.param("a.to_json()", id="json"),
+    ],
+)
+def test_deep_work_inside_one_operation_is_counted(tail):
+    # 5 x 10k elements: building costs about 150k operations, each tail about 50k
+    build = "let a = []; a.pad(10000, 1); a = #{a: [a, a, a, a, a]}; let b = a; "
+    engine = Engine(max_operations=1_000_000)
+    engine.eval(build + "1")
+    assert next(engine._rt.ops) < 300_000
+    with pytest.raises(RhaiError) as info:
+        engine.eval(build + "for i in 0..100 { " + tail + "; }")
+    assert info.value.kind == "ErrorTooManyOperations"
+    assert next(engine._rt.ops) < 1_200_000
