@@ -112,6 +112,19 @@ def test_many_strings_under_the_string_limit_hit_the_memory_budget():
     assert_memory_limit(out)
 
 
+def test_strings_grown_in_place_and_shared_hit_the_memory_budget():
+    # `+=` copies a string that is also held elsewhere: each push keeps a new 64 KB copy
+    src = 'let s = ""; s.pad(65536, \'x\'); let keep = [];\nloop { s += "y"; keep.push(s); }'
+    out = attack(src, max_memory=16 * MIB, max_operations=0)
+    assert_memory_limit(out)
+
+
+def test_interpolated_strings_hit_the_memory_budget():
+    src = "let s = \"\"; s.pad(100000, 'x'); let keep = []; loop { keep.push(`${s}!`); }"
+    out = attack(src, max_memory=16 * MIB, max_operations=0)
+    assert_memory_limit(out)
+
+
 def test_array_copies_in_many_variables_hit_the_memory_budget():
     src = "let a = []; a.pad(100000, 1); let keep = #{};\nfor i in 0..1000 { keep[`k${i}`] = a; }"
     out = attack(src, max_memory=32 * MIB)
@@ -210,6 +223,7 @@ def test_data_nesting_is_bounded():
 @pytest.mark.parametrize(
     "src",
     [
+        pytest.param("let a = []; loop { let b = []; b.push(a); a = b; }", id="push"),
         pytest.param("let a = #{}; loop { let b = []; b += a; a = #{x: b}; }", id="add-assign"),
         pytest.param("let a = []; loop { let b = []; b.pad(1, a); a = b; }", id="pad"),
         pytest.param("let a = []; loop { let b = []; b.insert(0, a); a = b; }", id="insert"),
