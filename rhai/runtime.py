@@ -622,17 +622,21 @@ class Runtime:
 
     def mem_flush(self, counted: int, v: Any, p: Any) -> int:
         """Generated code counts bytes it allocates in a local and hands them over in chunks
-        (also when a string grows past a quarter of `max_string_size`); returns the new local
-        count (0)."""
-        self.check_size(v, p)
-        self.settle(p, counted)
+        (for strings at the latest when one passes a quarter of `max_string_size`, so this
+        also checks that limit); returns the new local count (0). Kept lean: string building
+        calls it every megabyte."""
+        if type(v) is str and len(v) > self.engine.max_string_size >> 2:
+            self.check_size(v, p)
+        left = self.mem_left - counted
+        self.mem_left = left
+        if left < 0:
+            self.collect(p)
         return 0
 
     def mem_str(self, s: str, counted: int, p: Any, _reset: Any = None) -> str:
         """`mem_flush` for an interpolated string inside an expression; returns the string.
         (The generated code resets its local count in the last argument.)"""
-        self.check_size(s, p)
-        self.settle(p, counted)
+        self.mem_flush(counted, s, p)
         return s
 
     def cp(self, v: Any, p: Any = None) -> Any:
