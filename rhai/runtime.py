@@ -594,11 +594,14 @@ class Runtime:
             self.mem_left = _NO_BUDGET
             return
         roots: list[Any] = []
+        snapshots: list[dict] = []
         namespaces: set[int] = set()
         frame = sys._getframe(1)
         entry = self.entry
         while frame is not None and frame is not entry:
-            roots.extend(frame.f_locals.values())
+            snapshot = frame.f_locals
+            snapshots.append(snapshot)
+            roots.extend(snapshot.values())
             g = frame.f_globals
             if "_SC" in g and "_rt" in g and id(g) not in namespaces:
                 namespaces.add(id(g))
@@ -607,6 +610,11 @@ class Runtime:
             frame = frame.f_back
         del frame
         live = held_bytes(roots)
+        roots.clear()
+        for snapshot in snapshots:
+            # `f_locals` is a copy kept on the frame: emptied, it keeps no value alive that
+            # the script has since dropped (the frames' own variables are unaffected)
+            snapshot.clear()
         if live > cap:
             self.mem_left = _MIN_ALLOWANCE  # measure again soon if a `catch` goes on
             raise err(

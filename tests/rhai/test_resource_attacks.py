@@ -258,3 +258,17 @@ def test_deep_work_inside_one_operation_is_counted(tail):
         engine.eval(build + "for i in 0..100 { " + tail + "; }")
     assert info.value.kind == "ErrorTooManyOperations"
     assert next(engine._rt.ops) < 1_200_000
+
+
+def test_measuring_memory_leaves_variables_intact():
+    # a 2 MiB budget measures every ~20 iterations, in the middle of a function with a closure
+    src = (
+        "fn build(n) {\n"
+        "    let keep = []; let x = 7; let f = |y| x + y;\n"
+        "    for i in 0..n { let s = \"\"; s.pad(100000, 'x'); keep.push(s.len()); x += 0; }\n"
+        "    f.call(keep.len())\n"
+        "}\n"
+        "let total = 0; for i in 0..3 { total += build(200); } total"
+    )
+    engine = Engine(max_memory=2 * MIB)
+    assert engine.eval(src) == 3 * 207
