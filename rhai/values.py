@@ -226,6 +226,22 @@ def nesting(value: Any) -> int:
 _NESTING = (list, dict, FnPtr, Shared)
 
 
+def item_count(value: Any) -> int:
+    """Array items and map entries in `value`, counted through nested arrays and maps (what
+    Rhai's recursive array size limit counts)."""
+    total = 0
+    stack = [value]
+    while stack:
+        x = stack.pop()
+        if type(x) is list:
+            total += len(x)
+            stack.extend([y for y in x if type(y) is list or type(y) is dict])
+        elif type(x) is dict:
+            total += len(x)
+            stack.extend([y for y in x.values() if type(y) is list or type(y) is dict])
+    return total
+
+
 # ---- float comparison (epsilon-relative, as Rhai's checked build does) ----
 
 

@@ -22,7 +22,8 @@ from rhai.values import held_bytes
 
 MIB = 1024 * 1024
 
-#: The child reports how the script ended and how many operations the engine counted.
+#: The child reports how the script ended, how many operations the engine counted and its
+#: peak resident memory.
 PROBE = """
 import json, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[3]), int(sys.argv[3])))
@@ -39,6 +40,7 @@ except RhaiError as err:
 except BaseException as exc:
     out.update(kind="python:" + type(exc).__name__, message=str(exc)[:300])
 out["ops"] = next(engine._rt.ops)
+out["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 print(json.dumps(out))
 """
 
@@ -139,6 +141,15 @@ def test_arrays_captured_in_curried_pointers_count():
     )
     out = attack(src, max_memory=32 * MIB)
     assert_memory_limit(out)
+
+
+def test_padding_with_an_array_counts_the_copies_before_making_them():
+    # 1000 copies of a 100k-element array would be 100M elements from one call
+    src = "let a = []; a.pad(100000, 1); let b = []; b.pad(1000, a); b.len()"
+    out = attack(src)
+    assert (out["kind"], out["what"]) == ("ErrorDataTooLarge", "Size of array"), out
+    assert out["peak_mib"] < 200, out
+    assert Engine().eval("let a = [1, [2]]; let b = []; b.pad(3, a); b") == [[1, [2]]] * 3
 
 
 def test_arrays_in_curried_pointers_count_against_the_array_size_limit():
