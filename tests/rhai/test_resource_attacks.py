@@ -40,7 +40,10 @@ except RhaiError as err:
 except BaseException as exc:
     out.update(kind="python:" + type(exc).__name__, message=str(exc)[:300])
 out["ops"] = next(engine._rt.ops)
-out["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+# VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so it would include the parent
+for line in open("/proc/self/status"):
+    if line.startswith("VmHWM:"):
+        out["peak_mib"] = int(line.split()[1]) // 1024
 print(json.dumps(out))
 """
 
