@@ -311,6 +311,9 @@ class Engine:
         outermost = r.depth == 0
         if outermost:
             r.ops = itertools.count()
+        if r.entry is None:
+            # the memory budget is per outermost run: a host function running another script
+            # on this engine shares it, and measuring walks up to the outermost run
             r.reset_budget()
             r.entry = sys._getframe()
         ns["_OPS"] = r.ops
@@ -347,6 +350,7 @@ class Engine:
         r.fns = ast.fn_table
         if r.depth == 0:
             r.ops = itertools.count()
+        if r.entry is None:
             r.reset_budget()
             r.entry = sys._getframe()
         ast._ns["_OPS"] = r.ops

@@ -286,3 +286,12 @@ def test_measuring_memory_leaves_variables_intact():
     )
     engine = Engine(max_memory=2 * MIB)
     assert engine.eval(src) == 3 * 207
+
+
+def test_a_host_function_running_a_script_shares_the_memory_budget():
+    engine = Engine(max_memory=4 * MIB)
+    engine.register_fn("again", lambda: engine.eval("let s = \"\"; s.pad(100000, 'y'); s"))
+    assert engine.eval("let n = 0; for i in 0..100 { n += again().len(); } n") == 10_000_000
+    with pytest.raises(RhaiError) as info:
+        engine.eval("let keep = []; for i in 0..100 { keep.push(again()); }")
+    assert info.value.details["what"] == "Memory"
