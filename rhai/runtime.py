@@ -856,6 +856,8 @@ class Runtime:
                 if rt is str or rt is list or rt is dict:
                     self.check_size(r, p)
                     grown += len(r) if rt is str else SLOT_BYTES * len(r)
+                elif rt is bytearray:
+                    grown += len(r)
                 elif rt is Mut and type(r.this) is str:
                     grown += len(r.this)
             if grown > 0 or WORK.n or WORK.copied:

@@ -130,6 +130,11 @@ def test_interpolated_strings_hit_the_memory_budget():
     assert_memory_limit(out)
 
 
+def test_blobs_hit_the_memory_budget():
+    out = attack("let keep = []; loop { keep.push(blob(100000, 1)); }", max_memory=16 * MIB)
+    assert_memory_limit(out)
+
+
 def test_array_copies_in_many_variables_hit_the_memory_budget():
     src = "let a = []; a.pad(100000, 1); let keep = #{};\nfor i in 0..1000 { keep[`k${i}`] = a; }"
     out = attack(src, max_memory=32 * MIB)
