@@ -55,6 +55,10 @@ ENGINE_BUILTINS = frozenset(
 _ARITH = {"+", "-", "*"}
 _CMP = {"<": "_lt", "<=": "_le", ">": "_gt", ">=": "_ge"}
 _TYPE_OF_CONST = {int: "int", float: "float", bool: "bool", str: "str", Char: "char"}
+#: With a memory budget, inline fast paths add the bytes they allocate to the function's local
+#: `_m` and hand them to the runtime (`_rt.mem_flush`) once they pass this many; a local is far
+#: cheaper in a hot loop than the runtime's counter.
+_MEM_CHUNK = 1 << 20
 
 
 def compile_error(kind: str, message: str, pos: tuple[int, int]) -> RhaiError:
@@ -423,6 +427,8 @@ class FnGen:
         eng = unit.engine
         self.max_ops = eng.max_operations
         self.max_vars = eng.max_variables
+        self.max_memory = eng.max_memory
+        self.uses_m = False  # the function counts allocations in its local `_m`
         if kind == "fn":
             self.dyn = "_E" if frame.has_eval else "_NOVARS"
         else:
@@ -449,6 +455,16 @@ class FnGen:
 
     def put(self, lines: list[str]) -> None:
         self.lines.extend(lines)
+
+    def count_mem(self, nbytes: str, value: str, p: str, limit: int = _MEM_CHUNK) -> None:
+        """Count `nbytes` allocated by an inline fast path (see `_MEM_CHUNK`)."""
+        self.uses_m = True
+        self.emit(f"_m += {nbytes}")
+        self.emit(f"if _m > {limit}: _m = _rt.mem_flush(_m, {value}, {p})")
+
+    def with_m(self, lines: list[str]) -> list[str]:
+        """Function body `lines` with `_m` initialised when the body counts allocations."""
+        return ["    _m = 0", *lines] if self.uses_m else lines
 
     def tick(self, p: tuple[int, int]) -> None:
         if self.max_ops:
@@ -489,7 +505,7 @@ class FnGen:
             "bool",
             "str",
         ):
-            return f"_cp({code})"
+            return f"_cp({code}, {node.pos!r})"
         return code
 
     # ---- variables ----
@@ -730,6 +746,10 @@ class FnGen:
             self.emit(f"    {x}[{k}] = {t}")
             if cap:
                 self.emit(f"    if len({x}) > {cap}: _rt.check_size({x}, {target.pos!r})")
+            if self.max_memory:
+                self.indent += 1
+                self.count_mem("100", x, repr(target.pos))
+                self.indent -= 1
             self.emit(
                 f"elif type({x}) is list and type({k}) is int and -len({x}) <= {k} < len({x}) "
                 f"and type({t}) not in _CT:"
@@ -766,7 +786,12 @@ class FnGen:
         else:
             self.emit(f"if type({x}) is str:")
         self.emit(f"    {x} += {rhs}")
-        if cap:
+        if self.max_memory:
+            # counts the whole new string: when `x` is also held elsewhere, `+=` copies it
+            self.indent += 1
+            self.count_mem(f"len({x})", x, p, min(_MEM_CHUNK, cap // 4) if cap else _MEM_CHUNK)
+            self.indent -= 1
+        elif cap:
             self.emit(f"    if len({x}) > {cap // 4}: _rt.check_size({x}, {p})")
         self.emit("else:")
         self.emit(f"    {x} = _iadd({x}, {rhs}, {p})")
@@ -1157,6 +1182,15 @@ class FnGen:
                     parts.append(t)
             cap = self.unit.engine.max_string_size
             joined = " + ".join(parts) if parts else "''"
+            if self.max_memory:
+                self.uses_m = True
+                s = self.tmp()
+                lim = min(_MEM_CHUNK, cap // 4) if cap else _MEM_CHUNK
+                return (
+                    f"({s} if (_m := _m + len({s} := {joined})) <= {lim} "
+                    f"else _rt.mem_str({s}, _m, {n.pos!r}, (_m := 0)))",
+                    "str",
+                )
             if not cap:
                 return f"({joined})", "str"
             s = self.tmp()
@@ -1306,8 +1340,8 @@ class FnGen:
                 other, _t_other = (b, tb) if known == ta else (a, ta)
                 if _SIMPLE.match(other):
                     py = "int" if known == "int" else "str"
-                    return f"(({a} {op} {b}) if type({other}) is {py} else {fn}({a}, {b}))"
-            return f"{fn}({a}, {b})"
+                    return f"(({a} {op} {b}) if type({other}) is {py} else {fn}({a}, {b}, {p}))"
+            return f"{fn}({a}, {b}, {p})"
         int_ok = ta in (None, "int") and tb in (None, "int")
         if not int_ok:
             if op == "+" and in_place:
@@ -1675,10 +1709,16 @@ class FnGen:
                 vals[1] = arg
                 self.emit(f"if type({t}) is list:")
                 reads = n.args[0].kind in ("var", "index", "prop", "this")
-                self.emit(f"    {t}.append({f'_cp({arg})' if reads else arg})")
+                # a pushed array or map: recursive size and nesting depth must still fit
+                self.emit(f"    if type({arg}) in _CT: _rt.check_store({t}, {arg}, {p})")
+                self.emit(f"    {t}.append({f'_cp({arg}, {p})' if reads else arg})")
                 cap = self.unit.engine.max_array_size
                 if cap:
                     self.emit(f"    if len({t}) > {cap}: _rt.check_size({t}, {p})")
+                if self.max_memory:
+                    self.indent += 1
+                    self.count_mem("40", t, p)
+                    self.indent -= 1
                 if path is not None:
                     self.emit("else:")
                     self.indent += 1
@@ -1687,7 +1727,7 @@ class FnGen:
                     )
                     self.indent -= 1
                 else:
-                    self.emit(f"else: _rt.method_value('push', {p}, {t}, _cp({vals[1]}))")
+                    self.emit(f"else: _rt.method_value('push', {p}, {t}, _cp({vals[1]}, {p}))")
                 return "None", "unit"
         if name == "len" and nargs == 0 and ("len", 1) not in host:
             (target,) = self.exprs_in_order([n.target])
@@ -1803,7 +1843,7 @@ class FnGen:
         self.publish_depth(try_at)
         extra = ", _E" if self.bang else ""
         header = f"def {pyname}(T, D, P{extra}{''.join(', ' + x for x in params)}):"
-        return [header, *self.lines]
+        return [header, *self.with_m(self.lines)]
 
     def publish_depth(self, try_at: int, has_finally: bool = False) -> None:
         """Keep `_rt.depth` equal to the depth of the innermost running function that may call
@@ -1838,7 +1878,7 @@ class FnGen:
         pairs = "".join(f"({d.name!r}, {d.pyname}, {d.const}), " for d in top_decls)
         self.emit(f"    _write_back(_WB, ({pairs}))")
         self.publish_depth(try_at, has_finally=True)
-        return ["def _main(T, D, P):", *self.lines]
+        return ["def _main(T, D, P):", *self.with_m(self.lines)]
 
 
 def _int_literal(code: str) -> int | None:

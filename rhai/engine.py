@@ -17,7 +17,7 @@ from typing import Any
 from . import runtime as rt_mod
 from .callerscope import CallerScope, ConstCell, VarScope
 from .compiler import ENGINE_BUILTINS, generate
-from .errors import RhaiError
+from .errors import RhaiError, wrapped_message
 from .parser import parse
 from .runtime import ExitScript, Runtime, cp, err
 from .values import Char, FnPtr, Shared, to_debug, to_string, type_name
@@ -117,7 +117,8 @@ class Engine:
 
     Defaults: max_operations=50_000_000, max_call_levels=64, max_expr_depth=64 (32 inside
     functions), max_string_size=10 MiB, max_array_size=max_map_size=1_000_000,
-    max_variables=10_000.
+    max_variables=10_000, max_memory=256 MiB (all values a script holds together),
+    max_data_depth=1024 (nesting of arrays, maps and curried function pointers).
     """
 
     def __init__(
@@ -131,6 +132,8 @@ class Engine:
         max_array_size: int = 1_000_000,
         max_map_size: int = 1_000_000,
         max_variables: int = 10_000,
+        max_memory: int = 256 * 1024 * 1024,
+        max_data_depth: int = 1024,
     ) -> None:
         self.max_operations = max_operations
         self.max_call_levels = max_call_levels
@@ -142,6 +145,8 @@ class Engine:
         self.max_array_size = max_array_size
         self.max_map_size = max_map_size
         self.max_variables = max_variables
+        self.max_memory = max_memory
+        self.max_data_depth = max_data_depth
         self.on_print: Callable[[str], Any] = _default_print
         self.on_debug: Callable[[str], Any] = _default_print
         self._host_fns: dict[tuple[str, int], Callable[..., Any]] = {}
@@ -238,8 +243,8 @@ class Engine:
             "_le": m.le,
             "_gt": m.gt,
             "_ge": m.ge,
-            "_eq": m.eq,
-            "_ne": m.ne,
+            "_eq": r.eq,
+            "_ne": r.ne,
             "_shift": m.shift,
             "_bitop": m.bitop,
             "_neg": m.neg,
@@ -252,7 +257,7 @@ class Engine:
             "_index": m.index_get,
             "_prop": r.prop,
             "_call": r.call,
-            "_cp": cp,
+            "_cp": r.cp,
             "_Shared": Shared,
             "_CT": (list, dict),
             "_Mut": rt_mod.Mut,
@@ -303,10 +308,15 @@ class Engine:
         sc = scope._vars if scope is not None else _ScopeDict()
         ns = ast._ns
         r = self._rt
-        saved = (r.fns, ns["_SC"], ns["_GC"], r.bang_fns)
+        saved = (r.fns, ns["_SC"], ns["_GC"], r.bang_fns, r.entry)
         outermost = r.depth == 0
         if outermost:
             r.ops = itertools.count()
+        if r.entry is None:
+            # the memory budget is per outermost run: a host function running another script
+            # on this engine shares it, and measuring walks up to the outermost run
+            r.reset_budget()
+            r.entry = sys._getframe()
         ns["_OPS"] = r.ops
         ns["_SC"] = ns["_WB"] = sc
         ns["_GC"] = {}
@@ -325,7 +335,7 @@ class Engine:
         except Exception as e:
             raise RhaiError("ErrorSystem", f"internal engine error: {e!r}") from e
         finally:
-            r.fns, ns["_SC"], ns["_GC"], r.bang_fns = saved
+            r.fns, ns["_SC"], ns["_GC"], r.bang_fns, r.entry = saved
 
     def call_fn(self, ast: AST, name: str, *args: Any) -> Any:
         """Call a (non-private) script function of `ast` by name with Python arguments."""
@@ -337,10 +347,13 @@ class Engine:
                 function=name,
             )
         r = self._rt
-        saved = r.fns
+        saved = r.fns, r.entry
         r.fns = ast.fn_table
         if r.depth == 0:
             r.ops = itertools.count()
+        if r.entry is None:
+            r.reset_budget()
+            r.entry = sys._getframe()
         ast._ns["_OPS"] = r.ops
         try:
             return _export(fn(None, 1, None, *[cp(a) for a in args]))
@@ -353,7 +366,7 @@ class Engine:
         except Exception as e:
             raise RhaiError("ErrorSystem", f"internal engine error: {e!r}") from e
         finally:
-            r.fns = saved
+            r.fns, r.entry = saved
 
     # ---- engine-owned built-ins reached at run time ----
     def _eval_string(
@@ -369,6 +382,10 @@ class Engine:
         """`eval(src)`: run `src` in the caller's variables; new variables stay visible."""
         if type(src) is not str:
             raise rt_mod.mismatch("string", src, p)
+        # `eval` is a call level, so `let s = "eval(s)"; eval(s)` stops at max_call_levels
+        depth += 1
+        if self.max_call_levels and depth > self.max_call_levels:
+            self._rt.stack_overflow(p)
         r = self._rt
         dyn = env.dyn
         statics = env.statics()
@@ -532,7 +549,7 @@ def _wrap_eval(e: RhaiError, p: Any) -> RhaiError:
     line, col = p if p else (None, None)
     return RhaiError(
         "ErrorInFunctionCall",
-        f"Error in call to function 'eval': {e}",
+        wrapped_message("eval", e),
         line,
         col,
         inner=e,

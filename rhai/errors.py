@@ -51,6 +51,25 @@ SYSTEM_KINDS = frozenset(
 )
 
 
+#: Longest text of an inner error repeated in the message of the error that wraps it. Each
+#: wrapping level repeats its inner message, so unbounded, `let s = "eval(s)"; eval(s)` built
+#: messages quadratic in the nesting depth (gigabytes from a 30-byte script).
+MAX_NESTED_MESSAGE = 600
+
+
+def wrapped_message(function: str, inner: RhaiError) -> str:
+    """`Error in call to function 'f': <inner>`, with a long inner text shortened to its start
+    and the innermost error (its position first), so the message stays small at any depth."""
+    text = str(inner)
+    if len(text) > MAX_NESTED_MESSAGE:
+        half = MAX_NESTED_MESSAGE // 2
+        root = str(inner.root())
+        if len(root) > half:
+            root = root[: half - 3] + "..."
+        text = text[: MAX_NESTED_MESSAGE - len(root) - 5] + " ... " + root
+    return f"Error in call to function '{function}': {text}"
+
+
 class RhaiError(Exception):
     """A script failed to compile or to run.
 

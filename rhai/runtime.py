@@ -11,15 +11,19 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import sys
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from . import stdlib as _stdlib
-from .errors import SYSTEM_KINDS, RhaiError
+from .errors import SYSTEM_KINDS, RhaiError, wrapped_message
 from .stdlib.context import NO_THIS as _NO_THIS
 from .values import (
     INT_MAX,
     INT_MIN,
+    SLOT_BYTES,
+    WORK,
     Char,
     FnPtr,
     HostIterator,
@@ -30,6 +34,7 @@ from .values import (
     equals,
     float_le,
     float_lt,
+    held_bytes,
     iter_of,
     to_debug,
     to_string,
@@ -37,6 +42,18 @@ from .values import (
 )
 
 _lookup = _stdlib.lookup
+_consume = deque(maxlen=0).extend
+_DEEP = (list, dict, FnPtr, Shared)
+_CT = (list, dict)
+_SIZED = (list, dict, bytearray, str)
+#: `mem_left` when there is no memory budget: never runs out.
+_NO_BUDGET = 1 << 62
+#: After a measurement, how much may be allocated before the next one: at least this much...
+_MIN_ALLOWANCE = 64 * 1024
+#: ...and at least this fraction of what is live, so measuring costs a bounded share of the
+#: work of allocating (as a garbage collector sizes its heap), at the price of overshooting
+#: the budget by up to that fraction before the error.
+_LIVE_FRACTION = 4
 
 _CONTAINERS = (list, dict, bytearray, Range)
 _IDENT = re.compile(r"^_*[A-Za-z][A-Za-z0-9_]*$")
@@ -516,6 +533,10 @@ class Runtime:
         self.bang_fns: dict[tuple[str, int], Callable[..., Any]] = {}
         self.ops = itertools.count()
         self.depth = 0
+        # memory budget: bytes the script may still allocate before its live values are
+        # measured again (see `collect`), and the engine frame where measuring stops
+        self.mem_left = _NO_BUDGET
+        self.entry: Any = None
 
     # ---- limits ----
     def too_many_ops(self, p: Any) -> None:
@@ -526,6 +547,126 @@ class Runtime:
 
     def too_many_vars(self, p: Any) -> None:
         raise err("ErrorTooManyVariables", "Too many variables defined", p)
+
+    # ---- memory and operation accounting ----
+    def reset_budget(self) -> None:
+        """A new script run starts with the whole memory budget."""
+        self.mem_left = self.engine.max_memory or _NO_BUDGET
+        WORK.n = WORK.copied = 0
+
+    def spend(self, n: int, p: Any) -> None:
+        """Count `n` operations of work done inside one operation (deep copy, compare, ...)."""
+        max_ops = self.engine.max_operations
+        if max_ops and n > 0:
+            ops = self.ops
+            if n > 1:
+                _consume(itertools.islice(ops, n - 1))
+            if next(ops) > max_ops and p is not None:
+                self.too_many_ops(p)
+
+    def settle(self, p: Any, allocated: int = 0) -> None:
+        """Charge the deep work done since the last call as operations, and `allocated` bytes
+        plus what deep copies created against the memory budget. Without a position (`p`)
+        nothing is raised: the next positioned check reports the limit."""
+        w = WORK
+        n = w.n
+        copied = w.copied
+        if n or copied:
+            w.n = w.copied = 0
+            self.spend(n + copied, p)
+            allocated += SLOT_BYTES * copied
+        if allocated:
+            self.mem_left -= allocated
+            if self.mem_left < 0 and p is not None:
+                self.collect(p)
+
+    def collect(self, p: Any) -> None:
+        """Measure what the script holds and raise ErrorDataTooLarge above `max_memory`.
+
+        What a script holds is reachable from the frames of the running script (generated
+        code, and natives or engine helpers working for it) up to the engine's entry frame,
+        and from the script's scope. Allocations between measurements are counted cheaply
+        and conservatively by the generated code and the runtime; when they exceed the
+        allowance set by the last measurement, this measures again.
+        """
+        cap = self.engine.max_memory
+        if not cap:
+            self.mem_left = _NO_BUDGET
+            return
+        roots: list[Any] = []
+        snapshots: list[dict] = []
+        namespaces: set[int] = set()
+        frame = sys._getframe(1)
+        entry = self.entry
+        while frame is not None and frame is not entry:
+            snapshot = frame.f_locals
+            snapshots.append(snapshot)
+            roots.extend(snapshot.values())
+            g = frame.f_globals
+            if "_SC" in g and "_rt" in g and id(g) not in namespaces:
+                namespaces.add(id(g))
+                roots.append(g["_SC"])
+                roots.append(g["_GC"])
+            frame = frame.f_back
+        del frame
+        live = held_bytes(roots)
+        roots.clear()
+        for snapshot in snapshots:
+            # `f_locals` is a copy kept on the frame: emptied, it keeps no value alive that
+            # the script has since dropped (the frames' own variables are unaffected)
+            snapshot.clear()
+        if live > cap:
+            self.mem_left = _MIN_ALLOWANCE  # measure again soon if a `catch` goes on
+            raise err(
+                "ErrorDataTooLarge",
+                f"Memory held by the script ({live} bytes) exceeds maximum limit "
+                f"(max_memory = {cap} bytes; raise it with Engine(max_memory=...))",
+                p,
+                what="Memory",
+                requested=live,
+                limit=cap,
+            )
+        self.mem_left = max(cap - live, live // _LIVE_FRACTION, _MIN_ALLOWANCE)
+
+    def mem_flush(self, counted: int, v: Any, p: Any) -> int:
+        """Generated code counts bytes it allocates in a local and hands them over in chunks
+        (for strings at the latest when one passes a quarter of `max_string_size`, so this
+        also checks that limit); returns the new local count (0). Kept lean: string building
+        calls it every megabyte."""
+        if type(v) is str and len(v) > self.engine.max_string_size >> 2:
+            self.check_size(v, p)
+        left = self.mem_left - counted
+        self.mem_left = left
+        if left < 0:
+            self.collect(p)
+        return 0
+
+    def mem_str(self, s: str, counted: int, p: Any, _reset: Any = None) -> str:
+        """`mem_flush` for an interpolated string inside an expression; returns the string.
+        (The generated code resets its local count in the last argument.)"""
+        self.mem_flush(counted, s, p)
+        return s
+
+    def cp(self, v: Any, p: Any = None) -> Any:
+        """`cp` for generated code: the copy counts as operations and memory."""
+        t = type(v)
+        if t is list or t is dict or t is bytearray or t is Range:
+            v = deep_copy(v)
+            self.settle(p)
+            return v
+        if t is Shared:
+            return self.cp(v.value, p)
+        return v
+
+    def eq(self, a: Any, b: Any, p: Any = None) -> bool:
+        if type(a) in _DEEP:
+            r = equals(a, b)
+            self.settle(p)
+            return r
+        return equals(a, b)
+
+    def ne(self, a: Any, b: Any, p: Any = None) -> bool:
+        return not self.eq(a, b, p)
 
     def check_size(self, v: Any, p: Any) -> Any:
         """Raise ErrorDataTooLarge when a produced value exceeds an engine size limit."""
@@ -560,11 +701,25 @@ class Runtime:
                 )
         return v
 
-    def check_deep(self, v: Any, p: Any, extra: tuple[int, int, int] = (0, 0, 0)) -> Any:
-        """Rhai's recursive size check: items of nested arrays and maps count too."""
-        arrays, maps, strings = data_sizes(v)
+    def check_deep(
+        self, v: Any, p: Any, extra: tuple[int, int, int] = (0, 0, 0), outer: int = 0
+    ) -> Any:
+        """Rhai's recursive size check: items of nested arrays and maps count too, including
+        those held by function pointers. Nesting deeper than `max_data_depth` is refused, so
+        copying, comparing and printing data never nests deeper than that (a value stored
+        into a container is `outer` = 1 level deeper)."""
+        arrays, maps, strings, depth = data_sizes(v)
         arrays, maps, strings = arrays + extra[0], maps + extra[1], strings + extra[2]
         eng = self.engine
+        if eng.max_data_depth and depth + outer > eng.max_data_depth:
+            raise err(
+                "ErrorDataTooLarge",
+                f"Nesting depth of data exceeds maximum limit (max_data_depth = "
+                f"{eng.max_data_depth})",
+                p,
+                what="Depth of data",
+            )
+        self.settle(p)
         if eng.max_array_size and arrays > eng.max_array_size:
             raise err(
                 "ErrorDataTooLarge",
@@ -590,14 +745,16 @@ class Runtime:
 
     def check_store(self, obj: Any, v: Any, p: Any) -> None:
         """Storing container `v` into `obj`: the result's recursive size must fit."""
-        if type(v) in (list, dict):
-            self.check_deep(v, p, (len(obj), 0, 0) if type(obj) is list else (0, len(obj), 0))
+        if type(v) in _DEEP:
+            self.check_deep(v, p, (len(obj), 0, 0) if type(obj) is list else (0, len(obj), 0), 1)
 
     # ---- operators needing limits ----
     def add(self, a: Any, b: Any, p: Any) -> Any:
         r = arith("+", a, b, p)
-        if type(r) is not int and type(r) is not float:
+        t = type(r)
+        if t is not int and t is not float:
             self.check_size(r, p)
+            self.settle(p, len(r) if t in _SIZED else 0)
         return r
 
     def iadd(self, a: Any, b: Any, p: Any) -> Any:
@@ -606,14 +763,20 @@ class Runtime:
         if ta is list:
             if type(b) is list:
                 a.extend(deep_copy(b))
+                self.settle(p)
             else:
-                a.append(cp(b))
+                if type(b) in _DEEP:
+                    self.check_store(a, b, p)
+                a.append(self.cp(b, p))
+                self.settle(p, SLOT_BYTES)
             return self.check_size(a, p)
         if ta is dict and type(b) is dict:
             a.update(deep_copy(b))
+            self.settle(p)
             return self.check_size(a, p)
         if ta is bytearray and type(b) is int:
             a.append(b & 0xFF)
+            self.settle(p, 1)
             return self.check_size(a, p)
         return self.add(a, b, p)
 
@@ -639,7 +802,7 @@ class Runtime:
         line, col = p if p else (None, None)
         return RhaiError(
             "ErrorInFunctionCall",
-            f"Error in call to function '{name}': {e}",
+            wrapped_message(name, e),
             line,
             col,
             inner=e,
@@ -659,6 +822,15 @@ class Runtime:
             return invoke(script, None, self.depth + 1, p, [cp(a) for a in args])
         nat = _lookup(name, args)
         if nat is not None:
+            before = -1
+            if nat.mutates and type(args[0]) in _SIZED:
+                before = len(args[0])
+                if n > 1 and type(args[0]) in _CT:
+                    # values stored into a container (push, insert, pad, set, ...) must fit
+                    # its recursive size and depth limits
+                    for a in args[1:]:
+                        if type(a) in _DEEP:
+                            self.check_store(args[0], a, p)
             try:
                 fn = nat.fn
                 if n == 1:
@@ -673,12 +845,23 @@ class Runtime:
                 raise
             except Exception as e:  # a native must not leak Python errors
                 raise err("ErrorRuntime", f"{name}: {e}", p) from None
+            grown = 0
             if nat.mutates:
                 self.check_size(args[0], p)
+                if before >= 0:
+                    t0 = type(args[0])
+                    grown = (len(args[0]) - before) * (1 if t0 is bytearray else SLOT_BYTES)
             if r is not None:
                 rt = type(r)
                 if rt is str or rt is list or rt is dict:
                     self.check_size(r, p)
+                    grown += len(r) if rt is str else SLOT_BYTES * len(r)
+                elif rt is bytearray:
+                    grown += len(r)
+                elif rt is Mut and type(r.this) is str:
+                    grown += len(r.this)
+            if grown > 0 or WORK.n or WORK.copied:
+                self.settle(p, max(grown, 0))
             return r
         if n == 1 and name.startswith("get$"):
             v = args[0]
@@ -714,6 +897,7 @@ class Runtime:
             self.check_size(r, p)
             if type(r) is not str:
                 self.check_deep(r, p)
+            self.settle(p, len(r) if type(r) is str else SLOT_BYTES * len(r))
         return r
 
     def method(self, name: str, p: Any, obj: Any, *args: Any) -> Any:
@@ -729,10 +913,13 @@ class Runtime:
     def push(self, obj: Any, v: Any, p: Any) -> Any:
         """`x.push(v)` on an array (the common case) without native dispatch."""
         if type(obj) is list:
-            obj.append(cp(v))
+            if type(v) in _DEEP:
+                self.check_store(obj, v, p)
+            obj.append(self.cp(v, p))
             cap = self.engine.max_array_size
             if cap and len(obj) > cap:
                 self.check_size(obj, p)
+            self.settle(p, SLOT_BYTES)
             return None
         return self.method("push", p, obj, v)
 
@@ -769,9 +956,10 @@ class Runtime:
     def set_prop(self, obj: Any, name: str, v: Any, p: Any) -> Any:
         """Store a property; returns the (possibly new) object."""
         if type(obj) is dict:
-            if type(v) in (list, dict):
+            if type(v) in _DEEP:
                 self.check_store(obj, v, p)
             obj[name] = v
+            self.settle(p, SLOT_BYTES)
             return self.check_size(obj, p)
         try:
             r = self.native("set$" + name, p, (obj, v))
@@ -797,16 +985,17 @@ class Runtime:
             j = _norm_index(i, len(obj))
             if j is None:
                 raise array_bounds(len(obj), i, p)
-            if type(v) in (list, dict):
+            if type(v) in _DEEP:
                 self.check_store(obj, v, p)
             obj[j] = v
             return obj
         if t is dict:
             if ti is not str and ti is not Char:
                 raise index_type("map", i, p)
-            if type(v) in (list, dict):
+            if type(v) in _DEEP:
                 self.check_store(obj, v, p)
             obj[str(i)] = v
+            self.settle(p, SLOT_BYTES)
             return self.check_size(obj, p)
         if t is str:
             if ti is int:
@@ -1024,7 +1213,12 @@ class Runtime:
         f = _unshare(f)
         if type(f) is not FnPtr:
             raise mismatch("Fn", f, p)
-        return f.curried([cp(a) for a in args])
+        # curried values are held by the pointer: they count against the size, depth and
+        # memory limits like items of an array
+        out = f.curried([self.cp(a, p) for a in args])
+        self.check_deep(out, p)
+        self.settle(p, SLOT_BYTES * len(out.curry))
+        return out
 
     def make_fn(self, name: Any, p: Any) -> FnPtr:
         name = _unshare(name)
@@ -1086,33 +1280,51 @@ def invoke(fn: Callable[..., Any], this: Any, depth: int, p: Any, args: Any) -> 
     return fn(this, depth, p, *args)
 
 
-def data_sizes(v: Any) -> tuple[int, int, int]:
-    """(array items, map entries, string chars) counted through nested containers."""
-    arrays = maps = strings = 0
-    stack = [v]
-    pop = stack.pop
-    push = stack.append
-    while stack:
-        x = pop()
-        t = type(x)
-        if t is list:
-            arrays += len(x)
-            items = x
-        elif t is dict:
-            maps += len(x)
-            items = x.values()
-        elif t is str:
-            strings += len(x)
-            continue
-        else:
-            continue
-        for y in items:
-            ty = type(y)
-            if ty is list or ty is dict:
-                push(y)
-            elif ty is str:
-                strings += len(y)
-    return arrays, maps, strings
+def data_sizes(v: Any) -> tuple[int, int, int, int]:
+    """(array items, map entries, string chars, nesting depth) counted through nested
+    containers and the values curried into function pointers (each pointer once: they may
+    share values; a pointer knows its own depth)."""
+    arrays = maps = strings = depth = above = 0
+    seen: set[int] = set()
+    level = [v]
+    while level:
+        below = []
+        push = below.append
+        for x in level:
+            t = type(x)
+            if t is list:
+                arrays += len(x)
+                depth = above + 1
+                items: Any = x
+            elif t is dict:
+                maps += len(x)
+                depth = above + 1
+                items = x.values()
+            elif t is FnPtr or t is Shared:
+                if id(x) in seen:
+                    continue
+                seen.add(id(x))
+                if t is FnPtr:
+                    depth = max(depth, above + x.depth)
+                    items = x.curry
+                else:
+                    items = (x.value,)
+            elif t is str:
+                strings += len(x)
+                continue
+            else:
+                continue
+            for y in items:
+                ty = type(y)
+                if ty is list or ty is dict or ty is FnPtr or ty is Shared:
+                    push(y)
+                elif ty is str:
+                    strings += len(y)
+        above += 1
+        level = below
+    if arrays or maps:
+        WORK.n += arrays + maps
+    return arrays, maps, strings, depth
 
 
 def from_host(v: Any) -> Any:

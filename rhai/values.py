@@ -8,8 +8,10 @@ bytearray, function pointer -> `FnPtr`, range -> `Range`, timestamp -> `Timestam
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -18,6 +20,20 @@ from typing import Any, NamedTuple
 INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
 FLOAT_EPSILON = sys.float_info.epsilon
+
+
+class _Work(threading.local):
+    """Elements visited by deep operations (copy, compare, display, size checks) since the
+    engine last looked: one `==` or copy can do work proportional to the data, and the engine
+    turns this count into operations so `max_operations` sees it. Per thread, because an engine
+    runs one script at a time but several engines may run in parallel threads."""
+
+    n = 0
+    #: elements (list items, map entries, 40-byte chunks of BLOBs) created by deep copies
+    copied = 0
+
+
+WORK = _Work()
 
 
 class Char(str):
@@ -36,12 +52,15 @@ class FnPtr:
     captured variables are among the curried arguments as `Shared` cells.
     """
 
-    __slots__ = ("curry", "fn", "name")
+    __slots__ = ("curry", "depth", "fn", "name")
 
     def __init__(self, name: str, curry: tuple = (), fn: Any = None) -> None:
         self.name = name
         self.curry = tuple(curry)
         self.fn = fn
+        # nesting depth of the curried values, kept so that checking the depth of a pointer
+        # never walks shared curried pointers more than once
+        self.depth = 1 + max(map(nesting, self.curry), default=0)
 
     @property
     def is_anonymous(self) -> bool:
@@ -51,13 +70,7 @@ class FnPtr:
         return FnPtr(self.name, self.curry + tuple(args), self.fn)
 
     def __eq__(self, other: object) -> bool:
-        return (
-            type(other) is FnPtr
-            and other.name == self.name
-            and other.fn is self.fn
-            and len(other.curry) == len(self.curry)
-            and all(equals(a, b) for a, b in zip(self.curry, other.curry, strict=True))
-        )
+        return equals(self, other)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -171,10 +184,13 @@ def deep_copy(value: Any) -> Any:
     """Rhai copies values on assignment and when passing them to script functions."""
     t = type(value)
     if t is list:
+        WORK.copied += len(value)
         return [deep_copy(v) if type(v) in _CONTAINERS else v for v in value]
     if t is dict:
+        WORK.copied += len(value)
         return {k: deep_copy(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
     if t is bytearray:
+        WORK.copied += len(value) // 40 + 1
         return bytearray(value)
     if t is Range:
         return copy.copy(value)
@@ -182,6 +198,48 @@ def deep_copy(value: Any) -> Any:
 
 
 _CONTAINERS = frozenset({list, dict, bytearray, Range})
+
+
+def nesting(value: Any) -> int:
+    """How deeply arrays, maps and function pointers nest in `value` (a scalar is 0)."""
+    above = best = 0
+    level = [value]
+    while level:
+        below: list[Any] = []
+        for x in level:
+            t = type(x)
+            if t is list:
+                best = above + 1
+                below.extend([y for y in x if type(y) in _NESTING])
+            elif t is dict:
+                best = above + 1
+                below.extend([y for y in x.values() if type(y) in _NESTING])
+            elif t is FnPtr:
+                best = max(best, above + x.depth)
+            elif t is Shared:
+                below.append(x.value)
+        above += 1
+        level = below
+    return best
+
+
+_NESTING = (list, dict, FnPtr, Shared)
+
+
+def item_count(value: Any) -> int:
+    """Array items and map entries in `value`, counted through nested arrays and maps (what
+    Rhai's recursive array size limit counts)."""
+    total = 0
+    stack = [value]
+    while stack:
+        x = stack.pop()
+        if type(x) is list:
+            total += len(x)
+            stack.extend([y for y in x if type(y) is list or type(y) is dict])
+        elif type(x) is dict:
+            total += len(x)
+            stack.extend([y for y in x.values() if type(y) is list or type(y) is dict])
+    return total
 
 
 # ---- float comparison (epsilon-relative, as Rhai's checked build does) ----
@@ -203,41 +261,56 @@ def float_le(x: float, y: float) -> bool:
     return (x - y) / _scale(x, y) <= FLOAT_EPSILON
 
 
-def equals(a: Any, b: Any) -> bool:
+def equals(a: Any, b: Any, memo: dict | None = None) -> bool:
     """Rhai `==`: numeric across INT/FLOAT, string with char, structural for containers.
 
-    Values of different (non-numeric, non-text) types are never equal.
+    Values of different (non-numeric, non-text) types are never equal. `memo` remembers pairs
+    of containers already compared in this comparison: function pointers share their curried
+    values, so without it comparing `f.curry(f, f)` nested 40 times would take 2^40 steps.
     """
     ta, tb = type(a), type(b)
     if ta is Shared:
-        return equals(a.value, b)
+        return equals(a.value, b, memo)
     if tb is Shared:
-        return equals(a, b.value)
+        return equals(a, b.value, memo)
     if ta is tb:
         if ta is float:
             return float_eq(a, b)
-        # plain loops, not all(<generator>): recursion then stays in Python frames and never
-        # grows the C stack, so deeply nested data cannot crash a thread with a small stack
-        if ta is list:
-            if len(a) != len(b):
-                return False
-            for x, y in zip(a, b, strict=True):  # noqa: SIM110 - see above
-                if not equals(x, y):
-                    return False
-            return True
-        if ta is dict:
-            if a.keys() != b.keys():
-                return False
-            for k, v in a.items():  # noqa: SIM110 - see above
-                if not equals(v, b[k]):
-                    return False
-            return True
+        if ta is list or ta is dict or ta is FnPtr:
+            return _equal_containers(a, b, ta, {} if memo is None else memo)
         return a == b
     if (ta is int and tb is float) or (ta is float and tb is int):
         return float_eq(float(a), float(b))
     if ta in (str, Char) and tb in (str, Char):
         return str(a) == str(b)
     return False
+
+
+def _equal_containers(a: Any, b: Any, t: type, memo: dict) -> bool:
+    # plain loops, not all(<generator>), and no `==` on FnPtr: recursion then stays in Python
+    # frames and never grows the C stack, so deeply nested data cannot crash a small thread stack
+    key = (id(a), id(b))
+    known = memo.get(key)
+    if known is not None:
+        return known
+    memo[key] = True  # a pair met again while being compared (a cycle) does not decide
+    if t is FnPtr:
+        same = a.name == b.name and a.fn is b.fn and len(a.curry) == len(b.curry)
+        items: Any = zip(a.curry, b.curry, strict=True) if same else ()
+    elif t is list:
+        same = len(a) == len(b)
+        items = zip(a, b, strict=True) if same else ()
+    else:
+        same = a.keys() == b.keys()
+        items = ((v, b[k]) for k, v in a.items()) if same else ()
+    if same:
+        WORK.n += len(a.curry) if t is FnPtr else len(a)
+        for x, y in items:
+            if not equals(x, y, memo):
+                same = False
+                break
+    memo[key] = same
+    return same
 
 
 # ---- display ----
@@ -316,11 +389,13 @@ def to_debug(value: Any) -> str:
     if value is None:
         return "()"
     if t is list:
+        WORK.n += len(value)
         parts = []
         for v in value:  # a loop, not a generator: see `equals`
             parts.append(to_debug(v))
         return "[" + ", ".join(parts) + "]"
     if t is dict:
+        WORK.n += len(value)
         parts = []
         for k in sorted(value):
             parts.append(to_debug(k) + ": " + to_debug(value[k]))
@@ -354,3 +429,73 @@ def iter_of(value: Any) -> Iterator[Any] | None:
     if isinstance(value, HostIterator):
         return iter(value)
     return None
+
+
+# ---- memory held by values (for the engine's `max_memory` budget) ----
+
+_SCALARS = frozenset({int, float, bool, type(None), Char, Range, Timestamp})
+#: Approximate CPython sizes: a list slot plus the number object it points to, and the fixed
+#: overhead of a list, a map entry, a function pointer and a shared cell.
+SLOT_BYTES = 40
+_LIST_BYTES = 56
+_ENTRY_BYTES = 100
+_OBJECT_BYTES = 64
+#: Strings at least this long are counted once however often they are referenced (Python
+#: shares them); shorter ones are counted at every reference, which is cheaper and errs high.
+_SHARED_STR = 256
+
+
+def held_bytes(roots: Any) -> int:
+    """Approximate bytes held by `roots` and everything reachable from them as script values.
+
+    Walks lists, maps, tuples, function pointers (curried values and closure captures) and
+    shared cells, each object once (so shared and cyclic structures cost what they occupy);
+    other Python objects count nothing. Iterative, so data of any depth is safe to measure.
+    """
+    total = 0
+    seen: set[int] = set()
+    stack = list(roots)
+    pop = stack.pop
+    push = stack.append
+    getsizeof = sys.getsizeof
+    scalars = _SCALARS
+    while stack:
+        x = pop()
+        t = type(x)
+        if t is str:
+            if len(x) >= _SHARED_STR:
+                if id(x) in seen:
+                    continue
+                seen.add(id(x))
+            total += getsizeof(x)
+            continue
+        if t in scalars:
+            continue
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if t is list or t is tuple:
+            total += _LIST_BYTES + SLOT_BYTES * len(x)
+            if not set(map(type, x)) <= scalars:
+                for y in x:
+                    if type(y) not in scalars:
+                        push(y)
+        elif t is dict:
+            total += _ENTRY_BYTES * len(x)
+            for k, y in x.items():
+                if type(k) is str:
+                    total += getsizeof(k)
+                if type(y) not in scalars:
+                    push(y)
+        elif t is bytearray:
+            total += getsizeof(x)
+        elif t is FnPtr:
+            total += _OBJECT_BYTES
+            push(x.curry)
+            for cell in getattr(x.fn, "__closure__", None) or ():
+                with contextlib.suppress(ValueError):  # an empty cell
+                    push(cell.cell_contents)
+        elif t is Shared:
+            total += _OBJECT_BYTES
+            push(x.value)
+    return total

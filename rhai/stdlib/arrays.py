@@ -12,7 +12,7 @@ from functools import cmp_to_key
 from typing import Any
 
 from rhai.errors import RhaiError
-from rhai.values import Char, FnPtr, Range, equals, type_name
+from rhai.values import Char, FnPtr, Range, equals, item_count, type_name
 
 from .context import (
     arity,
@@ -92,6 +92,10 @@ def _pad(ctx: Any, a: list, length: int, value: Any) -> None:
     if length <= len(a):
         return
     check_array_size(ctx, length)
+    if type(value) in (list, dict):
+        # every new item is a copy of `value`: the nested total must fit, checked before
+        # building (a 1000-item pad of a 1M-item array would otherwise build 1G items)
+        check_array_size(ctx, length + (length - len(a)) * item_count(value))
     try:
         if type(value) in (list, dict, bytearray):
             a.extend(copy_out(value) for _ in range(length - len(a)))

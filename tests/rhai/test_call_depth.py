@@ -9,7 +9,6 @@ runner died with SIGSEGV. Every path must add one level per call, so such script
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -99,11 +98,11 @@ def test_depth_is_restored_after_an_error():
 
 
 def runner_recursion_limit() -> int:
-    """The recursion limit the node's script runner sets (nodeagent/runner.py)."""
-    text = (ROOT / "nodeagent" / "runner.py").read_text()
-    found = re.search(r"sys\.setrecursionlimit\(([\d_]+)\)", text)
-    assert found, "nodeagent/runner.py no longer sets a recursion limit; update this test"
-    return int(found.group(1).replace("_", ""))
+    """The recursion limit the node's script runner sets (it runs jobs on a deeper stack than
+    this test's child has, so passing here is the stricter check)."""
+    from nodeagent.runner import RECURSION_LIMIT
+
+    return RECURSION_LIMIT
 
 
 CHILD = """
