@@ -124,7 +124,9 @@ class QemuHypervisor(Hypervisor):
 
         try:
             return _qmp_call(d / "qmp.sock", list(commands), QMP_TIMEOUT)
-        except (OSError, EOFError, QMPError, TimeoutError) as exc:
+        # qemu.qmp's connect() ends in a bare `assert` when QEMU hangs up during the handshake
+        # (a VM exiting as we ask about it): the same as EOF to us.
+        except (OSError, EOFError, QMPError, TimeoutError, AssertionError) as exc:
             names = ", ".join(c for c, _ in commands)
             raise HypervisorError(f"qemu: VM {d.name}: QMP {names} failed: {exc!r}") from exc
 
