@@ -413,7 +413,7 @@ def markdown() -> str:
                 "|---|---|---|---|---|---|",
             ]
             lines += [
-                f"| `{a.name}` | {_cell(a.type)} | {'yes' if a.required else 'no'} | "
+                f"| `{a.name}` | `{a.type}` | {'yes' if a.required else 'no'} | "
                 f"{_code(a.default)} | {_cell(a.range_text())} | {_cell(a.doc)} |"
                 for a in p.fields
             ]
