@@ -220,3 +220,7 @@ class Api:
 
     def validate(self, script: str) -> dict:
         return self.post("/api/v1/scripts/validate", {"script": script})
+
+    def catalog(self) -> dict:
+        """The functions scripts may call (`GET /api/v1/catalog`, public)."""
+        return self.get("/api/v1/catalog")
