@@ -39,6 +39,9 @@ class CatalogFieldSerializer(serializers.Serializer):
     choices = serializers.ListField(child=serializers.CharField())
     pattern = serializers.CharField(allow_null=True, help_text="a regular expression")
     doc = serializers.CharField()
+    fields = serializers.ListField(
+        child=serializers.DictField(), help_text="always empty: map fields do not nest"
+    )
 
 
 class CatalogParamSerializer(CatalogFieldSerializer):
