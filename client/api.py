@@ -33,7 +33,7 @@ HINTS = {
     "not_yet_valid": "this machine's clock is ahead of the server's; fix it and deploy again",
     "nonce_reused": "deploy again: every run signs a fresh nonce",
     "script_parse": "fix the script at the position shown and run `zos validate` on it",
-    "unknown_function": "scripts may call only catalog functions (docs/deployments.md); "
+    "unknown_function": "scripts may call only catalog functions (`zos catalog` lists them); "
     "`zos validate` checks a script without deploying it",
     "script_too_large": "scripts are limited to 64 KiB",
     "unknown_node": "list nodes with `zos nodes`",
@@ -220,3 +220,7 @@ class Api:
 
     def validate(self, script: str) -> dict:
         return self.post("/api/v1/scripts/validate", {"script": script})
+
+    def catalog(self) -> dict:
+        """The functions scripts may call (`GET /api/v1/catalog`, public)."""
+        return self.get("/api/v1/catalog")

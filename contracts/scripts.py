@@ -45,7 +45,7 @@ def check_script(source: str) -> list[str]:
         raise ScriptRejected(
             "unknown_function",
             f"the script calls {', '.join(unknown)}, which no node provides "
-            "(see the SAL catalog in docs/deployments.md)",
+            "(see `zos catalog`, GET /api/v1/catalog or docs/workloads.md)",
             functions=unknown,
         )
     return sorted(ast.names_called & CATALOG.keys())

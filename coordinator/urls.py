@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from coordinator import views
+from coordinator import catalog_views, views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("deployments", views.DeploymentViewSet, basename="deployment")
@@ -10,5 +10,6 @@ router.register("workloads", views.WorkloadViewSet, basename="workload")
 urlpatterns = [
     *router.urls,
     path("coordinator/key", views.CoordinatorKeyView.as_view(), name="coordinator-key"),
+    path("catalog", catalog_views.CatalogView.as_view(), name="catalog"),
     path("scripts/validate", views.ScriptValidateView.as_view(), name="script-validate"),
 ]

@@ -22,7 +22,7 @@ from rhai.values import to_string
 
 MAX_LOG_LINE = 4096
 MAX_LOG_LINES = 10_000
-MAX_SLEEP_MS = 3_600_000
+MAX_SLEEP_MS = CATALOG["sleep"].param("ms").maximum
 SLEEP_SLICE = 0.1
 CANCEL_CHECK_EVERY = 0.2
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contracts.catalog import CATALOG
 from nodeagent import overlay as overlay_state
 from nodeagent.bindings import JobContext
 from nodeagent.node_resources import VmHost
@@ -32,7 +33,7 @@ from nodeagent.workload_binding import (
     check_spec_fields,
     create_recorded,
     script_error,
-    whole_number,
+    spec_number,
 )
 from nodeagent.workloads import Workload, WorkloadError, WorkloadRegistry, check_name
 from sal import mycelium, net
@@ -50,27 +51,13 @@ from sal.images import (
 
 log = logging.getLogger(__name__)
 
-MAX_CPUS = 64
-MAX_MEMORY_MB = 512 * 1024
-MAX_DISK_GB = 16 * 1024
-MAX_SSH_KEYS = 32
-MAX_ENV = 128
+VM_CREATE = CATALOG["vm_create"]  # the spec's fields, defaults and limits
+MAX_SSH_KEYS = VM_CREATE.field("ssh_keys").max_items
+MAX_ENV = VM_CREATE.field("env").max_items
+MAX_ENTRYPOINT = VM_CREATE.field("entrypoint").max_items
 CONSOLE_TAIL = 4096
 STOP_GRACE = 30.0
-KINDS = ("vm", "container")
-SPEC_FIELDS = {
-    "name",
-    "kind",
-    "cpus",
-    "memory_mb",
-    "disk_gb",
-    "image",
-    "ssh_keys",
-    "mycelium",
-    "env",
-    "entrypoint",
-}
-SPEC_SHAPE = "#{name, image, cpus, memory_mb, disk_gb, ssh_keys, mycelium, env, kind, entrypoint}"
+KINDS = VM_CREATE.field("kind").choices
 
 
 def tap_name(local_id: str) -> str:
@@ -111,6 +98,12 @@ class VmRequest:
             "env": dict(self.env),
             "entrypoint": list(self.entrypoint),
         }
+
+
+def _default(field: str) -> Any:
+    """A fresh copy of the catalog's default, so no request can change the shared one."""
+    default = VM_CREATE.field(field).default
+    return type(default)(default) if isinstance(default, list | dict) else default
 
 
 def _strings(function: str, what: str, value: Any, limit: int) -> tuple[str, ...]:
@@ -157,15 +150,18 @@ class VmFunctions(FunctionTable):
     # --- spec ---------------------------------------------------------------------------------
 
     def _request(self, host: VmHost, spec: Any) -> tuple[VmRequest, Image]:
-        check_spec_fields("vm_create", spec, SPEC_FIELDS, SPEC_SHAPE)
+        check_spec_fields(VM_CREATE, spec)
         name = check_name("vm", spec.get("name"))
-        kind = spec.get("kind", "vm")
+        kind = spec.get("kind", _default("kind"))
         if kind not in KINDS:
             raise script_error("vm_create", f'kind must be "vm" or "container", not {kind!r}')
         image = self._image(host, spec.get("image"), kind)
         default_disk = max(1, image.min_disk_gb)
         entrypoint = _strings(
-            "vm_create", "entrypoint", spec.get("entrypoint", list(image.entrypoint)), 256
+            "vm_create",
+            "entrypoint",
+            spec.get("entrypoint", list(image.entrypoint)),
+            MAX_ENTRYPOINT,
         )
         if kind == "container" and not entrypoint:
             raise script_error(
@@ -175,23 +171,21 @@ class VmFunctions(FunctionTable):
             )
         if kind == "vm" and "entrypoint" in spec:
             raise script_error("vm_create", 'entrypoint applies to kind: "container" only')
-        mycelium_wanted = spec.get("mycelium", True)
+        mycelium_wanted = spec.get("mycelium", _default("mycelium"))
         if type(mycelium_wanted) is not bool:
             raise script_error("vm_create", "mycelium must be true or false")
         request = VmRequest(
             name=name,
             kind=kind,
             image=image.name,
-            cpus=whole_number("vm_create", "cpus", spec.get("cpus", 1), 1, MAX_CPUS),
-            memory_mb=whole_number(
-                "vm_create", "memory_mb", spec.get("memory_mb", 512), 64, MAX_MEMORY_MB
+            cpus=spec_number(VM_CREATE, spec, "cpus"),
+            memory_mb=spec_number(VM_CREATE, spec, "memory_mb"),
+            disk_gb=spec_number(VM_CREATE, spec, "disk_gb", default=default_disk),
+            ssh_keys=_strings(
+                "vm_create", "ssh_keys", spec.get("ssh_keys", _default("ssh_keys")), MAX_SSH_KEYS
             ),
-            disk_gb=whole_number(
-                "vm_create", "disk_gb", spec.get("disk_gb", default_disk), 1, MAX_DISK_GB
-            ),
-            ssh_keys=_strings("vm_create", "ssh_keys", spec.get("ssh_keys", []), MAX_SSH_KEYS),
             mycelium=mycelium_wanted,
-            env=_env(spec.get("env", {})),
+            env=_env(spec.get("env", _default("env"))),
             entrypoint=entrypoint if kind == "container" else (),
         )
         if kind == "vm" and request.disk_gb < default_disk:

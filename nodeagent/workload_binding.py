@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from contracts.catalog import CatalogFunction
 from nodeagent.bindings import JobContext, SalFactory
 from nodeagent.node_resources import NodeResources
 from nodeagent.workloads import Workload, WorkloadError, WorkloadRegistry, check_name
@@ -34,17 +35,30 @@ def whole_number(function: str, what: str, value: Any, low: int, high: int) -> i
     return value
 
 
-def check_spec_fields(function: str, spec: Any, allowed: set[str], shape: str) -> dict:
-    """`spec` as a map with only `allowed` keys; `shape` shows the script author the form."""
+def check_spec_fields(function: CatalogFunction, spec: Any) -> dict:
+    """`spec` as a map with only the fields the catalog lists for `function`, so what a node
+    accepts is what `GET /api/v1/catalog` and the docs say."""
     if not isinstance(spec, dict):
-        raise script_error(function, f"spec must be a map: {shape}")
+        raise script_error(function.name, f"spec must be a map: {function.shape()}")
+    allowed = {f.name for f in function.spec_fields}
     unknown = set(spec) - allowed
     if unknown:
         known = ", ".join(sorted(allowed))
         raise script_error(
-            function, f"unknown spec fields: {', '.join(sorted(unknown))} (known: {known})"
+            function.name, f"unknown spec fields: {', '.join(sorted(unknown))} (known: {known})"
         )
     return spec
+
+
+def spec_number(
+    function: CatalogFunction, spec: dict, field: str, default: int | None = None
+) -> int:
+    """A whole-number spec field with the catalog's default and range; `default` stands in for
+    a default the node derives (a VM's disk from its image)."""
+    arg = function.field(field)
+    assert arg.minimum is not None and arg.maximum is not None  # a number field has a range
+    value = spec.get(field, arg.default if default is None else default)
+    return whole_number(function.name, field, value, arg.minimum, arg.maximum)
 
 
 def bind_method(method: Callable[..., Any]) -> SalFactory:

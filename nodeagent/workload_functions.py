@@ -13,6 +13,7 @@ been deleted since.
 
 from typing import Any
 
+from contracts.catalog import CATALOG
 from nodeagent import overlay
 from nodeagent.bindings import JobContext
 from nodeagent.workload_binding import (
@@ -23,14 +24,14 @@ from nodeagent.workload_binding import (
     check_spec_fields,
     create_recorded,
     script_error,
+    spec_number,
     whole_number,
 )
 from nodeagent.workloads import Workload, check_name
 from sal.btrfs import Pool
 
-MAX_VOLUME_GB = 16 * 1024
-MAX_DB_MEMORY_MB = 64 * 1024
-MAX_DB_DISK_GB = 1024
+VOLUME_SIZE = CATALOG["volume_create"].param("size_gb")
+HERODB = CATALOG["herodb_create"]
 
 
 class WorkloadFunctions(FunctionTable):
@@ -59,7 +60,10 @@ class WorkloadFunctions(FunctionTable):
     def volume_create(self, ctx: JobContext, name: Any, size_gb: Any) -> dict:
         pool = self._pool("volume_create")
         name = check_name("volume", name)
-        size = whole_number("volume_create", "size_gb", size_gb, 1, MAX_VOLUME_GB)
+        assert VOLUME_SIZE.minimum is not None and VOLUME_SIZE.maximum is not None
+        size = whole_number(
+            "volume_create", "size_gb", size_gb, VOLUME_SIZE.minimum, VOLUME_SIZE.maximum
+        )
         workload = Workload(
             owner=ctx.owner,
             kind="volume",
@@ -111,17 +115,10 @@ class WorkloadFunctions(FunctionTable):
         pool = self._pool("herodb_create")
         herodb = self.resources.herodb
         assert herodb is not None  # set whenever the pool is
-        check_spec_fields(
-            "herodb_create",
-            spec,
-            {"name", "memory_mb", "disk_gb", "password"},
-            "#{name, memory_mb, disk_gb, password}",
-        )
+        check_spec_fields(HERODB, spec)
         name = check_name("herodb", spec.get("name"))
-        memory = whole_number(
-            "herodb_create", "memory_mb", spec.get("memory_mb", 256), 16, MAX_DB_MEMORY_MB
-        )
-        disk = whole_number("herodb_create", "disk_gb", spec.get("disk_gb", 1), 1, MAX_DB_DISK_GB)
+        memory = spec_number(HERODB, spec, "memory_mb")
+        disk = spec_number(HERODB, spec, "disk_gb")
         password = spec.get("password")
         if password is not None and not isinstance(password, str):
             raise script_error("herodb_create", "password must be a string")

@@ -16,9 +16,11 @@ from typing import Any
 
 import redis
 
+from contracts import catalog
+
 CAPACITY_KEYS = ("cru", "mru", "sru", "hru")
 KINDS = ("vm", "volume", "herodb")
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
+NAME_PATTERN = re.compile(catalog.NAME_PATTERN)
 
 
 class WorkloadError(Exception):

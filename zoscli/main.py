@@ -7,7 +7,9 @@ unreachable for --wait seconds while following (the deployment goes on), 130 int
 """
 
 import argparse
+import difflib
 import getpass
+import json
 import os
 import re
 import sys
@@ -416,6 +418,67 @@ def cmd_nodes(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_catalog(ctx: Context) -> int:
+    # Public, like nodes: what the control plane's nodes run, so it may be newer than this CLI.
+    functions = ctx.api(auth=False).catalog()["functions"]
+    name = ctx.args.name
+    if name is not None:
+        by_name = {f["name"]: f for f in functions}
+        if name not in by_name:
+            close = difflib.get_close_matches(name, list(by_name), n=3)
+            raise CliError(
+                f"no catalog function {name!r}",
+                hint=(f"did you mean {', '.join(close)}? " if close else "")
+                + "`zos catalog` lists them all",
+                exit_code=EXIT_FAILED,
+            )
+        functions = [by_name[name]]
+    if ctx.args.json:
+        ctx.print(output.pretty_json(functions[0] if name else {"functions": functions}))
+    elif name:
+        _print_function(ctx, functions[0])
+    else:
+        rows = [[f["signature"], f["doc"]] for f in functions]
+        ctx.print(output.table(["FUNCTION", "DOES"], rows))
+        ctx.print("\n`zos catalog NAME` shows a function's parameters, fields, result and example")
+    return EXIT_OK
+
+
+def _print_function(ctx: Context, function: dict) -> None:
+    """One function as a script author needs it: signature, arguments, result, example."""
+    ctx.print(f"{function['signature']}  ->  {function['returns']}")
+    ctx.print(f"  {function['doc']}")
+    for param in function["params"]:
+        limits = _limits(param)
+        ctx.print(
+            f"\n{param['name']} ({param['type']}{', ' + limits if limits else ''}): {param['doc']}"
+        )
+        if param["fields"]:
+            rows = [
+                [
+                    f["name"],
+                    f["type"],
+                    "yes" if f["required"] else "no",
+                    "" if f["default"] is None else json.dumps(f["default"]),
+                    _limits(f),
+                    f["doc"],
+                ]
+                for f in param["fields"]
+            ]
+            headers = ["FIELD", "TYPE", "REQUIRED", "DEFAULT", "RANGE", "MEANING"]
+            ctx.print(output.table(headers, rows))
+    ctx.print("\nexample:")
+    ctx.print("\n".join(f"  {line}" for line in function["example"].splitlines()))
+
+
+def _limits(arg: dict) -> str:
+    if arg.get("minimum") is not None and arg.get("maximum") is not None:
+        return f"{arg['minimum']}-{arg['maximum']}"
+    if arg.get("max_items") is not None:
+        return f"at most {arg['max_items']}"
+    return " | ".join(arg.get("choices") or [])
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -562,6 +625,15 @@ def build_parser() -> argparse.ArgumentParser:
         "check that a script compiles and calls only catalog functions, without deploying it",
     )
     validate.add_argument("script", metavar="SCRIPT.rhai")
+
+    catalog = add(
+        "catalog",
+        cmd_catalog,
+        "list the functions a script may call, or show one: parameters, spec fields with "
+        "defaults and ranges, result, example",
+    )
+    catalog.add_argument("name", nargs="?", metavar="NAME", help="one function, e.g. vm_create")
+    catalog.add_argument("--json", action="store_true", help="print the raw JSON")
     return parser
 
 
