@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "ledger",
     "coordinator",
     "accounts",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -254,6 +255,9 @@ ZOS_COMPILE_MAX_TASKS = int(os.environ.get("ZOS_COMPILE_MAX_TASKS", "200"))
 ZOS_SCRIPT_CHECK = "contracts.scripts.check_script"
 
 # The browser side (dashboard/): sessions, sign-in throttling, and the security headers.
+LOGIN_URL = "dashboard:sign-in"
+LOGIN_REDIRECT_URL = "dashboard:home"
+LOGOUT_REDIRECT_URL = "dashboard:home"
 # Served over TLS (directly or by a proxy): cookies then travel over HTTPS only.
 ZOS_HTTPS = _env_bool("ZOS_HTTPS")
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = ZOS_HTTPS
@@ -282,4 +286,5 @@ AXES_FAILURE_LIMIT = int(os.environ.get("ZOS_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("ZOS_LOGIN_COOLOFF_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "dashboard/locked_out.html"
 AXES_VERBOSE = False
