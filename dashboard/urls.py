@@ -9,6 +9,8 @@ urlpatterns = [
     path("sign-in", views.SignInView.as_view(), name="sign-in"),
     path("sign-out", views.SignOutView.as_view(), name="sign-out"),
     path("account/password", views.PasswordView.as_view(), name="password"),
+    path("keys", views.keys, name="keys"),
+    path("keys/<int:key_id>/revoke", views.revoke_key, name="revoke-key"),
     path("account/tokens", views.tokens, name="tokens"),
     path("account/tokens/<int:token_id>/revoke", views.revoke_token, name="revoke-token"),
 ]

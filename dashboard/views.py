@@ -11,7 +11,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -20,6 +20,7 @@ from accounts import services as accounts
 from accounts.models import ApiToken
 from coordinator.models import Deployment
 from dashboard.forms import SignUpForm, TokenForm
+from ledger import services as ledger
 from ledger.models import UserKey
 
 RECENT_DEPLOYMENTS = 5
@@ -113,3 +114,20 @@ def revoke_token(request: HttpRequest, token_id: int) -> HttpResponse:
     else:
         messages.success(request, "The token was revoked; it no longer works.")
     return redirect("dashboard:tokens")
+
+
+@login_required
+def keys(request: HttpRequest) -> HttpResponse:
+    """The user's signing keys; keys.js makes new ones in the browser and registers them."""
+    return render(
+        request, "dashboard/keys.html", {"keys": UserKey.objects.filter(user=request.user)}
+    )
+
+
+@require_POST
+@login_required
+def revoke_key(request: HttpRequest, key_id: int) -> HttpResponse:
+    key = get_object_or_404(UserKey, user=request.user, pk=key_id)
+    ledger.revoke_user_key(key=key)
+    messages.success(request, f"Key “{key.name}” is revoked: nothing it signs is accepted now.")
+    return redirect("dashboard:keys")
