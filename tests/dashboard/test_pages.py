@@ -77,3 +77,13 @@ def test_a_new_token_is_shown_once_and_the_page_is_not_cached(client):
     assert secret.startswith("zos_") and secret.encode() in created.content
     assert "no-store" in created["Cache-Control"]
     assert secret.encode() not in client.get("/account/tokens").content
+
+
+def test_the_operator_console_login_is_locked_out_like_the_dashboard(client):
+    make_user("root", staff=True)
+    form = {"username": "root", "password": "wrong", "next": "/admin/"}
+    codes = [client.post("/admin/login/", form).status_code for _ in range(5)]
+    assert codes == [200, 200, 200, 200, 429]
+    right = {**form, "password": "a-long-test-password"}
+    locked = client.post("/admin/login/", right)
+    assert locked.status_code == 429 and b"Too many failed sign-ins" in locked.content
