@@ -10,6 +10,8 @@ from channels.security.websocket import AllowedHostsOriginValidator
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.authtoken.models import Token
 
+from accounts.services import user_for_api_secret
+
 
 def _token_from(headers: list[tuple[bytes, bytes]]) -> str | None:
     for name, value in headers:
@@ -22,6 +24,8 @@ def _token_from(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 @database_sync_to_async
 def _user_for(token: str):
+    if named := user_for_api_secret(token):
+        return named[0]
     found = Token.objects.select_related("user").filter(key=token).first()
     return found.user if found and found.user.is_active else AnonymousUser()
 

@@ -6,9 +6,11 @@ services: SQLite under var/, an in-memory channel layer, DEBUG off.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -52,12 +54,17 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "csp",
+    "axes",
     "ledger",
     "coordinator",
+    "accounts",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -66,6 +73,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "grid.api_errors.ServiceErrorMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "grid.urls"
@@ -131,6 +140,11 @@ CACHES = {
     "nonces": {**_nonce_cache, "OPTIONS": {"MAX_ENTRIES": 10_000_000, "CULL_FREQUENCY": 0}},
 }
 
+# django-axes checks every authenticate() first (browser sign-in, admin login, POST auth/token).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -155,6 +169,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("ZOS_MAX_BODY_BYTES", str(1024 
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
@@ -239,3 +254,38 @@ ZOS_COMPILE_MEMORY_MB = int(os.environ.get("ZOS_COMPILE_MEMORY_MB", "512"))
 ZOS_COMPILE_MAX_TASKS = int(os.environ.get("ZOS_COMPILE_MAX_TASKS", "200"))
 # The check a compile worker runs (tests substitute deliberately slow or greedy ones).
 ZOS_SCRIPT_CHECK = "contracts.scripts.check_script"
+
+# The browser side (dashboard/): sessions, sign-in throttling, and the security headers.
+LOGIN_URL = "dashboard:sign-in"
+LOGIN_REDIRECT_URL = "dashboard:home"
+LOGOUT_REDIRECT_URL = "dashboard:home"
+# Served over TLS (directly or by a proxy): cookies then travel over HTTPS only.
+ZOS_HTTPS = _env_bool("ZOS_HTTPS")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = ZOS_HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+# Pages hand the CSRF token to their scripts in a <meta> tag, so no script needs the cookie.
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+# No inline scripts or styles anywhere: a script injected into a page cannot run.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Failed sign-ins, counted per username and address in the database (every process sees them):
+# after AXES_FAILURE_LIMIT the pair is locked out for the cool-off, which restarts on each try.
+AXES_FAILURE_LIMIT = int(os.environ.get("ZOS_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("ZOS_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "dashboard/locked_out.html"
+AXES_VERBOSE = False

@@ -1,0 +1,16 @@
+from django.urls import path
+
+from dashboard import views
+
+app_name = "dashboard"
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("sign-up", views.sign_up, name="sign-up"),
+    path("sign-in", views.SignInView.as_view(), name="sign-in"),
+    path("sign-out", views.SignOutView.as_view(), name="sign-out"),
+    path("account/password", views.PasswordView.as_view(), name="password"),
+    path("keys", views.keys, name="keys"),
+    path("keys/<int:key_id>/revoke", views.revoke_key, name="revoke-key"),
+    path("account/tokens", views.tokens, name="tokens"),
+    path("account/tokens/<int:token_id>/revoke", views.revoke_token, name="revoke-token"),
+]
