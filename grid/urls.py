@@ -18,6 +18,11 @@ urlpatterns = [
     path("api/v1/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("boot/<int:farm_id>/", boot_views.farm_boot_page, name="farm-boot"),
     path("boot/<int:farm_id>/<str:name>", boot_views.boot_file, name="boot-file"),
+    path(
+        "boot/<int:farm_id>/<str:secret>/<str:name>",
+        boot_views.boot_file_by_link,
+        name="boot-link-file",
+    ),
 ]
 
 handler404 = "grid.api_errors.json_not_found"

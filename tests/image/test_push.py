@@ -23,7 +23,7 @@ from ledger.models import AgentRelease, BootImage, Farm
 from signing.dsse import verify_envelope
 from tests.conftest import make_farm, make_user
 from tests.integration.conftest import free_port
-from tests.ledger.test_boot import STUB, TOOLS, make_build
+from tests.ledger.conftest import STUB, TOOLS, make_build
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
