@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
+from ledger.boot import ARTEFACTS
 from ledger.choices import AuditKind
 from ledger.models import AuditEntry, EnrollmentToken, Farm, FarmBootToken, new_link_nonce
 from ledger.services import LedgerError
@@ -51,8 +52,6 @@ def boot_link_url(farm: Farm, base: str) -> str:
 
 def describe_link(farm: Farm, base: str) -> dict:
     """What the owner is shown: the link, each file under it, whether they approve nodes."""
-    from ledger.boot import ARTEFACTS
-
     url = boot_link_url(farm, base)
     return {
         "farm": farm.pk,
