@@ -18,6 +18,11 @@ urlpatterns = [
     ),
     path("boot/<int:farm_id>/", boot_views.farm_boot_page, name="farm-boot"),
     path("boot/<int:farm_id>/<str:name>", boot_views.boot_file, name="boot-file"),
+    path(
+        "boot/<int:farm_id>/<str:secret>/<str:name>",
+        boot_views.boot_file_by_link,
+        name="boot-link-file",
+    ),
     path("", include("dashboard.urls")),
 ]
 

@@ -2,14 +2,17 @@
 
 A BootImage is one build of the node image, stored once in ZOS_BOOT_DIR/<version>/ with the
 sha256 of every file checked against its manifest. A farm's artefacts are that build with the
-farm's command line (`zos.ledger`, `zos.farm`, `zos.enroll`, `zos.release_key`) stamped in by
+farm's command line (`zos.ledger`, `zos.farm`, `zos.release_key`, and `zos.enroll` in the
+approving variant only — who gets which is ledger/boot_links.py) stamped in by
 `bootimage.stamp`; they are made on first request and kept in
 
-    ZOS_BOOT_DIR/.farms/<farm>/<version>-<sha256(cmdline)[:16]>/<name>   (+ <name>.sha256)
+    ZOS_BOOT_DIR/.farms/<farm>/<variant>/<version>-<sha256(cmdline)[:16]>/<name>  (+ .sha256)
 
-so a changed command line (new token, new URL) or image gives new files, and an unchanged one is
-served from disk. Each file is made once even under concurrent requests: a per-directory file
-lock, and the file appears by atomic rename only when complete (its .sha256 is written first).
+with <variant> `enroll` (carries the token) or `pending` (does not), so a changed command line
+(new token, new URL) or image gives new files, an unchanged one is served from disk, and each
+variant keeps its own ZOS_BOOT_STAMPED_KEEP copies: at most twice that per farm. Each file is
+made once even under concurrent requests: a per-directory file lock, and the file appears by
+atomic rename only when complete (its .sha256 is written first).
 """
 
 import fcntl
@@ -42,6 +45,9 @@ OPTIONAL_FILES = ("usb.img", "boot.ipxe")
 STAMPED = ("zos.efi", "usb.img", "boot.ipxe")  # differ per farm
 SHARED = ("vmlinuz", "initrd")  # the same bytes for every farm
 ARTEFACTS = STAMPED + SHARED
+# The two variants of a farm's stamped files, each its own cache folder.
+ENROLL, PENDING = "enroll", "pending"
+VARIANTS = (ENROLL, PENDING)
 CHUNK = 1 << 20
 NO_IMAGE_HINT = (
     "build one on this server with `python manage.py build_image` (as root), or build it "
@@ -231,13 +237,15 @@ def farm_boot_secret(farm: Farm) -> str | None:
     return secret
 
 
-def farm_cmdline(image: BootImage, farm: Farm, ledger_url: str) -> str:
-    """The image's command line with this farm's settings and the pinned release key."""
+def farm_cmdline(image: BootImage, farm: Farm, ledger_url: str, *, approving: bool) -> str:
+    """The image's command line with this farm's settings and the pinned release key, and the
+    farm's boot token when `approving` (and the farm bakes one in at all)."""
     from contracts.boot_image import farm_cmdline as stamp_cmdline
     from ledger.releases import release_public_key_hex
 
     base = f"{image.manifest.get('cmdline', '')} zos.release_key={release_public_key_hex()}"
-    return stamp_cmdline(base.strip(), ledger_url, farm.pk, farm_boot_secret(farm))
+    token = farm_boot_secret(farm) if approving else None
+    return stamp_cmdline(base.strip(), ledger_url, farm.pk, token)
 
 
 @contextmanager
@@ -270,12 +278,21 @@ def _publish(tmp: Path, final: Path) -> Artefact:
 
 
 def _evict_old_copies(current: Path) -> None:
-    """Keep the newest ZOS_BOOT_STAMPED_KEEP stamped copies of a farm (the current one always).
+    """Keep the newest ZOS_BOOT_STAMPED_KEEP stamped copies of a farm's variant (the current one
+    always), and nothing but the variant folders in the farm's folder.
 
     Every new command line (token renewed, URL or image changed) makes a new copy of zos.efi and
-    usb.img; without a bound they pile up. A download already streaming an evicted file keeps
-    its open handle.
+    usb.img; without a bound they pile up. Copies stamped before the variants existed
+    (`.farms/<farm>/<version>-<hash>`) are removed here too. A download already streaming an
+    evicted file keeps its open handle.
     """
+    farm_dir = current.parent.parent
+    for leftover in farm_dir.iterdir():
+        if leftover.name not in VARIANTS:
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
     copies = sorted(
         (p for p in current.parent.iterdir() if p.is_dir() and p != current),
         key=lambda p: p.stat().st_mtime,
@@ -288,16 +305,29 @@ def _evict_old_copies(current: Path) -> None:
 
 
 class FarmArtefacts:
-    """The artefacts of one farm for one image and command line, made on demand, then cached."""
+    """The artefacts of one farm for one image and command line, made on demand, then cached.
 
-    def __init__(self, image: BootImage, farm: Farm, ledger_url: str) -> None:
+    `approving` asks for the variant carrying the farm's boot token; the caller has checked the
+    asker may have it (ledger/boot_links.py). `self.approving` says whether the files really
+    carry one (a farm with `boot_enroll` off never does).
+    """
+
+    def __init__(
+        self, image: BootImage, farm: Farm, ledger_url: str, *, approving: bool = False
+    ) -> None:
         self.image = image
         self.farm = farm
         self.ledger_url = ledger_url.rstrip("/")
-        self.cmdline = farm_cmdline(image, farm, self.ledger_url)
+        self.cmdline = farm_cmdline(image, farm, self.ledger_url, approving=approving)
+        self.approving = approving and farm.boot_enroll
         cmd_hash = hashlib.sha256(self.cmdline.encode()).hexdigest()[:16]
+        variant = ENROLL if self.approving else PENDING
         self.directory = (
-            Path(settings.ZOS_BOOT_DIR) / ".farms" / str(farm.pk) / f"{image.version}-{cmd_hash}"
+            Path(settings.ZOS_BOOT_DIR)
+            / ".farms"
+            / str(farm.pk)
+            / variant
+            / f"{image.version}-{cmd_hash}"
         )
 
     def get(self, name: str) -> Artefact:

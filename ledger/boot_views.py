@@ -1,18 +1,21 @@
 """What machines and operators download: per-farm boot artefacts, boot images, agent releases.
 
-The /boot/<farm>/<file> views are plain Django views, open to anyone (a machine booting over
-iPXE has no credentials): they stream files from disk with their sha256 as ETag and in
-`X-Checksum-Sha256`, and answer 304 to a matching `If-None-Match`. The operator's page per farm
-needs a login. Uploads (boot images, releases) are staff-only API calls; reads are public.
+The /boot/<farm>/<file> downloads are open to anyone (a machine booting over iPXE has no
+credentials), but only the farm's owner or staff, signed in, get the variant that approves nodes;
+/boot/<farm>/<secret>/<file> gives it to whoever holds the farm's boot link (who gets which:
+ledger/boot_links.py). They stream files from disk with their sha256 as ETag and in
+`X-Checksum-Sha256`, and answer 304 to a matching `If-None-Match`. The farm's page shows each
+visitor what they may download, and the owner the link and a button to rotate it.
+Uploads (boot images, releases) are staff-only API calls; reads are public.
 A refusal (LedgerError) becomes the JSON error body in grid/api_errors.py, for the plain views
 and the API alike.
 """
 
+from http import HTTPStatus
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib import admin
-from django.contrib.auth.views import redirect_to_login
+from django.contrib import admin, messages
 from django.http import (
     FileResponse,
     HttpRequest,
@@ -20,9 +23,11 @@ from django.http import (
     HttpResponseForbidden,
     HttpResponseNotModified,
 )
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.cache import patch_vary_headers
 from django.utils.http import parse_etags
-from django.views.decorators.http import require_safe
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_safe
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
@@ -33,7 +38,7 @@ from rest_framework.response import Response
 from grid import json_input
 from grid.api_errors import ApiError
 from grid.json_input import JSONParser
-from ledger import boot, releases
+from ledger import boot, boot_links, releases
 from ledger.models import VERSION_PATTERN, AgentRelease, BootImage, Farm
 from ledger.serializers import AgentReleaseSerializer, BootImageSerializer, RolloutSerializer
 from ledger.services import LedgerError
@@ -49,7 +54,7 @@ def ledger_url() -> str:
 
 
 def stream_file(
-    request: HttpRequest,
+    request: HttpRequest | Request,
     path: Path,
     sha256: str,
     *,
@@ -81,49 +86,121 @@ def _farm(farm_id: int) -> Farm:
     return farm
 
 
-@require_safe
-def boot_file(request: HttpRequest, farm_id: int, name: str) -> HttpResponse:
-    """`/boot/<farm>/<name>`: the farm's zos.efi, usb.img, boot.ipxe, vmlinuz or initrd."""
+def _serve(
+    request: HttpRequest | Request,
+    farm: Farm,
+    name: str,
+    *,
+    downloader: boot_links.Downloader | None,
+) -> HttpResponse:
+    """Stream one of the farm's files: the approving variant when `downloader` is given."""
     if name not in boot.ARTEFACTS:
         raise LedgerError(
             "not_found",
             f"no boot file {name!r}; there are {', '.join(boot.ARTEFACTS)}",
             http_status=404,
         )
-    farm = _farm(farm_id)
-    artefact = boot.FarmArtefacts(boot.image_for(farm), farm, ledger_url()).get(name)
+    artefacts = boot.FarmArtefacts(
+        boot.image_for(farm), farm, ledger_url(), approving=downloader is not None
+    )
+    artefact = artefacts.get(name)
     download = DOWNLOAD_NAMES.get(name)
-    return stream_file(
+    response = stream_file(
         request,
         artefact.path,
         artefact.sha256,
         content_type=CONTENT_TYPES.get(name, "application/octet-stream"),
         filename=download.format(farm=farm.pk) if download else None,
     )
+    # The same URL gives another file to the owner than to a stranger: no shared cache may
+    # keep the owner's, nor give a stranger's to the owner.
+    patch_vary_headers(response, ("Cookie", "Authorization"))
+    if downloader is not None and artefacts.approving and name in boot.STAMPED:
+        response["Cache-Control"] = "private, no-cache"
+        boot_links.record_approving_download(
+            farm=farm,
+            name=name,
+            downloader=downloader,
+            not_modified=response.status_code == HTTPStatus.NOT_MODIFIED,
+        )
+    return response
 
 
-def farm_boot_page(request: HttpRequest, farm_id: int) -> HttpResponse:
-    """The operator's page: the farm's download links, sizes, sha256 and how to write a stick."""
-    if not request.user.is_authenticated:
-        return redirect_to_login(request.get_full_path(), login_url="/admin/login/")
+def _client_ip(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "")
+
+
+@extend_schema(exclude=True)
+@api_view(["GET", "HEAD"])
+@permission_classes([permissions.AllowAny])
+def boot_file(request: Request, farm_id: int, name: str) -> HttpResponse:
+    """`/boot/<farm>/<name>`: the farm's zos.efi, usb.img, boot.ipxe, vmlinuz or initrd.
+
+    A DRF view only so that an API token signs the owner in as a session does; anyone else
+    gets the files without the farm's enrollment token.
+    """
     farm = _farm(farm_id)
-    if not (request.user.is_staff or farm.owner_id == request.user.pk):
-        return HttpResponseForbidden("only the farm's owner and staff may see its boot page")
+    downloader = None
+    if boot_links.manages_farm(request.user, farm):
+        downloader = boot_links.Downloader(f"user:{request.user.username}", _client_ip(request))
+    return _serve(request, farm, name, downloader=downloader)
+
+
+@require_safe
+def boot_file_by_link(request: HttpRequest, farm_id: int, secret: str, name: str) -> HttpResponse:
+    """`/boot/<farm>/<secret>/<name>`: the approving files, for whoever holds the farm's link."""
+    farm = _farm(farm_id)
+    boot_links.check_boot_link(farm, secret)
+    downloader = boot_links.Downloader("link", _client_ip(request))
+    return _serve(request, farm, name, downloader=downloader)
+
+
+def _redacted(cmdline: str) -> str:
+    """The command line as a page may show it: the token stays in the files."""
+    return " ".join(
+        "zos.enroll=(set)" if word.startswith("zos.enroll=") else word for word in cmdline.split()
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def farm_boot_page(request: HttpRequest, farm_id: int) -> HttpResponse:
+    """The farm's page: what this visitor may download, sizes, sha256 and how to write a stick.
+
+    Its owner and staff see the secret boot link (approving media) and rotate it by POST;
+    everyone else sees the public files, whose nodes wait for approval.
+    """
+    farm = _farm(farm_id)
+    manager = boot_links.manages_farm(request.user, farm)
+    if request.method == "POST":
+        if not manager:
+            return HttpResponseForbidden("only the farm's owner and staff may rotate its link")
+        boot_links.rotate_boot_link(farm=farm, actor=f"user:{request.user.username}")
+        messages.success(
+            request,
+            "New boot link made: the old link no longer works and media downloaded before "
+            "no longer approve new nodes.",
+        )
+        return redirect("farm-boot", farm_id=farm.pk)
     base = ledger_url()
+    folder = boot_links.boot_link_url(farm, base) if manager else f"{base}/boot/{farm.pk}/"
     context = {
         **admin.site.each_context(request),
         "title": f"Boot farm {farm.name}",
         "farm": farm,
         "base": base,
+        "manager": manager,
+        "folder": folder,
     }
     try:
         image = boot.image_for(farm)
-        artefacts = boot.FarmArtefacts(image, farm, base)
+        artefacts = boot.FarmArtefacts(image, farm, base, approving=manager)
         context.update(
             image=image,
-            cmdline=artefacts.cmdline,
+            approving=artefacts.approving,
+            cmdline=_redacted(artefacts.cmdline),
             files=[
-                {"artefact": artefacts.get(name), "url": f"{base}/boot/{farm.pk}/{name}"}
+                {"artefact": artefacts.get(name), "url": f"{folder}{name}"}
                 for name in boot.ARTEFACTS
             ],
         )

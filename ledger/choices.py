@@ -16,3 +16,5 @@ class AuditKind(models.TextChoices):
     TOKEN_USED = "token_used", "Enrollment token used"
     SECURITY = "security", "Security event"
     KEY_CHANGED = "key_changed", "User key change"
+    BOOT_DOWNLOAD = "boot_download", "Approving boot media downloaded"
+    BOOT_LINK_ROTATED = "boot_link_rotated", "Boot link rotated"

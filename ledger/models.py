@@ -1,6 +1,7 @@
 """What the ledger keeps: farms, enrollment tokens, nodes, uptime, user keys, an audit log."""
 
 import hashlib
+import secrets
 from pathlib import Path
 
 from django.conf import settings
@@ -11,6 +12,11 @@ from django.utils import timezone
 from contracts.versions import VERSION
 from ledger.choices import AuditKind, NodeStatus
 from ledger.states import check_transition
+
+
+def new_link_nonce() -> str:
+    """A fresh random input of a farm's boot link secret (a default, so a callable)."""
+    return secrets.token_hex(16)
 
 
 class Farm(models.Model):
@@ -32,8 +38,16 @@ class Farm(models.Model):
     )
     boot_enroll = models.BooleanField(
         default=True,
-        help_text="Bake the farm's boot enrollment token into its boot images, so nodes booted "
-        "from them are approved at once. Anyone who can download /boot/<farm>/ gets it.",
+        help_text="Bake the farm's boot enrollment token into the boot images its owner "
+        "downloads (signed in, or through the farm's secret boot link), so nodes booted from "
+        "them are approved at once. Anonymous downloads never carry it.",
+    )
+    boot_link_nonce = models.CharField(
+        max_length=32,
+        default=new_link_nonce,
+        editable=False,
+        help_text="Random part of the farm's secret boot link (ledger/boot_links.py); "
+        "replaced when the owner rotates the link.",
     )
 
     class Meta:
@@ -62,6 +76,9 @@ class EnrollmentToken(models.Model):
     )
     created = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when the farm's boot link was rotated."
+    )
 
     class Meta:
         ordering = ["-created"]
@@ -229,9 +246,9 @@ class BootImage(models.Model):
 class FarmBootToken(models.Model):
     """The enrollment token baked into a farm's boot images as `zos.enroll=`.
 
-    Unlike other tokens its secret is kept: every image stamped for the farm must carry it, and
-    those images are downloadable from /boot/<farm>/ anyway. It is replaced by a new one when it
-    expires or runs out of uses (which re-stamps the farm's images).
+    Unlike other tokens its secret is kept: every approving image stamped for the farm must carry
+    it. It is replaced by a new one when it expires or runs out of uses (which re-stamps the
+    farm's images), and revoked when the owner rotates the farm's boot link.
     """
 
     farm = models.OneToOneField(Farm, on_delete=models.CASCADE, related_name="boot_token")

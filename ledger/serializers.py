@@ -68,6 +68,17 @@ class FarmSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "owner", "desired_agent_version", "created"]
 
 
+class BootLinkSerializer(serializers.Serializer):
+    """A farm's secret boot link (ledger/boot_links.py), for its owner."""
+
+    farm = serializers.IntegerField()
+    url = serializers.CharField(help_text="The folder; each file is <url><name>.")
+    files = serializers.DictField(child=serializers.CharField())
+    approving = serializers.BooleanField(
+        help_text="Whether the media carry the farm's enrollment token (Farm.boot_enroll)."
+    )
+
+
 class NodeSerializer(serializers.ModelSerializer):
     capacity = serializers.SerializerMethodField()
     used = serializers.SerializerMethodField()

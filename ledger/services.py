@@ -118,6 +118,22 @@ def _check_enrollment_token(farm: Farm, secret: str, *, public_key: str) -> Enro
             f"this enrollment token belongs to another farm, not farm {farm.id}",
             http_status=403,
         )
+    if token.revoked_at is not None:
+        # Only a boot token is revoked, by rotating the farm's boot link because it leaked:
+        # a node still presenting it booted from media made before, so the farmer should know.
+        _audit(
+            AuditKind.SECURITY,
+            f"revoked boot token {token.prefix}… presented for farm {farm}",
+            actor=f"node:{public_key}",
+            farm=farm,
+            token=token.prefix,
+        )
+        raise LedgerError(
+            "enroll_token_revoked",
+            "this enrollment token was revoked when the farm's boot link was rotated; "
+            "boot from media downloaded since",
+            http_status=403,
+        )
     if token.is_expired:
         raise LedgerError(
             "enroll_token_expired",

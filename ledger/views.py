@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from grid.api_errors import ApiError
-from ledger import services
+from ledger import boot_links, services
 from ledger.filters import NodeFilter
 from ledger.models import Farm, Node, UserKey
 from ledger.node_auth import (
@@ -26,6 +26,7 @@ from ledger.node_auth import (
     NodeSignatureAuthentication,
 )
 from ledger.serializers import (
+    BootLinkSerializer,
     FarmSerializer,
     NodeSerializer,
     RegistrationSerializer,
@@ -41,6 +42,26 @@ def _operator(request: Request) -> str:
 class FarmViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Farm.objects.select_related("owner")
     serializer_class = FarmSerializer
+
+    @extend_schema(request=None, responses=BootLinkSerializer)
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        url_path="boot-link",
+        permission_classes=[permissions.IsAuthenticated],
+    )
+    def boot_link(self, request: Request, pk: str) -> Response:
+        """The farm's secret boot link (owner or staff); POST rotates it."""
+        farm = self.get_object()
+        if not boot_links.manages_farm(request.user, farm):
+            # As if it did not exist: the link's existence is none of a stranger's business.
+            raise services.LedgerError(
+                "unknown_farm", f"farm {farm.pk} does not exist", http_status=404
+            )
+        if request.method == "POST":
+            farm = boot_links.rotate_boot_link(farm=farm, actor=_operator(request))
+        link = boot_links.describe_link(farm, settings.ZOS_PUBLIC_URL)
+        return Response(BootLinkSerializer(link).data)
 
 
 class NodeViewSet(viewsets.ReadOnlyModelViewSet):

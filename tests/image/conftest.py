@@ -84,9 +84,13 @@ def farm_nodes(ledger: ControlPlane, farm: int) -> list[dict]:
     return listing["results"] if isinstance(listing, dict) else listing
 
 
-def fetch(ledger: ControlPlane, path: str, dest: Path) -> Path:
-    """Download a boot file and check it against the sha256 the ledger sends with it."""
-    with requests.get(ledger.url + path, stream=True, timeout=120) as response:
+def fetch(ledger: ControlPlane, path: str, dest: Path, *, api_token: str | None = None) -> Path:
+    """Download a boot file and check it against the sha256 the ledger sends with it.
+
+    With the farm owner's `api_token` the file is the approving variant (docs/boot.md).
+    """
+    headers = {"Authorization": f"Token {api_token}"} if api_token else {}
+    with requests.get(ledger.url + path, stream=True, timeout=120, headers=headers) as response:
         response.raise_for_status()
         digest = hashlib.sha256()
         with open(dest, "wb") as out:

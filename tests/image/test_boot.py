@@ -61,8 +61,9 @@ def node(tmp_path_factory: pytest.TempPathFactory, built_image: BuiltImage) -> I
     ledger.manage("createcachetable")
     ledger.manage("build_image", "--skip-build", "--out", str(built_image.directory))
     ledger.start()
-    farm = bootstrap(ledger)["farm"]
-    usb = fetch(ledger, f"/boot/{farm}/usb.img", work / "usb.img")
+    operator = bootstrap(ledger)  # owns the farm: its download approves the node
+    farm = operator["farm"]
+    usb = fetch(ledger, f"/boot/{farm}/usb.img", work / "usb.img", api_token=operator["api_token"])
     disk = blank_disk(work / "disk.img", DISK_MIB)
     guest = Guest(
         workdir=work,

