@@ -19,10 +19,12 @@ from collections.abc import Callable
 from typing import Any
 
 from .ast import FnDef, Node
+from .compile.int_ranges import bounded, int_literal, loop_bounds, narrowed
+from .compile.int_types import INT_CLOSED, infer_ints, int_functions, static_int
 from .compile.resolve import BlockScope, Decl, Frame, Resolver
 from .errors import RhaiError
 from .parser import Script, parse_error
-from .values import INT_MAX, INT_MIN, Char, Range
+from .values import Char, Range
 
 _SIMPLE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*|-?\d+(?:\.\d+)?(?:e[-+]?\d+)?|'[^'\\]*')$")
 _LITERAL = re.compile(
@@ -505,38 +507,9 @@ class FnGen:
             return code
         return f"_cond({code}, {node.pos!r})"
 
-    def narrowed(self, cond: Node, truth: bool) -> tuple[str, tuple[int, int]] | None:
-        """`n < 2` on a never-assigned INT variable bounds `n` inside each branch."""
-        if cond.kind != "binary" or cond.op not in ("<", "<=", ">", ">="):
-            return None
-        var, lit = cond.left, cond.right
-        if not (var.kind == "var" and lit.kind == "const" and type(lit.value) is int):
-            return None
-        d = var.decl
-        if d is None or d not in self.ints:
-            return None
-        # only for variables never assigned after their declaration
-        if d.kind == "let":
-            if len(d.writes) != 1:
-                return None
-        elif d.kind not in ("param", "for_range") or d.writes:
-            return None
-        lo, hi = self.bounds.get(d.pyname, (INT_MIN, INT_MAX))
-        v = lit.value
-        op = cond.op if truth else {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}[cond.op]
-        if op == "<":
-            hi = min(hi, v - 1)
-        elif op == "<=":
-            hi = min(hi, v)
-        elif op == ">":
-            lo = max(lo, v + 1)
-        else:
-            lo = max(lo, v)
-        return (d.pyname, (lo, hi)) if lo <= hi else None
-
     def branch(self, cond: Node, truth: bool, fn: Callable[[], Any]) -> tuple[list[str], Any]:
         """Compile one branch of an `if`, with what its condition tells about a variable."""
-        narrow = self.narrowed(cond, truth)
+        narrow = narrowed(cond, truth, self.ints, self.bounds)
         if narrow is None:
             return self.capture(fn)
         name, rng = narrow
@@ -651,18 +624,9 @@ class FnGen:
                 self.emit(f"{d.pyname} = _Shared(None)")
                 self.register(d)
         loop_var = self.tmp() if var.boxed else var.pyname
-        if (
-            it.kind == "range"
-            and it.left.kind == "const"
-            and it.right.kind == "const"
-            and type(it.left.value) is int
-            and type(it.right.value) is int
-            and var in self.ints
-            and not var.writes
-        ):
-            hi = it.right.value if it.inclusive else it.right.value - 1
-            if hi >= it.left.value:
-                self.bounds[var.pyname] = (it.left.value, hi)
+        rng = loop_bounds(e, self.ints)
+        if rng is not None:
+            self.bounds[var.pyname] = rng
         if idx is not None:
             idx_var = self.tmp() if idx.boxed else idx.pyname
             self.emit(f"for {idx_var}, {loop_var} in enumerate({src}):")
@@ -1047,12 +1011,12 @@ class FnGen:
             guard = checks[0]
         else:
             guard = f"({checks[0]}) & ({checks[1]})"
-        lit_b = _int_literal(b)
-        lit_a = _int_literal(a)
+        lit_b = int_literal(b)
+        lit_a = int_literal(a)
         ba = self.bound_of(a) if ta == "int" else None
         bb = self.bound_of(b) if tb == "int" else None
         if ba is not None and bb is not None:
-            exact = _bounded(op, a, ba, b, bb)
+            exact = bounded(op, a, ba, b, bb)
             if exact is not None:
                 code, rng = exact
                 self.bounds[code] = rng
@@ -1090,7 +1054,7 @@ class FnGen:
         return f"({fast} if {guard} else {slow})"
 
     def bound_of(self, code: str) -> tuple[int, int] | None:
-        v = _int_literal(code)
+        v = int_literal(code)
         if v is not None:
             return (v, v)
         return self.bounds.get(code)
@@ -1565,142 +1529,10 @@ class FnGen:
         return ["def _main(T, D, P):", *self.with_m(self.lines)]
 
 
-def _int_literal(code: str) -> int | None:
-    text = code.strip("()")
-    if re.fullmatch(r"-?\d+", text):
-        return int(text)
-    return None
-
-
-def _bounded(
-    op: str, a: str, ba: tuple[int, int], b: str, bb: tuple[int, int]
-) -> tuple[str, tuple[int, int]] | None:
-    """Plain Python code for an INT operation whose result provably fits in i64."""
-    if op in ("+", "-", "*"):
-        if op == "+":
-            rng = (ba[0] + bb[0], ba[1] + bb[1])
-        elif op == "-":
-            rng = (ba[0] - bb[1], ba[1] - bb[0])
-        else:
-            prods = [x * y for x in ba for y in bb]
-            rng = (min(prods), max(prods))
-        if rng[0] >= INT_MIN and rng[1] <= INT_MAX:
-            return f"({a} {op} {b})", rng
-        return None
-    if op in ("%", "/") and ba[0] >= 0 and bb[0] > 0:
-        if op == "%":
-            return f"({a} % {b})", (0, min(ba[1], bb[1] - 1))
-        return f"({a} // {b})", (ba[0] // bb[1], ba[1] // bb[0])
-    return None
-
-
-_INT_CLOSED = frozenset(["+", "-", "*", "/", "%", "**", "<<", ">>", "&", "|", "^"])
-
-
-def static_int(node: Node | None, ints: set[Decl], int_fns: frozenset | set = frozenset()) -> bool:
-    """Whether `node` certainly evaluates to an INT (or fails), given INT variables `ints`
-    and script functions `int_fns` that return INTs for INT arguments."""
-    if node is None:
-        return False
-    k = node.kind
-    if k == "const":
-        return type(node.value) is int
-    if k == "var":
-        return node.decl in ints
-    if k == "unary":
-        return node.op in "-+" and static_int(node.operand, ints, int_fns)
-    if k == "binary":
-        return (
-            node.op in _INT_CLOSED
-            and static_int(node.left, ints, int_fns)
-            and static_int(node.right, ints, int_fns)
-        )
-    if k == "call":
-        return (node.name, len(node.args)) in int_fns and all(
-            static_int(a, ints, int_fns) for a in node.args
-        )
-    if k == "if":
-        return (
-            node.other is not None
-            and static_int(node.then, ints, int_fns)
-            and static_int(node.other, ints, int_fns)
-        )
-    if k == "block":
-        return (
-            bool(node.stmts)
-            and node.stmts[-1].kind == "expr"
-            and static_int(node.stmts[-1].expr, ints, int_fns)
-        )
-    return False
-
-
-def _has_return(node: Any) -> bool:
-    """Whether a `return` (or `exit`/`eval`) appears outside nested closures."""
-    if isinstance(node, Node):
-        if node.kind == "return" or (node.kind == "call" and node.name in ("exit", "eval")):
-            return True
-        if node.kind == "closure":
-            return False
-        return any(_has_return(v) for k, v in node.__dict__.items() if k not in ("decl",))
-    if isinstance(node, (list, tuple)):
-        return any(_has_return(v) for v in node)
-    return False
-
-
-def int_functions(script: Script, fn_frames: dict) -> set[tuple[str, int]]:
-    """Script functions that return an INT whenever all their arguments are INTs."""
-    cands: dict[tuple[str, int], set[Decl]] = {}
-    for key, fn in script.functions.items():
-        decls, frame = fn_frames[key]
-        if not decls or frame.has_eval or _has_return(fn.body):
-            continue
-        spec = [d for d in decls if not d.captured and not d.mutated and d.arith_use]
-        fast = infer_ints(frame.decls, set(spec))
-        if all(d in fast for d in decls):
-            cands[key] = fast
-    int_fns = set(cands)
-    changed = True
-    while changed:
-        changed = False
-        for key in list(int_fns):
-            if not static_int(script.functions[key].body, cands[key], int_fns):
-                int_fns.discard(key)
-                changed = True
-    return int_fns
-
-
-def infer_ints(decls: list[Decl], assume: set[Decl] = frozenset()) -> set[Decl]:  # type: ignore[assignment]
-    """Variables that only ever hold INTs: fixed point over their initialisers and assignments."""
-    ints = {
-        d
-        for d in decls
-        if not d.captured
-        and not d.mutated
-        and (d.kind == "for_range" or (d.kind == "let" and d.writes) or d in assume)
-    }
-    changed = True
-    while changed:
-        changed = False
-        for d in list(ints):
-            if d.kind == "for_range":
-                ok = not d.writes or all(
-                    op[:-1] in _INT_CLOSED | {""} and static_int(v, ints) for op, v in d.writes
-                )
-            else:
-                ok = all(
-                    (op == "=" or op[:-1] in _INT_CLOSED) and static_int(v, ints)
-                    for op, v in d.writes
-                )
-            if not ok:
-                ints.discard(d)
-                changed = True
-    return ints
-
-
 def _result_type(op: str, ta: str | None, tb: str | None) -> str | None:
     if op in ("==", "!=", "<", "<=", ">", ">=", "in", "!in"):
         return "bool"
-    if ta == "int" and tb == "int" and op in _INT_CLOSED:
+    if ta == "int" and tb == "int" and op in INT_CLOSED:
         return "int"
     if op in ("+", "-", "*", "/", "%", "**") and ta == "float" and tb in ("float", "int"):
         return "float"
