@@ -1,0 +1,1 @@
+"""The parts of the Rhai compiler; `rhai/compiler.py` is its entry point (`generate`)."""

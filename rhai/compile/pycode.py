@@ -1,0 +1,23 @@
+"""Conventions of the generated Python code that every part of the code generator relies on.
+
+Generated expressions are strings; these patterns tell which of them may be repeated or moved
+without changing what the program does, so a generator knows when it needs a temporary.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: A name, a number or a plain string: cheap and free of effects, so it may appear twice.
+SIMPLE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*|-?\d+(?:\.\d+)?(?:e[-+]?\d+)?|'[^'\\]*')$")
+#: A literal or a temporary (`_t3`): evaluating it earlier or later gives the same value.
+LITERAL = re.compile(
+    r"^(?:-?\d+(?:\.\d+)?(?:e[-+]?\d+)?|\(-?\d+(?:\.\d+)?\)|None|True|False|'[^'\\]*'|_t\d+)$"
+)
+#: The i64 bounds as they are written in overflow checks.
+INT_MIN_CODE = "-9223372036854775808"
+INT_MAX_CODE = "9223372036854775807"
+#: With a memory budget, inline fast paths add the bytes they allocate to the function's local
+#: `_m` and hand them to the runtime (`_rt.mem_flush`) once they pass this many; a local is far
+#: cheaper in a hot loop than the runtime's counter.
+MEM_CHUNK = 1 << 20
