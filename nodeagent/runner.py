@@ -12,8 +12,9 @@ the job's signer (nodeagent.bindings). The pool in the agent process watches its
   timeout remains the backstop for a worker the pool cannot see (workers heartbeat the job they
   run, so a live one never loses its job);
 - a job past its timeout, or cancelled and not stopping, has its worker killed and is ended by the
-  pool. Workers stop cooperatively first: `log`, `sleep` and the engine's progress hook (when the
-  engine has one) end the script with ErrorTerminated.
+  pool. That is the backstop: workers stop cooperatively first, since `log`, `sleep` and the
+  engine's progress hook (every `progress_every` operations, so a CPU-bound `loop {}` too) end
+  the script with ErrorTerminated and the worker goes on to its next job.
 
 Two backstops keep a script from taking a worker (or the node) down with it: a soft address-space
 limit (RLIMIT_AS, `memory_mb`) turns a runaway allocation into a MemoryError that fails the job,
@@ -26,7 +27,6 @@ starts, which must not live under a script's budget.
 import contextlib
 import ctypes
 import logging
-import math
 import multiprocessing
 import resource
 import secrets
@@ -34,6 +34,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -48,9 +49,7 @@ from nodeagent.node_resources import node_resources
 from nodeagent.vm_functions import VmFunctions
 from nodeagent.workload_functions import WorkloadFunctions
 from nodeagent.workloads import WorkloadRegistry
-from rhai import Engine
-from rhai.errors import RhaiError
-from rhai.values import Char, FnPtr, Range, Shared, Timestamp, to_string
+from rhai import Engine, RhaiError, to_json_value
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +81,9 @@ class RunnerSettings:
     max_string_size: int = 1 << 20
     max_array_size: int = 100_000
     max_map_size: int = 10_000
+    # how often (in operations) a script checks for a cancel or its timeout; a check is a
+    # clock read (and a Redis read every CANCEL_CHECK_EVERY), ~10,000 operations take ~1 ms
+    progress_every: int = 10_000
     data_dir: str | None = None  # None: no workload SALs (jobs get log/sleep/now/node_info)
     storage: tuple[str, ...] = ()  # mounted pools; the first btrfs one holds workloads
     workload_bind: str = "127.0.0.1"  # where databases listen (the overlay address on a node)
@@ -94,8 +96,15 @@ class RunnerSettings:
         return max(0.05, self.visibility_ms / 1000 / 4)
 
 
-def new_engine(settings: RunnerSettings) -> Engine:
-    """A fresh engine for one job: nothing a previous script defined can leak into the next."""
+def new_engine(settings: RunnerSettings, on_progress: Callable[[int], Any]) -> Engine:
+    """A fresh engine for one job: nothing a previous script defined can leak into the next.
+
+    `on_progress` runs every `progress_every` operations; raising there ends the script, which
+    is how a CPU-bound job is stopped for a cancel or its timeout without killing the worker.
+    With `max_operations` 0 the engine counts no operations, so there is no hook: only the
+    pool's kill stops a busy script then.
+    """
+    counted = settings.max_operations > 0
     return Engine(
         max_operations=settings.max_operations,
         max_call_levels=settings.max_call_levels,
@@ -103,30 +112,9 @@ def new_engine(settings: RunnerSettings) -> Engine:
         max_string_size=settings.max_string_size,
         max_array_size=settings.max_array_size,
         max_map_size=settings.max_map_size,
+        on_progress=on_progress if counted else None,
+        progress_every=settings.progress_every,
     )
-
-
-def to_json_value(value: Any) -> Any:
-    """A script's result as JSON: Char as a string, a function pointer as its name."""
-    if value is None or type(value) in (bool, int, str):
-        return value
-    if type(value) is float:
-        return value if math.isfinite(value) else to_string(value)
-    if isinstance(value, Char):
-        return str(value)
-    if isinstance(value, list):
-        return [to_json_value(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): to_json_value(v) for k, v in value.items()}
-    if isinstance(value, FnPtr):
-        return value.name
-    if isinstance(value, Shared):
-        return to_json_value(value.value)
-    if isinstance(value, bytearray | bytes):
-        return list(value)
-    if isinstance(value, Range | Timestamp):
-        return to_string(value)
-    return to_string(value)
 
 
 def error_text(exc: RhaiError) -> str:
@@ -219,11 +207,8 @@ class Worker:
 
     def _execute(self, script: str, ctx: JobContext) -> tuple[str, Any]:
         try:
-            engine = new_engine(self.settings)
+            engine = new_engine(self.settings, on_progress=lambda _ops: ctx.check())
             bind(engine, ctx, self.functions)
-            on_progress = getattr(engine, "on_progress", None)
-            if callable(on_progress):
-                on_progress(lambda _ops: ctx.check())
             value = engine.eval(script)
             return "succeeded", to_json_value(value)
         except RhaiError as exc:
