@@ -42,6 +42,7 @@ from typing import Any
 
 import redis
 
+from contracts.node_job_states import NodeJobState
 from nodeagent.bindings import IMPLEMENTATIONS, JobContext, SalFactory, bind
 from nodeagent.config import DEFAULT_RUNNER_MEMORY_MB
 from nodeagent.jobstore import AGENT_RESTARTED, ClaimedJob, JobStore, connect
@@ -186,7 +187,8 @@ class Worker:
         self.current = claimed.entry_id
         try:
             if self.store.start(job.job_id, self.consumer) is None:
-                self.store.finish(job.job_id, claimed.entry_id, "cancelled")  # acks only
+                # already final (cancelled while queued): this only acks the entry
+                self.store.finish(job.job_id, claimed.entry_id, NodeJobState.CANCELLED)
                 return
             ctx = JobContext(
                 job_id=job.job_id,
@@ -198,36 +200,39 @@ class Worker:
                 workloads=WorkloadRegistry(self.store.redis),
             )
             state, outcome = self._execute(job.script, ctx)
-            if state == "succeeded":
+            if state == NodeJobState.SUCCEEDED:
                 self.store.finish(job.job_id, claimed.entry_id, state, result=outcome)
             else:
                 self.store.finish(job.job_id, claimed.entry_id, state, error=outcome)
         finally:
             self.current = None
 
-    def _execute(self, script: str, ctx: JobContext) -> tuple[str, Any]:
+    def _execute(self, script: str, ctx: JobContext) -> tuple[NodeJobState, Any]:
         try:
             engine = new_engine(self.settings, on_progress=lambda _ops: ctx.check())
             bind(engine, ctx, self.functions)
             value = engine.eval(script)
-            return "succeeded", to_json_value(value)
+            return NodeJobState.SUCCEEDED, to_json_value(value)
         except RhaiError as exc:
             if ctx.stop_reason == "cancelled":
-                return "cancelled", "cancelled while running"
+                return NodeJobState.CANCELLED, "cancelled while running"
             if ctx.stop_reason == "timeout":
-                return "failed", f"timeout: the job ran longer than its {ctx.timeout:g}s limit"
+                return (
+                    NodeJobState.FAILED,
+                    f"timeout: the job ran longer than its {ctx.timeout:g}s limit",
+                )
             if exc.details.get("what") == "Memory":  # the engine's word for a MemoryError
-                return "failed", self._out_of_memory()
-            return "failed", error_text(exc)
+                return NodeJobState.FAILED, self._out_of_memory()
+            return NodeJobState.FAILED, error_text(exc)
         except MemoryError:
-            return "failed", self._out_of_memory()
+            return NodeJobState.FAILED, self._out_of_memory()
         except RecursionError:
-            return "failed", "ErrorStackOverflow: the script nested too deeply"
+            return NodeJobState.FAILED, "ErrorStackOverflow: the script nested too deeply"
         except redis.RedisError:
             raise
         except Exception as exc:
             log.exception("job %s: a native function failed", ctx.job_id)
-            return "failed", f"ErrorSystem: internal error in a node function: {exc}"
+            return NodeJobState.FAILED, f"ErrorSystem: internal error in a node function: {exc}"
 
     def _out_of_memory(self) -> str:
         if self.settings.memory_mb:
@@ -464,20 +469,28 @@ class RunnerPool:
                 continue
             job_id = self._job_of(entry["message_id"])
             state = self.store.job_state(job_id) if job_id else None
-            if not state or state.get("state") != "running" or state.get("runner") != slot.consumer:
+            if (
+                not state
+                or state.get("state") != NodeJobState.RUNNING
+                or state.get("runner") != slot.consumer
+            ):
                 continue
             now = time.time()
             grace = self.settings.kill_grace
             if state.get("cancel") == "1" and now > float(state.get("cancel_at", now)) + grace:
                 self._kill(
-                    slot, job_id, entry["message_id"], "cancelled", "cancelled while running"
+                    slot,
+                    job_id,
+                    entry["message_id"],
+                    NodeJobState.CANCELLED,
+                    "cancelled while running",
                 )
             elif now > float(state["started_at"]) + float(state.get("timeout", 0)) + grace:
                 self._kill(
                     slot,
                     job_id,
                     entry["message_id"],
-                    "failed",
+                    NodeJobState.FAILED,
                     f"timeout: the job ran longer than its {state.get('timeout')}s limit "
                     "(its runner was killed)",
                 )
@@ -486,7 +499,9 @@ class RunnerPool:
         entries = self.store.redis.xrange(self.store.jobs_key, entry_id, entry_id)
         return entries[0][1].get("job_id") if entries else None
 
-    def _kill(self, slot: _Slot, job_id: str, entry_id: str, state: str, error: str) -> None:
+    def _kill(
+        self, slot: _Slot, job_id: str, entry_id: str, state: NodeJobState, error: str
+    ) -> None:
         log.warning("job %s: killing runner %s (%s)", job_id, slot.consumer, error)
         slot.killed = True
         slot.process.kill()

@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import rhai
-from nodeagent.jobstore import FINAL_STATES, JobStore, QueuedJob, connect
+from contracts.node_job_states import NODE_FINAL_STATES
+from nodeagent.jobstore import JobStore, QueuedJob, connect
 from nodeagent.redis_server import RedisServer
 from nodeagent.runner import RunnerPool, RunnerSettings
 from nodeagent.workloads import Workload, WorkloadRegistry
@@ -44,7 +45,7 @@ def submit(store: JobStore, script: str, *, timeout: int = 60) -> str:
 
 def final(store: JobStore, job_id: str, timeout: float = 20) -> dict:
     return _wait(
-        lambda: (s := store.job_state(job_id)) and s["state"] in FINAL_STATES and s,
+        lambda: (s := store.job_state(job_id)) and s["state"] in NODE_FINAL_STATES and s,
         timeout,
         f"job {job_id} to end",
     )
