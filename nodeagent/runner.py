@@ -2,7 +2,7 @@
 
 Scripts run in separate processes so that nothing a script does -- a runaway loop, a native that
 blocks, a crash -- can stop the agent. Each job gets a fresh engine with resource limits, bound to
-the job's signer (nodeagent.bindings). The pool in the agent process watches its workers:
+the job's signer (nodeagent.functions). The pool in the agent process watches its workers:
 
 - a worker that died is replaced, and the job it held is handed on at once: the pool is its
   parent and knows it is gone, so the entry is moved to a live worker, marked as idle for the
@@ -43,13 +43,14 @@ from typing import Any
 import redis
 
 from contracts.node_job_states import NodeJobState
-from nodeagent.bindings import IMPLEMENTATIONS, JobContext, SalFactory, bind
 from nodeagent.config import DEFAULT_RUNNER_MEMORY_MB
+from nodeagent.functions import IMPLEMENTATIONS, bind
+from nodeagent.functions.context import JobContext, SalFactory
+from nodeagent.functions.registry import WorkloadRegistry
+from nodeagent.functions.resources import node_resources
+from nodeagent.functions.vms import VmFunctions
+from nodeagent.functions.workloads import WorkloadFunctions
 from nodeagent.jobstore import AGENT_RESTARTED, ClaimedJob, JobStore, connect
-from nodeagent.node_resources import node_resources
-from nodeagent.vm_functions import VmFunctions
-from nodeagent.workload_functions import WorkloadFunctions
-from nodeagent.workloads import WorkloadRegistry
 from rhai import Engine, RhaiError, to_json_value
 
 log = logging.getLogger(__name__)

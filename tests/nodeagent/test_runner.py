@@ -11,10 +11,10 @@ import pytest
 
 import rhai
 from contracts.node_job_states import NODE_FINAL_STATES
+from nodeagent.functions.registry import Workload, WorkloadRegistry
 from nodeagent.jobstore import JobStore, QueuedJob, connect
 from nodeagent.redis_server import RedisServer
 from nodeagent.runner import RunnerPool, RunnerSettings
-from nodeagent.workloads import Workload, WorkloadRegistry
 
 if not hasattr(rhai, "Engine"):
     pytest.skip(

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from nodeagent import overlay as overlay_state
-from nodeagent.bindings import JobContext
-from nodeagent.node_resources import VmHost
-from nodeagent.workload_binding import (
+from nodeagent.functions.context import JobContext
+from nodeagent.functions.registry import Workload, WorkloadError, WorkloadRegistry, check_name
+from nodeagent.functions.resources import VmHost
+from nodeagent.functions.table import (
     GIB,
     MIB,
     FunctionTable,
@@ -34,7 +35,6 @@ from nodeagent.workload_binding import (
     script_error,
     whole_number,
 )
-from nodeagent.workloads import Workload, WorkloadError, WorkloadRegistry, check_name
 from sal import mycelium, net
 from sal.command import SalError
 from sal.hypervisor.base import NetAttachment, VmNotFound, VmSpec
