@@ -1,10 +1,13 @@
 """How much slower is a Rhai script in our engine than the same program in plain Python?
 
 Each workload is a Rhai script and a Python function computing the same result. The script is
-compiled once; only evaluation is timed (with unlimited operations). Both sides report the median
-of `--runs` runs, and the results are cross-checked so a fast wrong answer cannot pass.
+compiled once; only evaluation is timed (with unlimited operations unless `--max-operations`
+says otherwise; `--progress-every` adds a progress hook, as the node's runners use). Both sides
+report the median of `--runs` runs, and the results are cross-checked so a fast wrong answer
+cannot pass.
 
-Run: `.venv/bin/python bench/rhai_bench.py [--runs N] [--only NAME ...] [--target R]`
+Run: `.venv/bin/python bench/rhai_bench.py [--runs N] [--only NAME ...] [--target R]
+[--max-operations N] [--progress-every N]`
 """
 
 from __future__ import annotations
@@ -115,8 +118,18 @@ def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
     return statistics.median(samples), result
 
 
-def engine_runner(script: str) -> Callable[[], Any]:
-    engine = Engine(max_operations=0)
+def engine_runner(
+    script: str, max_operations: int = 0, progress_every: int = 0
+) -> Callable[[], Any]:
+    """Evaluate `script`, compiled once; a progress hook (when asked) never stops it."""
+    if progress_every:
+        engine = Engine(
+            max_operations=max_operations,
+            on_progress=lambda _ops: None,
+            progress_every=progress_every,
+        )
+    else:
+        engine = Engine(max_operations=max_operations)
     ast = engine.compile(script)
     run_ast = getattr(engine, "eval_ast", None) or engine.eval
     return lambda: run_ast(ast)
@@ -127,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs per side (median is shown)")
     parser.add_argument("--only", nargs="*", help="run only workloads whose name starts so")
     parser.add_argument("--target", type=float, default=3.0, help="acceptable engine/python")
+    parser.add_argument(
+        "--max-operations", type=int, default=0, help="the engine's operation limit (0: none)"
+    )
+    parser.add_argument(
+        "--progress-every", type=int, default=0, help="call a progress hook every N operations"
+    )
     args = parser.parse_args(argv)
 
     chosen = [w for w in WORKLOADS if not args.only or any(w.name.startswith(o) for o in args.only)]
@@ -137,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for work in chosen:
         try:
-            engine_ms, got = timed(engine_runner(work.script), args.runs)
+            engine_ms, got = timed(
+                engine_runner(work.script, args.max_operations, args.progress_every), args.runs
+            )
         except RhaiError as err:
             print(f"{work.name:<14} ENGINE ERROR: {err}")
             failed = True

@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.deploy_bench import Box, Feed, percentile  # noqa: E402
 from bench.vm_bench import bare_boot, wait_marker  # noqa: E402
-from nodeagent.node_resources import node_resources  # noqa: E402
+from nodeagent.functions.resources import node_resources  # noqa: E402
 from tests.sal.conftest import loop_pool, storage_missing  # noqa: E402
 from tests.sal.guest import READY_MARKER, build_guest, install_guest_image  # noqa: E402
 

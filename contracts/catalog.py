@@ -6,7 +6,7 @@ and fails with a clear "not available on this node" when called.
 
 Each entry also says how to call it -- parameters, the fields of a map argument with their
 types, defaults and ranges, the result's shape, an example -- because the same table feeds the
-node's argument checks (nodeagent/vm_functions.py, workload_functions.py read their field sets,
+node's argument checks (nodeagent/functions/vms.py, workloads.py read their field sets,
 defaults and limits from here), `GET /api/v1/catalog`, `zos catalog` and the generated section of
 docs/workloads.md. Changing a default here changes it everywhere; tests/test_catalog.py fails
 until the docs are regenerated:
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Workload names become ids in file paths, process and interface names (nodeagent.workloads).
+# Workload names become ids in file paths, process and interface names
+# (nodeagent.functions.registry).
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$"
 NAME_RULE = "1-32 lowercase letters, digits and '-', starting with a letter, not ending with '-'"
 

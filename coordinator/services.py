@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 from nacl.signing import VerifyKey
 
+from contracts.node_job_states import NodeJobState
 from contracts.payload_types import DEPLOYMENT_TYPE
 from contracts.scripts import ScriptRejected
 from coordinator import compile_pool, links, notify
@@ -48,10 +49,10 @@ MAX_CLOCK_AHEAD = 300
 MAX_LIFETIME = 7 * 24 * 3600
 MAX_LOG_LINE = 8192
 NODE_EVENT_STATES = {
-    "running": JobState.RUNNING,
-    "succeeded": JobState.SUCCEEDED,
-    "failed": JobState.FAILED,
-    "cancelled": JobState.CANCELLED,
+    NodeJobState.RUNNING: JobState.RUNNING,
+    NodeJobState.SUCCEEDED: JobState.SUCCEEDED,
+    NodeJobState.FAILED: JobState.FAILED,
+    NodeJobState.CANCELLED: JobState.CANCELLED,
 }
 # The status of a node event stored after the job's final state: history, never a state change.
 LATE = "late"

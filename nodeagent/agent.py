@@ -25,18 +25,18 @@ import redis
 from nodeagent import __version__, overlay
 from nodeagent.config import STATE_FILE, AgentConfig
 from nodeagent.facts import CAPACITY_KEYS, NodeFacts, read_facts
+from nodeagent.functions.registry import WorkloadRegistry
+from nodeagent.functions.resources import hypervisor_available, node_resources
+from nodeagent.functions.vms import restart_vms
 from nodeagent.health import health_flags, seconds_since_boot
 from nodeagent.identity import NodeIdentity
 from nodeagent.jobstore import JobStore, connect
 from nodeagent.ledger_client import LedgerClient, LedgerRefused, LedgerUnavailable
-from nodeagent.node_resources import hypervisor_available, node_resources
 from nodeagent.redis_server import RedisServer
 from nodeagent.runner import RunnerPool, RunnerSettings
 from nodeagent.supervisor import Supervisor, ws_url_for
 from nodeagent.updater import EXIT_UPDATE, updater_for
 from nodeagent.verification import NodeAudience
-from nodeagent.vm_functions import restart_vms
-from nodeagent.workloads import WorkloadRegistry
 from sal.command import SalError
 
 log = logging.getLogger(__name__)

@@ -164,7 +164,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _images(args: argparse.Namespace) -> int:
-    from nodeagent.node_resources import node_resources
+    from nodeagent.functions.resources import node_resources
     from sal.command import SalError
 
     storage = Path(args.storage)

@@ -19,8 +19,9 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from contracts.node_job_states import NODE_FINAL_STATES, NodeJobState
+
 GROUP = "runners"
-FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 DEFAULT_MAX_LOCAL_ATTEMPTS = 3
 JOB_FIELDS = ("job_id", "attempt", "owner", "signer", "name", "script", "timeout")
 AGENT_RESTARTED = "the agent restarted mid-job"
@@ -284,7 +285,7 @@ class JobStore:
             attempts = self.redis.hincrby(key, "local_attempts", 1)
             if (
                 attempts > self.max_local_attempts
-                and self.redis.hget(key, "state") not in FINAL_STATES
+                and self.redis.hget(key, "state") not in NODE_FINAL_STATES
             ):
                 self.dead_letter(entry_id, job, attempts - 1)
                 continue
@@ -319,7 +320,7 @@ class JobStore:
         self.finish(
             job.job_id,
             entry_id,
-            "failed",
+            NodeJobState.FAILED,
             error=f"gave up after {attempts} local attempts: the runner died each time",
         )
 
@@ -351,7 +352,7 @@ class JobStore:
         self,
         job_id: str,
         entry_id: str,
-        state: str,
+        state: NodeJobState,
         *,
         result: Any = None,
         error: str | None = None,
@@ -361,9 +362,9 @@ class JobStore:
         False when the job had already ended (then only the ack happens): a runner and the pool
         may race to end the same job, and the first one wins.
         """
-        if state not in FINAL_STATES:
+        if state not in NODE_FINAL_STATES:
             raise ValueError(f"{state!r} is not a final job state")
-        if state == "succeeded":
+        if state == NodeJobState.SUCCEEDED:
             field, value = "result", json.dumps(result)
         else:
             field, value = "error", error or state
@@ -428,8 +429,8 @@ class JobStore:
         else:
             waiting = self.redis.xlen(self.jobs_key)
         return {
-            "queued": waiting,
-            "running": running,
+            NodeJobState.QUEUED.value: waiting,
+            NodeJobState.RUNNING.value: running,
             "outbox": self.redis.xlen(self.outbox_key),
             "dead": self.redis.xlen(self.dead_key),
         }

@@ -2,7 +2,7 @@
 
 Scripts run in separate processes so that nothing a script does -- a runaway loop, a native that
 blocks, a crash -- can stop the agent. Each job gets a fresh engine with resource limits, bound to
-the job's signer (nodeagent.bindings). The pool in the agent process watches its workers:
+the job's signer (nodeagent.functions). The pool in the agent process watches its workers:
 
 - a worker that died is replaced, and the job it held is handed on at once: the pool is its
   parent and knows it is gone, so the entry is moved to a live worker, marked as idle for the
@@ -12,8 +12,9 @@ the job's signer (nodeagent.bindings). The pool in the agent process watches its
   timeout remains the backstop for a worker the pool cannot see (workers heartbeat the job they
   run, so a live one never loses its job);
 - a job past its timeout, or cancelled and not stopping, has its worker killed and is ended by the
-  pool. Workers stop cooperatively first: `log`, `sleep` and the engine's progress hook (when the
-  engine has one) end the script with ErrorTerminated.
+  pool. That is the backstop: workers stop cooperatively first, since `log`, `sleep` and the
+  engine's progress hook (every `progress_every` operations, so a CPU-bound `loop {}` too) end
+  the script with ErrorTerminated and the worker goes on to its next job.
 
 Two backstops keep a script from taking a worker (or the node) down with it: a soft address-space
 limit (RLIMIT_AS, `memory_mb`) turns a runaway allocation into a MemoryError that fails the job,
@@ -26,7 +27,6 @@ starts, which must not live under a script's budget.
 import contextlib
 import ctypes
 import logging
-import math
 import multiprocessing
 import resource
 import secrets
@@ -34,6 +34,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -41,16 +42,16 @@ from typing import Any
 
 import redis
 
-from nodeagent.bindings import IMPLEMENTATIONS, JobContext, SalFactory, bind
+from contracts.node_job_states import NodeJobState
 from nodeagent.config import DEFAULT_RUNNER_MEMORY_MB
+from nodeagent.functions import IMPLEMENTATIONS, bind
+from nodeagent.functions.context import JobContext, SalFactory
+from nodeagent.functions.registry import WorkloadRegistry
+from nodeagent.functions.resources import node_resources
+from nodeagent.functions.vms import VmFunctions
+from nodeagent.functions.workloads import WorkloadFunctions
 from nodeagent.jobstore import AGENT_RESTARTED, ClaimedJob, JobStore, connect
-from nodeagent.node_resources import node_resources
-from nodeagent.vm_functions import VmFunctions
-from nodeagent.workload_functions import WorkloadFunctions
-from nodeagent.workloads import WorkloadRegistry
-from rhai import Engine
-from rhai.errors import RhaiError
-from rhai.values import Char, FnPtr, Range, Shared, Timestamp, to_string
+from rhai import Engine, RhaiError, to_json_value
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,9 @@ class RunnerSettings:
     max_string_size: int = 1 << 20
     max_array_size: int = 100_000
     max_map_size: int = 10_000
+    # how often (in operations) a script checks for a cancel or its timeout; a check is a
+    # clock read (and a Redis read every CANCEL_CHECK_EVERY), ~10,000 operations take ~1 ms
+    progress_every: int = 10_000
     data_dir: str | None = None  # None: no workload SALs (jobs get log/sleep/now/node_info)
     storage: tuple[str, ...] = ()  # mounted pools; the first btrfs one holds workloads
     workload_bind: str = "127.0.0.1"  # where databases listen (the overlay address on a node)
@@ -94,8 +98,15 @@ class RunnerSettings:
         return max(0.05, self.visibility_ms / 1000 / 4)
 
 
-def new_engine(settings: RunnerSettings) -> Engine:
-    """A fresh engine for one job: nothing a previous script defined can leak into the next."""
+def new_engine(settings: RunnerSettings, on_progress: Callable[[int], Any]) -> Engine:
+    """A fresh engine for one job: nothing a previous script defined can leak into the next.
+
+    `on_progress` runs every `progress_every` operations; raising there ends the script, which
+    is how a CPU-bound job is stopped for a cancel or its timeout without killing the worker.
+    With `max_operations` 0 the engine counts no operations, so there is no hook: only the
+    pool's kill stops a busy script then.
+    """
+    counted = settings.max_operations > 0
     return Engine(
         max_operations=settings.max_operations,
         max_call_levels=settings.max_call_levels,
@@ -103,30 +114,9 @@ def new_engine(settings: RunnerSettings) -> Engine:
         max_string_size=settings.max_string_size,
         max_array_size=settings.max_array_size,
         max_map_size=settings.max_map_size,
+        on_progress=on_progress if counted else None,
+        progress_every=settings.progress_every,
     )
-
-
-def to_json_value(value: Any) -> Any:
-    """A script's result as JSON: Char as a string, a function pointer as its name."""
-    if value is None or type(value) in (bool, int, str):
-        return value
-    if type(value) is float:
-        return value if math.isfinite(value) else to_string(value)
-    if isinstance(value, Char):
-        return str(value)
-    if isinstance(value, list):
-        return [to_json_value(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): to_json_value(v) for k, v in value.items()}
-    if isinstance(value, FnPtr):
-        return value.name
-    if isinstance(value, Shared):
-        return to_json_value(value.value)
-    if isinstance(value, bytearray | bytes):
-        return list(value)
-    if isinstance(value, Range | Timestamp):
-        return to_string(value)
-    return to_string(value)
 
 
 def error_text(exc: RhaiError) -> str:
@@ -198,7 +188,8 @@ class Worker:
         self.current = claimed.entry_id
         try:
             if self.store.start(job.job_id, self.consumer) is None:
-                self.store.finish(job.job_id, claimed.entry_id, "cancelled")  # acks only
+                # already final (cancelled while queued): this only acks the entry
+                self.store.finish(job.job_id, claimed.entry_id, NodeJobState.CANCELLED)
                 return
             ctx = JobContext(
                 job_id=job.job_id,
@@ -210,39 +201,39 @@ class Worker:
                 workloads=WorkloadRegistry(self.store.redis),
             )
             state, outcome = self._execute(job.script, ctx)
-            if state == "succeeded":
+            if state == NodeJobState.SUCCEEDED:
                 self.store.finish(job.job_id, claimed.entry_id, state, result=outcome)
             else:
                 self.store.finish(job.job_id, claimed.entry_id, state, error=outcome)
         finally:
             self.current = None
 
-    def _execute(self, script: str, ctx: JobContext) -> tuple[str, Any]:
+    def _execute(self, script: str, ctx: JobContext) -> tuple[NodeJobState, Any]:
         try:
-            engine = new_engine(self.settings)
+            engine = new_engine(self.settings, on_progress=lambda _ops: ctx.check())
             bind(engine, ctx, self.functions)
-            on_progress = getattr(engine, "on_progress", None)
-            if callable(on_progress):
-                on_progress(lambda _ops: ctx.check())
             value = engine.eval(script)
-            return "succeeded", to_json_value(value)
+            return NodeJobState.SUCCEEDED, to_json_value(value)
         except RhaiError as exc:
             if ctx.stop_reason == "cancelled":
-                return "cancelled", "cancelled while running"
+                return NodeJobState.CANCELLED, "cancelled while running"
             if ctx.stop_reason == "timeout":
-                return "failed", f"timeout: the job ran longer than its {ctx.timeout:g}s limit"
+                return (
+                    NodeJobState.FAILED,
+                    f"timeout: the job ran longer than its {ctx.timeout:g}s limit",
+                )
             if exc.details.get("what") == "Memory":  # the engine's word for a MemoryError
-                return "failed", self._out_of_memory()
-            return "failed", error_text(exc)
+                return NodeJobState.FAILED, self._out_of_memory()
+            return NodeJobState.FAILED, error_text(exc)
         except MemoryError:
-            return "failed", self._out_of_memory()
+            return NodeJobState.FAILED, self._out_of_memory()
         except RecursionError:
-            return "failed", "ErrorStackOverflow: the script nested too deeply"
+            return NodeJobState.FAILED, "ErrorStackOverflow: the script nested too deeply"
         except redis.RedisError:
             raise
         except Exception as exc:
             log.exception("job %s: a native function failed", ctx.job_id)
-            return "failed", f"ErrorSystem: internal error in a node function: {exc}"
+            return NodeJobState.FAILED, f"ErrorSystem: internal error in a node function: {exc}"
 
     def _out_of_memory(self) -> str:
         if self.settings.memory_mb:
@@ -479,20 +470,28 @@ class RunnerPool:
                 continue
             job_id = self._job_of(entry["message_id"])
             state = self.store.job_state(job_id) if job_id else None
-            if not state or state.get("state") != "running" or state.get("runner") != slot.consumer:
+            if (
+                not state
+                or state.get("state") != NodeJobState.RUNNING
+                or state.get("runner") != slot.consumer
+            ):
                 continue
             now = time.time()
             grace = self.settings.kill_grace
             if state.get("cancel") == "1" and now > float(state.get("cancel_at", now)) + grace:
                 self._kill(
-                    slot, job_id, entry["message_id"], "cancelled", "cancelled while running"
+                    slot,
+                    job_id,
+                    entry["message_id"],
+                    NodeJobState.CANCELLED,
+                    "cancelled while running",
                 )
             elif now > float(state["started_at"]) + float(state.get("timeout", 0)) + grace:
                 self._kill(
                     slot,
                     job_id,
                     entry["message_id"],
-                    "failed",
+                    NodeJobState.FAILED,
                     f"timeout: the job ran longer than its {state.get('timeout')}s limit "
                     "(its runner was killed)",
                 )
@@ -501,7 +500,9 @@ class RunnerPool:
         entries = self.store.redis.xrange(self.store.jobs_key, entry_id, entry_id)
         return entries[0][1].get("job_id") if entries else None
 
-    def _kill(self, slot: _Slot, job_id: str, entry_id: str, state: str, error: str) -> None:
+    def _kill(
+        self, slot: _Slot, job_id: str, entry_id: str, state: NodeJobState, error: str
+    ) -> None:
         log.warning("job %s: killing runner %s (%s)", job_id, slot.consumer, error)
         slot.killed = True
         slot.process.kill()

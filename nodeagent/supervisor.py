@@ -19,6 +19,7 @@ from nacl.signing import VerifyKey
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
+from contracts.node_job_states import NODE_FINAL_STATES
 from contracts.scripts import ScriptRejected, check_script
 from nodeagent.identity import NodeIdentity
 from nodeagent.jobstore import JobStore, QueuedJob
@@ -36,7 +37,6 @@ HANDSHAKE_TIMEOUT = 10.0
 # 0.5-1.0 so a fleet of nodes dropped together does not reconnect in one wave.
 BACKOFF_BASE = 2.0
 BACKOFF_MAX = 60.0
-FINAL = {"succeeded", "failed", "cancelled"}
 # What this agent does on the link beyond the base protocol: it answers `ping` (so the
 # coordinator may mark the link down when it stops) and acknowledges `cancel` with `cancel_ack`.
 FEATURES = ["pong", "cancel_ack"]
@@ -161,7 +161,7 @@ class Supervisor:
     def _report_known_job(self, job_id: str, attempt: int) -> None:
         """A re-sent job already finished here: tell the coordinator its outcome again."""
         state = self.store.job_state(job_id) or {}
-        if state.get("state") in FINAL:
+        if state.get("state") in NODE_FINAL_STATES:
             fields = {k: state[k] for k in ("result", "error") if state.get(k)}
             if "result" in fields:
                 fields["result"] = json.loads(fields["result"])

@@ -8,7 +8,6 @@ code. Whatever the input, only `RhaiError` leaves these methods: internal failur
 from __future__ import annotations
 
 import inspect
-import itertools
 import sys
 import warnings
 from collections.abc import Callable
@@ -119,6 +118,13 @@ class Engine:
     functions), max_string_size=10 MiB, max_array_size=max_map_size=1_000_000,
     max_variables=10_000, max_memory=256 MiB (all values a script holds together),
     max_data_depth=1024 (nesting of arrays, maps and curried function pointers).
+
+    `on_progress(operations)`, when set, is called every `progress_every` operations (default
+    10_000) with the number of operations so far, like Rhai's `Engine::on_progress`: returning
+    anything but None, or raising, ends the script with ErrorTerminated (never caught by the
+    script). It rides on the operation counter, so it needs `max_operations` > 0, and costs
+    nothing per operation (see `Runtime.start_counting`). A host uses it to stop a CPU-bound
+    script cooperatively: cancel, timeout.
     """
 
     def __init__(
@@ -134,6 +140,8 @@ class Engine:
         max_variables: int = 10_000,
         max_memory: int = 256 * 1024 * 1024,
         max_data_depth: int = 1024,
+        on_progress: Callable[[int], Any] | None = None,
+        progress_every: int = 10_000,
     ) -> None:
         self.max_operations = max_operations
         self.max_call_levels = max_call_levels
@@ -149,6 +157,8 @@ class Engine:
         self.max_data_depth = max_data_depth
         self.on_print: Callable[[str], Any] = _default_print
         self.on_debug: Callable[[str], Any] = _default_print
+        self.on_progress = on_progress
+        self.progress_every = progress_every
         self._host_fns: dict[tuple[str, int], Callable[..., Any]] = {}
         self._rt = Runtime(self)
         # Deeply nested data (Rhai has no nesting limit) is copied, compared and printed
@@ -230,7 +240,7 @@ class Engine:
             "_K": unit.consts,
             "RhaiError": RhaiError,
             "_OPS": r.ops,
-            "_tmo": r.too_many_ops,
+            "_tmo": r.op_checkpoint,
             "_so": r.stack_overflow,
             "_ovf": r.ovf,
             "_add": r.add,
@@ -309,9 +319,8 @@ class Engine:
         ns = ast._ns
         r = self._rt
         saved = (r.fns, ns["_SC"], ns["_GC"], r.bang_fns, r.entry)
-        outermost = r.depth == 0
-        if outermost:
-            r.ops = itertools.count()
+        if r.depth == 0:
+            r.start_counting()
         if r.entry is None:
             # the memory budget is per outermost run: a host function running another script
             # on this engine shares it, and measuring walks up to the outermost run
@@ -350,7 +359,7 @@ class Engine:
         saved = r.fns, r.entry
         r.fns = ast.fn_table
         if r.depth == 0:
-            r.ops = itertools.count()
+            r.start_counting()
         if r.entry is None:
             r.reset_budget()
             r.entry = sys._getframe()

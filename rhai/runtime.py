@@ -13,7 +13,7 @@ import math
 import re
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from . import stdlib as _stdlib
@@ -531,7 +531,11 @@ class Runtime:
         self.engine = engine
         self.fns: dict[tuple[str, int], Callable[..., Any]] = {}
         self.bang_fns: dict[tuple[str, int], Callable[..., Any]] = {}
-        self.ops = itertools.count()
+        self.ops: Iterator[int] = itertools.count()
+        # with a progress hook: the hook of this run, and the operations counted up to the
+        # checkpoint the counter last reached (see `start_counting`)
+        self.progress: Callable[[int], Any] | None = None
+        self.ops_done = 0
         self.depth = 0
         # memory budget: bytes the script may still allocate before its live values are
         # measured again (see `collect`), and the engine frame where measuring stops
@@ -539,6 +543,67 @@ class Runtime:
         self.entry: Any = None
 
     # ---- limits ----
+    def start_counting(self) -> None:
+        """Count the operations of a new outermost run from zero.
+
+        Generated code checks every operation with `if next(_OPS) > max_operations:
+        _tmo(p)`, a constant compiled into the script. Without a progress hook the counter
+        is a plain count, so that check fires only past the limit. With one, the counter
+        yields 0 and, every `progress_every` operations (and from the limit on), a value
+        past the limit: the same check then reaches `op_checkpoint`, which calls the hook.
+        So a hook costs nothing per operation beyond the check every script already pays.
+        """
+        engine = self.engine
+        self.ops_done = 0
+        self.progress = engine.on_progress
+        if self.progress is None:
+            self.ops = itertools.count()
+            return
+        limit = engine.max_operations
+        every = engine.progress_every
+        if not limit:
+            raise ValueError(
+                "a progress hook rides on the operation counter: set max_operations (any "
+                "positive limit, however large)"
+            )
+        if type(every) is not int or every < 1:
+            raise ValueError(f"progress_every must be a positive whole number, not {every!r}")
+        self.ops = itertools.chain.from_iterable(self._op_chunks(limit, every))
+
+    def _op_chunks(self, limit: int, every: int) -> Iterator[Iterable[int]]:
+        """The counter's values with a progress hook, chunk by chunk (see `start_counting`).
+
+        A plain count yields its n-th value as n - 1, so the check first fires at operation
+        limit + 2; the checkpoints keep that boundary exactly.
+        """
+        past = limit + 1
+        first_over = limit + 2
+        done = 0
+        while done + every < first_over:
+            yield itertools.repeat(0, every - 1)
+            done += every
+            self.ops_done = done  # set before the chunk's last value is handed out
+            yield (past,)
+        yield itertools.repeat(0, first_over - done - 1)
+        self.ops_done = first_over
+        yield itertools.repeat(past)  # past the limit: every check fires from here on
+
+    def op_checkpoint(self, p: Any) -> None:
+        """The operation check fired (`_tmo`): past the limit, or time to call the hook."""
+        hook = self.progress
+        if hook is None or self.ops_done > self.engine.max_operations + 1:
+            self.too_many_ops(p)
+        try:
+            token = hook(self.ops_done)
+        except RhaiError as e:
+            if e.kind == "ErrorTerminated" and e.line is not None:
+                raise
+            raise err("ErrorTerminated", e.message, p, token=e.value) from e
+        except Exception as e:
+            raise err("ErrorTerminated", f"Script terminated: {e}", p, token=str(e)) from e
+        if token is not None:
+            raise err("ErrorTerminated", f"Script terminated: {to_string(token)}", p, token=token)
+
     def too_many_ops(self, p: Any) -> None:
         raise err("ErrorTooManyOperations", "Too many operations", p)
 
@@ -559,10 +624,12 @@ class Runtime:
         max_ops = self.engine.max_operations
         if max_ops and n > 0:
             ops = self.ops
+            checkpoint = self.ops_done
             if n > 1:
                 _consume(itertools.islice(ops, n - 1))
-            if next(ops) > max_ops and p is not None:
-                self.too_many_ops(p)
+            # a checkpoint passed inside the n operations moved `ops_done`
+            if (next(ops) > max_ops or self.ops_done != checkpoint) and p is not None:
+                self.op_checkpoint(p)
 
     def settle(self, p: Any, allocated: int = 0) -> None:
         """Charge the deep work done since the last call as operations, and `allocated` bytes

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import sys
 import threading
 import time
@@ -371,6 +372,32 @@ def to_string(value: Any) -> str:
     if t is type(None):
         return ""
     return to_debug(value)
+
+
+def to_json_value(value: Any) -> Any:
+    """A value a script produced as plain JSON data, for hosts that store or send results.
+
+    JSON has no characters, function pointers, blobs, ranges or timestamps: a character is a
+    string, a function pointer its name, a blob a list of byte values, a non-finite float and
+    anything else its `to_string` text. Map keys are strings; shared cells are unwrapped.
+    """
+    if value is None or type(value) in (bool, int, str):
+        return value
+    if type(value) is float:
+        return value if math.isfinite(value) else to_string(value)
+    if isinstance(value, Char):
+        return str(value)
+    if isinstance(value, list):
+        return [to_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_json_value(v) for k, v in value.items()}
+    if isinstance(value, FnPtr):
+        return value.name
+    if isinstance(value, Shared):
+        return to_json_value(value.value)
+    if isinstance(value, bytearray | bytes):
+        return list(value)
+    return to_string(value)
 
 
 def to_debug(value: Any) -> str:

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from nodeagent.node_resources import node_resources
-from nodeagent.vm_functions import tap_name
+from nodeagent.functions.resources import node_resources
+from nodeagent.functions.vms import tap_name
 from sal import net
 from sal.command import run
 from tests.integration.conftest import free_port, wait_for

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from contracts.catalog import CATALOG, CatalogFunction
-from nodeagent.bindings import IMPLEMENTATIONS, MAX_SLEEP_MS, JobContext, bind
-from nodeagent.node_resources import NodeResources
-from nodeagent.vm_functions import VmFunctions
-from nodeagent.workload_functions import WorkloadFunctions
-from nodeagent.workloads import Workload, WorkloadError
+from nodeagent.functions import IMPLEMENTATIONS, MAX_SLEEP_MS, bind
+from nodeagent.functions.context import JobContext
+from nodeagent.functions.registry import Workload, WorkloadError
+from nodeagent.functions.resources import NodeResources
+from nodeagent.functions.vms import VmFunctions
+from nodeagent.functions.workloads import WorkloadFunctions
 from rhai import Engine, RhaiError
 from sal.images import Image, ImageError
 

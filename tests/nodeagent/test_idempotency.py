@@ -13,13 +13,13 @@ import pytest
 import redis
 
 from contracts.catalog import CATALOG
-from nodeagent.bindings import JobContext
 from nodeagent.facts import disk_class
+from nodeagent.functions.context import JobContext
+from nodeagent.functions.registry import Workload, WorkloadRegistry
+from nodeagent.functions.resources import NodeResources, node_resources
+from nodeagent.functions.vms import VmFunctions
+from nodeagent.functions.workloads import WorkloadFunctions
 from nodeagent.jobstore import JobStore, QueuedJob
-from nodeagent.node_resources import NodeResources, node_resources
-from nodeagent.vm_functions import VmFunctions
-from nodeagent.workload_functions import WorkloadFunctions
-from nodeagent.workloads import Workload, WorkloadRegistry
 from tests.sal.conftest import loop_pool
 
 GIB = 2**30

@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import rhai
-from nodeagent.jobstore import FINAL_STATES, JobStore, QueuedJob, connect
+from contracts.node_job_states import NODE_FINAL_STATES
+from nodeagent.functions.registry import Workload, WorkloadRegistry
+from nodeagent.jobstore import JobStore, QueuedJob, connect
 from nodeagent.redis_server import RedisServer
 from nodeagent.runner import RunnerPool, RunnerSettings
-from nodeagent.workloads import Workload, WorkloadRegistry
 
 if not hasattr(rhai, "Engine"):
     pytest.skip(
@@ -44,7 +45,7 @@ def submit(store: JobStore, script: str, *, timeout: int = 60) -> str:
 
 def final(store: JobStore, job_id: str, timeout: float = 20) -> dict:
     return _wait(
-        lambda: (s := store.job_state(job_id)) and s["state"] in FINAL_STATES and s,
+        lambda: (s := store.job_state(job_id)) and s["state"] in NODE_FINAL_STATES and s,
         timeout,
         f"job {job_id} to end",
     )
@@ -155,6 +156,39 @@ def test_cancel_stops_a_sleeping_job_without_killing_its_runner(store: JobStore,
     assert events(store, job)[-1]["status"] == "cancelled"
     assert pool.slots[0].process.pid == pid
     assert final(store, submit(store, "7"))["result"] == "7"
+
+
+def test_cancel_stops_a_cpu_bound_job_without_killing_its_runner(store: JobStore, start_pool):
+    # No operation limit in sight: only the engine's progress hook can stop `loop {}` in time.
+    pool = start_pool(workers=1, max_operations=10**15)
+    job = submit(store, 'log("spin"); loop {}')
+    _wait(lambda: logs(store, job) == ["spin"], 10, "the job to start")
+    pid = _worker_pid(pool, store, job)
+    cancelled = time.monotonic()
+    store.request_cancel(job)
+    state = final(store, job, timeout=5)
+    assert state["state"] == "cancelled"
+    assert time.monotonic() - cancelled < 2
+    assert state["error"] == "cancelled while running"
+    assert final(store, submit(store, "7"))["result"] == "7"
+    assert pool.slots[0].process.pid == pid
+    assert pool.restarts == 0
+
+
+def test_a_cpu_bound_job_past_its_timeout_fails_without_killing_its_runner(
+    store: JobStore, start_pool
+):
+    pool = start_pool(workers=1, max_operations=10**15)
+    pid = pool.slots[0].process.pid
+    started = time.monotonic()
+    job = submit(store, "loop {}", timeout=1)
+    state = final(store, job, timeout=10)
+    assert state["state"] == "failed"
+    assert state["error"] == "timeout: the job ran longer than its 1s limit"
+    assert time.monotonic() - started < 5
+    assert final(store, submit(store, '"next"'))["result"] == '"next"'
+    assert pool.slots[0].process.pid == pid
+    assert pool.restarts == 0
 
 
 def test_cancel_of_a_busy_script_kills_its_runner_if_it_must(store: JobStore, start_pool):

@@ -14,10 +14,10 @@ import pytest
 
 from nodeagent import overlay as overlay_state
 from nodeagent.facts import disk_class
+from nodeagent.functions.registry import WorkloadRegistry
+from nodeagent.functions.resources import node_resources
+from nodeagent.functions.vms import restart_vms, tap_name
 from nodeagent.jobstore import JobStore, QueuedJob
-from nodeagent.node_resources import node_resources
-from nodeagent.vm_functions import restart_vms, tap_name
-from nodeagent.workloads import WorkloadRegistry
 from sal import mycelium, net
 from sal.command import run as run_command
 from tests.nodeagent.test_runner import final, start_pool  # noqa: F401 - fixture

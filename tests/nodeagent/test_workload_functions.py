@@ -10,8 +10,8 @@ import redis
 
 from nodeagent.config import DEFAULT_RUNNER_MEMORY_MB
 from nodeagent.facts import disk_class
+from nodeagent.functions.registry import WorkloadRegistry
 from nodeagent.jobstore import JobStore, QueuedJob
-from nodeagent.workloads import WorkloadRegistry
 from sal.herodb import HeroDB
 from tests.nodeagent.test_runner import final, start_pool  # noqa: F401 - fixture
 from tests.sal.conftest import loop_pool

@@ -5,8 +5,14 @@ import multiprocessing
 
 import pytest
 
+from nodeagent.functions.registry import (
+    NoCapacity,
+    Workload,
+    WorkloadError,
+    WorkloadRegistry,
+    check_name,
+)
 from nodeagent.jobstore import connect
-from nodeagent.workloads import NoCapacity, Workload, WorkloadError, WorkloadRegistry, check_name
 
 GIB = 2**30
 

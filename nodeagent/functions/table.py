@@ -10,10 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 from contracts.catalog import CatalogFunction
-from nodeagent.bindings import JobContext, SalFactory
-from nodeagent.node_resources import NodeResources
-from nodeagent.workloads import Workload, WorkloadError, WorkloadRegistry, check_name
-from rhai.errors import RhaiError
+from nodeagent.functions.context import JobContext, SalFactory
+from nodeagent.functions.registry import Workload, WorkloadError, WorkloadRegistry, check_name
+from nodeagent.functions.resources import NodeResources
+from rhai import RhaiError
 from sal.command import SalError
 
 log = logging.getLogger(__name__)

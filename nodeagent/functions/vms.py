@@ -23,9 +23,10 @@ from typing import Any
 
 from contracts.catalog import CATALOG
 from nodeagent import overlay as overlay_state
-from nodeagent.bindings import JobContext
-from nodeagent.node_resources import VmHost
-from nodeagent.workload_binding import (
+from nodeagent.functions.context import JobContext
+from nodeagent.functions.registry import Workload, WorkloadError, WorkloadRegistry, check_name
+from nodeagent.functions.resources import VmHost
+from nodeagent.functions.table import (
     GIB,
     MIB,
     FunctionTable,
@@ -35,7 +36,6 @@ from nodeagent.workload_binding import (
     script_error,
     spec_number,
 )
-from nodeagent.workloads import Workload, WorkloadError, WorkloadRegistry, check_name
 from sal import mycelium, net
 from sal.command import SalError
 from sal.hypervisor.base import NetAttachment, VmNotFound, VmSpec

@@ -1,4 +1,5 @@
-"""The SAL catalog bound into one job's Rhai engine, on behalf of the job's signer.
+"""The node's side of the function catalog: the catalog bound into one job's Rhai engine, on
+behalf of the job's signer.
 
 Every catalog name (in contracts/) is registered in every job's engine, so a script behaves the
 same on every node: a name whose SAL this node lacks fails with a clear "not available" error
@@ -7,82 +8,31 @@ passing its own table to `bind`): the factory receives the `JobContext` -- job i
 -- and returns the function the script calls, so an implementation can only ever act for the
 owner of the job it was made for.
 
-The built-ins here are the ones every node has: `log`, `sleep`, `now`, `node_info`.
+The built-ins here are the ones every node has: `log`, `sleep`, `now`, `node_info`. The rest of
+the package says what else a job can reach:
+
+- `context`: the job a function acts for (`JobContext`) and when it must stop;
+- `table`: what every workload function table shares (argument checks, reserve → make → record);
+- `workloads`: volumes and databases; `vms`: virtual machines;
+- `registry`: the owner-scoped workload records and the capacity they reserve, in Redis;
+- `resources`: the SALs this node has for workloads (pool, HeroDB, hypervisor, image cache).
 """
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from contracts.catalog import CATALOG, CatalogFunction
-from nodeagent.workloads import WorkloadRegistry
-from rhai.errors import RhaiError
-from rhai.values import to_string
+from nodeagent.functions.context import JobContext, SalFactory
+from rhai import RhaiError, to_string
 
 MAX_LOG_LINE = 4096
 MAX_LOG_LINES = 10_000
 MAX_SLEEP_MS = CATALOG["sleep"].param("ms").maximum
 SLEEP_SLICE = 0.1
-CANCEL_CHECK_EVERY = 0.2
 
 # Which SAL provides a catalog name, for the "not available" message.
 _SAL_OF_PREFIX = {"vm_": "hypervisor", "volume_": "storage", "herodb_": "herodb"}
-
-
-class JobEvents(Protocol):
-    """What the bindings need from the job store (nodeagent.jobstore.JobStore has it)."""
-
-    def log(self, job_id: str, message: str) -> str | None: ...
-
-    def cancel_requested(self, job_id: str) -> bool: ...
-
-    def node_info(self) -> dict | None: ...
-
-
-class JobStopped(Exception):
-    """Raised inside natives when the job must end: cancelled or out of time."""
-
-
-@dataclass
-class JobContext:
-    """One job's identity and its stop conditions, shared by all its bound functions."""
-
-    job_id: str
-    owner: int
-    signer: str
-    name: str
-    timeout: float
-    events: JobEvents
-    workloads: WorkloadRegistry | None = None
-    started: float = field(default_factory=time.monotonic)
-    stop_reason: str | None = None  # "cancelled" or "timeout" once the job must end
-    log_lines: int = 0
-    _cancel_checked: float = 0.0
-
-    @property
-    def deadline(self) -> float:
-        return self.started + self.timeout
-
-    def check(self) -> None:
-        """Raise ErrorTerminated if the job was cancelled or ran out of time."""
-        now = time.monotonic()
-        if self.stop_reason is None and now >= self.deadline:
-            self.stop_reason = "timeout"
-        if self.stop_reason is None and now - self._cancel_checked >= CANCEL_CHECK_EVERY:
-            self._cancel_checked = now
-            if self.events.cancel_requested(self.job_id):
-                self.stop_reason = "cancelled"
-        if self.stop_reason == "cancelled":
-            raise RhaiError("ErrorTerminated", "Script terminated: the job was cancelled")
-        if self.stop_reason == "timeout":
-            raise RhaiError(
-                "ErrorTerminated",
-                f"Script terminated: the job ran longer than its {self.timeout:g}s limit",
-            )
-
-
-SalFactory = Callable[[JobContext], Callable[..., Any]]
 
 
 def _log(ctx: JobContext) -> Callable[[Any], None]:

@@ -2,8 +2,8 @@
 
 Each function validates what the script passed, reserves capacity in the workload registry
 (which also scopes the name to the job's owner), asks the SAL to do the work, and records what
-the SAL reported (nodeagent.workload_binding). A failure after the reservation gives the capacity
-back, so a failed create leaves nothing behind. VMs are in nodeagent.vm_functions.
+the SAL reported (nodeagent.functions.table). A failure after the reservation gives the capacity
+back, so a failed create leaves nothing behind. VMs are in nodeagent.functions.vms.
 
 Jobs run at least once (a runner or agent that dies mid-job runs the script again), so every
 function is idempotent by name: a create with the same spec returns the same result, a delete of
@@ -15,8 +15,9 @@ from typing import Any
 
 from contracts.catalog import CATALOG
 from nodeagent import overlay
-from nodeagent.bindings import JobContext
-from nodeagent.workload_binding import (
+from nodeagent.functions.context import JobContext
+from nodeagent.functions.registry import Workload, check_name
+from nodeagent.functions.table import (
     GIB,
     MIB,
     FunctionTable,
@@ -27,7 +28,6 @@ from nodeagent.workload_binding import (
     spec_number,
     whole_number,
 )
-from nodeagent.workloads import Workload, check_name
 from sal.btrfs import Pool
 
 VOLUME_SIZE = CATALOG["volume_create"].param("size_gb")
