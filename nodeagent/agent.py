@@ -5,9 +5,11 @@ end the loop: the ledger may be down, the network not up yet, or the operator st
 token. The agent backs off exponentially (with jitter, capped) and tries again; SIGTERM ends it
 between requests.
 
-`NodeAgent` adds the job side around that loop: the node's Redis (its own `redis-server` unless
-told to use another), the runner processes, and the supervisor's link to the coordinator, which
-only connects once the ledger knows and has approved this node.
+Around that loop runs the job side: the node's Redis (its own `redis-server` unless told to use
+another), the runner processes, and the supervisor's link to the coordinator, which only connects
+once the ledger knows and has approved this node. The loop sees the job side only through
+`JobSide`, the few things a report needs from it (`NodeJobs` is the real one). `run_node` is the
+one place that builds every part, in the order they need each other, so none is ever half-built.
 """
 
 import contextlib
@@ -16,9 +18,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import redis
 
@@ -35,7 +37,7 @@ from nodeagent.ledger_client import LedgerClient, LedgerRefused, LedgerUnavailab
 from nodeagent.redis_server import RedisServer
 from nodeagent.runner import RunnerPool, RunnerSettings
 from nodeagent.supervisor import Supervisor, ws_url_for
-from nodeagent.updater import EXIT_UPDATE, updater_for
+from nodeagent.updater import EXIT_UPDATE, Updater, updater_for
 from nodeagent.verification import NodeAudience
 from sal.command import SalError
 
@@ -61,31 +63,48 @@ class LoopState:
     failures: int = 0
 
 
+class JobSide(Protocol):
+    """What the identity loop needs from the job side of the agent, and nothing more.
+
+    The loop registers and reports; what it says about Redis, workloads and the overlay, and what
+    the ledger's reply means for agent updates, belong to the job side (`NodeJobs`).
+    """
+
+    redis_url: str  # shown by `python -m nodeagent status`, which reads the job queue there
+    mycelium_address: str  # registered with the ledger; "" while the node has no overlay
+
+    def health(self) -> list[str]:
+        """Health flags only the job side can see (Redis, hypervisor, overlay, updates)."""
+        ...
+
+    def used(self) -> dict[str, int]:
+        """Capacity reserved by workloads, reported with every uptime."""
+        ...
+
+    def publish(self, facts: NodeFacts, health: list[str]) -> None:
+        """Make this report's facts and health what scripts' `node_info()` returns."""
+        ...
+
+    def on_uptime_reply(self, reply: dict) -> None:
+        """The ledger's answer to a report (it names the agent release the node should run)."""
+        ...
+
+
+def read_node_facts(config: AgentConfig) -> NodeFacts:
+    """The node's facts as configured: measured on the machine, overridden by `--facts`."""
+    return read_facts(storage_paths=config.storage, overrides=config.facts_overrides)
+
+
+@dataclass(eq=False)
 class IdentityAgent:
-    def __init__(
-        self,
-        config: AgentConfig,
-        identity: NodeIdentity,
-        client: LedgerClient,
-        stop: threading.Event | None = None,
-        *,
-        health_extra: Callable[[], Iterable[str]] | None = None,
-        on_report: Callable[[NodeFacts, list[str]], None] | None = None,
-        state_extra: dict | None = None,
-        used: Callable[[], dict[str, int]] | None = None,
-        on_reply: Callable[[dict], None] | None = None,
-    ) -> None:
-        self.config = config
-        self.identity = identity
-        self.client = client
-        self.stop = stop or threading.Event()
-        self.state = LoopState()
-        self.health_extra = health_extra
-        self.on_report = on_report
-        self.state_extra = state_extra or {}
-        self.used = used
-        self.on_reply = on_reply
-        self.mycelium_address = ""  # the node's overlay address once the overlay runs
+    """The registration and uptime loop; all it needs of the jobs is `JobSide`."""
+
+    config: AgentConfig
+    identity: NodeIdentity
+    client: LedgerClient
+    jobs: JobSide
+    stop: threading.Event
+    state: LoopState = field(default_factory=LoopState, init=False)
 
     def audience(self) -> NodeAudience | None:
         """Who dispatches must be addressed to; None until the ledger has approved this node."""
@@ -98,7 +117,15 @@ class IdentityAgent:
         )
 
     def read_facts(self) -> NodeFacts:
-        return read_facts(storage_paths=self.config.storage, overrides=self.config.facts_overrides)
+        return read_node_facts(self.config)
+
+    def share_facts(self, facts: NodeFacts) -> list[str]:
+        """Give the job side these facts with the node's health, and return that health."""
+        health = health_flags(
+            data_dir=self.config.data_dir, capacity=facts.capacity, extra=self.jobs.health()
+        )
+        self.jobs.publish(facts, health)
+        return health
 
     def run(self) -> None:
         log.info(
@@ -152,8 +179,8 @@ class IdentityAgent:
         }
         if self.config.enroll_token:
             registration["enroll_token"] = self.config.enroll_token
-        if self.mycelium_address:
-            registration["mycelium_address"] = self.mycelium_address
+        if self.jobs.mycelium_address:
+            registration["mycelium_address"] = self.jobs.mycelium_address
         reply = self.client.register(registration)
         self.state.node_id = reply["id"]
         self.state.interval = float(reply.get("interval", self.state.interval))
@@ -164,21 +191,16 @@ class IdentityAgent:
         self.save_state()
 
     def _report(self, facts: NodeFacts) -> None:
-        extra = self.health_extra() if self.health_extra else ()
-        health = health_flags(data_dir=self.config.data_dir, capacity=facts.capacity, extra=extra)
-        if self.on_report:
-            self.on_report(facts, health)
         report = {
             "uptime": seconds_since_boot(),
-            "used": self.used() if self.used else dict.fromkeys(CAPACITY_KEYS, 0),
-            "health": health,
+            "used": self.jobs.used(),
+            "health": self.share_facts(facts),
         }
         reply = self.client.report_uptime(self.state.node_id, report)
         self.state.interval = float(reply.get("interval", self.state.interval))
         self._set_status(reply["status"])
         log.debug("uptime reported: %s", reply)
-        if self.on_reply:
-            self.on_reply(reply)
+        self.jobs.on_uptime_reply(reply)
 
     def _set_status(self, status: str) -> None:
         if status != self.state.status:
@@ -201,7 +223,7 @@ class IdentityAgent:
                     "status": self.state.status,
                     "ledger": self.config.ledger_url,
                     "farm": self.config.farm_id,
-                    **self.state_extra,
+                    "redis": self.jobs.redis_url,
                 }
             )
         )
@@ -220,47 +242,32 @@ def node_info(facts: NodeFacts, health: list[str], used: dict[str, int] | None =
     }
 
 
-class NodeAgent:
-    """The whole agent: Redis, runners and supervisor around the identity loop.
+@dataclass(kw_only=True, eq=False)
+class NodeJobs:
+    """The job side as the identity loop sees it (`JobSide`), and its start-up steps.
 
-    Everything is started in `run()` and stopped, in reverse order, when the loop ends (SIGTERM):
-    the supervisor first (no new jobs), then the runners, then Redis.
+    Its parts come built and started from `run_node`.
     """
 
-    def __init__(
-        self,
-        config: AgentConfig,
-        identity: NodeIdentity,
-        client: LedgerClient,
-        *,
-        runner_settings: dict | None = None,
-    ) -> None:
-        self.config = config
-        self.identity = identity
-        self.client = client
-        self.stop = threading.Event()
-        self.runner_settings = runner_settings or {}
-        self.redis_server: RedisServer | None = None
-        self.redis_url = config.redis_url
-        self.store: JobStore | None = None
-        self._probe: redis.Redis | None = None
-        self.loop = IdentityAgent(
-            config,
-            identity,
-            client,
-            self.stop,
-            health_extra=self._health,
-            on_report=self._publish_facts,
-            used=self._used,
-            on_reply=self._on_uptime_reply,
-        )
-        self.workloads: WorkloadRegistry | None = None
-        self.overlay_down = False
-        # Agent updates (nodeagent/updater.py): only under the launcher, which restarts us.
-        self.updater = updater_for(config.data_dir, config.ledger_url, config.extra)
-        self.restart_for_update = False
+    config: AgentConfig
+    identity: NodeIdentity
+    stop: threading.Event
+    redis_url: str
+    redis_server: RedisServer | None  # None: the node was given a Redis
+    store: JobStore
+    workloads: WorkloadRegistry
+    updater: Updater | None  # None unless the launcher runs us: nobody else starts a new release
+    mycelium_address: str = field(default="", init=False)
+    overlay_down: bool = field(default=False, init=False)
+    restart_for_update: bool = field(default=False, init=False)
 
-    def _on_uptime_reply(self, reply: dict) -> None:
+    def __post_init__(self) -> None:
+        # Its own short timeouts: a hung Redis must not hold up the uptime report.
+        self._probe = redis.Redis.from_url(
+            self.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
+        )
+
+    def on_uptime_reply(self, reply: dict) -> None:
         if self.updater is None:
             return
         try:
@@ -270,10 +277,7 @@ class NodeAgent:
         except Exception:
             log.exception("the agent update failed unexpectedly; trying again next report")
 
-    def read_facts(self) -> NodeFacts:
-        return self.loop.read_facts()
-
-    def _health(self) -> list[str]:
+    def health(self) -> list[str]:
         update = self.updater.health() if self.updater else []
         flags = ["redis_down"] if self.redis_down() else []
         if not hypervisor_available(self.config.hypervisor):
@@ -284,8 +288,6 @@ class NodeAgent:
 
     def redis_down(self) -> bool:
         if self.redis_server is not None and self.redis_server.down:
-            return True
-        if self._probe is None:
             return True
         try:
             return not self._probe.ping()
@@ -301,9 +303,8 @@ class NodeAgent:
             netns=self.config.workload_netns,
         )
 
-    def _start_overlay(self) -> None:
+    def start_overlay(self) -> None:
         """Start the Mycelium overlay when the node has the binary; workloads read it from Redis."""
-        assert self.store is not None
         overlay.clear(self.store.redis)
         if self.config.mycelium is None:
             return
@@ -321,10 +322,10 @@ class NodeAgent:
             return
         self.overlay_down = False
         overlay.publish(self.store.redis, found)
-        self.loop.mycelium_address = str(found.address)
+        self.mycelium_address = str(found.address)
         log.info("mycelium overlay %s, node address %s", found.subnet, found.address)
 
-    def _restart_workloads(self) -> None:
+    def restart_workloads(self) -> None:
         """After an agent restart or a reboot: adopt what still runs, start what should."""
         resources = self._resources()
         if resources.herodb is None:
@@ -335,83 +336,94 @@ class NodeAgent:
                 log.info("restarted herodb %s at %s", info.db_id, info.address)
         except SalError as exc:
             log.error("some workloads could not be restarted: %s", exc)
-        if resources.vms is not None and self.workloads is not None:
+        if resources.vms is not None:
             for vm_id in restart_vms(resources.vms, self.workloads):
                 log.info("restarted VM %s", vm_id)
 
-    def _used(self) -> dict[str, int]:
+    def used(self) -> dict[str, int]:
         """Capacity reserved by workloads; zero while Redis cannot say (reported as redis_down)."""
-        if self.workloads is not None:
-            with contextlib.suppress(redis.RedisError):
-                return self.workloads.used()
+        with contextlib.suppress(redis.RedisError):
+            return self.workloads.used()
         return dict.fromkeys(CAPACITY_KEYS, 0)
 
-    def _inventory(self) -> list[dict]:
-        if self.workloads is None:
-            return []
+    def inventory(self) -> list[dict]:
+        """The node's workloads for the coordinator; none while Redis cannot say."""
         try:
             return self.workloads.inventory()
         except redis.RedisError:
             return []
 
-    def _publish_facts(self, facts: NodeFacts, health: list[str]) -> None:
-        if self.store is None:
-            return
+    def publish(self, facts: NodeFacts, health: list[str]) -> None:
         with contextlib.suppress(redis.RedisError):
-            self.store.publish_node_info(node_info(facts, health, self._used()))
+            self.store.publish_node_info(node_info(facts, health, self.used()))
 
-    def run(self) -> None:
-        with contextlib.ExitStack() as stack:
-            if self.redis_url is None:
-                self.redis_server = stack.enter_context(RedisServer(self.config.data_dir / "redis"))
-                self.redis_url = self.redis_server.url
-            self._probe = redis.Redis.from_url(
-                self.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
-            )
-            self.loop.state_extra["redis"] = self.redis_url
-            self.loop.save_state()
-            self.store = JobStore(connect(self.redis_url))
-            self.workloads = WorkloadRegistry(self.store.redis)
-            self._start_overlay()
-            self._restart_workloads()
-            facts = self.read_facts()
-            self._publish_facts(
-                facts,
-                health_flags(
-                    data_dir=self.config.data_dir, capacity=facts.capacity, extra=self._health()
-                ),
-            )
-            settings = RunnerSettings(
-                redis_url=self.redis_url,
-                data_dir=str(self.config.data_dir),
-                storage=tuple(str(p) for p in self.config.storage),
-                hypervisor=self.config.hypervisor,
-                workload_netns=self.config.workload_netns,
-                memory_mb=self.config.runner_memory_mb,
-                **self.runner_settings,
-            )
-            stack.enter_context(RunnerPool(settings, workers=self.config.runners))
-            supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
-            supervisor.start()
-            stack.callback(supervisor.join, 10)
-            self.loop.run()
-        if self.restart_for_update:
-            raise SystemExit(EXIT_UPDATE)  # the launcher starts the new release
 
-    def _supervise(self) -> None:
-        """Run the coordinator link until stopped; a crash of it is logged and it starts again."""
-        supervisor = Supervisor(
-            ws_url=ws_url_for(self.config.ledger_url),
-            identity=self.identity,
-            store=self.store,
-            client=self.client,
-            audience=self.loop.audience,
-            stop=self.stop,
-            inventory=self._inventory,
+def _supervise(supervisor: Supervisor, stop: threading.Event) -> None:
+    """Run the coordinator link until stopped; a crash of it is logged and it starts again."""
+    while not stop.is_set():
+        try:
+            supervisor.run()
+        except Exception:
+            log.exception("the supervisor stopped unexpectedly; restarting it")
+            stop.wait(SUPERVISOR_RESTART_DELAY)
+
+
+def run_node(config: AgentConfig, identity: NodeIdentity, stop: threading.Event) -> None:
+    """Build the agent's parts once, start them in order and run the identity loop until `stop`.
+
+    Redis comes first: the job store, the workload registry and the runners all live in it. The
+    status file follows at once, so `python -m nodeagent status` finds the queue while the rest
+    starts. The parts stop in reverse order when the loop ends (SIGTERM): the supervisor first
+    (no new jobs), then the runners, then Redis. Exits with EXIT_UPDATE when a new release is in
+    place, for the launcher to start it.
+    """
+    client = LedgerClient(config.ledger_url, identity)
+    updater = updater_for(config.data_dir, config.ledger_url, config.extra)
+    with contextlib.ExitStack() as stack:
+        redis_server = None
+        redis_url = config.redis_url
+        if redis_url is None:
+            redis_server = stack.enter_context(RedisServer(config.data_dir / "redis"))
+            redis_url = redis_server.url
+        store = JobStore(connect(redis_url))
+        jobs = NodeJobs(
+            config=config,
+            identity=identity,
+            stop=stop,
+            redis_url=redis_url,
+            redis_server=redis_server,
+            store=store,
+            workloads=WorkloadRegistry(store.redis),
+            updater=updater,
         )
-        while not self.stop.is_set():
-            try:
-                supervisor.run()
-            except Exception:
-                log.exception("the supervisor stopped unexpectedly; restarting it")
-                self.stop.wait(SUPERVISOR_RESTART_DELAY)
+        loop = IdentityAgent(config, identity, client, jobs, stop)
+        supervisor = Supervisor(
+            ws_url=ws_url_for(config.ledger_url),
+            identity=identity,
+            store=store,
+            client=client,
+            audience=loop.audience,
+            stop=stop,
+            inventory=jobs.inventory,
+        )
+        loop.save_state()
+        jobs.start_overlay()
+        jobs.restart_workloads()
+        loop.share_facts(loop.read_facts())
+        runners = RunnerSettings(
+            redis_url=redis_url,
+            data_dir=str(config.data_dir),
+            storage=tuple(str(p) for p in config.storage),
+            hypervisor=config.hypervisor,
+            workload_netns=config.workload_netns,
+            memory_mb=config.runner_memory_mb,
+        )
+        stack.enter_context(RunnerPool(runners, workers=config.runners))
+        link = threading.Thread(
+            target=_supervise, args=(supervisor, stop), name="supervisor", daemon=True
+        )
+        link.start()
+        stack.callback(link.join, 10)
+        loop.run()
+    if jobs.restart_for_update:
+        raise SystemExit(EXIT_UPDATE)

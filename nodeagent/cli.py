@@ -6,6 +6,7 @@ import logging
 import shlex
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from nodeagent import __version__
@@ -112,23 +113,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nodeagent.agent import NodeAgent
-    from nodeagent.ledger_client import LedgerClient
+    from nodeagent.agent import read_node_facts, run_node
     from nodeagent.redis_server import RedisStartError
 
     try:
         config = build_config(args)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         identity = load_or_create_identity(config.data_dir, config.mirrors)
-        agent = NodeAgent(config, identity, LedgerClient(config.ledger_url, identity))
-        agent.read_facts()  # a bad --facts file stops the agent here, not in its loop
+        read_node_facts(config)  # a bad --facts file stops the agent here, not in its loop
     except (ConfigError, IdentityError, ValueError) as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
+    stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _frame: agent.stop.set())
+        signal.signal(sig, lambda signum, _frame: stop.set())
     try:
-        agent.run()
+        run_node(config, identity, stop)
     except RedisStartError as exc:
         log.error("cannot start the node's Redis: %s", exc)
         return EXIT_REDIS
