@@ -5,6 +5,9 @@ the Content-Security-Policy in grid/settings.py holds). Every query is filtered 
 user, and another user's id is answered like a missing one.
 """
 
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -24,6 +27,13 @@ from ledger import services as ledger
 from ledger.models import UserKey
 
 RECENT_DEPLOYMENTS = 5
+EXAMPLES_DIR = Path(settings.BASE_DIR) / "examples"
+
+
+def _examples() -> list[dict[str, str]]:
+    """The example scripts shipped in examples/, hello first: the editor starts from them."""
+    files = sorted(EXAMPLES_DIR.glob("*.rhai"), key=lambda f: (f.stem != "hello", f.stem))
+    return [{"name": f.stem, "text": f.read_text(encoding="utf-8")} for f in files]
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -131,3 +141,9 @@ def revoke_key(request: HttpRequest, key_id: int) -> HttpResponse:
     ledger.revoke_user_key(key=key)
     messages.success(request, f"Key “{key.name}” is revoked: nothing it signs is accepted now.")
     return redirect("dashboard:keys")
+
+
+@login_required
+def deploy(request: HttpRequest) -> HttpResponse:
+    """The script editor; deploy.js checks, signs and submits through the JSON API."""
+    return render(request, "dashboard/deploy.html", {"examples": _examples()})
