@@ -33,7 +33,7 @@ BUILD_IN_PAGE = """async (fields) => {
 
 def test_check_marks_the_error_at_its_line_and_column(page, screenshots):
     sign_up(page, "mona")
-    page.get_by_role("navigation").get_by_role("link", name="Deploy").click()
+    page.get_by_role("navigation").get_by_role("link", name="Deploy", exact=True).click()
     editor = page.get_by_label("Script (Rhai)")
     expect(editor).to_have_value(re.compile("hello from a ZOS node"))  # hello.rhai to start from
     expect(page.get_by_text("vm_create(spec)")).to_be_visible()  # the catalog beside it
