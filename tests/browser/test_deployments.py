@@ -76,6 +76,7 @@ def test_events_appear_live_and_survive_a_dropped_connection(page, plane, screen
     made = _submit(plane, "pia")
     page.get_by_role("navigation").get_by_role("link", name="Deployments").click()
     expect(page.get_by_role("row", name=re.compile("live"))).to_contain_text("Queued")
+    snap(page, screenshots, "deployments")
     page.get_by_role("link", name="live").click()
     page.wait_for_url(f"/deployments/{made['id']}")
     expect(page.locator("#deployment")).to_have_attribute("data-live", "true")
