@@ -132,3 +132,19 @@ def test_a_second_user_sees_none_of_the_first_users_deployments(new_page, plane)
     assert response.status == 404
     first.goto(f"/deployments/{made['id']}")
     expect(first.locator("h1")).to_contain_text("live")
+
+
+def test_the_editor_and_a_deployment_fit_a_phone(new_page, plane, screenshots):
+    phone = new_page(phone=True)
+    sign_up(phone, "tom")
+    made = _submit(plane, "tom")
+    for path, name in (
+        ("/deploy", "deploy-phone"),
+        (f"/deployments/{made['id']}", "deployment-phone"),
+        ("/deployments", "deployments-phone"),
+    ):
+        phone.goto(path)
+        phone.wait_for_load_state("networkidle")
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} scrolls sideways on a phone ({width}px)"
+        snap(phone, screenshots, name)

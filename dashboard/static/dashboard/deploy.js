@@ -160,6 +160,21 @@ function target() {
   return { node };
 }
 
+const GIB = 2 ** 30;
+
+// The capacity asked for, as the payload counts it: cores, and bytes for the rest.
+function resources() {
+  const out = {};
+  for (const [key, unit] of [["cru", 1], ["mru", GIB], ["sru", GIB], ["hru", GIB]]) {
+    const text = form.elements[key].value.trim();
+    if (!text) continue;
+    const value = Number(text);
+    if (!Number.isSafeInteger(value) || value < 0) throw new Error(`${key}: a whole number ≥ 0`);
+    if (value) out[key] = value * unit;
+  }
+  return out;
+}
+
 async function deploy(event) {
   event.preventDefault();
   const button = document.getElementById("deploy");
@@ -171,11 +186,14 @@ async function deploy(event) {
     const publicKey = form.elements.key.value;
     if (!publicKey) throw new Error("this browser holds no key of yours; make one on the keys page");
     const chosen = target();
+    resources(); // refuse a bad number before signing
     button.disabled = true;
     say(deployStatus, "Signing and submitting…");
     const entry = await getKey(publicKey);
     const raw = new Uint8Array(await crypto.subtle.exportKey("raw", entry.keyPair.publicKey));
-    const payload = deploymentPayload({ script: editor.value, target: chosen, name });
+    const payload = deploymentPayload({
+      script: editor.value, target: chosen, name, resources: resources(),
+    });
     const envelope = await signDeployment(entry.keyPair, raw, payload);
     const deployment = await postJson("/api/v1/deployments", { envelope });
     say(deployStatus, `Deployment ${deployment.id} submitted.`);
