@@ -148,3 +148,15 @@ def test_the_editor_and_a_deployment_fit_a_phone(new_page, plane, screenshots):
         width = phone.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{path} scrolls sideways on a phone ({width}px)"
         snap(phone, screenshots, name)
+
+
+def test_a_failure_is_said_in_words(page, plane):
+    sign_up(page, "vera")
+    made = _submit(plane, "vera")
+    page.goto(f"/deployments/{made['id']}")
+    expect(page.locator("#deployment")).to_have_attribute("data-live", "true")
+    _report(plane, made, [{"status": "failed", "error": "vm_create: no such image 'nope'"}])
+    expect(page.locator("#status")).to_have_text("Failed")
+    expect(page.locator("#failure")).to_have_text("It failed: vm_create: no such image 'nope'")
+    page.reload()
+    expect(page.locator("#failure")).to_have_text("It failed: vm_create: no such image 'nope'")

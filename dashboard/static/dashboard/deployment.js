@@ -40,9 +40,13 @@ function showResult(result) {
   if (result !== null && result !== undefined) resultBox.textContent = JSON.stringify(result, null, 2);
 }
 
+// Why it ended, in words: a failure as a failure; a cancel, or a reason given on the way, plainly.
 function showFailure(error, status) {
   if (!error || status === "succeeded") return;
-  failureBox.textContent = `It failed: ${error}`;
+  const failed = status === "failed";
+  failureBox.textContent = failed ? `It failed: ${error}` : status === "cancelled"
+    ? `Cancelled: ${error}` : `Note: ${error}`;
+  failureBox.classList.toggle("error", failed);
   failureBox.hidden = false;
 }
 
