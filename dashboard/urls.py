@@ -11,6 +11,9 @@ urlpatterns = [
     path("account/password", views.PasswordView.as_view(), name="password"),
     path("keys", views.keys, name="keys"),
     path("keys/<int:key_id>/revoke", views.revoke_key, name="revoke-key"),
+    path("deploy", views.deploy, name="deploy"),
+    path("deployments", views.deployments, name="deployments"),
+    path("deployments/<int:deployment_id>", views.deployment, name="deployment"),
     path("account/tokens", views.tokens, name="tokens"),
     path("account/tokens/<int:token_id>/revoke", views.revoke_token, name="revoke-token"),
 ]

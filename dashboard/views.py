@@ -5,11 +5,16 @@ the Content-Security-Policy in grid/settings.py holds). Every query is filtered 
 user, and another user's id is answered like a missing one.
 """
 
+import json
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
@@ -18,12 +23,23 @@ from django.views.decorators.http import require_POST
 
 from accounts import services as accounts
 from accounts.models import ApiToken
+from coordinator.choices import JobState
 from coordinator.models import Deployment
+from coordinator.serializers import status_detail
+from coordinator.states import FINAL_STATES
 from dashboard.forms import SignUpForm, TokenForm
 from ledger import services as ledger
 from ledger.models import UserKey
 
 RECENT_DEPLOYMENTS = 5
+DEPLOYMENTS_PAGE = 25
+EXAMPLES_DIR = Path(settings.BASE_DIR) / "examples"
+
+
+def _examples() -> list[dict[str, str]]:
+    """The example scripts shipped in examples/, hello first: the editor starts from them."""
+    files = sorted(EXAMPLES_DIR.glob("*.rhai"), key=lambda f: (f.stem != "hello", f.stem))
+    return [{"name": f.stem, "text": f.read_text(encoding="utf-8")} for f in files]
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -131,3 +147,46 @@ def revoke_key(request: HttpRequest, key_id: int) -> HttpResponse:
     ledger.revoke_user_key(key=key)
     messages.success(request, f"Key “{key.name}” is revoked: nothing it signs is accepted now.")
     return redirect("dashboard:keys")
+
+
+@login_required
+def deploy(request: HttpRequest) -> HttpResponse:
+    """The script editor; deploy.js checks, signs and submits through the JSON API."""
+    return render(request, "dashboard/deploy.html", {"examples": _examples()})
+
+
+@login_required
+def deployments(request: HttpRequest) -> HttpResponse:
+    """The user's deployments, newest first, filtered by status, a page at a time."""
+    wanted = request.GET.get("status", "")
+    rows = (
+        Deployment.objects.filter(owner=request.user)
+        .only("name", "status", "created", "target_node", "target_farm")
+        .order_by("-id")
+    )
+    if wanted in JobState.values:
+        rows = rows.filter(status=wanted)
+    else:
+        wanted = ""
+    page = Paginator(rows, DEPLOYMENTS_PAGE).get_page(request.GET.get("page"))
+    context = {"page": page, "statuses": JobState.choices, "wanted": wanted}
+    return render(request, "dashboard/deployments.html", context)
+
+
+@login_required
+def deployment(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    """One deployment; deployment.js follows its events live. Another user's id is 404."""
+    found = get_object_or_404(
+        Deployment.objects.select_related("job"), owner=request.user, pk=deployment_id
+    )
+    job = getattr(found, "job", None)
+    context = {
+        "deployment": found,
+        "job": job,
+        "detail": status_detail(job),
+        "final": found.status in FINAL_STATES,
+        "result": json.dumps(job.result, indent=2, ensure_ascii=False)
+        if job and job.result is not None
+        else "",
+    }
+    return render(request, "dashboard/deployment.html", context)

@@ -11,6 +11,7 @@ export class ApiError extends Error {
     super(body.message || `the server answered ${status}`);
     this.status = status;
     this.code = body.error || "http_" + status;
+    this.body = body;
   }
 }
 
@@ -24,6 +25,16 @@ export async function postJson(path, body = {}) {
       "X-CSRFToken": csrfToken(),
     },
     body: JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+export async function getJson(path) {
+  const response = await fetch(path, {
+    credentials: "same-origin",
+    headers: { "Accept": "application/json" },
   });
   const data = await response.json().catch(() => ({}));
   if (!response.ok) throw new ApiError(response.status, data);

@@ -65,3 +65,33 @@ export async function signStatement(keyPair, publicRaw, payloadType, statement) 
     signatures: [{ keyid: await keyId(publicRaw), sig: base64(new Uint8Array(sig)) }],
   };
 }
+
+export const DEPLOYMENT_TYPE = "application/vnd.zos.deployment.v1+json";
+export const DEFAULT_LIFETIME = 3600;
+
+function randomNonce() {
+  return hex(crypto.getRandomValues(new Uint8Array(16)));
+}
+
+// The signed fields of a deployment, as zoscli.envelope.build_payload makes them
+// (docs/deployments.md §1): `now` and `nonce` may be injected, as in the CLI, for tests.
+export function deploymentPayload({ script, target, name, resources, timeout,
+  lifetime = DEFAULT_LIFETIME, now, nonce }) {
+  const issued = now ?? Math.floor(Date.now() / 1000);
+  const payload = {
+    script,
+    target: { ...target },
+    nonce: nonce || randomNonce(),
+    issued_at: issued,
+    expires_at: issued + lifetime,
+    name,
+  };
+  if (resources && Object.keys(resources).length) payload.resources = { ...resources };
+  if (timeout != null) payload.timeout = timeout;
+  return payload;
+}
+
+// The DSSE envelope `zos deploy` submits, signed with a browser key pair.
+export function signDeployment(keyPair, publicRaw, payload) {
+  return signStatement(keyPair, publicRaw, DEPLOYMENT_TYPE, payload);
+}
