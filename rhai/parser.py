@@ -61,6 +61,9 @@ RESERVED_FN_NAMES = frozenset(
 )
 
 
+_FLOW_KEYWORDS = ("break", "continue", "return", "throw")
+
+
 def parse_error(kind: str, message: str, pos: tuple[int, int] | None) -> RhaiError:
     line, col = pos if pos else (None, None)
     return RhaiError("ErrorParsing", message, line, col, parse_kind=kind)
@@ -274,8 +277,6 @@ class Parser:
     def check_lhs(self, node: Node) -> None:
         target = node
         while target.kind in ("index", "prop"):
-            if getattr(target, "safe", False):
-                break
             target = target.target
         if (target.kind in ("var", "this") and target is not node) or node.kind in ("var", "this"):
             return
@@ -421,7 +422,14 @@ class Parser:
                     right = self.binary(prec + 1)
                 left = Node("range", self.pos(t), left=left, right=right, inclusive=op == "..=")
                 continue
-            right = self.binary(prec if op == "**" else prec + 1)
+            nt = self.tok
+            if op == "??" and nt.kind == "kw" and nt.value in _FLOW_KEYWORDS:
+                # Rhai takes `x ?? break 42` (and continue, return, throw): the statement is
+                # the right operand, run only when `x` is ()
+                flow = self.statement(top=False)
+                right = Node("block", self.pos(nt), stmts=[flow])
+            else:
+                right = self.binary(prec if op == "**" else prec + 1)
             if op == "&&":
                 left = Node("and", self.pos(t), left=left, right=right)
             elif op == "||":

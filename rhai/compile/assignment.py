@@ -12,6 +12,7 @@ from typing import Any
 
 from ..ast import Node
 from ..parser import parse_error
+from .expressions import safe_link
 from .pycode import INT_MAX_CODE, INT_MIN_CODE, LITERAL, MEM_CHUNK, SIMPLE
 
 
@@ -24,8 +25,6 @@ class AssignmentGen:
         """Root variable and accessors of an index/property chain, or None."""
         acc: list[tuple[str, Any]] = []
         while node.kind in ("index", "prop"):
-            if node.safe:
-                return None
             acc.append(("i", node) if node.kind == "index" else ("p", node))
             node = node.target
         if node.kind not in ("var", "this"):
@@ -69,6 +68,10 @@ class AssignmentGen:
     def assign(self, s: Node) -> None:
         target = s.target
         op = s.op
+        link = safe_link(target)
+        if link is not None:
+            self.assign_elvis(s, link)
+            return
         if target.kind in ("var", "this"):
             if op == "=":
                 value = self.stored(s.value)
@@ -146,6 +149,24 @@ class AssignmentGen:
         self.root_write(
             root, f"_rt.set_path({root_code}, {kinds!r}, {keys}, {t}, {target.pos!r})", s.pos
         )
+
+    def assign_elvis(self, s: Node, link: Node) -> None:
+        """`x?[i] = v`, `x?.p += v`: the value is computed first (as in Rhai), then nothing
+        happens when the value before the `?.`/`?[` link is `()`."""
+        v = self.tmp()
+        self.emit(f"{v} = {self.stored(s.value)}")
+        base, _ = self.expr(link.target)
+        self.emit(f"if {base} is not None:")
+        saved = s.value
+        s.value = Node("py", saved.pos, code=v)
+        link.safe = False
+        self.indent += 1
+        try:
+            self.assign(s)
+        finally:
+            self.indent -= 1
+            s.value = saved
+            link.safe = True
 
     def add_assign_local(self, target: Node, s: Node) -> None:
         """`x += e` on a local: INT and string fast paths, in-place string append."""

@@ -185,20 +185,6 @@ class CallGen:
         name = n.name
         nargs = len(n.args)
         p = repr(n.pos)
-        if n.safe:
-            target, _ = self.expr(n.target)
-            t = self.tmp()
-            r = self.tmp()
-            self.emit(f"{t} = {target}")
-            self.emit(f"{r} = None")
-            self.emit(f"if {t} is not None:")
-            self.indent += 1
-            args = self.exprs_in_order(n.args)
-            self.emit(
-                f"{r} = _rt.method_value({name!r}, {p}, {t}{''.join(', ' + a for a in args)})"
-            )
-            self.indent -= 1
-            return r, None
         if name == "type_of" and nargs == 0:
             target, _ = self.expr(n.target)
             return f"_type_name({target})", "str"
