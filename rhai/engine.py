@@ -191,7 +191,18 @@ class Engine:
         """Parse and compile a script; raises RhaiError("ErrorParsing") on syntax errors."""
         return self._compile(source, eval_mode=False)
 
-    def _compile(self, source: str, eval_mode: bool) -> AST:
+    def compile_expression(self, source: str) -> AST:
+        """Compile a single expression, as Rhai's `compile_expression`: statements (`let`,
+        assignments, `;`), `{}` blocks, loops and function definitions are parse errors, and
+        the blocks of `if`/`switch` hold one expression each. A host evaluating a condition or
+        a value from configuration gets no script where it asked for an expression."""
+        return self._compile(source, eval_mode=False, expression_only=True)
+
+    def eval_expression(self, source: str, scope: Scope | None = None) -> Any:
+        """Compile `source` with `compile_expression` and return its value."""
+        return self._run(self.compile_expression(source), scope)
+
+    def _compile(self, source: str, eval_mode: bool, expression_only: bool = False) -> AST:
         if not isinstance(source, str):
             raise RhaiError("ErrorSystem", f"script must be a string, not {type(source).__name__}")
         try:
@@ -203,6 +214,7 @@ class Engine:
                 max_array_size=self.max_array_size,
                 max_map_size=self.max_map_size,
                 allow_fn=not eval_mode,
+                expression_only=expression_only,
             )
             code, unit = generate(self, script)
             namespace = self._namespace(unit)

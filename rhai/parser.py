@@ -96,8 +96,12 @@ class Parser:
         max_array_size: int = 0,
         max_map_size: int = 0,
         allow_fn: bool = True,
+        expression_only: bool = False,
     ) -> None:
         self.toks = tokens
+        # `Engine.compile_expression`: no statements, loops or `{}` blocks; the blocks of
+        # `if`/`switch` hold one expression each (Rhai's DISALLOW_STATEMENTS_IN_BLOCKS)
+        self.expression_only = expression_only
         self.i = 0
         self.depth = 0
         self.global_limit = max_expr_depth
@@ -185,6 +189,13 @@ class Parser:
         stmts = self.statements(top=True)
         return Script(stmts, self.functions, self.extra_methods)
 
+    def parse_expression(self) -> Script:
+        """One expression and nothing after it (`Engine.compile_expression`)."""
+        node = self.expr()
+        if self.tok.kind != "eof":
+            raise self.unexpected()
+        return Script([Node("expr", node.pos, expr=node)], {})
+
     def statements(self, top: bool) -> list[Node]:
         stmts: list[Node] = []
         while True:
@@ -219,8 +230,13 @@ class Parser:
             raise parse_error("MissingToken", "Expecting '{' to start a block", self.pos())
         self.next()
         self.enter(t)
-        stmts = self.statements(top=False)
-        self.next()
+        if self.expression_only:
+            node = self.expr()
+            self.expect_sym("}", "to end this block")
+            stmts = [Node("expr", node.pos, expr=node)]
+        else:
+            stmts = self.statements(top=False)
+            self.next()
         self.leave()
         return Node("block", self.pos(t), stmts=stmts)
 
@@ -598,7 +614,9 @@ class Parser:
             if v == "this":
                 self.next()
                 return Node("this", p)
-            if v in ("if", "switch", "while", "loop", "do", "for", "try"):
+            if v in ("if", "switch") or (
+                v in ("while", "loop", "do", "for", "try") and not self.expression_only
+            ):
                 return self.primary_keyword(t)
             if v == "global" and self.peek().is_sym("::"):
                 self.next()
@@ -630,7 +648,7 @@ class Parser:
                 return self.array_literal()
             if v == "#{":
                 return self.map_literal()
-            if v == "{":
+            if v == "{" and not self.expression_only:
                 return self.block()
             if v in ("|", "||"):
                 return self.closure()
@@ -771,8 +789,9 @@ class Parser:
                 if not self.eat_sym(","):
                     break
             self.expect_sym("|", "to close the parameters list")
-        saved = self.loop_depth
+        saved = self.loop_depth, self.expression_only
         self.loop_depth = 0
+        self.expression_only = False  # a closure's body is a function body, even in Rhai
         self.enter(t)
         if self.at_sym("{"):
             body = self.block()
@@ -780,7 +799,7 @@ class Parser:
             stmt = self.statement(top=False)
             body = Node("block", self.pos(t), stmts=[stmt] if stmt is not None else [])
         self.leave()
-        self.loop_depth = saved
+        self.loop_depth, self.expression_only = saved
         return Node("closure", self.pos(t), params=params, body=body)
 
     # ---- keyword expressions ----
@@ -935,6 +954,8 @@ class Parser:
         return Node("switch", p, subject=subject, cases=cases, default=default)
 
     def case_body(self) -> Node:
+        if self.expression_only:
+            return self.expr()
         if self.at_sym("{"):
             return self.block()
         t = self.tok
@@ -983,8 +1004,11 @@ def parse(
     max_array_size: int = 0,
     max_map_size: int = 0,
     allow_fn: bool = True,
+    expression_only: bool = False,
 ) -> Script:
-    """Parse `src` into a Script, raising RhaiError("ErrorParsing") on any syntax problem."""
+    """Parse `src` into a Script, raising RhaiError("ErrorParsing") on any syntax problem.
+
+    With `expression_only`, `src` must be a single expression (see `Parser.expression_only`)."""
     tokens = tokenize(src)
     parser = Parser(
         tokens,
@@ -994,5 +1018,6 @@ def parse(
         max_array_size=max_array_size,
         max_map_size=max_map_size,
         allow_fn=allow_fn,
+        expression_only=expression_only,
     )
-    return parser.parse_script()
+    return parser.parse_expression() if expression_only else parser.parse_script()
