@@ -497,6 +497,12 @@ def _substr(s: str, r: Range) -> str:
     if end < 0:
         end = max(-1, end + n)
     if r.inclusive:
+        # Rhai's quirk: an inclusive slice takes end - start + 1 chars only when the end is
+        # after the start, so `s[a..=a]` is "" unless it spans the whole string from 0
+        if start == 0 and end >= n - 1:
+            return s
+        if end <= start:
+            return ""
         end += 1
     start = min(start, n)
     end = min(end, n)
@@ -944,6 +950,14 @@ class Runtime:
         if type(r) is Mut:
             return r.result
         return r
+
+    def module_const(self, name: str, p: Any) -> Any:
+        """`module::NAME`: a constant of a module registered with `Engine.register_module`."""
+        module, _, member = name.partition("::")
+        consts = self.engine._module_consts.get(module, {})
+        if member not in consts:
+            raise err("ErrorVariableNotFound", f"Variable not found: {name}", p, variable=name)
+        return cp(consts[member])
 
     def call_raw(self, name: str, p: Any, *args: Any) -> Any:
         return self.native(name, p, args)

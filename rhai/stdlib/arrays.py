@@ -8,6 +8,7 @@ bound to the item. Results handed out of an array are copies, as in Rhai.
 
 from __future__ import annotations
 
+import re
 from functools import cmp_to_key
 from typing import Any
 
@@ -322,6 +323,34 @@ def _index_of_fn(ctx: Any, a: list, fn: FnPtr) -> int:
 @register("index_of", ARRAY, FNPTR, INT)
 def _index_of_fn_from(ctx: Any, a: list, fn: FnPtr, start: int) -> int:
     return _find_index(ctx, a, fn, start)
+
+
+_FN_NAME = re.compile(r"_*[A-Za-z][A-Za-z0-9_]*")
+
+
+def _index_of_name(ctx: Any, a: list, name: str, start: int) -> int:
+    """Rhai's deprecated `index_of("fn_name")`: the named function is the filter; when no
+    function of that name takes the items, the string is searched for as a value."""
+    if a and _FN_NAME.fullmatch(name):
+        try:
+            return _find_index(ctx, a, FnPtr(name), start)
+        except RhaiError as e:
+            inner = e.inner if e.kind == "ErrorInFunctionCall" and e.inner is not None else e
+            if inner.kind != "ErrorFunctionNotFound" or not str(
+                inner.details.get("function", "")
+            ).startswith(name):
+                raise
+    return _index_of_value(a, name, start)
+
+
+@register("index_of", ARRAY, STR)
+def _index_of_str(ctx: Any, a: list, name: str) -> int:
+    return _index_of_name(ctx, a, name, 0)
+
+
+@register("index_of", ARRAY, STR, INT)
+def _index_of_str_from(ctx: Any, a: list, name: str, start: int) -> int:
+    return _index_of_name(ctx, a, name, start)
 
 
 def _index_of_value(a: list, value: Any, start: int) -> int:
