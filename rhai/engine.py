@@ -8,9 +8,10 @@ code. Whatever the input, only `RhaiError` leaves these methods: internal failur
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import runtime as rt_mod
@@ -18,7 +19,7 @@ from .callerscope import CallerScope, ConstCell, VarScope
 from .compiler import ENGINE_BUILTINS, generate
 from .errors import RhaiError, wrapped_message
 from .parser import parse
-from .runtime import ExitScript, Runtime, cp, err
+from .runtime import ExitScript, Runtime, cp, err, from_host
 from .values import Char, FnPtr, Shared, to_debug, to_string, type_name
 
 try:
@@ -27,6 +28,7 @@ except ImportError:  # pragma: no cover - the standard library is developed in p
     _STDLIB_NAMES = frozenset()
 
 _UNSET: Any = object()
+_MODULE_NAME = re.compile(r"_*[A-Za-z][A-Za-z0-9_]*")
 _RECURSION_LIMIT = 8000
 
 
@@ -160,6 +162,7 @@ class Engine:
         self.on_progress = on_progress
         self.progress_every = progress_every
         self._host_fns: dict[tuple[str, int], Callable[..., Any]] = {}
+        self._module_consts: dict[str, dict[str, Any]] = {}
         self._rt = Runtime(self)
         # Deeply nested data (Rhai has no nesting limit) is copied, compared and printed
         # recursively; Python's default limit of 1000 frames would stop at ~500 levels.
@@ -184,6 +187,24 @@ class Engine:
         top = len(params) + (8 if var else 0)
         for n in range(required, top + 1):
             self._host_fns[(name, n)] = fn
+        return self
+
+    def register_module(self, name: str, members: Mapping[str, Any]) -> Engine:
+        """Expose a named set of functions and constants: scripts call `name::fn(args)` and
+        read `name::CONST`, as with a Rhai module registered by a host. Callables are
+        registered like `register_fn` (under the qualified name, which is how they appear in
+        `AST.functions_called`); other values are constants, copied into the script on each
+        read. Registering the same name again adds to (and overrides members of) the module."""
+        if not _MODULE_NAME.fullmatch(name):
+            raise ValueError(f"module name {name!r} is not a Rhai identifier")
+        consts = self._module_consts.setdefault(name, {})
+        for member, value in members.items():
+            if not _MODULE_NAME.fullmatch(member):
+                raise ValueError(f"member {member!r} of module {name!r} is not a Rhai identifier")
+            if callable(value) and not isinstance(value, FnPtr):
+                self.register_fn(f"{name}::{member}", value)
+            else:
+                consts[member] = from_host(value)
         return self
 
     # ---- compile ----
@@ -215,6 +236,7 @@ class Engine:
                 max_map_size=self.max_map_size,
                 allow_fn=not eval_mode,
                 expression_only=expression_only,
+                modules=frozenset(self._module_consts),
             )
             code, unit = generate(self, script)
             namespace = self._namespace(unit)

@@ -97,8 +97,11 @@ class Parser:
         max_map_size: int = 0,
         allow_fn: bool = True,
         expression_only: bool = False,
+        modules: frozenset[str] = frozenset(),
     ) -> None:
         self.toks = tokens
+        # names registered with `Engine.register_module`: `name::member` is allowed for these
+        self.modules = modules
         # `Engine.compile_expression`: no statements, loops or `{}` blocks; the blocks of
         # `if`/`switch` hold one expression each (Rhai's DISALLOW_STATEMENTS_IN_BLOCKS)
         self.expression_only = expression_only
@@ -675,7 +678,19 @@ class Parser:
             args = self.call_args()
             return Node("call", p, name=t.value, args=args, bang=True)
         if self.at_sym("::"):
-            raise parse_error("ModuleUndefined", f"Undefined module '{t.value}'", p)
+            if t.value not in self.modules:
+                raise parse_error("ModuleUndefined", f"Undefined module '{t.value}'", p)
+            self.next()
+            member = self.next()
+            if member.kind != "ident":
+                raise parse_error(
+                    "VariableExpected", "Expecting a name after '::'", self.pos(member)
+                )
+            qualified = f"{t.value}::{member.value}"
+            if self.at_sym("("):
+                return Node("call", p, name=qualified, args=self.call_args(), bang=False)
+            # a module constant: read at run time, so a container is copied like a variable
+            return Node("call", p, name=qualified, args=[], bang=False, module_const=True)
         return Node("var", p, name=t.value, global_=False)
 
     def interpolated(self, t: Token) -> Node:
@@ -1005,6 +1020,7 @@ def parse(
     max_map_size: int = 0,
     allow_fn: bool = True,
     expression_only: bool = False,
+    modules: frozenset[str] = frozenset(),
 ) -> Script:
     """Parse `src` into a Script, raising RhaiError("ErrorParsing") on any syntax problem.
 
@@ -1019,5 +1035,6 @@ def parse(
         max_map_size=max_map_size,
         allow_fn=allow_fn,
         expression_only=expression_only,
+        modules=modules,
     )
     return parser.parse_expression() if expression_only else parser.parse_script()

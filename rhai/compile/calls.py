@@ -42,6 +42,8 @@ class CallGen:
         name = n.name
         nargs = len(n.args)
         p = repr(n.pos)
+        if getattr(n, "module_const", False):
+            return f"_rt.module_const({name!r}, {p})", None
         key = (name, nargs)
         script = self.unit.fn_names.get(key)
         if script is not None and n.bang:
