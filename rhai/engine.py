@@ -119,7 +119,8 @@ class Engine:
     Defaults: max_operations=50_000_000, max_call_levels=64, max_expr_depth=64 (32 inside
     functions), max_string_size=10 MiB, max_array_size=max_map_size=1_000_000,
     max_variables=10_000, max_memory=256 MiB (all values a script holds together),
-    max_data_depth=1024 (nesting of arrays, maps and curried function pointers).
+    max_data_depth=1024 (nesting of arrays, maps and curried function pointers),
+    max_functions=0 (unlimited; functions and closures one script defines).
 
     `on_progress(operations)`, when set, is called every `progress_every` operations (default
     10_000) with the number of operations so far, like Rhai's `Engine::on_progress`: returning
@@ -142,6 +143,7 @@ class Engine:
         max_variables: int = 10_000,
         max_memory: int = 256 * 1024 * 1024,
         max_data_depth: int = 1024,
+        max_functions: int = 0,
         on_progress: Callable[[int], Any] | None = None,
         progress_every: int = 10_000,
     ) -> None:
@@ -157,6 +159,7 @@ class Engine:
         self.max_variables = max_variables
         self.max_memory = max_memory
         self.max_data_depth = max_data_depth
+        self.max_functions = max_functions
         self.on_print: Callable[[str], Any] = _default_print
         self.on_debug: Callable[[str], Any] = _default_print
         self.on_progress = on_progress
@@ -237,6 +240,7 @@ class Engine:
                 allow_fn=not eval_mode,
                 expression_only=expression_only,
                 modules=frozenset(self._module_consts),
+                max_functions=self.max_functions,
             )
             code, unit = generate(self, script)
             namespace = self._namespace(unit)

@@ -7,6 +7,7 @@ checked against `max_expr_depth` (tighter inside functions), so deeply nested in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .ast import FnDef, Node
@@ -98,8 +99,12 @@ class Parser:
         allow_fn: bool = True,
         expression_only: bool = False,
         modules: frozenset[str] = frozenset(),
+        max_functions: int = 0,
     ) -> None:
         self.toks = tokens
+        # functions and closures defined so far, against `max_functions` (0: unlimited)
+        self.max_functions = max_functions
+        self.n_functions = 0
         # names registered with `Engine.register_module`: `name::member` is allowed for these
         self.modules = modules
         # `Engine.compile_expression`: no statements, loops or `{}` blocks; the blocks of
@@ -168,6 +173,14 @@ class Parser:
 
     def leave(self) -> None:
         self.depth -= 1
+
+    def nested(self, parse: Callable[[], Node]) -> Node:
+        """`parse` one expression level deeper (where Rhai's parser calls `level_up` before
+        a construct that counts its own level as well)."""
+        self.enter()
+        node = parse()
+        self.leave()
+        return node
 
     def unexpected(self, what: str = "") -> RhaiError:
         """The error for a token that cannot start or continue what is being parsed."""
@@ -244,6 +257,14 @@ class Parser:
         return Node("block", self.pos(t), stmts=stmts)
 
     def statement(self, top: bool) -> Node | None:
+        # Rhai's parse_stmt goes one expression level up for whatever statement follows
+        self.enter()
+        try:
+            return self.statement_inner(top)
+        finally:
+            self.leave()
+
+    def statement_inner(self, top: bool) -> Node | None:
         t = self.tok
         if t.kind == "kw":
             v = t.value
@@ -334,6 +355,7 @@ class Parser:
             self.next()
             if not self.at_kw("fn"):
                 raise parse_error("MissingToken", "Expecting 'fn' after 'private'", self.pos())
+        self.count_function()
         self.next()
         name_tok = self.next()
         if name_tok.kind == "str" or (
@@ -392,7 +414,8 @@ class Parser:
                 self.pos(name_tok),
             )
         saved = (self.limit, self.depth, self.loop_depth, self.in_fn)
-        self.limit, self.depth, self.loop_depth, self.in_fn = self.fn_limit, 0, 0, True
+        # Rhai parses a function from level 0 and goes one level up for its definition
+        self.limit, self.depth, self.loop_depth, self.in_fn = self.fn_limit, 1, 0, True
         body = self.block()
         self.limit, self.depth, self.loop_depth, self.in_fn = saved
         fn = FnDef(name, params, body, private, self.pos(start))
@@ -575,7 +598,7 @@ class Parser:
         while not self.at_sym(")"):
             if self.tok.kind == "eof":
                 raise parse_error("UnexpectedEOF", "Script is incomplete", self.pos())
-            args.append(self.expr())
+            args.append(self.nested(self.expr))
             if not self.eat_sym(",") and not self.at_sym(")"):
                 raise parse_error(
                     "MissingToken", "Expecting ',' to separate the arguments", self.pos()
@@ -597,12 +620,7 @@ class Parser:
             return Node("const", p, value=t.value)
         if k == "str":
             self.next()
-            if self.max_string_size and len(t.value.encode("utf-8")) > self.max_string_size:
-                raise parse_error(
-                    "LiteralTooLarge",
-                    f"Length of string literal exceeds the maximum limit ({self.max_string_size})",
-                    p,
-                )
+            self.check_literal_size(t.value, p)
             return Node("const", p, value=t.value)
         if k == "istr":
             self.next()
@@ -620,7 +638,7 @@ class Parser:
             if v in ("if", "switch") or (
                 v in ("while", "loop", "do", "for", "try") and not self.expression_only
             ):
-                return self.primary_keyword(t)
+                return self.nested(lambda: self.primary_keyword(t))
             if v == "global" and self.peek().is_sym("::"):
                 self.next()
                 self.next()
@@ -652,7 +670,7 @@ class Parser:
             if v == "#{":
                 return self.map_literal()
             if v == "{" and not self.expression_only:
-                return self.block()
+                return self.nested(self.block)
             if v in ("|", "||"):
                 return self.closure()
             if v in ("..", "..="):
@@ -666,6 +684,14 @@ class Parser:
         if k == "eof":
             raise parse_error("UnexpectedEOF", "Script is incomplete", p)
         raise self.unexpected("an expression")
+
+    def check_literal_size(self, text: str, p: tuple[int, int]) -> None:
+        if self.max_string_size and len(text.encode("utf-8")) > self.max_string_size:
+            raise parse_error(
+                "LiteralTooLarge",
+                f"Length of string literal exceeds the maximum limit ({self.max_string_size})",
+                p,
+            )
 
     def identifier(self) -> Node:
         t = self.next()
@@ -697,6 +723,8 @@ class Parser:
         parts: list[Any] = []
         for part in t.value:
             if isinstance(part, str):
+                # Rhai's tokenizer limits each literal part of `...${}...` like a string
+                self.check_literal_size(part, self.pos(t))
                 if part:
                     parts.append(part)
                 continue
@@ -713,7 +741,9 @@ class Parser:
             sub.depth = self.depth
             sub.loop_depth = self.loop_depth
             sub.in_fn = self.in_fn
+            sub.max_functions, sub.n_functions = self.max_functions, self.n_functions
             stmts = sub.statements(top=True)
+            self.n_functions = sub.n_functions
             parts.append(Node("block", (line, col), stmts=stmts))
         return Node("istr", self.pos(t), parts=parts)
 
@@ -726,7 +756,7 @@ class Parser:
                 raise parse_error(
                     "MissingToken", "Expecting ']' to end this array literal", self.pos()
                 )
-            items.append(self.expr())
+            items.append(self.nested(self.expr))
             if not self.eat_sym(",") and not self.at_sym("]"):
                 raise parse_error(
                     "MissingToken",
@@ -767,7 +797,7 @@ class Parser:
                 )
             seen.add(key)
             self.expect_sym(":", f"to follow the property '{key}'")
-            items.append((key, self.expr()))
+            items.append((key, self.nested(self.expr)))
             if not self.eat_sym(",") and not self.at_sym("}"):
                 raise parse_error(
                     "MissingToken",
@@ -785,7 +815,16 @@ class Parser:
             )
         return Node("map", self.pos(t), items=items)
 
+    def count_function(self) -> None:
+        """One more function (or closure) at the current token, within `max_functions`."""
+        if self.max_functions and self.n_functions >= self.max_functions:
+            raise parse_error(
+                "TooManyFunctions", "Number of functions defined exceeds maximum limit", self.pos()
+            )
+        self.n_functions += 1
+
     def closure(self) -> Node:
+        self.count_function()
         t = self.next()
         params: list[str] = []
         if t.value == "|":
@@ -1021,6 +1060,7 @@ def parse(
     allow_fn: bool = True,
     expression_only: bool = False,
     modules: frozenset[str] = frozenset(),
+    max_functions: int = 0,
 ) -> Script:
     """Parse `src` into a Script, raising RhaiError("ErrorParsing") on any syntax problem.
 
@@ -1036,5 +1076,6 @@ def parse(
         allow_fn=allow_fn,
         expression_only=expression_only,
         modules=modules,
+        max_functions=max_functions,
     )
     return parser.parse_expression() if expression_only else parser.parse_script()
