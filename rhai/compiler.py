@@ -36,6 +36,7 @@ __all__ = ["ENGINE_BUILTINS", "generate"]
 # Generated code reaches script functions only directly (`f0_name(None, D + 1, ...)`, which
 # passes the depth) or through these helpers: natives, host functions, function pointers and
 # `eval` may call back into the script, and they learn the caller's depth from `_rt.depth`.
+_USES_T = re.compile(r"\bT\b")
 _REENTRANT = re.compile(r"\b(?:_rt\b|_rt_eval\(|_call\(|_call_method\(|_contains\()")
 
 
@@ -49,6 +50,8 @@ class Unit:
         self.consts: list[Any] = []
         self.counter = 0
         self.fn_names: dict[tuple[str, int], str] = {}
+        # script functions with an INT entry (`fN_name_i`), see `int_entry_keys`
+        self.int_entries: dict[tuple[str, int], str] = {}
         self.int_fns: set[tuple[str, int]] = set()
         self.bang_keys: set[tuple[str, int]] = set()
         self.called: set[str] = set()
@@ -273,6 +276,43 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         header = f"def {pyname}(T, D, P{extra}{''.join(', ' + x for x in params)}):"
         return [header, *self.with_m(self.lines)]
 
+    def int_entry_lines(
+        self,
+        pyname: str,
+        params: list[str],
+        body: Node,
+        rhai_name: str,
+        param_decls: list[Decl],
+        pos: tuple[int, int],
+    ) -> list[str]:
+        """The INT-specialised body as a function of its own, `fN_name_i(D, P, *ints)`, for
+        call sites whose arguments are all statically INTs (see `int_entry_keys`): no `this`
+        holder and no argument type checks, so a recursive `fib(n - 1)` costs little more
+        than a Python call. Depth, operation counting and error wrapping are as in the
+        generic entry."""
+        eng = self.unit.engine
+        self.indent = 1
+        if eng.max_call_levels:
+            self.emit(f"if D > {eng.max_call_levels}: _so(P)")
+        self.tick(pos)
+        self.open_scope(self.frame.scopes[0])
+        for d in param_decls:
+            self.register(d)
+        try_at = len(self.lines)
+        self.emit("try:")
+        self.indent += 1
+        self.ints = infer_ints(self.frame.decls, set(param_decls))
+        value = self.body(body, True)
+        self.emit(f"return {value}")
+        self.indent -= 1
+        self.emit("except RhaiError as _e:")
+        self.emit(f"    raise _wrap(_e, {rhai_name!r}, P) from None")
+        self.publish_depth(try_at)
+        lines = self.with_m(self.lines)
+        if any(_USES_T.search(line) for line in lines):
+            lines.insert(0, "    T = None")
+        return [f"def {pyname}(D, P{''.join(', ' + x for x in params)}):", *lines]
+
     def publish_depth(self, try_at: int, has_finally: bool = False) -> None:
         """Keep `_rt.depth` equal to the depth of the innermost running function that may call
         back into the script (see `_REENTRANT`), so a callback made by a native, such as a
@@ -325,6 +365,9 @@ def generate(engine: Any, script: Script) -> tuple[str, Unit]:
     _, main_frame = resolver.run_frame("main", None, [], main_body)
     parts: list[str] = []
     unit.int_fns = int_functions(script, fn_frames) - set(script.extra_methods)
+    unit.int_entries = {
+        key: unit.fn_names[key] + "_i" for key in int_entry_keys(engine, script, fn_frames)
+    }
     dispatch: dict[tuple[str, int], list[tuple[str, str]]] = {}
     for key, fns in script.extra_methods.items():
         for fn in fns:
@@ -358,6 +401,15 @@ def generate(engine: Any, script: Script) -> tuple[str, Unit]:
                 fn.this_type,
             )
         )
+    for key, entry in unit.int_entries.items():
+        fn = script.functions[key]
+        decls, frame = fn_frames[key]
+        gen = FnGen(unit, "fn", frame, fn.name)
+        parts.extend(
+            gen.int_entry_lines(
+                entry, [d.pyname for d in decls], fn.body, fn.name, decls, fn_pos(fn)
+            )
+        )
     bang_keys = set(script.functions) if resolver.bang_all else resolver.bang_keys
     unit.bang_keys = bang_keys & set(script.functions)
     for key in sorted(unit.bang_keys):
@@ -381,6 +433,29 @@ def generate(engine: Any, script: Script) -> tuple[str, Unit]:
     gen.unit_top_decls = set(resolver.top_decls)
     parts.extend(gen.main_lines(script.stmts, resolver.top_decls))
     return "\n".join(unit.lines + parts) + "\n", unit
+
+
+def int_entry_keys(engine: Any, script: Script, fn_frames: dict) -> list[tuple[str, int]]:
+    """Script functions that get an INT entry (`FnGen.int_entry_lines`): every parameter is
+    used arithmetically, never reassigned or captured, and the function has no `this`, no
+    `eval` and no typed-method variants."""
+    keys = []
+    for key, fn in script.functions.items():
+        decls, frame = fn_frames[key]
+        if (
+            not decls
+            or fn.this_type is not None
+            or key in script.extra_methods
+            or frame.uses_this
+            or frame.has_eval
+            or frame.eval_dicts
+            or (engine.max_variables and len(decls) > engine.max_variables)
+            or any(d.captured or d.mutated or d.boxed or not d.arith_use for d in decls)
+        ):
+            continue
+        if set(decls) <= infer_ints(frame.decls, set(decls)):
+            keys.append(key)
+    return keys
 
 
 def fn_pos(fn: FnDef) -> tuple[int, int]:

@@ -50,6 +50,11 @@ class CallGen:
             return self.bang_call(n, key), None
         if name == "call" and n.bang and nargs >= 1:
             return self.bang_call(n, None), None
+        entry = self.unit.int_entries.get(key)
+        if entry is not None and all(static_int(a, self.ints, self.unit.int_fns) for a in n.args):
+            args = self.exprs_in_order(n.args)
+            rtype = "int" if key in self.unit.int_fns else None
+            return f"{entry}({self.depth()}, {p}{''.join(', ' + a for a in args)})", rtype
         if script is not None:
             args = self.exprs_in_order(n.args)
             args = [

@@ -18,6 +18,20 @@ from .pycode import LITERAL, MEM_CHUNK, SIMPLE
 _TYPE_OF_CONST = {int: "int", float: "float", bool: "bool", str: "str", Char: "char"}
 
 
+def branches_type(n: Node) -> str | None:
+    """The static type of `if c { lit } else { lit }` whose two literals share a type (so
+    `s += if c { "x" } else { "y" }` compiles to a plain string append)."""
+    types = set()
+    for branch in (n.then, n.other):
+        if branch is None or branch.kind != "block" or len(branch.stmts) != 1:
+            return None
+        stmt = branch.stmts[0]
+        if stmt.kind != "expr" or stmt.expr.kind != "const":
+            return None
+        types.add(_TYPE_OF_CONST.get(type(stmt.expr.value)))
+    return types.pop() if len(types) == 1 else None
+
+
 def safe_link(n: Node) -> Node | None:
     """The `?.`/`?[` link of an index/property/method chain nearest its root, if any."""
     found = None
@@ -185,7 +199,9 @@ class ExpressionGen:
             return self.method(n)
         if k == "closure":
             return self.closure(n), "fn"
-        if k in ("block", "if", "while", "loop", "do", "for", "switch", "try"):
+        if k == "if":
+            return self.compound(n, want=True), branches_type(n)
+        if k in ("block", "while", "loop", "do", "for", "switch", "try"):
             return self.compound(n, want=True), None
         raise RhaiError("ErrorSystem", f"compiler: unknown expression {k}")
 

@@ -1,0 +1,43 @@
+"""Script functions called with INT arguments take a leaner entry (no `this`, no argument
+type checks); what a script can observe must not change."""
+
+from rhai import Engine, RhaiError
+
+from .conftest import assert_error, assert_value
+
+FIB = "fn fib(n) { if n < 2 { n } else { fib(n - 1) + fib(n - 2) } } "
+
+
+def test_results_for_int_and_other_arguments() -> None:
+    assert_value(FIB + "fib(20)", 6765)
+    assert_value(FIB + "fib(1.0)", 1.0)
+    assert_error(FIB + 'fib("a")', "ErrorInFunctionCall", root="ErrorFunctionNotFound")
+
+
+def test_overflow_inside_is_wrapped_at_the_call_position() -> None:
+    src = "fn up(n) { if n == 0 { 9223372036854775807 } else { up(n - 1) + 1 } }\nup(3)"
+    err = assert_error(src, "ErrorInFunctionCall", 2, 1, root="ErrorArithmetic")
+    assert "Addition overflow" in err.root().message
+
+
+def test_call_depth_is_exact_through_the_int_entry() -> None:
+    src = "fn down(n) { if n == 0 { 0 } else { down(n - 1) + 1 } } down(N)"
+    assert Engine(max_call_levels=10).eval(src.replace("N", "9")) == 9
+    try:
+        Engine(max_call_levels=10).eval(src.replace("N", "10"))
+    except RhaiError as err:
+        assert err.kind == "ErrorStackOverflow"
+    else:
+        raise AssertionError("11 nested calls passed max_call_levels=10")
+
+
+def test_operations_are_counted_through_the_int_entry() -> None:
+    src = FIB + "fib(15)"
+    assert Engine(max_operations=10_000).eval(src) == 610
+    assert_error(src, "ErrorTooManyOperations", max_operations=500)
+
+
+def test_a_string_if_expression_appends_like_a_string() -> None:
+    assert_value('let s = ""; for i in 0..4 { s += if i % 2 == 1 { "x" } else { "y" }; } s', "yxyx")
+    assert_value("let s = 1; s += if true { 2 } else { 3 }; s", 3)
+    assert_value('let s = 1; s += if true { "a" } else { "b" }; s', "1a")
