@@ -352,7 +352,7 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
 def generate(engine: Any, script: Script) -> tuple[str, Unit]:
     """Python source for `script` (defining `_main` and one function per script function)."""
     unit = Unit(engine, script)
-    resolver = Resolver()
+    resolver = Resolver(frozenset(script.functions))
     fn_frames = {}
     for key, fn in script.functions.items():
         fn_frames[key] = resolver.run_frame("fn", None, fn.params, fn.body)

@@ -41,3 +41,10 @@ def test_a_string_if_expression_appends_like_a_string() -> None:
     assert_value('let s = ""; for i in 0..4 { s += if i % 2 == 1 { "x" } else { "y" }; } s', "yxyx")
     assert_value("let s = 1; s += if true { 2 } else { 3 }; s", 3)
     assert_value('let s = 1; s += if true { "a" } else { "b" }; s', "1a")
+
+
+def test_a_method_call_may_change_the_type_of_an_int_variable() -> None:
+    # `this = ...` in a script function (or a closure given to `call`) sets the variable
+    assert_value('fn f() { this = "a"; } let x = 1; x.f(); x + 1', "a1")
+    assert_value('fn f() { this = "a"; } let x = 1; x.f(); x += 1; x', "a1")
+    assert_value('let x = 1; x.call(|| this = "b"); x + 1', "b1")
