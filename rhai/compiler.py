@@ -22,7 +22,7 @@ from .ast import FnDef, Node
 from .compile.assignment import AssignmentGen
 from .compile.calls import ENGINE_BUILTINS, CallGen
 from .compile.expressions import ExpressionGen
-from .compile.int_types import infer_ints, int_functions
+from .compile.int_types import infer_ints, infer_strs, int_functions
 from .compile.operators import OperatorGen
 from .compile.pycode import LITERAL, MEM_CHUNK
 from .compile.resolve import Decl, Frame, Resolver
@@ -84,6 +84,7 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         self.indent = 1
         self.ntmp = 0
         self.ints: set[Decl] = set()
+        self.strs: set[Decl] = infer_strs(frame.decls)
         # known value ranges of INT expressions (by generated code), e.g. `for i in 0..10`
         self.bounds: dict[str, tuple[int, int]] = {}
         self.bang = False

@@ -172,13 +172,17 @@ class AssignmentGen:
         """`x += e` on a local: INT and string fast paths, in-place string append."""
         x = target.decl.pyname
         rhs, rt = self.expr(s.value)
-        if not SIMPLE.match(rhs):
+        known_str = rt == "str" and target.decl in self.strs
+        if not SIMPLE.match(rhs) and not known_str:
             t = self.tmp()
             self.emit(f"{t} = {rhs}")
             rhs = t
         p = repr(s.pos)
         cap = self.unit.engine.max_string_size
-        if rt != "str":
+        if known_str:
+            # `x` only ever holds strings: no type test (the body below stays at this level)
+            self.indent -= 1
+        elif rt != "str":
             self.emit(f"if type({x}) is int and type({rhs}) is int:")
             self.emit(
                 f"    {x} = (_r if {INT_MIN_CODE} <= (_r := {x} + {rhs}) <= {INT_MAX_CODE} "
@@ -195,6 +199,9 @@ class AssignmentGen:
             self.indent -= 1
         elif cap:
             self.emit(f"    if len({x}) > {cap // 4}: _rt.check_size({x}, {p})")
+        if known_str:
+            self.indent += 1
+            return
         self.emit("else:")
         self.emit(f"    {x} = _iadd({x}, {rhs}, {p})")
 

@@ -48,3 +48,11 @@ def test_a_method_call_may_change_the_type_of_an_int_variable() -> None:
     assert_value('fn f() { this = "a"; } let x = 1; x.f(); x + 1', "a1")
     assert_value('fn f() { this = "a"; } let x = 1; x.f(); x += 1; x', "a1")
     assert_value('let x = 1; x.call(|| this = "b"); x + 1', "b1")
+
+
+def test_string_variables_append_without_type_tests() -> None:
+    assert_value('let s = ""; for i in 0..3 { s += `${i}`; } s', "012")
+    assert_value('let s = "a"; s += "b"; let t = s; t += "c"; [s, t]', ["ab", "abc"])
+    assert_value('let s = "a"; eval("s = 1"); s += "b"; s', "1b")
+    src = 'let s = "ab"; for i in 0..10 { s += "cd"; } s'
+    assert_error(src, "ErrorDataTooLarge", max_string_size=8)
