@@ -23,6 +23,7 @@ from .compile.assignment import AssignmentGen
 from .compile.calls import ENGINE_BUILTINS, CallGen
 from .compile.expressions import ExpressionGen
 from .compile.int_types import infer_ints, infer_strs, int_functions
+from .compile.op_costs import block_cost, stmt_cost
 from .compile.operators import OperatorGen
 from .compile.pycode import LITERAL, MEM_CHUNK
 from .compile.resolve import Decl, Frame, Resolver
@@ -134,9 +135,11 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         """Function body `lines` with `_m` initialised when the body counts allocations."""
         return ["    _m = 0", *lines] if self.uses_m else lines
 
-    def tick(self, p: tuple[int, int]) -> None:
-        if self.max_ops:
-            self.emit(f"if next(_OPS) > {self.max_ops}: _tmo({p!r})")
+    def tick(self, p: tuple[int, int], ops: int) -> None:
+        """Charge `ops` operations (see rhai/compile/op_costs.py) at position `p`."""
+        if self.max_ops and ops > 0:
+            self.emit(f"_O[0] -= {ops}")
+            self.emit(f"if _O[0] < 0: _tmo({p!r})")
 
     def spill_before(self, mark: int, indent: int, code: str) -> str:
         """Evaluate `code` at `mark` (before a later operand's prelude) and use a temporary."""
@@ -234,7 +237,7 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
                 f"if _type_name(T[0]) != {this_type!r}: "
                 f"raise _not_found({rhai_name!r}, (T[0]{''.join(', ' + x for x in params)}), P)"
             )
-        self.tick(pos)
+        self.tick(pos, 1 + block_cost(body))
         if self.frame.has_eval and not self.bang:
             self.emit("_E = {}")
         for dn in self.frame.eval_dicts.values():
@@ -295,7 +298,7 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         self.indent = 1
         if eng.max_call_levels:
             self.emit(f"if D > {eng.max_call_levels}: _so(P)")
-        self.tick(pos)
+        self.tick(pos, 1 + block_cost(body))
         self.open_scope(self.frame.scopes[0])
         for d in param_decls:
             self.register(d)
@@ -340,6 +343,8 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         try_at = len(self.lines)
         self.emit("try:")
         self.indent += 1
+        if stmts:
+            self.tick(stmts[0].pos, sum(stmt_cost(s) for s in stmts))
         value = self.block_value(stmts)
         self.emit(f"return {value}")
         self.indent -= 1

@@ -277,7 +277,7 @@ class Engine:
             "_rt": r,
             "_K": unit.consts,
             "RhaiError": RhaiError,
-            "_OPS": r.ops,
+            "_O": r.oc,
             "_tmo": r.op_checkpoint,
             "_so": r.stack_overflow,
             "_ovf": r.ovf,
@@ -364,7 +364,6 @@ class Engine:
             # on this engine shares it, and measuring walks up to the outermost run
             r.reset_budget()
             r.entry = sys._getframe()
-        ns["_OPS"] = r.ops
         ns["_SC"] = ns["_WB"] = sc
         ns["_GC"] = {}
         r.fns = ast.fn_table
@@ -401,7 +400,6 @@ class Engine:
         if r.entry is None:
             r.reset_budget()
             r.entry = sys._getframe()
-        ast._ns["_OPS"] = r.ops
         try:
             return _export(fn(None, 1, None, *[cp(a) for a in args]))
         except ExitScript as e:
@@ -449,7 +447,6 @@ class Engine:
         try:
             ast = self._compile(src, eval_mode=True)
             ns = ast._ns
-            ns["_OPS"] = r.ops
             ns["_SC"] = sc
             new_vars = ns["_WB"] = _ScopeDict()
             ns["_GC"] = gc if gc is not None else {}

@@ -33,7 +33,7 @@ def test_call_depth_is_exact_through_the_int_entry() -> None:
 
 def test_operations_are_counted_through_the_int_entry() -> None:
     src = FIB + "fib(15)"
-    assert Engine(max_operations=10_000).eval(src) == 610
+    assert Engine(max_operations=100_000).eval(src) == 610
     assert_error(src, "ErrorTooManyOperations", max_operations=500)
 
 
