@@ -1276,6 +1276,19 @@ class Runtime:
         call_fn = self.call_fn
         return lambda args, this=_NO_THIS: call_fn(f, args, this)
 
+    def unary_caller(self, fnptr: Any) -> Callable[[Any], Any] | None:
+        """For natives: `call(item)` of a one-parameter closure that does not use `this` and
+        has nothing curried (the common `|x| ...` given to `map`/`filter`), else None."""
+        f = _unshare(fnptr)
+        if type(f) is FnPtr and f.fn is not None and not f.curry:
+            fn = f.fn
+            if fn.arity == 1 and not fn.uses_this:
+                depth = self.depth + 1
+                # a Python function, not functools.partial: Python-to-Python calls do not
+                # grow the C stack, so deep callback recursion meets the recursion limit
+                return lambda item: fn(None, depth, None, item)
+        return None
+
     def fn_arity(self, fnptr: Any) -> int | None:
         f = _unshare(fnptr)
         if type(f) is not FnPtr:

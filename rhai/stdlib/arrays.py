@@ -25,6 +25,7 @@ from .context import (
     method_style,
     too_large,
     truthy,
+    unary_caller,
 )
 from .positions import index_in, offset_len, range_window
 from .registry import ANY, ARRAY, FNPTR, INT, RANGE, STR, register
@@ -418,6 +419,9 @@ def _all(ctx: Any, a: list, fn: FnPtr) -> bool:
 
 @register("map", ARRAY, FNPTR)
 def _map(ctx: Any, a: list, fn: FnPtr) -> list:
+    direct = unary_caller(ctx, fn)
+    if direct is not None:
+        return [direct(item) for item in a]
     if arity(ctx, fn) == 1:  # the common `|x| ...`, without the per-item adapter
         call = caller(ctx, fn)
         return [call([item], item) for item in a]
@@ -427,6 +431,9 @@ def _map(ctx: Any, a: list, fn: FnPtr) -> list:
 
 @register("filter", ARRAY, FNPTR)
 def _filter(ctx: Any, a: list, fn: FnPtr) -> list:
+    direct = unary_caller(ctx, fn)
+    if direct is not None:
+        return [copy_out(item) for item in a if direct(item) is True]
     if arity(ctx, fn) == 1:
         call = caller(ctx, fn)
         return [copy_out(item) for item in a if call([item], item) is True]

@@ -56,3 +56,11 @@ def test_string_variables_append_without_type_tests() -> None:
     assert_value('let s = "a"; eval("s = 1"); s += "b"; s', "1b")
     src = 'let s = "ab"; for i in 0..10 { s += "cd"; } s'
     assert_error(src, "ErrorDataTooLarge", max_string_size=8)
+
+
+def test_map_and_filter_call_one_parameter_closures_directly() -> None:
+    assert_value("[1, 2, 3].map(|x| x * 2)", [2, 4, 6])
+    assert_value("let y = 2; [1, 2, 3].filter(|x| x >= y)", [2, 3])
+    assert_value("[1, 2, 3].map(|x| this + x)", [2, 4, 6])  # `this` is the item too
+    assert_value("fn inc(x) { x + 1 } [1].map(inc)", [2])
+    assert_error("[1, 2].map(|x| x / 0)", "ErrorInFunctionCall", root="ErrorArithmetic")
