@@ -91,6 +91,7 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         self.bang = False
         self.py_blocks = 0
         self.dispatch: list[tuple[str, str]] = []
+        self.int_entry: str | None = None  # this function's INT entry, see int_entry_keys
         self.loops: list[str] = []
         self.catches: list[str] = []
         eng = unit.engine
@@ -221,6 +222,7 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         self.indent = 1
         if eng.max_call_levels:
             self.emit(f"if D > {eng.max_call_levels}: _so(P)")
+        entry_at = len(self.lines)
         if self.max_vars and len(params) > self.max_vars:
             self.emit("_rt.too_many_vars(P)")
         for typ, target in self.dispatch:
@@ -258,6 +260,15 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         self.emit("try:")
         self.indent += 1
         spec = [d for d in param_decls if not d.captured and not d.mutated and d.arith_use]
+        if self.int_entry is not None and not self.bang:
+            # INT arguments go to the INT entry (which counts the call and wraps its errors)
+            self.lines.insert(
+                entry_at,
+                f"    if {' and '.join(f'{d.pyname}.__class__ is int' for d in param_decls)}: "
+                f"return {self.int_entry}(D, P{''.join(', ' + x for x in params)})",
+            )
+            try_at += 1
+            spec = []
         if spec:
             # a copy of the body specialised for INT arguments, without their type checks
             fast_ints = infer_ints(self.frame.decls, set(spec))
@@ -396,6 +407,7 @@ def generate(engine: Any, script: Script) -> tuple[str, Unit]:
         decls, frame = fn_frames[key]
         gen = FnGen(unit, "fn", frame, fn.name)
         gen.dispatch = dispatch.get(key, [])
+        gen.int_entry = unit.int_entries.get(key)
         parts.extend(
             gen.function_lines(
                 unit.fn_names[key],
