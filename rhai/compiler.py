@@ -139,8 +139,7 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
     def tick(self, p: tuple[int, int], ops: int) -> None:
         """Charge `ops` operations (see rhai/compile/op_costs.py) at position `p`."""
         if self.max_ops and ops > 0:
-            self.emit(f"_O[0] -= {ops}")
-            self.emit(f"if _O[0] < 0: _tmo({p!r})")
+            self.emit(f"_O[0] = _oc if (_oc := _O[0] - {ops}) >= 0 else _tmo({p!r}, _oc)")
 
     def spill_before(self, mark: int, indent: int, code: str) -> str:
         """Evaluate `code` at `mark` (before a later operand's prelude) and use a temporary."""

@@ -554,10 +554,10 @@ class Runtime:
 
         Generated code charges the operations of a straight run of code at once, counting
         down the shared cell `_O[0]` (the operations left before the next checkpoint) and
-        calling `_tmo(p)` when it goes below zero: `_O[0] -= 12` then `if _O[0] < 0:
-        _tmo(p)`. The checkpoint is the limit, or with a progress hook the next multiple of
-        `progress_every` (whichever comes first), so a hook costs nothing per operation
-        beyond the check every script already pays.
+        calling `_tmo(p, left)` when it would go below zero: `_O[0] = _oc if (_oc := _O[0] -
+        12) >= 0 else _tmo(p, _oc)`. The checkpoint is the limit, or with a progress hook
+        the next multiple of `progress_every` (whichever comes first), so a hook costs
+        nothing per operation beyond the check every script already pays.
         """
         engine = self.engine
         self.ops_done = 0
@@ -590,8 +590,11 @@ class Runtime:
         """Operations counted so far in the current (or last) run."""
         return self.ops_done + self.chunk - self.oc[0]
 
-    def op_checkpoint(self, p: Any) -> None:
-        """The operation check fired (`_tmo`): past the limit, or time to call the hook."""
+    def op_checkpoint(self, p: Any, left: int | None = None) -> int:
+        """The operation check fired (`_tmo`): past the limit, or time to call the hook.
+        Generated code passes the cell's new value (`left`) and stores what this returns."""
+        if left is not None:
+            self.oc[0] = left
         self.ops_done += self.chunk - self.oc[0]
         if self.ops_done > self.engine.max_operations:
             self.chunk = self.oc[0] = 0  # stays past the limit: every later check fires
@@ -600,7 +603,7 @@ class Runtime:
         hook = self.progress
         self._arm()
         if hook is None:
-            return
+            return self.oc[0]
         try:
             token = hook(self.ops_done)
         except RhaiError as e:
@@ -611,6 +614,7 @@ class Runtime:
             raise err("ErrorTerminated", f"Script terminated: {e}", p, token=str(e)) from e
         if token is not None:
             raise err("ErrorTerminated", f"Script terminated: {to_string(token)}", p, token=token)
+        return self.oc[0]
 
     def too_many_ops(self, p: Any) -> None:
         raise err("ErrorTooManyOperations", "Too many operations", p)
