@@ -22,7 +22,8 @@ from .ast import FnDef, Node
 from .compile.assignment import AssignmentGen
 from .compile.calls import ENGINE_BUILTINS, CallGen
 from .compile.expressions import ExpressionGen
-from .compile.int_types import infer_ints, int_functions
+from .compile.int_types import infer_ints, infer_strs, int_functions
+from .compile.op_costs import block_cost, stmt_cost
 from .compile.operators import OperatorGen
 from .compile.pycode import LITERAL, MEM_CHUNK
 from .compile.resolve import Decl, Frame, Resolver
@@ -36,6 +37,7 @@ __all__ = ["ENGINE_BUILTINS", "generate"]
 # Generated code reaches script functions only directly (`f0_name(None, D + 1, ...)`, which
 # passes the depth) or through these helpers: natives, host functions, function pointers and
 # `eval` may call back into the script, and they learn the caller's depth from `_rt.depth`.
+_USES_T = re.compile(r"\bT\b")
 _REENTRANT = re.compile(r"\b(?:_rt\b|_rt_eval\(|_call\(|_call_method\(|_contains\()")
 
 
@@ -49,6 +51,8 @@ class Unit:
         self.consts: list[Any] = []
         self.counter = 0
         self.fn_names: dict[tuple[str, int], str] = {}
+        # script functions with an INT entry (`fN_name_i`), see `int_entry_keys`
+        self.int_entries: dict[tuple[str, int], str] = {}
         self.int_fns: set[tuple[str, int]] = set()
         self.bang_keys: set[tuple[str, int]] = set()
         self.called: set[str] = set()
@@ -81,11 +85,13 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         self.indent = 1
         self.ntmp = 0
         self.ints: set[Decl] = set()
+        self.strs: set[Decl] = infer_strs(frame.decls)
         # known value ranges of INT expressions (by generated code), e.g. `for i in 0..10`
         self.bounds: dict[str, tuple[int, int]] = {}
         self.bang = False
         self.py_blocks = 0
         self.dispatch: list[tuple[str, str]] = []
+        self.int_entry: str | None = None  # this function's INT entry, see int_entry_keys
         self.loops: list[str] = []
         self.catches: list[str] = []
         eng = unit.engine
@@ -130,9 +136,10 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         """Function body `lines` with `_m` initialised when the body counts allocations."""
         return ["    _m = 0", *lines] if self.uses_m else lines
 
-    def tick(self, p: tuple[int, int]) -> None:
-        if self.max_ops:
-            self.emit(f"if next(_OPS) > {self.max_ops}: _tmo({p!r})")
+    def tick(self, p: tuple[int, int], ops: int) -> None:
+        """Charge `ops` operations (see rhai/compile/op_costs.py) at position `p`."""
+        if self.max_ops and ops > 0:
+            self.emit(f"_O[0] = _oc if (_oc := _O[0] - {ops}) >= 0 else _tmo({p!r}, _oc)")
 
     def spill_before(self, mark: int, indent: int, code: str) -> str:
         """Evaluate `code` at `mark` (before a later operand's prelude) and use a temporary."""
@@ -214,6 +221,7 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         self.indent = 1
         if eng.max_call_levels:
             self.emit(f"if D > {eng.max_call_levels}: _so(P)")
+        entry_at = len(self.lines)
         if self.max_vars and len(params) > self.max_vars:
             self.emit("_rt.too_many_vars(P)")
         for typ, target in self.dispatch:
@@ -230,7 +238,7 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
                 f"if _type_name(T[0]) != {this_type!r}: "
                 f"raise _not_found({rhai_name!r}, (T[0]{''.join(', ' + x for x in params)}), P)"
             )
-        self.tick(pos)
+        self.tick(pos, 1 + block_cost(body))
         if self.frame.has_eval and not self.bang:
             self.emit("_E = {}")
         for dn in self.frame.eval_dicts.values():
@@ -251,6 +259,15 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         self.emit("try:")
         self.indent += 1
         spec = [d for d in param_decls if not d.captured and not d.mutated and d.arith_use]
+        if self.int_entry is not None and not self.bang:
+            # INT arguments go to the INT entry (which counts the call and wraps its errors)
+            self.lines.insert(
+                entry_at,
+                f"    if {' and '.join(f'{d.pyname}.__class__ is int' for d in param_decls)}: "
+                f"return {self.int_entry}(D, P{''.join(', ' + x for x in params)})",
+            )
+            try_at += 1
+            spec = []
         if spec:
             # a copy of the body specialised for INT arguments, without their type checks
             fast_ints = infer_ints(self.frame.decls, set(spec))
@@ -272,6 +289,43 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         extra = ", _E" if self.bang else ""
         header = f"def {pyname}(T, D, P{extra}{''.join(', ' + x for x in params)}):"
         return [header, *self.with_m(self.lines)]
+
+    def int_entry_lines(
+        self,
+        pyname: str,
+        params: list[str],
+        body: Node,
+        rhai_name: str,
+        param_decls: list[Decl],
+        pos: tuple[int, int],
+    ) -> list[str]:
+        """The INT-specialised body as a function of its own, `fN_name_i(D, P, *ints)`, for
+        call sites whose arguments are all statically INTs (see `int_entry_keys`): no `this`
+        holder and no argument type checks, so a recursive `fib(n - 1)` costs little more
+        than a Python call. Depth, operation counting and error wrapping are as in the
+        generic entry."""
+        eng = self.unit.engine
+        self.indent = 1
+        if eng.max_call_levels:
+            self.emit(f"if D > {eng.max_call_levels}: _so(P)")
+        self.tick(pos, 1 + block_cost(body))
+        self.open_scope(self.frame.scopes[0])
+        for d in param_decls:
+            self.register(d)
+        try_at = len(self.lines)
+        self.emit("try:")
+        self.indent += 1
+        self.ints = infer_ints(self.frame.decls, set(param_decls))
+        value = self.body(body, True)
+        self.emit(f"return {value}")
+        self.indent -= 1
+        self.emit("except RhaiError as _e:")
+        self.emit(f"    raise _wrap(_e, {rhai_name!r}, P) from None")
+        self.publish_depth(try_at)
+        lines = self.with_m(self.lines)
+        if any(_USES_T.search(line) for line in lines):
+            lines.insert(0, "    T = None")
+        return [f"def {pyname}(D, P{''.join(', ' + x for x in params)}):", *lines]
 
     def publish_depth(self, try_at: int, has_finally: bool = False) -> None:
         """Keep `_rt.depth` equal to the depth of the innermost running function that may call
@@ -299,6 +353,8 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         try_at = len(self.lines)
         self.emit("try:")
         self.indent += 1
+        if stmts:
+            self.tick(stmts[0].pos, sum(stmt_cost(s) for s in stmts))
         value = self.block_value(stmts)
         self.emit(f"return {value}")
         self.indent -= 1
@@ -312,7 +368,7 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
 def generate(engine: Any, script: Script) -> tuple[str, Unit]:
     """Python source for `script` (defining `_main` and one function per script function)."""
     unit = Unit(engine, script)
-    resolver = Resolver()
+    resolver = Resolver(frozenset(script.functions))
     fn_frames = {}
     for key, fn in script.functions.items():
         fn_frames[key] = resolver.run_frame("fn", None, fn.params, fn.body)
@@ -325,6 +381,9 @@ def generate(engine: Any, script: Script) -> tuple[str, Unit]:
     _, main_frame = resolver.run_frame("main", None, [], main_body)
     parts: list[str] = []
     unit.int_fns = int_functions(script, fn_frames) - set(script.extra_methods)
+    unit.int_entries = {
+        key: unit.fn_names[key] + "_i" for key in int_entry_keys(engine, script, fn_frames)
+    }
     dispatch: dict[tuple[str, int], list[tuple[str, str]]] = {}
     for key, fns in script.extra_methods.items():
         for fn in fns:
@@ -347,6 +406,7 @@ def generate(engine: Any, script: Script) -> tuple[str, Unit]:
         decls, frame = fn_frames[key]
         gen = FnGen(unit, "fn", frame, fn.name)
         gen.dispatch = dispatch.get(key, [])
+        gen.int_entry = unit.int_entries.get(key)
         parts.extend(
             gen.function_lines(
                 unit.fn_names[key],
@@ -356,6 +416,15 @@ def generate(engine: Any, script: Script) -> tuple[str, Unit]:
                 decls,
                 fn_pos(fn),
                 fn.this_type,
+            )
+        )
+    for key, entry in unit.int_entries.items():
+        fn = script.functions[key]
+        decls, frame = fn_frames[key]
+        gen = FnGen(unit, "fn", frame, fn.name)
+        parts.extend(
+            gen.int_entry_lines(
+                entry, [d.pyname for d in decls], fn.body, fn.name, decls, fn_pos(fn)
             )
         )
     bang_keys = set(script.functions) if resolver.bang_all else resolver.bang_keys
@@ -381,6 +450,29 @@ def generate(engine: Any, script: Script) -> tuple[str, Unit]:
     gen.unit_top_decls = set(resolver.top_decls)
     parts.extend(gen.main_lines(script.stmts, resolver.top_decls))
     return "\n".join(unit.lines + parts) + "\n", unit
+
+
+def int_entry_keys(engine: Any, script: Script, fn_frames: dict) -> list[tuple[str, int]]:
+    """Script functions that get an INT entry (`FnGen.int_entry_lines`): every parameter is
+    used arithmetically, never reassigned or captured, and the function has no `this`, no
+    `eval` and no typed-method variants."""
+    keys = []
+    for key, fn in script.functions.items():
+        decls, frame = fn_frames[key]
+        if (
+            not decls
+            or fn.this_type is not None
+            or key in script.extra_methods
+            or frame.uses_this
+            or frame.has_eval
+            or frame.eval_dicts
+            or (engine.max_variables and len(decls) > engine.max_variables)
+            or any(d.captured or d.mutated or d.boxed or not d.arith_use for d in decls)
+        ):
+            continue
+        if set(decls) <= infer_ints(frame.decls, set(decls)):
+            keys.append(key)
+    return keys
 
 
 def fn_pos(fn: FnDef) -> tuple[int, int]:

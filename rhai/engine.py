@@ -8,9 +8,10 @@ code. Whatever the input, only `RhaiError` leaves these methods: internal failur
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import runtime as rt_mod
@@ -18,7 +19,7 @@ from .callerscope import CallerScope, ConstCell, VarScope
 from .compiler import ENGINE_BUILTINS, generate
 from .errors import RhaiError, wrapped_message
 from .parser import parse
-from .runtime import ExitScript, Runtime, cp, err
+from .runtime import ExitScript, Runtime, cp, err, from_host
 from .values import Char, FnPtr, Shared, to_debug, to_string, type_name
 
 try:
@@ -27,6 +28,7 @@ except ImportError:  # pragma: no cover - the standard library is developed in p
     _STDLIB_NAMES = frozenset()
 
 _UNSET: Any = object()
+_MODULE_NAME = re.compile(r"_*[A-Za-z][A-Za-z0-9_]*")
 _RECURSION_LIMIT = 8000
 
 
@@ -117,7 +119,8 @@ class Engine:
     Defaults: max_operations=50_000_000, max_call_levels=64, max_expr_depth=64 (32 inside
     functions), max_string_size=10 MiB, max_array_size=max_map_size=1_000_000,
     max_variables=10_000, max_memory=256 MiB (all values a script holds together),
-    max_data_depth=1024 (nesting of arrays, maps and curried function pointers).
+    max_data_depth=1024 (nesting of arrays, maps and curried function pointers),
+    max_functions=0 (unlimited; functions and closures one script defines).
 
     `on_progress(operations)`, when set, is called every `progress_every` operations (default
     10_000) with the number of operations so far, like Rhai's `Engine::on_progress`: returning
@@ -140,6 +143,7 @@ class Engine:
         max_variables: int = 10_000,
         max_memory: int = 256 * 1024 * 1024,
         max_data_depth: int = 1024,
+        max_functions: int = 0,
         on_progress: Callable[[int], Any] | None = None,
         progress_every: int = 10_000,
     ) -> None:
@@ -155,11 +159,13 @@ class Engine:
         self.max_variables = max_variables
         self.max_memory = max_memory
         self.max_data_depth = max_data_depth
+        self.max_functions = max_functions
         self.on_print: Callable[[str], Any] = _default_print
         self.on_debug: Callable[[str], Any] = _default_print
         self.on_progress = on_progress
         self.progress_every = progress_every
         self._host_fns: dict[tuple[str, int], Callable[..., Any]] = {}
+        self._module_consts: dict[str, dict[str, Any]] = {}
         self._rt = Runtime(self)
         # Deeply nested data (Rhai has no nesting limit) is copied, compared and printed
         # recursively; Python's default limit of 1000 frames would stop at ~500 levels.
@@ -186,12 +192,41 @@ class Engine:
             self._host_fns[(name, n)] = fn
         return self
 
+    def register_module(self, name: str, members: Mapping[str, Any]) -> Engine:
+        """Expose a named set of functions and constants: scripts call `name::fn(args)` and
+        read `name::CONST`, as with a Rhai module registered by a host. Callables are
+        registered like `register_fn` (under the qualified name, which is how they appear in
+        `AST.functions_called`); other values are constants, copied into the script on each
+        read. Registering the same name again adds to (and overrides members of) the module."""
+        if not _MODULE_NAME.fullmatch(name):
+            raise ValueError(f"module name {name!r} is not a Rhai identifier")
+        consts = self._module_consts.setdefault(name, {})
+        for member, value in members.items():
+            if not _MODULE_NAME.fullmatch(member):
+                raise ValueError(f"member {member!r} of module {name!r} is not a Rhai identifier")
+            if callable(value) and not isinstance(value, FnPtr):
+                self.register_fn(f"{name}::{member}", value)
+            else:
+                consts[member] = from_host(value)
+        return self
+
     # ---- compile ----
     def compile(self, source: str) -> AST:
         """Parse and compile a script; raises RhaiError("ErrorParsing") on syntax errors."""
         return self._compile(source, eval_mode=False)
 
-    def _compile(self, source: str, eval_mode: bool) -> AST:
+    def compile_expression(self, source: str) -> AST:
+        """Compile a single expression, as Rhai's `compile_expression`: statements (`let`,
+        assignments, `;`), `{}` blocks, loops and function definitions are parse errors, and
+        the blocks of `if`/`switch` hold one expression each. A host evaluating a condition or
+        a value from configuration gets no script where it asked for an expression."""
+        return self._compile(source, eval_mode=False, expression_only=True)
+
+    def eval_expression(self, source: str, scope: Scope | None = None) -> Any:
+        """Compile `source` with `compile_expression` and return its value."""
+        return self._run(self.compile_expression(source), scope)
+
+    def _compile(self, source: str, eval_mode: bool, expression_only: bool = False) -> AST:
         if not isinstance(source, str):
             raise RhaiError("ErrorSystem", f"script must be a string, not {type(source).__name__}")
         try:
@@ -203,6 +238,9 @@ class Engine:
                 max_array_size=self.max_array_size,
                 max_map_size=self.max_map_size,
                 allow_fn=not eval_mode,
+                expression_only=expression_only,
+                modules=frozenset(self._module_consts),
+                max_functions=self.max_functions,
             )
             code, unit = generate(self, script)
             namespace = self._namespace(unit)
@@ -239,7 +277,7 @@ class Engine:
             "_rt": r,
             "_K": unit.consts,
             "RhaiError": RhaiError,
-            "_OPS": r.ops,
+            "_O": r.oc,
             "_tmo": r.op_checkpoint,
             "_so": r.stack_overflow,
             "_ovf": r.ovf,
@@ -326,7 +364,6 @@ class Engine:
             # on this engine shares it, and measuring walks up to the outermost run
             r.reset_budget()
             r.entry = sys._getframe()
-        ns["_OPS"] = r.ops
         ns["_SC"] = ns["_WB"] = sc
         ns["_GC"] = {}
         r.fns = ast.fn_table
@@ -363,7 +400,6 @@ class Engine:
         if r.entry is None:
             r.reset_budget()
             r.entry = sys._getframe()
-        ast._ns["_OPS"] = r.ops
         try:
             return _export(fn(None, 1, None, *[cp(a) for a in args]))
         except ExitScript as e:
@@ -411,7 +447,6 @@ class Engine:
         try:
             ast = self._compile(src, eval_mode=True)
             ns = ast._ns
-            ns["_OPS"] = r.ops
             ns["_SC"] = sc
             new_vars = ns["_WB"] = _ScopeDict()
             ns["_GC"] = gc if gc is not None else {}

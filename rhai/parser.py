@@ -7,6 +7,7 @@ checked against `max_expr_depth` (tighter inside functions), so deeply nested in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .ast import FnDef, Node
@@ -61,6 +62,9 @@ RESERVED_FN_NAMES = frozenset(
 )
 
 
+_FLOW_KEYWORDS = ("break", "continue", "return", "throw")
+
+
 def parse_error(kind: str, message: str, pos: tuple[int, int] | None) -> RhaiError:
     line, col = pos if pos else (None, None)
     return RhaiError("ErrorParsing", message, line, col, parse_kind=kind)
@@ -93,8 +97,19 @@ class Parser:
         max_array_size: int = 0,
         max_map_size: int = 0,
         allow_fn: bool = True,
+        expression_only: bool = False,
+        modules: frozenset[str] = frozenset(),
+        max_functions: int = 0,
     ) -> None:
         self.toks = tokens
+        # functions and closures defined so far, against `max_functions` (0: unlimited)
+        self.max_functions = max_functions
+        self.n_functions = 0
+        # names registered with `Engine.register_module`: `name::member` is allowed for these
+        self.modules = modules
+        # `Engine.compile_expression`: no statements, loops or `{}` blocks; the blocks of
+        # `if`/`switch` hold one expression each (Rhai's DISALLOW_STATEMENTS_IN_BLOCKS)
+        self.expression_only = expression_only
         self.i = 0
         self.depth = 0
         self.global_limit = max_expr_depth
@@ -159,6 +174,14 @@ class Parser:
     def leave(self) -> None:
         self.depth -= 1
 
+    def nested(self, parse: Callable[[], Node]) -> Node:
+        """`parse` one expression level deeper (where Rhai's parser calls `level_up` before
+        a construct that counts its own level as well)."""
+        self.enter()
+        node = parse()
+        self.leave()
+        return node
+
     def unexpected(self, what: str = "") -> RhaiError:
         """The error for a token that cannot start or continue what is being parsed."""
         t = self.tok
@@ -181,6 +204,13 @@ class Parser:
     def parse_script(self) -> Script:
         stmts = self.statements(top=True)
         return Script(stmts, self.functions, self.extra_methods)
+
+    def parse_expression(self) -> Script:
+        """One expression and nothing after it (`Engine.compile_expression`)."""
+        node = self.expr()
+        if self.tok.kind != "eof":
+            raise self.unexpected()
+        return Script([Node("expr", node.pos, expr=node)], {})
 
     def statements(self, top: bool) -> list[Node]:
         stmts: list[Node] = []
@@ -216,12 +246,25 @@ class Parser:
             raise parse_error("MissingToken", "Expecting '{' to start a block", self.pos())
         self.next()
         self.enter(t)
-        stmts = self.statements(top=False)
-        self.next()
+        if self.expression_only:
+            node = self.expr()
+            self.expect_sym("}", "to end this block")
+            stmts = [Node("expr", node.pos, expr=node)]
+        else:
+            stmts = self.statements(top=False)
+            self.next()
         self.leave()
         return Node("block", self.pos(t), stmts=stmts)
 
     def statement(self, top: bool) -> Node | None:
+        # Rhai's parse_stmt goes one expression level up for whatever statement follows
+        self.enter()
+        try:
+            return self.statement_inner(top)
+        finally:
+            self.leave()
+
+    def statement_inner(self, top: bool) -> Node | None:
         t = self.tok
         if t.kind == "kw":
             v = t.value
@@ -274,8 +317,6 @@ class Parser:
     def check_lhs(self, node: Node) -> None:
         target = node
         while target.kind in ("index", "prop"):
-            if getattr(target, "safe", False):
-                break
             target = target.target
         if (target.kind in ("var", "this") and target is not node) or node.kind in ("var", "this"):
             return
@@ -314,6 +355,7 @@ class Parser:
             self.next()
             if not self.at_kw("fn"):
                 raise parse_error("MissingToken", "Expecting 'fn' after 'private'", self.pos())
+        self.count_function()
         self.next()
         name_tok = self.next()
         if name_tok.kind == "str" or (
@@ -372,7 +414,8 @@ class Parser:
                 self.pos(name_tok),
             )
         saved = (self.limit, self.depth, self.loop_depth, self.in_fn)
-        self.limit, self.depth, self.loop_depth, self.in_fn = self.fn_limit, 0, 0, True
+        # Rhai parses a function from level 0 and goes one level up for its definition
+        self.limit, self.depth, self.loop_depth, self.in_fn = self.fn_limit, 1, 0, True
         body = self.block()
         self.limit, self.depth, self.loop_depth, self.in_fn = saved
         fn = FnDef(name, params, body, private, self.pos(start))
@@ -421,7 +464,14 @@ class Parser:
                     right = self.binary(prec + 1)
                 left = Node("range", self.pos(t), left=left, right=right, inclusive=op == "..=")
                 continue
-            right = self.binary(prec if op == "**" else prec + 1)
+            nt = self.tok
+            if op == "??" and nt.kind == "kw" and nt.value in _FLOW_KEYWORDS:
+                # Rhai takes `x ?? break 42` (and continue, return, throw): the statement is
+                # the right operand, run only when `x` is ()
+                flow = self.statement(top=False)
+                right = Node("block", self.pos(nt), stmts=[flow])
+            else:
+                right = self.binary(prec if op == "**" else prec + 1)
             if op == "&&":
                 left = Node("and", self.pos(t), left=left, right=right)
             elif op == "||":
@@ -548,7 +598,7 @@ class Parser:
         while not self.at_sym(")"):
             if self.tok.kind == "eof":
                 raise parse_error("UnexpectedEOF", "Script is incomplete", self.pos())
-            args.append(self.expr())
+            args.append(self.nested(self.expr))
             if not self.eat_sym(",") and not self.at_sym(")"):
                 raise parse_error(
                     "MissingToken", "Expecting ',' to separate the arguments", self.pos()
@@ -570,12 +620,7 @@ class Parser:
             return Node("const", p, value=t.value)
         if k == "str":
             self.next()
-            if self.max_string_size and len(t.value.encode("utf-8")) > self.max_string_size:
-                raise parse_error(
-                    "LiteralTooLarge",
-                    f"Length of string literal exceeds the maximum limit ({self.max_string_size})",
-                    p,
-                )
+            self.check_literal_size(t.value, p)
             return Node("const", p, value=t.value)
         if k == "istr":
             self.next()
@@ -590,8 +635,10 @@ class Parser:
             if v == "this":
                 self.next()
                 return Node("this", p)
-            if v in ("if", "switch", "while", "loop", "do", "for", "try"):
-                return self.primary_keyword(t)
+            if v in ("if", "switch") or (
+                v in ("while", "loop", "do", "for", "try") and not self.expression_only
+            ):
+                return self.nested(lambda: self.primary_keyword(t))
             if v == "global" and self.peek().is_sym("::"):
                 self.next()
                 self.next()
@@ -622,8 +669,8 @@ class Parser:
                 return self.array_literal()
             if v == "#{":
                 return self.map_literal()
-            if v == "{":
-                return self.block()
+            if v == "{" and not self.expression_only:
+                return self.nested(self.block)
             if v in ("|", "||"):
                 return self.closure()
             if v in ("..", "..="):
@@ -638,6 +685,14 @@ class Parser:
             raise parse_error("UnexpectedEOF", "Script is incomplete", p)
         raise self.unexpected("an expression")
 
+    def check_literal_size(self, text: str, p: tuple[int, int]) -> None:
+        if self.max_string_size and len(text.encode("utf-8")) > self.max_string_size:
+            raise parse_error(
+                "LiteralTooLarge",
+                f"Length of string literal exceeds the maximum limit ({self.max_string_size})",
+                p,
+            )
+
     def identifier(self) -> Node:
         t = self.next()
         p = self.pos(t)
@@ -649,13 +704,27 @@ class Parser:
             args = self.call_args()
             return Node("call", p, name=t.value, args=args, bang=True)
         if self.at_sym("::"):
-            raise parse_error("ModuleUndefined", f"Undefined module '{t.value}'", p)
+            if t.value not in self.modules:
+                raise parse_error("ModuleUndefined", f"Undefined module '{t.value}'", p)
+            self.next()
+            member = self.next()
+            if member.kind != "ident":
+                raise parse_error(
+                    "VariableExpected", "Expecting a name after '::'", self.pos(member)
+                )
+            qualified = f"{t.value}::{member.value}"
+            if self.at_sym("("):
+                return Node("call", p, name=qualified, args=self.call_args(), bang=False)
+            # a module constant: read at run time, so a container is copied like a variable
+            return Node("call", p, name=qualified, args=[], bang=False, module_const=True)
         return Node("var", p, name=t.value, global_=False)
 
     def interpolated(self, t: Token) -> Node:
         parts: list[Any] = []
         for part in t.value:
             if isinstance(part, str):
+                # Rhai's tokenizer limits each literal part of `...${}...` like a string
+                self.check_literal_size(part, self.pos(t))
                 if part:
                     parts.append(part)
                 continue
@@ -672,7 +741,9 @@ class Parser:
             sub.depth = self.depth
             sub.loop_depth = self.loop_depth
             sub.in_fn = self.in_fn
+            sub.max_functions, sub.n_functions = self.max_functions, self.n_functions
             stmts = sub.statements(top=True)
+            self.n_functions = sub.n_functions
             parts.append(Node("block", (line, col), stmts=stmts))
         return Node("istr", self.pos(t), parts=parts)
 
@@ -685,7 +756,7 @@ class Parser:
                 raise parse_error(
                     "MissingToken", "Expecting ']' to end this array literal", self.pos()
                 )
-            items.append(self.expr())
+            items.append(self.nested(self.expr))
             if not self.eat_sym(",") and not self.at_sym("]"):
                 raise parse_error(
                     "MissingToken",
@@ -726,7 +797,7 @@ class Parser:
                 )
             seen.add(key)
             self.expect_sym(":", f"to follow the property '{key}'")
-            items.append((key, self.expr()))
+            items.append((key, self.nested(self.expr)))
             if not self.eat_sym(",") and not self.at_sym("}"):
                 raise parse_error(
                     "MissingToken",
@@ -744,7 +815,16 @@ class Parser:
             )
         return Node("map", self.pos(t), items=items)
 
+    def count_function(self) -> None:
+        """One more function (or closure) at the current token, within `max_functions`."""
+        if self.max_functions and self.n_functions >= self.max_functions:
+            raise parse_error(
+                "TooManyFunctions", "Number of functions defined exceeds maximum limit", self.pos()
+            )
+        self.n_functions += 1
+
     def closure(self) -> Node:
+        self.count_function()
         t = self.next()
         params: list[str] = []
         if t.value == "|":
@@ -763,8 +843,9 @@ class Parser:
                 if not self.eat_sym(","):
                     break
             self.expect_sym("|", "to close the parameters list")
-        saved = self.loop_depth
+        saved = self.loop_depth, self.expression_only
         self.loop_depth = 0
+        self.expression_only = False  # a closure's body is a function body, even in Rhai
         self.enter(t)
         if self.at_sym("{"):
             body = self.block()
@@ -772,7 +853,7 @@ class Parser:
             stmt = self.statement(top=False)
             body = Node("block", self.pos(t), stmts=[stmt] if stmt is not None else [])
         self.leave()
-        self.loop_depth = saved
+        self.loop_depth, self.expression_only = saved
         return Node("closure", self.pos(t), params=params, body=body)
 
     # ---- keyword expressions ----
@@ -927,6 +1008,8 @@ class Parser:
         return Node("switch", p, subject=subject, cases=cases, default=default)
 
     def case_body(self) -> Node:
+        if self.expression_only:
+            return self.expr()
         if self.at_sym("{"):
             return self.block()
         t = self.tok
@@ -975,8 +1058,13 @@ def parse(
     max_array_size: int = 0,
     max_map_size: int = 0,
     allow_fn: bool = True,
+    expression_only: bool = False,
+    modules: frozenset[str] = frozenset(),
+    max_functions: int = 0,
 ) -> Script:
-    """Parse `src` into a Script, raising RhaiError("ErrorParsing") on any syntax problem."""
+    """Parse `src` into a Script, raising RhaiError("ErrorParsing") on any syntax problem.
+
+    With `expression_only`, `src` must be a single expression (see `Parser.expression_only`)."""
     tokens = tokenize(src)
     parser = Parser(
         tokens,
@@ -986,5 +1074,8 @@ def parse(
         max_array_size=max_array_size,
         max_map_size=max_map_size,
         allow_fn=allow_fn,
+        expression_only=expression_only,
+        modules=modules,
+        max_functions=max_functions,
     )
-    return parser.parse_script()
+    return parser.parse_expression() if expression_only else parser.parse_script()

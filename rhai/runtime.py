@@ -8,12 +8,10 @@ tuples baked into the generated code as constants.
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 import sys
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from . import stdlib as _stdlib
@@ -42,7 +40,6 @@ from .values import (
 )
 
 _lookup = _stdlib.lookup
-_consume = deque(maxlen=0).extend
 _DEEP = (list, dict, FnPtr, Shared)
 _CT = (list, dict)
 _SIZED = (list, dict, bytearray, str)
@@ -497,6 +494,12 @@ def _substr(s: str, r: Range) -> str:
     if end < 0:
         end = max(-1, end + n)
     if r.inclusive:
+        # Rhai's quirk: an inclusive slice takes end - start + 1 chars only when the end is
+        # after the start, so `s[a..=a]` is "" unless it spans the whole string from 0
+        if start == 0 and end >= n - 1:
+            return s
+        if end <= start:
+            return ""
         end += 1
     start = min(start, n)
     end = min(end, n)
@@ -531,7 +534,10 @@ class Runtime:
         self.engine = engine
         self.fns: dict[tuple[str, int], Callable[..., Any]] = {}
         self.bang_fns: dict[tuple[str, int], Callable[..., Any]] = {}
-        self.ops: Iterator[int] = itertools.count()
+        # operations left before the next checkpoint, shared by all generated code (see
+        # `start_counting`); `chunk` is what it was set to, `ops_done` the count before
+        self.oc: list[int] = [0]
+        self.chunk = 0
         # with a progress hook: the hook of this run, and the operations counted up to the
         # checkpoint the counter last reached (see `start_counting`)
         self.progress: Callable[[int], Any] | None = None
@@ -546,53 +552,58 @@ class Runtime:
     def start_counting(self) -> None:
         """Count the operations of a new outermost run from zero.
 
-        Generated code checks every operation with `if next(_OPS) > max_operations:
-        _tmo(p)`, a constant compiled into the script. Without a progress hook the counter
-        is a plain count, so that check fires only past the limit. With one, the counter
-        yields 0 and, every `progress_every` operations (and from the limit on), a value
-        past the limit: the same check then reaches `op_checkpoint`, which calls the hook.
-        So a hook costs nothing per operation beyond the check every script already pays.
+        Generated code charges the operations of a straight run of code at once, counting
+        down the shared cell `_O[0]` (the operations left before the next checkpoint) and
+        calling `_tmo(p, left)` when it would go below zero: `_O[0] = _oc if (_oc := _O[0] -
+        12) >= 0 else _tmo(p, _oc)`. The checkpoint is the limit, or with a progress hook
+        the next multiple of `progress_every` (whichever comes first), so a hook costs
+        nothing per operation beyond the check every script already pays.
         """
         engine = self.engine
         self.ops_done = 0
         self.progress = engine.on_progress
-        if self.progress is None:
-            self.ops = itertools.count()
-            return
         limit = engine.max_operations
-        every = engine.progress_every
-        if not limit:
-            raise ValueError(
-                "a progress hook rides on the operation counter: set max_operations (any "
-                "positive limit, however large)"
-            )
-        if type(every) is not int or every < 1:
-            raise ValueError(f"progress_every must be a positive whole number, not {every!r}")
-        self.ops = itertools.chain.from_iterable(self._op_chunks(limit, every))
+        if self.progress is not None:
+            every = engine.progress_every
+            if not limit:
+                raise ValueError(
+                    "a progress hook rides on the operation counter: set max_operations (any "
+                    "positive limit, however large)"
+                )
+            if type(every) is not int or every < 1:
+                raise ValueError(f"progress_every must be a positive whole number, not {every!r}")
+        self._arm()
 
-    def _op_chunks(self, limit: int, every: int) -> Iterator[Iterable[int]]:
-        """The counter's values with a progress hook, chunk by chunk (see `start_counting`).
+    def _arm(self) -> None:
+        """Set the cell to the operations left until the next checkpoint after `ops_done`:
+        the limit (passed when the count goes above it), or the next progress point."""
+        engine = self.engine
+        left = engine.max_operations - self.ops_done
+        if self.progress is not None:
+            every = engine.progress_every
+            to_hook = every - self.ops_done % every - 1  # fires when the count reaches it
+            left = min(left, to_hook)
+        self.chunk = left
+        self.oc[0] = left
 
-        A plain count yields its n-th value as n - 1, so the check first fires at operation
-        limit + 2; the checkpoints keep that boundary exactly.
-        """
-        past = limit + 1
-        first_over = limit + 2
-        done = 0
-        while done + every < first_over:
-            yield itertools.repeat(0, every - 1)
-            done += every
-            self.ops_done = done  # set before the chunk's last value is handed out
-            yield (past,)
-        yield itertools.repeat(0, first_over - done - 1)
-        self.ops_done = first_over
-        yield itertools.repeat(past)  # past the limit: every check fires from here on
+    def operations(self) -> int:
+        """Operations counted so far in the current (or last) run."""
+        return self.ops_done + self.chunk - self.oc[0]
 
-    def op_checkpoint(self, p: Any) -> None:
-        """The operation check fired (`_tmo`): past the limit, or time to call the hook."""
-        hook = self.progress
-        if hook is None or self.ops_done > self.engine.max_operations + 1:
+    def op_checkpoint(self, p: Any, left: int | None = None) -> int:
+        """The operation check fired (`_tmo`): past the limit, or time to call the hook.
+        Generated code passes the cell's new value (`left`) and stores what this returns."""
+        if left is not None:
+            self.oc[0] = left
+        self.ops_done += self.chunk - self.oc[0]
+        if self.ops_done > self.engine.max_operations:
+            self.chunk = self.oc[0] = 0  # stays past the limit: every later check fires
+            self.ops_done = self.engine.max_operations + 1
             self.too_many_ops(p)
+        hook = self.progress
+        self._arm()
+        if hook is None:
+            return self.oc[0]
         try:
             token = hook(self.ops_done)
         except RhaiError as e:
@@ -603,6 +614,7 @@ class Runtime:
             raise err("ErrorTerminated", f"Script terminated: {e}", p, token=str(e)) from e
         if token is not None:
             raise err("ErrorTerminated", f"Script terminated: {to_string(token)}", p, token=token)
+        return self.oc[0]
 
     def too_many_ops(self, p: Any) -> None:
         raise err("ErrorTooManyOperations", "Too many operations", p)
@@ -621,14 +633,10 @@ class Runtime:
 
     def spend(self, n: int, p: Any) -> None:
         """Count `n` operations of work done inside one operation (deep copy, compare, ...)."""
-        max_ops = self.engine.max_operations
-        if max_ops and n > 0:
-            ops = self.ops
-            checkpoint = self.ops_done
-            if n > 1:
-                _consume(itertools.islice(ops, n - 1))
-            # a checkpoint passed inside the n operations moved `ops_done`
-            if (next(ops) > max_ops or self.ops_done != checkpoint) and p is not None:
+        if self.engine.max_operations and n > 0:
+            oc = self.oc
+            oc[0] -= n
+            if oc[0] < 0 and p is not None:
                 self.op_checkpoint(p)
 
     def settle(self, p: Any, allocated: int = 0) -> None:
@@ -944,6 +952,14 @@ class Runtime:
         if type(r) is Mut:
             return r.result
         return r
+
+    def module_const(self, name: str, p: Any) -> Any:
+        """`module::NAME`: a constant of a module registered with `Engine.register_module`."""
+        module, _, member = name.partition("::")
+        consts = self.engine._module_consts.get(module, {})
+        if member not in consts:
+            raise err("ErrorVariableNotFound", f"Variable not found: {name}", p, variable=name)
+        return cp(consts[member])
 
     def call_raw(self, name: str, p: Any, *args: Any) -> Any:
         return self.native(name, p, args)
@@ -1263,6 +1279,19 @@ class Runtime:
             return call_closure_this
         call_fn = self.call_fn
         return lambda args, this=_NO_THIS: call_fn(f, args, this)
+
+    def unary_caller(self, fnptr: Any) -> Callable[[Any], Any] | None:
+        """For natives: `call(item)` of a one-parameter closure that does not use `this` and
+        has nothing curried (the common `|x| ...` given to `map`/`filter`), else None."""
+        f = _unshare(fnptr)
+        if type(f) is FnPtr and f.fn is not None and not f.curry:
+            fn = f.fn
+            if fn.arity == 1 and not fn.uses_this:
+                depth = self.depth + 1
+                # a Python function, not functools.partial: Python-to-Python calls do not
+                # grow the C stack, so deep callback recursion meets the recursion limit
+                return lambda item: fn(None, depth, None, item)
+        return None
 
     def fn_arity(self, fnptr: Any) -> int | None:
         f = _unshare(fnptr)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..ast import Node
 from ..parser import parse_error
+from .expressions import safe_link
 from .pycode import INT_MAX_CODE, INT_MIN_CODE, LITERAL, MEM_CHUNK, SIMPLE
 
 
@@ -24,8 +25,6 @@ class AssignmentGen:
         """Root variable and accessors of an index/property chain, or None."""
         acc: list[tuple[str, Any]] = []
         while node.kind in ("index", "prop"):
-            if node.safe:
-                return None
             acc.append(("i", node) if node.kind == "index" else ("p", node))
             node = node.target
         if node.kind not in ("var", "this"):
@@ -69,6 +68,10 @@ class AssignmentGen:
     def assign(self, s: Node) -> None:
         target = s.target
         op = s.op
+        link = safe_link(target)
+        if link is not None:
+            self.assign_elvis(s, link)
+            return
         if target.kind in ("var", "this"):
             if op == "=":
                 value = self.stored(s.value)
@@ -147,17 +150,39 @@ class AssignmentGen:
             root, f"_rt.set_path({root_code}, {kinds!r}, {keys}, {t}, {target.pos!r})", s.pos
         )
 
+    def assign_elvis(self, s: Node, link: Node) -> None:
+        """`x?[i] = v`, `x?.p += v`: the value is computed first (as in Rhai), then nothing
+        happens when the value before the `?.`/`?[` link is `()`."""
+        v = self.tmp()
+        self.emit(f"{v} = {self.stored(s.value)}")
+        base, _ = self.expr(link.target)
+        self.emit(f"if {base} is not None:")
+        saved = s.value
+        s.value = Node("py", saved.pos, code=v)
+        link.safe = False
+        self.indent += 1
+        try:
+            self.assign(s)
+        finally:
+            self.indent -= 1
+            s.value = saved
+            link.safe = True
+
     def add_assign_local(self, target: Node, s: Node) -> None:
         """`x += e` on a local: INT and string fast paths, in-place string append."""
         x = target.decl.pyname
         rhs, rt = self.expr(s.value)
-        if not SIMPLE.match(rhs):
+        known_str = rt == "str" and target.decl in self.strs
+        if not SIMPLE.match(rhs) and not known_str:
             t = self.tmp()
             self.emit(f"{t} = {rhs}")
             rhs = t
         p = repr(s.pos)
         cap = self.unit.engine.max_string_size
-        if rt != "str":
+        if known_str:
+            # `x` only ever holds strings: no type test (the body below stays at this level)
+            self.indent -= 1
+        elif rt != "str":
             self.emit(f"if type({x}) is int and type({rhs}) is int:")
             self.emit(
                 f"    {x} = (_r if {INT_MIN_CODE} <= (_r := {x} + {rhs}) <= {INT_MAX_CODE} "
@@ -174,6 +199,9 @@ class AssignmentGen:
             self.indent -= 1
         elif cap:
             self.emit(f"    if len({x}) > {cap // 4}: _rt.check_size({x}, {p})")
+        if known_str:
+            self.indent += 1
+            return
         self.emit("else:")
         self.emit(f"    {x} = _iadd({x}, {rhs}, {p})")
 

@@ -42,12 +42,19 @@ class CallGen:
         name = n.name
         nargs = len(n.args)
         p = repr(n.pos)
+        if getattr(n, "module_const", False):
+            return f"_rt.module_const({name!r}, {p})", None
         key = (name, nargs)
         script = self.unit.fn_names.get(key)
         if script is not None and n.bang:
             return self.bang_call(n, key), None
         if name == "call" and n.bang and nargs >= 1:
             return self.bang_call(n, None), None
+        entry = self.unit.int_entries.get(key)
+        if entry is not None and all(static_int(a, self.ints, self.unit.int_fns) for a in n.args):
+            args = self.exprs_in_order(n.args)
+            rtype = "int" if key in self.unit.int_fns else None
+            return f"{entry}({self.depth()}, {p}{''.join(', ' + a for a in args)})", rtype
         if script is not None:
             args = self.exprs_in_order(n.args)
             args = [
@@ -185,20 +192,6 @@ class CallGen:
         name = n.name
         nargs = len(n.args)
         p = repr(n.pos)
-        if n.safe:
-            target, _ = self.expr(n.target)
-            t = self.tmp()
-            r = self.tmp()
-            self.emit(f"{t} = {target}")
-            self.emit(f"{r} = None")
-            self.emit(f"if {t} is not None:")
-            self.indent += 1
-            args = self.exprs_in_order(n.args)
-            self.emit(
-                f"{r} = _rt.method_value({name!r}, {p}, {t}{''.join(', ' + a for a in args)})"
-            )
-            self.indent -= 1
-            return r, None
         if name == "type_of" and nargs == 0:
             target, _ = self.expr(n.target)
             return f"_type_name({target})", "str"

@@ -18,6 +18,30 @@ from .pycode import LITERAL, MEM_CHUNK, SIMPLE
 _TYPE_OF_CONST = {int: "int", float: "float", bool: "bool", str: "str", Char: "char"}
 
 
+def branches_type(n: Node) -> str | None:
+    """The static type of `if c { lit } else { lit }` whose two literals share a type (so
+    `s += if c { "x" } else { "y" }` compiles to a plain string append)."""
+    types = set()
+    for branch in (n.then, n.other):
+        if branch is None or branch.kind != "block" or len(branch.stmts) != 1:
+            return None
+        stmt = branch.stmts[0]
+        if stmt.kind != "expr" or stmt.expr.kind != "const":
+            return None
+        types.add(_TYPE_OF_CONST.get(type(stmt.expr.value)))
+    return types.pop() if len(types) == 1 else None
+
+
+def safe_link(n: Node) -> Node | None:
+    """The `?.`/`?[` link of an index/property/method chain nearest its root, if any."""
+    found = None
+    while n.kind in ("index", "prop", "method"):
+        if n.safe:
+            found = n
+        n = n.target
+    return found
+
+
 class ExpressionGen:
     """Expressions other than operators and calls.
 
@@ -25,6 +49,12 @@ class ExpressionGen:
 
     def expr(self, n: Node) -> tuple[str, str | None]:
         k = n.kind
+        if k in ("index", "prop", "method"):
+            link = safe_link(n)
+            if link is not None:
+                return self.elvis(n, link)
+        if k == "py":
+            return n.code, None
         if k == "const":
             return self.literal(n.value)
         if k == "unit":
@@ -138,19 +168,6 @@ class ExpressionGen:
             )
         if k == "index":
             target, _ = self.expr(n.target)
-            if n.safe:
-                t = self.tmp()
-                lines, idx = self.capture(lambda: self.expr(n.index)[0])
-                if lines:
-                    self.emit(f"{t} = {target}")
-                    self.emit(f"if {t} is not None:")
-                    self.put(lines)
-                    self.emit(f"    {t} = _index({t}, {idx}, {n.pos!r})")
-                    return t, None
-                return (
-                    f"(None if ({t} := {target}) is None else _index({t}, {idx}, {n.pos!r}))",
-                    None,
-                )
             mark = (len(self.lines), self.indent)
             idx, it = self.expr(n.index)
             if len(self.lines) > mark[0]:
@@ -175,12 +192,6 @@ class ExpressionGen:
             return f"_index({target}, {idx}, {p})", None
         if k == "prop":
             target, _ = self.expr(n.target)
-            if n.safe:
-                t = self.tmp()
-                return (
-                    f"(None if ({t} := {target}) is None else _prop({t}, {n.name!r}, {n.pos!r}))",
-                    None,
-                )
             return f"_prop({target}, {n.name!r}, {n.pos!r})", None
         if k == "call":
             return self.call(n)
@@ -188,9 +199,37 @@ class ExpressionGen:
             return self.method(n)
         if k == "closure":
             return self.closure(n), "fn"
-        if k in ("block", "if", "while", "loop", "do", "for", "switch", "try"):
+        if k == "if":
+            return self.compound(n, want=True), branches_type(n)
+        if k in ("block", "while", "loop", "do", "for", "switch", "try"):
             return self.compound(n, want=True), None
         raise RhaiError("ErrorSystem", f"compiler: unknown expression {k}")
+
+    def elvis(self, n: Node, link: Node) -> tuple[str, str | None]:
+        """A chain through `?.`/`?[`: `()` as a whole when the value before `link` is `()`.
+
+        The rest of the chain is compiled with `link` made plain and, unless it starts at a
+        variable (re-read, so mutating methods still write back), reading the value already
+        computed; the tree is restored afterwards (a body may be compiled twice)."""
+        base, _ = self.expr(link.target)
+        t = self.tmp()
+        r = self.tmp()
+        self.emit(f"{t} = {base}")
+        self.emit(f"{r} = None")
+        self.emit(f"if {t} is not None:")
+        saved = link.target
+        if saved.kind not in ("var", "this"):
+            link.target = Node("py", saved.pos, code=t)
+        link.safe = False
+        self.indent += 1
+        try:
+            code, _ = self.expr(n)
+            self.emit(f"{r} = {code}")
+        finally:
+            self.indent -= 1
+            link.target = saved
+            link.safe = True
+        return r, None
 
     def literal(self, v: Any) -> tuple[str, str | None]:
         t = type(v)

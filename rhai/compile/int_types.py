@@ -91,6 +91,42 @@ def int_functions(script: Script, fn_frames: dict) -> set[tuple[str, int]]:
     return int_fns
 
 
+def _static_str(node: Node | None) -> bool:
+    """Whether `node` certainly evaluates to a string: a literal, an interpolated string or
+    an `if` choosing between two string literals."""
+    if node is None:
+        return False
+    if node.kind == "istr":
+        return True
+    if node.kind == "const":
+        return type(node.value) is str
+    if node.kind == "if":
+        branches = [node.then, node.other]
+        return all(
+            b is not None
+            and b.kind == "block"
+            and len(b.stmts) == 1
+            and b.stmts[0].kind == "expr"
+            and _static_str(b.stmts[0].expr)
+            for b in branches
+        )
+    return False
+
+
+def infer_strs(decls: list[Decl]) -> set[Decl]:
+    """Variables that only ever hold strings: declared with one and only `=`/`+=` strings
+    (string + string is a string), never captured, exposed or bound to `this`."""
+    return {
+        d
+        for d in decls
+        if d.kind == "let"
+        and not d.captured
+        and not d.mutated
+        and d.writes
+        and all(op in ("=", "+=") and _static_str(v) for op, v in d.writes)
+    }
+
+
 def infer_ints(decls: list[Decl], assume: set[Decl] = frozenset()) -> set[Decl]:  # type: ignore[assignment]
     """Variables that only ever hold INTs: fixed point over their initialisers and assignments."""
     ints = {

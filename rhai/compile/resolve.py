@@ -89,8 +89,11 @@ class Resolver:
     cell from the moment it is declared.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, script_fns: frozenset[tuple[str, int]] = frozenset()) -> None:
         self.counter = 0
+        # (name, arity) of the script's functions: a method call to one binds `this` to the
+        # target variable, which the function may set to a value of any type
+        self.script_fns = script_fns
         self.frame: Frame | None = None
         self.top_decls: list[Decl] = []
         self.bang_keys: set[tuple[str, int]] = set()
@@ -253,6 +256,10 @@ class Resolver:
             self.walk(n.target)
             for x in n.args:
                 self.walk(x)
+            if n.name == "call" or (n.name, len(n.args)) in self.script_fns:
+                root = _root_var(n.target)
+                if root is not None:
+                    root.mutated = True
         elif k == "closure":
             n.captures = []
             decls, frame = self.run_frame("closure", n, n.params, n.body)

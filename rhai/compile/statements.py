@@ -16,6 +16,7 @@ from ..errors import RhaiError
 from ..parser import parse_error
 from ..values import Range
 from .int_ranges import loop_bounds, narrowed
+from .op_costs import iteration_cost
 from .pycode import LITERAL
 
 
@@ -206,7 +207,7 @@ class StatementGen:
             else:
                 self.emit("while True:")
                 self.indent += 1
-            self.tick(e.pos)
+            self.tick(e.pos, iteration_cost(e))
             body_lines, _ = self.capture(lambda: self.body(e.body, False), 0)
             self.put(body_lines)
             self.emit("pass")
@@ -245,7 +246,7 @@ class StatementGen:
             self.emit(f"{var.pyname}.value = {loop_var}")
         if idx is not None and idx.boxed:
             self.emit(f"{idx.pyname}.value = {idx_var}")
-        self.tick(e.pos)
+        self.tick(e.pos, iteration_cost(e))
         self.body(e.body, False)
         self.emit("pass")
         self.indent -= 1

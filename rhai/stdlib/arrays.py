@@ -8,6 +8,7 @@ bound to the item. Results handed out of an array are copies, as in Rhai.
 
 from __future__ import annotations
 
+import re
 from functools import cmp_to_key
 from typing import Any
 
@@ -24,6 +25,7 @@ from .context import (
     method_style,
     too_large,
     truthy,
+    unary_caller,
 )
 from .positions import index_in, offset_len, range_window
 from .registry import ANY, ARRAY, FNPTR, INT, RANGE, STR, register
@@ -324,6 +326,34 @@ def _index_of_fn_from(ctx: Any, a: list, fn: FnPtr, start: int) -> int:
     return _find_index(ctx, a, fn, start)
 
 
+_FN_NAME = re.compile(r"_*[A-Za-z][A-Za-z0-9_]*")
+
+
+def _index_of_name(ctx: Any, a: list, name: str, start: int) -> int:
+    """Rhai's deprecated `index_of("fn_name")`: the named function is the filter; when no
+    function of that name takes the items, the string is searched for as a value."""
+    if a and _FN_NAME.fullmatch(name):
+        try:
+            return _find_index(ctx, a, FnPtr(name), start)
+        except RhaiError as e:
+            inner = e.inner if e.kind == "ErrorInFunctionCall" and e.inner is not None else e
+            if inner.kind != "ErrorFunctionNotFound" or not str(
+                inner.details.get("function", "")
+            ).startswith(name):
+                raise
+    return _index_of_value(a, name, start)
+
+
+@register("index_of", ARRAY, STR)
+def _index_of_str(ctx: Any, a: list, name: str) -> int:
+    return _index_of_name(ctx, a, name, 0)
+
+
+@register("index_of", ARRAY, STR, INT)
+def _index_of_str_from(ctx: Any, a: list, name: str, start: int) -> int:
+    return _index_of_name(ctx, a, name, start)
+
+
 def _index_of_value(a: list, value: Any, start: int) -> int:
     for i in range(_start_of(a, start), len(a)):
         if equals(a[i], value):
@@ -389,6 +419,9 @@ def _all(ctx: Any, a: list, fn: FnPtr) -> bool:
 
 @register("map", ARRAY, FNPTR)
 def _map(ctx: Any, a: list, fn: FnPtr) -> list:
+    direct = unary_caller(ctx, fn)
+    if direct is not None:
+        return [direct(item) for item in a]
     if arity(ctx, fn) == 1:  # the common `|x| ...`, without the per-item adapter
         call = caller(ctx, fn)
         return [call([item], item) for item in a]
@@ -398,6 +431,9 @@ def _map(ctx: Any, a: list, fn: FnPtr) -> list:
 
 @register("filter", ARRAY, FNPTR)
 def _filter(ctx: Any, a: list, fn: FnPtr) -> list:
+    direct = unary_caller(ctx, fn)
+    if direct is not None:
+        return [copy_out(item) for item in a if direct(item) is True]
     if arity(ctx, fn) == 1:
         call = caller(ctx, fn)
         return [copy_out(item) for item in a if call([item], item) is True]

@@ -75,6 +75,14 @@ def caller(ctx: Any, fn: FnPtr) -> Any:
     return lambda args, this=NO_THIS: call_fn(fn, args, this)
 
 
+def unary_caller(ctx: Any, fn: FnPtr) -> Any:
+    """A plain `call(item)` for a one-parameter closure that does not use `this`, when the
+    engine offers one (`ctx.unary_caller`), else None: `map`/`filter` then call the compiled
+    closure without building an argument list per item."""
+    make = getattr(ctx, "unary_caller", None)
+    return make(fn) if make is not None else None
+
+
 def make_item_caller(ctx: Any, fn: FnPtr) -> Any:
     """A `call(item, index)` for array callbacks: `|x|` gets the item, `|x, i|` the index too.
 
