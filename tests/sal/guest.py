@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import lzma
 import os
 import re
 import shutil
@@ -43,6 +42,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from image.kernel import extract_vmlinux
 from sal.command import run
 from sal.images import Image, ImageCache, ImageError
 
@@ -304,18 +304,6 @@ def _build_into(work: Path, package: str) -> None:
         timeout=120,
     )
     (staged / "kernel-version").write_text(kver + "\n")
-
-
-def extract_vmlinux(bzimage: bytes) -> bytes:
-    """The uncompressed kernel inside a bzImage whose payload is xz-compressed."""
-    start = bzimage.find(b"\xfd7zXZ\x00")
-    if start < 0:
-        raise RuntimeError("no xz stream in the kernel image (not an xz-compressed bzImage?)")
-    decomp = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
-    data = decomp.decompress(bzimage[start:])
-    if not data.startswith(b"\x7fELF"):
-        raise RuntimeError("the xz payload of the kernel image is not an ELF vmlinux")
-    return data
 
 
 def _populate_initramfs(root: Path, tree: Path, kver: str) -> None:
