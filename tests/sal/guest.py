@@ -22,8 +22,9 @@ The guest prints these markers on the serial console (ttyS0):
 
 Container machines: when the 9p share tagged `root` holds `.zos/entrypoint` (written by
 `sal.images.write_container_config`), the init mounts proc/sys/dev into it and runs the
-entrypoint chrooted there with exactly the env in `.zos/env` (plus PATH, HOME, HOSTNAME). It
-stays PID 1 itself instead of `switch_root`-ing to the entrypoint, so it can report the exit
+entrypoint chrooted there (busybox `nsenter -r -w`: a chroot that keeps a working directory), in
+the directory `.zos/workdir` names, with `PATH`, `HOME`, `HOSTNAME` and then the env in `.zos/env`.
+It stays PID 1 itself instead of `switch_root`-ing to the entrypoint, so it can report the exit
 status, forward the power button as SIGTERM to the entrypoint and power the machine off cleanly.
 
 Build inputs (kernel package version, busybox version, this file's init) key the cache, so a new
@@ -159,7 +160,9 @@ if [ -f "$r/.zos/entrypoint" ]; then
   set -- env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
     "HOSTNAME=$name"
   while IFS= read -r kv; do [ -n "$kv" ] && set -- "$@" "$kv"; done < "$r/.zos/env"
-  set -- "$@" chroot "$r"
+  wd=$(cat "$r/.zos/workdir" 2>/dev/null); wd="${wd:-/}"
+  mkdir -p "$r$wd"
+  set -- "$@" /bin/nsenter -F "-r$r" "-w$r$wd"
   while IFS= read -r a; do set -- "$@" "$a"; done < "$r/.zos/entrypoint"
   echo "ZOS-GUEST-READY $name"
   "$@" < /dev/null &
