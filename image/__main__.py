@@ -62,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
         "--no-cache", action="store_true", help="rebuild even if the output is current"
     )
 
+    oci = commands.add_parser(
+        "oci-import",
+        help="import an OCI image layout or `docker save` tarball as a container image",
+    )
+    oci.add_argument("archive", type=Path, help="OCI layout directory, OCI archive or docker save")
+    oci.add_argument("--out", type=Path, required=True, help="the image directory to write")
+    oci.add_argument("--ref", help="which image, when the archive holds several (a tag or name)")
+
     release = commands.add_parser(
         "release", help="publish this checkout's agent as a signed release"
     )
@@ -165,6 +173,13 @@ def _vm_image(args: argparse.Namespace) -> int:
     return 0
 
 
+def _oci_import(args: argparse.Namespace) -> int:
+    from image.oci import OciImportOptions, import_oci
+
+    import_oci(OciImportOptions(archive=args.archive, out=args.out, reference=args.ref))
+    return 0
+
+
 def _release(args: argparse.Namespace) -> int:
     from image.release import REPO, ReleaseOptions, parse_farms, release
 
@@ -188,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         "push": _push,
         "release": _release,
         "vm-image": _vm_image,
+        "oci-import": _oci_import,
     }
     try:
         return commands[args.command](args)
