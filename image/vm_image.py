@@ -244,6 +244,8 @@ def build_vm_image(options: VmImageOptions) -> dict:
         meta["inputs_key"] = inputs_key
         (out / "image.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         return meta
+    # Parts are about to be replaced: an interrupted build must not pass for a current one.
+    (out / "image.json").unlink(missing_ok=True)
     work = cache / f"vm-{distribution.name}"
     if work.exists():
         shutil.rmtree(work)
@@ -291,7 +293,7 @@ def build_vm_image(options: VmImageOptions) -> dict:
     )
     say(
         f"{distribution.name} in {out}: {sizes}, built in {time.monotonic() - started:.1f}s; "
-        f"install it with `python -m nodeagent images install --storage POOL "
+        f"install it with `python -m nodeagent images --storage POOL install "
         f"{distribution.name} --from {out}`"
     )
     return meta
