@@ -6,7 +6,7 @@ optional `initrd`, an optional `disk.raw` (the root disk template) and `image.js
 tar detects) instead of a kernel, and optionally in `image.json` an `entrypoint` list, an `env`
 map and a `workdir` (what an OCI image's config says, `python -m image oci-import`): it is
 unpacked into a subvolume and booted with the node's own machine kernel (`unpack_rootfs`).
-Other keys in `image.json` (what a builder records about the image) are kept and ignored.
+Other keys in `image.json` (what a builder records about the image) are ignored.
 
 A VM's disk is a reflink copy of `disk.raw`: on btrfs that takes milliseconds and no space
 whatever the image size, which is what makes VM creation cheap (ARCHITECTURE §6). A full copy
