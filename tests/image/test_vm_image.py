@@ -3,6 +3,7 @@ a script through real runners (QEMU under TCG, a disk reflinked on a real btrfs 
 an overlay address on a bridge in a test network namespace), and reached over SSH with the key
 from the seed."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from image.vm_image import READY_MARKER
+from image.vm_image import READY_MARKER, VM_FILES
+from sal.hypervisor.cidata import NicConfig, SeedConfig, render
 from tests.image.conftest import BUILD_TIMEOUT, ROOT
 from tests.nodeagent.conftest import redis_server, store  # noqa: F401 - fixtures
 from tests.nodeagent.test_runner import start_pool  # noqa: F401 - fixture
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 IMAGE_DIR = ROOT / "build/images/debian-12"
+QUOTED = 'it\'s "quoted" \\ $HOME'  # an env value that naive quoting would mangle
 
 
 def build(out: Path) -> subprocess.CompletedProcess:
@@ -45,6 +48,42 @@ def debian_image() -> Path:
         pytest.skip(f"no Debian package archive reachable: {done.stderr.strip()[-300:]}")
     assert done.returncode == 0, f"VM image build failed:\n{done.stderr[-4000:]}"
     return IMAGE_DIR
+
+
+def test_the_guest_reads_the_network_config_the_node_writes():
+    """image/files/vm/network.awk (run by the guest's busybox awk) against cidata's output."""
+    seed = SeedConfig(
+        instance_id="i",
+        hostname="h",
+        nics=(
+            NicConfig(
+                mac="52:54:00:AA:bb:01",
+                addresses=("4a1:2b3c::5/64", "10.1.0.5/24"),
+                gateway4="10.1.0.1",
+                gateway6="4a1:2b3c::1",
+                nameservers=("10.1.0.53", "4a1:2b3c::53"),
+            ),
+            NicConfig(mac="52:54:00:aa:bb:02", dhcp4=True),
+        ),
+    )
+    done = subprocess.run(
+        ["busybox", "awk", "-f", str(VM_FILES / "network.awk")],
+        input=render(seed)["network-config"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.splitlines() == [
+        "nic 52:54:00:aa:bb:01",
+        "addr 4a1:2b3c::5/64",
+        "addr 10.1.0.5/24",
+        "gw4 10.1.0.1",
+        "gw6 4a1:2b3c::1",
+        "dns 10.1.0.53",
+        "dns 4a1:2b3c::53",
+        "nic 52:54:00:aa:bb:02",
+        "dhcp4",
+    ]
 
 
 @pytest.mark.slow
@@ -100,7 +139,8 @@ def test_a_debian_vm_boots_with_its_seed_and_takes_ssh_with_the_seed_key(
     script = f"""
         let vm = vm_create(#{{name: "deb", image: "debian-12", cpus: 1, memory_mb: 512,
                               disk_gb: 2, ssh_keys: ["{public}"],
-                              env: #{{GREETING: "hello from the seed"}}}});
+                              env: #{{GREETING: "hello from the seed",
+                                      QUOTED: {json.dumps(QUOTED)}}}}});
         let info = vm_info("deb");
         while !info.console.contains("{READY_MARKER}") {{
             if info.state != "running" {{ throw `vm ended: ${{info.state}}: ${{info.console}}`; }}
@@ -124,11 +164,13 @@ def test_a_debian_vm_boots_with_its_seed_and_takes_ssh_with_the_seed_key(
         key,
         known_hosts,
         vm["mycelium_ip"],
-        'hostname; echo "$GREETING"; cat /root/.ssh/authorized_keys; df -k / | tail -n 1',
+        'hostname; echo "$GREETING"; echo "$QUOTED"; cat /root/.ssh/authorized_keys; '
+        "df -k / | tail -n 1",
     )
-    hostname, greeting, *rest = out.splitlines()
+    hostname, greeting, quoted, *rest = out.splitlines()
     assert hostname == "deb"
     assert greeting == "hello from the seed"  # the seed's env reaches SSH sessions
+    assert quoted == QUOTED  # as given: nothing expanded or lost
     assert public in rest[:-1]
     root_kib = int(rest[-1].split()[1])
     assert root_kib > 1.5 * 2**20  # the root file system grew to the 2 GiB disk

@@ -14,7 +14,7 @@ function value(line) {
 /^    nameservers:/ { section = "nameservers"; next }
 section == "addresses" && /^ +- / { a = $0; sub(/^ +- */, "", a); gsub(/["' ]/, "", a); print "addr " a; next }
 section == "nameservers" && /^ +addresses:/ {
-  a = value($0); gsub(/[\[\]]/, "", a); n = split(a, list, ",")
+  a = value($0); gsub(/\[/, "", a); gsub(/\]/, "", a); n = split(a, list, ",")
   for (i = 1; i <= n; i++) if (list[i] != "") print "dns " list[i]
   next
 }
