@@ -50,6 +50,20 @@ def debian_image() -> Path:
     return IMAGE_DIR
 
 
+def test_an_unknown_distribution_is_refused_naming_the_known_ones(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "image", "vm-image", "debian-99", "--out", str(tmp_path / "o")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "no VM image recipe 'debian-99': known are debian-12" in done.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_the_guest_reads_the_network_config_the_node_writes():
     """image/files/vm/network.awk (run by the guest's busybox awk) against cidata's output."""
     seed = SeedConfig(
