@@ -57,6 +57,7 @@ def require(*tools: str) -> None:
         "depmod": "kmod",
         "apt-get": "apt",
         "dpkg-deb": "dpkg",
+        "mkfs.ext4": "e2fsprogs",
     }
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:

@@ -1,5 +1,6 @@
-"""`python -m image build | stamp | push | release`: build the boot image, stamp it for a farm,
-upload it to the ledger, or publish this checkout's agent as a signed release."""
+"""`python -m image build | stamp | push | release | vm-image | oci-import`: build the boot image,
+stamp it for a farm, upload it to the ledger, publish this checkout's agent as a signed release,
+build a workload VM image, or import a container image."""
 
 import argparse
 import sys
@@ -46,6 +47,28 @@ def _parser() -> argparse.ArgumentParser:
         "--no-current", action="store_true", help="keep the ledger's current image current"
     )
     _ledger_options(push)
+
+    vm_image = commands.add_parser(
+        "vm-image", help="build a bootable workload VM image (kernel, initrd, disk.raw, image.json)"
+    )
+    vm_image.add_argument("distribution", help="what to build: debian-12")
+    vm_image.add_argument(
+        "--out", type=Path, help="the image directory to write (build/images/DISTRIBUTION)"
+    )
+    vm_image.add_argument(
+        "--cache", type=Path, help="cache directory for packages (build/cache, shared with build)"
+    )
+    vm_image.add_argument(
+        "--no-cache", action="store_true", help="rebuild even if the output is current"
+    )
+
+    oci = commands.add_parser(
+        "oci-import",
+        help="import an OCI image layout or `docker save` tarball as a container image",
+    )
+    oci.add_argument("archive", type=Path, help="OCI layout directory, OCI archive or docker save")
+    oci.add_argument("--out", type=Path, required=True, help="the image directory to write")
+    oci.add_argument("--ref", help="which image, when the archive holds several (a tag or name)")
 
     release = commands.add_parser(
         "release", help="publish this checkout's agent as a signed release"
@@ -136,6 +159,27 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vm_image(args: argparse.Namespace) -> int:
+    from image.vm_image import VmImageOptions, build_vm_image
+
+    build_vm_image(
+        VmImageOptions(
+            distribution=args.distribution,
+            out=args.out or DEFAULT_OUT / "images" / args.distribution,
+            cache=args.cache or DEFAULT_OUT / "cache",
+            use_cache=not args.no_cache,
+        )
+    )
+    return 0
+
+
+def _oci_import(args: argparse.Namespace) -> int:
+    from image.oci import OciImportOptions, import_oci
+
+    import_oci(OciImportOptions(archive=args.archive, out=args.out, reference=args.ref))
+    return 0
+
+
 def _release(args: argparse.Namespace) -> int:
     from image.release import REPO, ReleaseOptions, parse_farms, release
 
@@ -153,7 +197,14 @@ def _release(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"build": _build, "stamp": _stamp, "push": _push, "release": _release}
+    commands = {
+        "build": _build,
+        "stamp": _stamp,
+        "push": _push,
+        "release": _release,
+        "vm-image": _vm_image,
+        "oci-import": _oci_import,
+    }
     try:
         return commands[args.command](args)
     except CliError as exc:

@@ -7,6 +7,7 @@ maintainer script runs: the image has no package manager, so tools that exist on
 scripts (perl, dpkg, debconf, adduser, ...) are left out.
 """
 
+import hashlib
 import re
 import socket
 import subprocess
@@ -63,6 +64,7 @@ SKIPPED_PACKAGES = frozenset(
     }
 )
 
+APT_LISTS = Path("/var/lib/apt/lists")
 _INST = re.compile(r"^Inst (\S+) (?:\[\S+\] )?\((\S+) .*\[(\S+)\]\)")
 CONNECT_TIMEOUT = 5.0
 
@@ -133,6 +135,16 @@ class Archive:
 
     def path(self, package: Package) -> Path:
         return self.archives / package.filename
+
+
+def lists_fingerprint(lists: Path = APT_LISTS) -> str:
+    """What apt knows, in one digest: the package lists' names, sizes and times. Unchanged
+    lists resolve the same closure, so a build can be known current without asking apt."""
+    digest = hashlib.sha256()
+    for path in sorted(lists.glob("*Packages*")):
+        stat = path.stat()
+        digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def _path() -> str:

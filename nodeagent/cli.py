@@ -98,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
         "install", help="install (or replace) an image: a kernel for VMs, a rootfs for containers"
     )
     install.add_argument("name", help="the name scripts use (vm_create's image)")
+    install.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="an image directory as `python -m image vm-image` or `oci-import` writes it "
+        "(instead of the part options below)",
+    )
     install.add_argument("--kernel", type=Path, help="kernel booted directly (vmlinux/bzImage)")
     install.add_argument("--initrd", type=Path, help="initramfs")
     install.add_argument("--disk", type=Path, help="raw disk template VM disks are reflinked from")
@@ -181,6 +188,13 @@ def _images(args: argparse.Namespace) -> int:
             for image in cache.list():
                 kind = "container" if image.is_container else "vm"
                 print(f"{image.name}\t{kind}\tmin_disk_gb={image.min_disk_gb}\t{image.path}")
+        elif args.action == "install" and args.source is not None:
+            parts = (args.kernel, args.initrd, args.disk, args.rootfs, args.entrypoint)
+            if any(part is not None for part in parts):
+                print("--from takes the whole image directory: no part options", file=sys.stderr)
+                return 1
+            image = cache.install_directory(args.name, args.source)
+            print(f"installed {image.name} in {image.path}")
         elif args.action == "install":
             for path in (args.kernel, args.initrd, args.disk, args.rootfs):
                 if path is not None and not path.is_file():

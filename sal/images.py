@@ -3,8 +3,10 @@
 An image is a directory `<root>/<name>/` holding `kernel` (booted directly, no firmware), an
 optional `initrd`, an optional `disk.raw` (the root disk template) and `image.json`
 (`{"cmdline": "...", "min_disk_gb": N}`). A container image holds `rootfs.tar` (any compression
-tar detects) instead of a kernel, and optionally an `entrypoint` list in `image.json`: it is
+tar detects) instead of a kernel, and optionally in `image.json` an `entrypoint` list, an `env`
+map and a `workdir` (what an OCI image's config says, `python -m image oci-import`): it is
 unpacked into a subvolume and booted with the node's own machine kernel (`unpack_rootfs`).
+Other keys in `image.json` (what a builder records about the image) are ignored.
 
 A VM's disk is a reflink copy of `disk.raw`: on btrfs that takes milliseconds and no space
 whatever the image size, which is what makes VM creation cheap (ARCHITECTURE §6). A full copy
@@ -42,6 +44,8 @@ class Image:
     min_disk_gb: int
     rootfs: Path | None = None
     entrypoint: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # containers: the image's environment
+    workdir: str = ""  # containers: the entrypoint's working directory ("" = /)
 
     @property
     def is_container(self) -> bool:
@@ -87,6 +91,8 @@ class ImageCache:
         min_disk_gb: int = 0,
         rootfs: Path | None = None,
         entrypoint: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        workdir: str = "",
     ) -> Image:
         """Copy the parts into the cache as image `name`, replacing an older one atomically.
 
@@ -114,6 +120,10 @@ class ImageCache:
             meta = {"cmdline": cmdline, "min_disk_gb": int(min_disk_gb)}
             if entrypoint:
                 meta["entrypoint"] = list(entrypoint)
+            if env:
+                meta["env"] = dict(env)
+            if workdir:
+                meta["workdir"] = workdir
             (staging / "image.json").write_text(json.dumps(meta, indent=2) + "\n")
             if dst.exists():
                 old = self.root / f".{name}.old"
@@ -128,16 +138,37 @@ class ImageCache:
             raise ImageError(f"cannot install image {name}: {exc}") from exc
         return self.get(name)
 
+    def install_directory(self, name: str, source: Path) -> Image:
+        """Install an image directory as a builder wrote it (`python -m image vm-image`,
+        `python -m image oci-import`): its parts and image.json, read as `get` reads them."""
+        source = Path(source)
+        meta = _read_meta(source / "image.json", f"image directory {source}")
+        parts = {
+            part: source / filename if (source / filename).is_file() else None
+            for part, filename in (
+                ("kernel", "kernel"),
+                ("initrd", "initrd"),
+                ("disk", "disk.raw"),
+                ("rootfs", "rootfs.tar"),
+            )
+        }
+        return self.install(
+            name,
+            **parts,
+            cmdline=str(meta.get("cmdline", "")),
+            min_disk_gb=int(meta.get("min_disk_gb", 0)),
+            entrypoint=tuple(str(a) for a in meta.get("entrypoint", ())),
+            env={str(k): str(v) for k, v in meta.get("env", {}).items()},
+            workdir=str(meta.get("workdir", "")),
+        )
+
     def get(self, name: str) -> Image:
         path = self.path(name)
         meta_path = path / "image.json"
         kernel, rootfs = path / "kernel", path / "rootfs.tar"
         if not meta_path.is_file() or not (kernel.is_file() or rootfs.is_file()):
             raise ImageError(f"image {name!r} is not in the image cache ({self.root})")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ImageError(f"image {name!r}: image.json is not valid JSON ({exc})") from exc
+        meta = _read_meta(meta_path, f"image {name!r}")
         initrd = path / "initrd"
         disk = path / "disk.raw"
         return Image(
@@ -150,6 +181,8 @@ class ImageCache:
             min_disk_gb=int(meta.get("min_disk_gb", 0)),
             rootfs=rootfs if rootfs.is_file() else None,
             entrypoint=tuple(str(a) for a in meta.get("entrypoint", ())),
+            env=tuple(sorted((str(k), str(v)) for k, v in meta.get("env", {}).items())),
+            workdir=str(meta.get("workdir", "")),
         )
 
     def list(self) -> list[Image]:
@@ -196,6 +229,18 @@ class ImageCache:
             dst.unlink(missing_ok=True)
             raise
         return dst
+
+
+def _read_meta(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise ImageError(f"{what} has no image.json")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ImageError(f"{what}: image.json is not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict) or not isinstance(meta.get("env", {}), dict):
+        raise ImageError(f"{what}: image.json must be an object whose env is an object")
+    return meta
 
 
 def _copy(src: Path, dst: Path, *, reflink_only: bool) -> None:
@@ -257,9 +302,12 @@ def remove_rootfs(root: Path) -> None:
         shutil.rmtree(root)
 
 
-def write_container_config(root: Path, entrypoint: list[str], env: dict[str, str]) -> None:
-    """Record what a container machine runs: `<root>/.zos/entrypoint` (one argument per line)
-    and `<root>/.zos/env` (KEY=VALUE per line), read by the machine's init over the 9p share."""
+def write_container_config(
+    root: Path, entrypoint: list[str], env: dict[str, str], workdir: str = ""
+) -> None:
+    """Record what a container machine runs: `<root>/.zos/entrypoint` (one argument per line),
+    `<root>/.zos/env` (KEY=VALUE per line) and `<root>/.zos/workdir` (the entrypoint's working
+    directory inside the root, `/` when empty), read by the machine's init over the 9p share."""
     if not entrypoint or not all(isinstance(a, str) and a for a in entrypoint):
         raise ImageError("a container entrypoint needs at least one non-empty argument")
     if any("\n" in a for a in entrypoint):
@@ -269,7 +317,10 @@ def write_container_config(root: Path, entrypoint: list[str], env: dict[str, str
             raise ImageError(f"container env name {key!r} is not a valid variable name")
         if "\n" in str(value):
             raise ImageError(f"container env {key}: values cannot contain newlines")
+    if workdir and (not workdir.startswith("/") or "\n" in workdir):
+        raise ImageError(f"container workdir {workdir!r} must be an absolute one-line path")
     conf = Path(root) / CONTAINER_DIR
     conf.mkdir(mode=0o755, exist_ok=True)
     (conf / "entrypoint").write_text("".join(a + "\n" for a in entrypoint))
     (conf / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    (conf / "workdir").write_text((workdir or "/") + "\n")

@@ -338,7 +338,9 @@ class VmFunctions(FunctionTable):
         if not root.exists():
             unpack_rootfs(image.rootfs, root)
         pool.set_limit(root_name, request.disk_gb * GIB)
-        write_container_config(root, list(request.entrypoint), dict(request.env))
+        # The image's env (its OCI config's) under the script's: the script's `env` wins.
+        env = {**dict(image.env), **dict(request.env)}
+        write_container_config(root, list(request.entrypoint), env, image.workdir)
         return VmSpec(
             vm_id=record.local_id,
             cpus=request.cpus,

@@ -46,9 +46,9 @@ _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 _NETNS_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _MACHINES = {
-    "microvm": ("virtio-blk-device", "virtio-net-device", "virtio-9p-device"),
-    "q35": ("virtio-blk-pci", "virtio-net-pci", "virtio-9p-pci"),
-    "pc": ("virtio-blk-pci", "virtio-net-pci", "virtio-9p-pci"),
+    "microvm": ("virtio-blk-device", "virtio-net-device", "virtio-9p-device", "virtio-rng-device"),
+    "q35": ("virtio-blk-pci", "virtio-net-pci", "virtio-9p-pci", "virtio-rng-pci"),
+    "pc": ("virtio-blk-pci", "virtio-net-pci", "virtio-9p-pci", "virtio-rng-pci"),
 }
 QMP_TIMEOUT = 5.0
 START_TIMEOUT = 30.0
@@ -175,7 +175,7 @@ class QemuHypervisor(Hypervisor):
         """The full QEMU argv for a spec (public so benches and debugging can show it)."""
         d = self.state.dir(spec.vm_id)
         machine = spec.extra.get("machine", self.machine)
-        blk, net, ninep = _MACHINES[machine]
+        blk, net, ninep, rng = _MACHINES[machine]
         accel = ["-accel", "kvm", "-cpu", "host"] if self.accel == "kvm" else ["-accel", "tcg"]
         argv = [
             self.qemu_binary,
@@ -192,6 +192,9 @@ class QemuHypervisor(Hypervisor):
             "-qmp", f"unix:{_opt(d / 'qmp.sock')},server=on,wait=off",
             "-pidfile", str(d / "qemu.pid"),
             "-daemonize",
+            # The host's entropy: without it a fresh guest's first getrandom() (an SSH host
+            # key at first boot) waits seconds under TCG for the kernel to gather its own.
+            "-device", rng,
         ]  # fmt: skip
         if spec.initrd is not None:
             argv += ["-initrd", str(spec.initrd)]

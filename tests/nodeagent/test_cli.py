@@ -98,6 +98,18 @@ def test_operators_install_list_and_remove_images_on_the_pool(tmp_path: Path):
         assert missing.returncode == 1 and "no such file" in missing.stderr
         both = _images(*storage, "install", "x", "--kernel", str(kernel), "--rootfs", str(tarball))
         assert both.returncode == 1 and "either a kernel" in both.stderr
+        built = tmp_path / "built"  # an image directory as `python -m image` writes one
+        built.mkdir()
+        (built / "kernel").write_bytes(b"\x7fELF built")
+        (built / "image.json").write_text('{"cmdline": "root=LABEL=r", "min_disk_gb": 3}')
+        from_dir = _images(*storage, "install", "deb", "--from", str(built))
+        assert from_dir.returncode == 0, from_dir.stderr
+        assert (pool.mountpoint / "images/deb/kernel").read_bytes() == b"\x7fELF built"
+        assert "deb\tvm\tmin_disk_gb=3" in _images(*storage, "list").stdout
+        mixed = _images(*storage, "install", "x", "--from", str(built), "--kernel", str(kernel))
+        assert mixed.returncode == 1 and "no part options" in mixed.stderr
+        no_image = _images(*storage, "install", "x", "--from", str(tmp_path))
+        assert no_image.returncode == 1 and "has no image.json" in no_image.stderr
         assert _images(*storage, "remove", "tiny").returncode == 0
         gone = _images(*storage, "remove", "tiny")
         assert gone.returncode == 1 and "not in the image cache" in gone.stderr

@@ -22,8 +22,9 @@ The guest prints these markers on the serial console (ttyS0):
 
 Container machines: when the 9p share tagged `root` holds `.zos/entrypoint` (written by
 `sal.images.write_container_config`), the init mounts proc/sys/dev into it and runs the
-entrypoint chrooted there with exactly the env in `.zos/env` (plus PATH, HOME, HOSTNAME). It
-stays PID 1 itself instead of `switch_root`-ing to the entrypoint, so it can report the exit
+entrypoint chrooted there (busybox `nsenter -r -w`: a chroot that keeps a working directory), in
+the directory `.zos/workdir` names, with `PATH`, `HOME`, `HOSTNAME` and then the env in `.zos/env`.
+It stays PID 1 itself instead of `switch_root`-ing to the entrypoint, so it can report the exit
 status, forward the power button as SIGTERM to the entrypoint and power the machine off cleanly.
 
 Build inputs (kernel package version, busybox version, this file's init) key the cache, so a new
@@ -35,7 +36,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import lzma
 import os
 import re
 import shutil
@@ -43,6 +43,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from image.kernel import extract_vmlinux
 from sal.command import run
 from sal.images import Image, ImageCache, ImageError
 
@@ -159,7 +160,9 @@ if [ -f "$r/.zos/entrypoint" ]; then
   set -- env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
     "HOSTNAME=$name"
   while IFS= read -r kv; do [ -n "$kv" ] && set -- "$@" "$kv"; done < "$r/.zos/env"
-  set -- "$@" chroot "$r"
+  wd=$(cat "$r/.zos/workdir" 2>/dev/null); wd="${wd:-/}"
+  mkdir -p "$r$wd"
+  set -- "$@" /bin/nsenter -F "-r$r" "-w$r$wd"
   while IFS= read -r a; do set -- "$@" "$a"; done < "$r/.zos/entrypoint"
   echo "ZOS-GUEST-READY $name"
   "$@" < /dev/null &
@@ -304,18 +307,6 @@ def _build_into(work: Path, package: str) -> None:
         timeout=120,
     )
     (staged / "kernel-version").write_text(kver + "\n")
-
-
-def extract_vmlinux(bzimage: bytes) -> bytes:
-    """The uncompressed kernel inside a bzImage whose payload is xz-compressed."""
-    start = bzimage.find(b"\xfd7zXZ\x00")
-    if start < 0:
-        raise RuntimeError("no xz stream in the kernel image (not an xz-compressed bzImage?)")
-    decomp = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
-    data = decomp.decompress(bzimage[start:])
-    if not data.startswith(b"\x7fELF"):
-        raise RuntimeError("the xz payload of the kernel image is not an ELF vmlinux")
-    return data
 
 
 def _populate_initramfs(root: Path, tree: Path, kver: str) -> None:

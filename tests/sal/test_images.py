@@ -241,6 +241,9 @@ def test_a_rootfs_unpacks_into_a_directory_elsewhere(tmp_path, rootfs_tarball):
     write_container_config(root, ["/bin/sh", "-c", "echo a b"], {"A": "x y", "B_2": ""})
     assert (root / ".zos/entrypoint").read_text() == "/bin/sh\n-c\necho a b\n"
     assert (root / ".zos/env").read_text() == "A=x y\nB_2=\n"
+    assert (root / ".zos/workdir").read_text() == "/\n"
+    write_container_config(root, ["/bin/sh"], {}, "/srv/app")
+    assert (root / ".zos/workdir").read_text() == "/srv/app\n"
     remove_rootfs(root)
     assert not root.exists()
 
@@ -265,3 +268,40 @@ def test_a_broken_tarball_leaves_nothing(tmp_path):
 def test_bad_container_configs_are_refused(tmp_path, entrypoint, env, message):
     with pytest.raises(ImageError, match=message):
         write_container_config(tmp_path, entrypoint, env)
+
+
+@pytest.mark.parametrize("workdir", ["srv", "/a\nb"])
+def test_a_container_workdir_must_be_an_absolute_one_line_path(tmp_path, workdir):
+    with pytest.raises(ImageError, match="must be an absolute one-line path"):
+        write_container_config(tmp_path, ["/bin/sh"], {}, workdir)
+
+
+def test_an_image_directory_installs_as_its_builder_wrote_it(tmp_path, parts):
+    """What `python -m image vm-image` and `oci-import` write: parts under their cache names,
+    image.json with the builder's own extra keys (kept, ignored)."""
+    vm = tmp_path / "vm-out"
+    vm.mkdir()
+    (vm / "kernel").write_bytes(b"kernel")
+    (vm / "disk.raw").write_bytes(b"disk")
+    meta = {"cmdline": "root=LABEL=r", "min_disk_gb": 1, "packages": {"bash": "5.2"}}
+    (vm / "image.json").write_text(json.dumps(meta))
+    cache = ImageCache(tmp_path / "images")
+    img = cache.install_directory("debian-12", vm)
+    assert (img.kernel.read_bytes(), img.disk.read_bytes()) == (b"kernel", b"disk")
+    assert (img.initrd, img.rootfs, img.cmdline, img.min_disk_gb) == (None, None, "root=LABEL=r", 1)
+
+    ct = tmp_path / "ct-out"
+    ct.mkdir()
+    (ct / "rootfs.tar").write_bytes(b"tar")
+    (ct / "image.json").write_text(
+        json.dumps({"entrypoint": ["/bin/app"], "env": {"A": "1"}, "workdir": "/srv"})
+    )
+    img = cache.install_directory("app", ct)
+    assert img.is_container and img.kernel is None
+    assert (img.entrypoint, img.env, img.workdir) == (("/bin/app",), (("A", "1"),), "/srv")
+
+    (ct / "image.json").write_text("[]")
+    with pytest.raises(ImageError, match="must be an object"):
+        cache.install_directory("app", ct)
+    with pytest.raises(ImageError, match=r"has no image\.json"):
+        cache.install_directory("app", tmp_path)
