@@ -201,7 +201,7 @@ class ImageFetcher:
             raise ImageError(f"image {name!r}: the control plane is unreachable ({exc})") from None
         manifest = self._verify(name, record)
         key = cache_key(name, None if record.get("public") else owner)
-        self._make_room(manifest.size, name)
+        self.make_room(manifest.size, name)
         staging = self.cache.root / f".{key}.fetching"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
@@ -321,7 +321,7 @@ class ImageFetcher:
             return self.limit_bytes
         return shutil.disk_usage(self.cache.root).total // DEFAULT_LIMIT_SHARE
 
-    def _make_room(self, needed: int, fetching: str) -> None:
+    def make_room(self, needed: int, fetching: str) -> None:
         """Evict least-recently-used fetched images no VM uses until `needed` bytes fit."""
         root = self.cache.root
         limit = self._limit()
