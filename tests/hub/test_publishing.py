@@ -124,3 +124,15 @@ def test_public_images_are_listed_for_everyone_but_deleted_only_by_their_owner(a
     assert refused.status_code == 403 and refused.json()["error"] == "not_owner"
     assert operator.api.delete(f"/api/v1/images/{image['id']}").status_code == 204
     assert alice.api.get("/api/v1/images").json()["count"] == 0
+
+
+def test_listing_images_costs_the_same_queries_for_one_or_many(alice, flat_queries):
+    pushed(alice)
+
+    def more():
+        for version in ("2", "3", "4"):
+            assert publish(alice, manifest(version=version)).status_code == 201
+
+    before, after = flat_queries(lambda: alice.api.get("/api/v1/images"), more, 5)
+    assert before["count"] == 1 and after["count"] == 4
+    assert [i["version"] for i in after["results"]] == ["4", "3", "2", "1"]
