@@ -1,6 +1,11 @@
-"""Operators see every published image and may delete one (nodes keep cached copies)."""
+"""Operators see every published image and may delete one (nodes keep cached copies).
+
+Images and blobs are made only through the API (`zos image push`): an image is only ever what
+its publisher signed, so the admin cannot add or edit one.
+"""
 
 from django.contrib import admin
+from django.http import HttpRequest
 
 from hub.models import Blob, Image, ImagePart
 
@@ -20,9 +25,15 @@ class ImageAdmin(admin.ModelAdmin):
     readonly_fields = ["owner", "name", "version", "kind", "envelope", "payload", "signer", "size"]
     inlines = [ImagePartInline]
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
 
 @admin.register(Blob)
 class BlobAdmin(admin.ModelAdmin):
     list_display = ["sha256", "owner", "size", "created"]
     search_fields = ["sha256", "owner__username"]
     readonly_fields = ["owner", "sha256", "size"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

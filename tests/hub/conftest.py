@@ -72,6 +72,6 @@ def mallory(db) -> Tenant:
 @pytest.fixture
 def operator(db) -> Tenant:
     tenant = make_tenant("operator")
-    tenant.user.is_staff = True
+    tenant.user.is_staff = tenant.user.is_superuser = True
     tenant.user.save()
     return tenant
