@@ -161,6 +161,8 @@ class ImageFetcher:
 
     def _cached(self, owner: int, name: str) -> Image | None:
         for key in (cache_key(name, owner), name):
+            if not visible_to(owner, key):  # "tiny.u7" asked for by anyone but user 7
+                continue
             try:
                 image = self.cache.get(key)
             except ImageError:

@@ -65,6 +65,8 @@ def test_without_a_hub_a_missing_image_is_an_error_and_a_cached_one_is_used(cach
     assert time.time() - (cache.root / "tiny.u7" / LAST_USED).stat().st_mtime < 60
     with pytest.raises(ImageError, match="not in the image cache"):
         fetcher.ensure(8, "tiny")  # user 8 never sees user 7's private copy
+    with pytest.raises(ImageError, match="not in the image cache"):
+        fetcher.ensure(8, "tiny.u7")  # not even by its cache name
 
 
 def test_node_info_lists_private_images_with_their_owner(cache):
