@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -34,6 +35,7 @@ pytestmark = [
 GIB = 2**30
 
 BOOT = """
+while now() < {start} {{ sleep(100); }}
 log("asking for the image");
 let vm = vm_create(#{{name: "{name}", image: "tiny", cpus: 1, memory_mb: 256, disk_gb: 1,
                      mycelium: false}});
@@ -135,8 +137,8 @@ def test_a_published_image_is_fetched_verified_cached_once_and_boots(
         assert stored.read_bytes() == good
         os.chmod(stored, 0o644)
         stored.write_bytes(good[:1000] + bytes([good[1000] ^ 0xFF]) + good[1001:])
-        refused = user.wait_final(user.deploy(BOOT.format(name="bad", ready=READY_MARKER))["id"],
-                                  timeout=180)  # fmt: skip
+        bad = user.deploy(BOOT.format(name="bad", ready=READY_MARKER, start=0))
+        refused = user.wait_final(bad["id"], timeout=180)
         assert refused["status"] == "failed"
         assert "did not arrive intact in 3 attempts" in refused["job"]["error"], refused["job"]
         images = pool.mountpoint / "images"
@@ -146,8 +148,9 @@ def test_a_published_image_is_fetched_verified_cached_once_and_boots(
 
         # repaired: two jobs at once boot a VM each from one download
         stored.write_bytes(good)
-        first = user.deploy(BOOT.format(name="one", ready=READY_MARKER))
-        second = user.deploy(BOOT.format(name="two", ready=READY_MARKER))
+        start = int(time.time()) + 6  # both jobs are running by then and ask at once
+        first = user.deploy(BOOT.format(name="one", ready=READY_MARKER, start=start))
+        second = user.deploy(BOOT.format(name="two", ready=READY_MARKER, start=start))
         for deployment in (first, second):
             done = user.wait_final(deployment["id"], timeout=300)
             assert done["status"] == "succeeded", (done["job"].get("error"), agent.log()[-3000:])
