@@ -103,7 +103,9 @@ class ProgressReader:
         return self.size
 
     def read(self, amount: int = -1) -> bytes:
-        chunk = self.handle.read(CHUNK if amount is None or amount < 0 else amount)
+        # At least a MiB whatever the HTTP library asks for (8-16 KiB): a send per MiB, not per
+        # few KiB, and the library sends whatever it is given.
+        chunk = self.handle.read(max(CHUNK, amount or 0))
         self.sent += len(chunk)
         now = time.monotonic()
         if now - self._shown >= PROGRESS_EVERY or self.sent >= self.size:
