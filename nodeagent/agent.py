@@ -356,8 +356,12 @@ class NodeJobs:
 
     def images(self) -> list[dict]:
         """The image cache's content (never made here: a node without VMs has none)."""
-        pool = self._resources().pool
-        return [] if pool is None else cached_images(pool.path("images"))
+        try:
+            pool = self._resources().pool
+            return [] if pool is None else cached_images(pool.path("images"))
+        except (OSError, SalError) as exc:  # a report goes out all the same
+            log.warning("cannot list the image cache: %s", exc)
+            return []
 
     def publish(self, facts: NodeFacts, health: list[str]) -> None:
         info = node_info(facts, health, self.used())
