@@ -46,6 +46,13 @@ HINTS = {
     "key_exists": "this key is already registered (see `zos key list`)",
     "key_name_taken": "pick another --name, or see `zos key list`",
     "not_found": "check the id; `zos status` lists your deployments",
+    "digest_mismatch": "the file changed while it was sent: run `zos image push` again",
+    "length_mismatch": "the file changed while it was sent: run `zos image push` again",
+    "part_missing": "run `zos image push` again: it uploads the missing parts",
+    "version_exists": "versions are never reused: pass another --version",
+    "public_needs_staff": "publish it without --public, or ask an operator to publish it",
+    "manifest_invalid": "fix the image directory's image.json or the --name/--version given",
+    "blob_too_large": "ask the operator to raise ZOS_MAX_BLOB_BYTES",
     "throttled": "wait a little and try again",
     "server_error": "the server failed; try again, and tell the operator if it persists",
 }
@@ -112,16 +119,18 @@ class Api:
             self.session.headers["Authorization"] = f"Token {token}"
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._parse(self._send(method, path, **kwargs))
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         target = path if path.startswith("http") else f"{self.url}{path}"
         try:
-            response = self.session.request(method, target, timeout=self.timeout, **kwargs)
+            return self.session.request(method, target, timeout=self.timeout, **kwargs)
         except requests.ConnectionError as exc:
             raise ApiError(0, "unreachable", f"cannot connect to {self.url}", url=self.url) from exc
         except requests.Timeout as exc:
             raise ApiError(
                 0, "unreachable", f"{self.url} did not answer in {self.timeout:g}s", url=self.url
             ) from exc
-        return self._parse(response)
 
     def _parse(self, response: requests.Response) -> Any:
         try:
@@ -220,6 +229,28 @@ class Api:
 
     def validate(self, script: str) -> dict:
         return self.post("/api/v1/scripts/validate", {"script": script})
+
+    def has_blob(self, sha256: str) -> bool:
+        """Whether this account uploaded these bytes already (HEAD: a re-push sends nothing)."""
+        response = self._send("HEAD", f"/api/v1/blobs/{sha256}")
+        if response.status_code == 404:
+            return False
+        self._parse(response)
+        return True
+
+    def upload_blob(self, sha256: str, body: Any) -> dict:
+        """Stream `body` (a file-like object with a length) as the blob named `sha256`."""
+        headers = {"Content-Type": "application/octet-stream"}
+        return self.request("PUT", f"/api/v1/blobs/{sha256}", data=body, headers=headers)
+
+    def publish_image(self, envelope: dict, *, public: bool = False) -> dict:
+        return self.post("/api/v1/images", {"envelope": envelope, "public": public})
+
+    def images(self, *, name: str | None = None) -> list[dict]:
+        return list(self.paginate("/api/v1/images", name=name))
+
+    def delete_image(self, image_id: int) -> None:
+        self.request("DELETE", f"/api/v1/images/{image_id}")
 
     def catalog(self) -> dict:
         """The functions scripts may call (`GET /api/v1/catalog`, public)."""

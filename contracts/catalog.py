@@ -137,7 +137,13 @@ _VM_SPEC = Arg(
             f"the VM's name and hostname: {NAME_RULE}",
             pattern=NAME_PATTERN,
         ),
-        Arg("image", "string", "an image in the node's image cache; an unknown one lists them"),
+        Arg(
+            "image",
+            "string",
+            "an image name: taken from the node's image cache, else fetched once from the "
+            "control plane's hub (your own image of that name first, else the public one), "
+            "verified against its publisher's signature and cached (docs/images.md)",
+        ),
         Arg(
             "kind",
             "string",
@@ -338,8 +344,8 @@ _FUNCTIONS = [
     CatalogFunction(
         "node_info",
         (),
-        "#{capacity, used, free, health}",
-        "the node's capacity, used, free and health",
+        "#{capacity, used, free, health, images}",
+        "the node's capacity, used, free and health, and the images it has cached",
         "let free = node_info().free;\nlog(`${free.cru} cores free`);",
     ),
     CatalogFunction(

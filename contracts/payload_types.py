@@ -10,3 +10,4 @@ DISPATCH_TYPE = "application/vnd.zos.dispatch.v1+json"  # coordinator → node
 CANCEL_TYPE = "application/vnd.zos.cancel.v1+json"  # coordinator → node
 KEY_PROOF_TYPE = "application/vnd.zos.key-proof.v1+json"  # a key being registered → ledger
 RELEASE_TYPE = "application/vnd.zos.release.v1+json"  # ledger's release key → node updater
+IMAGE_TYPE = "application/vnd.zos.image.v1+json"  # publisher → hub → node (a workload image)

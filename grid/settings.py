@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "ledger",
     "coordinator",
     "accounts",
+    "hub",
     "dashboard",
 ]
 
@@ -240,6 +241,10 @@ if not ZOS_PUBLIC_URL.startswith(("http://", "https://")):
         f"ZOS_PUBLIC_URL={ZOS_PUBLIC_URL!r} must start with http:// or https:// "
         "(the ledger's URL as nodes reach it, e.g. https://grid.example.com)"
     )
+# The image hub (docs/images.md): published image parts as content-addressed files, and the
+# largest part a user may upload (a VM disk template is the big one).
+ZOS_BLOB_DIR = Path(os.environ.get("ZOS_BLOB_DIR", VAR_DIR / "blobs"))
+ZOS_MAX_BLOB_BYTES = int(os.environ.get("ZOS_MAX_BLOB_BYTES", str(64 * 2**30)))
 # Stamped copies of a farm's boot files kept on disk; older command lines/images are evicted.
 ZOS_BOOT_STAMPED_KEEP = int(os.environ.get("ZOS_BOOT_STAMPED_KEEP", "2"))
 # The enrollment token baked into each farm's boot images: uses and lifetime before renewal.

@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("ledger.urls")),
     path("api/v1/", include("coordinator.urls")),
+    path("api/v1/", include("hub.urls")),
     path("api/v1/auth/token", ObtainTokenView.as_view(), name="api-token"),
     path("api/v1/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path(

@@ -32,6 +32,7 @@ from nodeagent.functions.resources import hypervisor_available, node_resources
 from nodeagent.functions.vms import restart_vms
 from nodeagent.health import health_flags, seconds_since_boot
 from nodeagent.identity import NodeIdentity
+from nodeagent.image_fetch import cached_images
 from nodeagent.jobstore import JobStore, connect
 from nodeagent.ledger_client import LedgerClient, LedgerRefused, LedgerUnavailable
 from nodeagent.redis_server import RedisServer
@@ -353,9 +354,20 @@ class NodeJobs:
         except redis.RedisError:
             return []
 
+    def images(self) -> list[dict]:
+        """The image cache's content (never made here: a node without VMs has none)."""
+        try:
+            pool = self._resources().pool
+            return [] if pool is None else cached_images(pool.path("images"))
+        except (OSError, SalError) as exc:  # a report goes out all the same
+            log.warning("cannot list the image cache: %s", exc)
+            return []
+
     def publish(self, facts: NodeFacts, health: list[str]) -> None:
+        info = node_info(facts, health, self.used())
+        info["images"] = self.images()
         with contextlib.suppress(redis.RedisError):
-            self.store.publish_node_info(node_info(facts, health, self.used()))
+            self.store.publish_node_info(info)
 
 
 def _supervise(supervisor: Supervisor, stop: threading.Event) -> None:
@@ -417,6 +429,8 @@ def run_node(config: AgentConfig, identity: NodeIdentity, stop: threading.Event)
             hypervisor=config.hypervisor,
             workload_netns=config.workload_netns,
             memory_mb=config.runner_memory_mb,
+            ledger_url=config.ledger_url,
+            image_cache_bytes=config.image_cache_gb * 2**30,
         )
         stack.enter_context(RunnerPool(runners, workers=config.runners))
         link = threading.Thread(

@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         description="ZOS node agent. Flags not given are read from the kernel command line "
         "(zos.ledger=, zos.farm=, zos.enroll=, zos.data=, zos.redis=, zos.runners=, "
         "zos.runner_memory=, "
-        "zos.mycelium=, zos.mycelium_peers=, zos.netns=, zos.hypervisor=).",
+        "zos.mycelium=, zos.mycelium_peers=, zos.netns=, zos.hypervisor=, zos.image_cache_gb=).",
     )
     parser.add_argument("--version", action="version", version=__version__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
@@ -85,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--hypervisor", choices=("qemu", "cloud-hypervisor"), help="VM driver (default qemu)"
+    )
+    run.add_argument(
+        "--image-cache-gb",
+        type=int,
+        metavar="GIB",
+        help="space workload images fetched from the hub may take before the least recently "
+        "used unused ones are evicted (default: a quarter of the pool)",
     )
 
     status = commands.add_parser("status", help="show this node's identity and last known state")

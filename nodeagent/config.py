@@ -35,6 +35,7 @@ _KNOWN_KERNEL_KEYS = {
     "mycelium_peers",
     "netns",
     "hypervisor",
+    "image_cache_gb",
 }
 HYPERVISORS = ("qemu", "cloud-hypervisor")
 
@@ -61,6 +62,7 @@ class AgentConfig:
     mycelium_api: str = "127.0.0.1:8989"
     workload_netns: str | None = None  # taps, overlay bridge and VMs live in this namespace
     hypervisor: str = "qemu"
+    image_cache_gb: int = 0  # the image cache's limit; 0: a quarter of the pool
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -141,6 +143,18 @@ def _hypervisor(value: str | None) -> str:
     return value
 
 
+def _image_cache_gb(value: object) -> int:
+    try:
+        gigabytes = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ConfigError(f"image cache size must be a number of GiB, got {value!r}") from None
+    if gigabytes < 0:
+        raise ConfigError(
+            f"image cache size must be 0 (a quarter of the pool) or more, got {value}"
+        )
+    return gigabytes
+
+
 def build_config(
     args: argparse.Namespace,
     cmdline_path: Path = KERNEL_CMDLINE,
@@ -191,5 +205,8 @@ def build_config(
         mycelium_api=getattr(args, "mycelium_api", None) or "127.0.0.1:8989",
         workload_netns=getattr(args, "workload_netns", None) or kernel.get("netns") or None,
         hypervisor=_hypervisor(getattr(args, "hypervisor", None) or kernel.get("hypervisor")),
+        image_cache_gb=_image_cache_gb(
+            getattr(args, "image_cache_gb", None) or kernel.get("image_cache_gb", 0)
+        ),
         extra={k: v for k, v in kernel.items() if k not in _KNOWN_KERNEL_KEYS},
     )

@@ -54,12 +54,10 @@ class LedgerClient:
             )
             return self._send(method, path, payload)
 
-    def _send(self, method: str, path: str, payload: Any) -> dict:
-        url = self.base_url + path
-        body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
+    def _headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
         split = urlsplit(url)
         path_and_query = split.path + (f"?{split.query}" if split.query else "")
-        headers = {
+        return {
             "Authorization": sign_request(
                 self.identity.signing_key,
                 method,
@@ -69,14 +67,45 @@ class LedgerClient:
             ),
             "Content-Type": "application/json",
         }
+
+    def _send(self, method: str, path: str, payload: Any) -> dict:
+        url = self.base_url + path
+        body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
         try:
             response = self.session.request(
-                method, url, data=body or None, headers=headers, timeout=self.timeout
+                method,
+                url,
+                data=body or None,
+                headers=self._headers(method, url, body),
+                timeout=self.timeout,
             )
         except requests.RequestException as exc:
             raise LedgerUnavailable(f"{method} {url}: {exc}") from exc
         if response.status_code >= 500:
             raise LedgerUnavailable(f"{method} {url}: HTTP {response.status_code}")
+        return self._json(method, url, response)
+
+    def download(self, path: str) -> requests.Response:
+        """A signed GET whose body is streamed (an image part): the caller reads and closes it.
+
+        Refusals are raised as for `request`; the clock correction it learnt applies here too.
+        """
+        url = self.base_url + path
+        try:
+            response = self.session.get(
+                url, headers=self._headers("GET", url, b""), timeout=self.timeout, stream=True
+            )
+        except requests.RequestException as exc:
+            raise LedgerUnavailable(f"GET {url}: {exc}") from exc
+        if response.status_code >= 400:
+            with response:
+                if response.status_code >= 500:
+                    raise LedgerUnavailable(f"GET {url}: HTTP {response.status_code}")
+                self._json("GET", url, response)
+        return response
+
+    @staticmethod
+    def _json(method: str, url: str, response: requests.Response) -> dict:
         try:
             data = response.json()
         except ValueError:

@@ -47,10 +47,13 @@ from nodeagent.config import DEFAULT_RUNNER_MEMORY_MB
 from nodeagent.functions import IMPLEMENTATIONS, bind
 from nodeagent.functions.context import JobContext, SalFactory
 from nodeagent.functions.registry import WorkloadRegistry
-from nodeagent.functions.resources import node_resources
+from nodeagent.functions.resources import VmHost, node_resources
 from nodeagent.functions.vms import VmFunctions
 from nodeagent.functions.workloads import WorkloadFunctions
+from nodeagent.identity import NodeIdentity, seed_path
+from nodeagent.image_fetch import ImageFetcher
 from nodeagent.jobstore import AGENT_RESTARTED, ClaimedJob, JobStore, connect
+from nodeagent.ledger_client import LedgerClient
 from rhai import Engine, RhaiError, to_json_value
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,8 @@ HEALTHY_AFTER = 60.0  # a worker alive this long resets its restart backoff
 # in JOB_STACK_BYTES with room to spare. The stack is address space, counted in `memory_mb`.
 RECURSION_LIMIT = 20_000
 JOB_STACK_BYTES = 128 * 2**20
+# Per socket read while fetching an image part: the hub streams a multi-GiB disk from disk.
+IMAGE_FETCH_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,8 @@ class RunnerSettings:
     hypervisor: str = "qemu"
     workload_netns: str | None = None  # where VM taps and processes live (None: the host's)
     memory_mb: int = DEFAULT_RUNNER_MEMORY_MB  # a worker's soft address-space limit; 0: none
+    ledger_url: str | None = None  # where images missing from the cache are fetched (None: never)
+    image_cache_bytes: int = 0  # the image cache's limit; 0: a quarter of the pool
 
     @property
     def heartbeat_every(self) -> float:
@@ -154,6 +161,8 @@ class Worker:
             netns=self.settings.workload_netns,
         )
         registry = WorkloadRegistry(self.store.redis)
+        if resources.vms is not None:
+            resources.vms.fetcher = image_fetcher(self.settings, resources.vms, registry)
         return {
             **WorkloadFunctions(resources, registry).table(),
             **VmFunctions(resources, registry).table(),
@@ -239,6 +248,26 @@ class Worker:
         if self.settings.memory_mb:
             return f"the script ran out of memory (limit {self.settings.memory_mb} MiB)"
         return "the script ran out of memory"
+
+
+def image_fetcher(
+    settings: RunnerSettings, host: VmHost, registry: WorkloadRegistry
+) -> ImageFetcher:
+    """The worker's image fetcher: it signs hub requests with the node's key (the agent made it)."""
+    hub = None
+    if settings.ledger_url and settings.data_dir:
+        identity = NodeIdentity(seed_path(Path(settings.data_dir)).read_bytes())
+        hub = LedgerClient(settings.ledger_url, identity, timeout=IMAGE_FETCH_TIMEOUT)
+
+    def in_use() -> set[str]:
+        return {
+            str(record.details.get("image_key") or record.spec.get("image"))
+            for record in registry.all(kind="vm")
+        } | {host.machine_image}
+
+    return ImageFetcher(
+        lambda: host.images, hub, in_use=in_use, limit_bytes=settings.image_cache_bytes
+    )
 
 
 def limit_memory(memory_mb: int) -> None:

@@ -103,7 +103,7 @@ class ImageCache:
                 f"image {name!r} needs either a kernel (a VM image) or a rootfs tarball "
                 "(a container image), not both or neither"
             )
-        dst = self.path(name)
+        validate_name(name)  # before anything is written
         self.root.mkdir(parents=True, exist_ok=True)
         staging = self.root / f".{name}.installing"
         shutil.rmtree(staging, ignore_errors=True)
@@ -125,6 +125,22 @@ class ImageCache:
             if workdir:
                 meta["workdir"] = workdir
             (staging / "image.json").write_text(json.dumps(meta, indent=2) + "\n")
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ImageError(f"cannot install image {name}: {exc}") from exc
+        return self.adopt(name, staging)
+
+    def adopt(self, name: str, staging: Path) -> Image:
+        """Make `staging`, a directory in the cache root laid out as an image, image `name`.
+
+        A rename, so readers see the old image or the new one, never a half-written one; an
+        older image of that name is replaced. `staging` is removed if it cannot be adopted.
+        """
+        dst = self.path(name)
+        staging = Path(staging)
+        try:
+            if staging.parent != self.root:
+                raise OSError(f"{staging} is not in the cache root {self.root}")
             if dst.exists():
                 old = self.root / f".{name}.old"
                 shutil.rmtree(old, ignore_errors=True)

@@ -21,8 +21,9 @@ from client import __version__
 from client.api import Api, ApiError
 from client.config import DEFAULT_URL, Config, load_config, write_config_value
 from client.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
+from contracts.image_manifest import sign_manifest
 from signing.keys import key_id, public_key_hex
-from zoscli import envelope, keys, output
+from zoscli import envelope, images, keys, output
 from zoscli.follow import DEFAULT_OUTAGE_WAIT, EXIT_BY_STATE, Display, Reconnector, follow
 
 NODE_STATUSES = ("pending", "online", "degraded", "offline", "decommissioned")
@@ -479,6 +480,113 @@ def _limits(arg: dict) -> str:
     return " | ".join(arg.get("choices") or [])
 
 
+# --- images ---------------------------------------------------------------------------------
+
+UPLOAD_TIMEOUT = 300.0  # per socket operation: the hub hashes and syncs a part before it answers
+
+
+def cmd_image_push(ctx: Context) -> int:
+    args = ctx.args
+    config = ctx.config()
+    token = config.require_token()
+    _, signing_key = keys.load_signing_key(config.keys_dir, config.key)
+    ctx.err.write(f"hashing {args.directory} ...\n")
+    local = images.read_image_dir(args.directory, name=args.name, version=args.version)
+    manifest = local.manifest
+    api = Api(config.url, token, timeout=UPLOAD_TIMEOUT)
+    sent, sent_bytes = images.upload_missing(api, local, ctx.err)
+    image = api.publish_image(sign_manifest(signing_key, manifest), public=args.public)
+    ctx.print(
+        f"published {image['name']}:{image['version']} ({image['kind']}, "
+        f"{'public' if image['public'] else 'private'}, {output.size(image['size'])}; "
+        f"uploaded {sent} of {len(manifest.parts)} parts, {output.size(sent_bytes)}; "
+        f"signed with key {config.key})"
+    )
+    ctx.print(f'use it in a script: vm_create(#{{name: "...", image: "{image["name"]}", ...}})')
+    return EXIT_OK
+
+
+def cmd_image_list(ctx: Context) -> int:
+    found = ctx.api().images()
+    if ctx.args.json:
+        ctx.print(output.pretty_json(found))
+        return EXIT_OK
+    if not found:
+        ctx.print("no images yet: `zos image push DIR --name NAME --version V` publishes one")
+        return EXIT_OK
+    rows = [
+        [
+            i["name"],
+            i["version"],
+            i["kind"],
+            "public" if i["public"] else "private",
+            i["owner"],
+            output.size(i["size"]),
+            output.ago(i.get("created")),
+        ]
+        for i in found
+    ]
+    ctx.print(
+        output.table(["NAME", "VERSION", "KIND", "VISIBILITY", "OWNER", "SIZE", "CREATED"], rows)
+    )
+    return EXIT_OK
+
+
+def cmd_image_show(ctx: Context) -> int:
+    found = ctx.api().images(name=ctx.args.name)
+    if not found:
+        raise CliError(
+            f"no image {ctx.args.name!r} that you may use",
+            hint="`zos image list` shows your images and the public ones",
+            exit_code=EXIT_FAILED,
+        )
+    if ctx.args.json:
+        ctx.print(output.pretty_json(found))
+        return EXIT_OK
+    for n, image in enumerate(found):
+        if n:
+            ctx.print()
+        manifest = image["manifest"]
+        fields = [
+            ("image", f"{image['name']}:{image['version']} (id {image['id']})"),
+            ("kind", image["kind"]),
+            ("visibility", "public" if image["public"] else "private"),
+            ("owner", image["owner"]),
+            ("signed by", f"key {image['signer']}"),
+            ("size", output.size(image["size"])),
+            ("created", output.local_time(image.get("created"))),
+        ]
+        fields += [
+            (k, json.dumps(manifest[k]))
+            for k in ("cmdline", "min_disk_gb", "entrypoint", "env", "workdir")
+            if k in manifest
+        ]
+        width = max(len(k) for k, _ in fields)
+        for name, value in fields:
+            ctx.print(f"{name:<{width}}  {value}")
+        for part in image["parts"]:
+            size = output.size(part["size"])
+            ctx.print(f"{'part':<{width}}  {part['role']:<7} {part['sha256']}  {size}")
+    return EXIT_OK
+
+
+def cmd_image_delete(ctx: Context) -> int:
+    api = ctx.api()
+    found = [i for i in api.images(name=ctx.args.name) if i["version"] == ctx.args.version]
+    if not found:
+        raise CliError(
+            f"you have no image {ctx.args.name}:{ctx.args.version}",
+            hint=f"`zos image show {ctx.args.name}` lists its versions",
+            exit_code=EXIT_FAILED,
+        )
+    api.delete_image(found[0]["id"])
+    ctx.print(
+        f"deleted {ctx.args.name}:{ctx.args.version}; nodes that cached it keep their copy "
+        "until they evict it"
+    )
+    return EXIT_OK
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -634,7 +742,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     catalog.add_argument("name", nargs="?", metavar="NAME", help="one function, e.g. vm_create")
     catalog.add_argument("--json", action="store_true", help="print the raw JSON")
+    _image_commands(commands)
     return parser
+
+
+def _image_commands(commands) -> None:
+    image = commands.add_parser(
+        "image",
+        help="publish workload images to the hub, list and show them",
+        description="publish workload images (VM or container) to the control plane's hub; "
+        "nodes fetch them on first use (docs/images.md)",
+    )
+    sub = image.add_subparsers(dest="image_command", metavar="SUBCOMMAND", required=True)
+    push = sub.add_parser(
+        "push",
+        help="publish an image directory as NAME:VERSION (uploads only missing parts)",
+        description="hash the parts of an image directory (kernel, initrd, disk.raw, "
+        "rootfs.tar, image.json), upload the ones the hub lacks with a progress bar, then "
+        "sign the manifest with your key and publish it",
+    )
+    push.add_argument("directory", metavar="DIR", help="the image directory")
+    push.add_argument("--name", required=True, help="image name scripts use, [a-z0-9_-]")
+    push.add_argument("--version", required=True, help="version, never reused (e.g. 1.0)")
+    push.add_argument(
+        "--public", action="store_true", help="staff only: every user may use the image"
+    )
+    push.add_argument("--key", metavar="NAME|PATH", help="signing key (env ZOS_KEY)")
+    push.set_defaults(func=cmd_image_push)
+    listing = sub.add_parser("list", help="your images and the public ones")
+    listing.add_argument("--json", action="store_true", help="print the raw JSON")
+    listing.set_defaults(func=cmd_image_list)
+    show = sub.add_parser("show", help="every version of one image: parts, signer, settings")
+    show.add_argument("name", metavar="NAME")
+    show.add_argument("--json", action="store_true", help="print the raw JSON")
+    show.set_defaults(func=cmd_image_show)
+    delete = sub.add_parser("delete", help="delete one version of your image")
+    delete.add_argument("name", metavar="NAME")
+    delete.add_argument("version", metavar="VERSION")
+    delete.set_defaults(func=cmd_image_delete)
 
 
 def _follow_flags(sub: argparse.ArgumentParser) -> None:

@@ -80,6 +80,12 @@ def _node_info(ctx: JobContext) -> Callable[[], dict]:
         info = ctx.events.node_info()
         if info is None:
             raise RhaiError("ErrorRuntime", "node_info: the agent has not published its facts yet")
+        # The cached images this owner may use: shared ones and their own private ones.
+        info["images"] = [
+            {k: v for k, v in image.items() if k != "owner"}
+            for image in info.get("images", [])
+            if image.get("owner") in (None, ctx.owner)
+        ]
         if ctx.workloads is not None:  # reservations change between the agent's reports
             used = ctx.workloads.used()
             info["used"] = used

@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 
 from nodeagent.facts import disk_class
+from nodeagent.image_fetch import ImageFetcher
 from sal.btrfs import Pool
 from sal.command import SalError
 from sal.herodb import HeroDB
@@ -40,6 +41,8 @@ class VmHost:
     pool: Pool
     netns: str | None = None  # where taps, the mycelium bridge and VM processes live
     machine_image: str = DEFAULT_MACHINE_IMAGE  # kernel + init that boots container machines
+    # Fills the image cache from the control plane's hub (runners set it; None: cache only).
+    fetcher: ImageFetcher | None = None
 
     @cached_property
     def images(self) -> ImageCache:

@@ -36,6 +36,7 @@ from nodeagent.functions.table import (
     script_error,
     spec_number,
 )
+from nodeagent.image_fetch import visible_to
 from sal import mycelium, net
 from sal.command import SalError
 from sal.hypervisor.base import NetAttachment, VmNotFound, VmSpec
@@ -149,13 +150,13 @@ class VmFunctions(FunctionTable):
 
     # --- spec ---------------------------------------------------------------------------------
 
-    def _request(self, host: VmHost, spec: Any) -> tuple[VmRequest, Image]:
+    def _request(self, host: VmHost, ctx: JobContext, spec: Any) -> tuple[VmRequest, Image]:
         check_spec_fields(VM_CREATE, spec)
         name = check_name("vm", spec.get("name"))
         kind = spec.get("kind", _default("kind"))
         if kind not in KINDS:
             raise script_error("vm_create", f'kind must be "vm" or "container", not {kind!r}')
-        image = self._image(host, spec.get("image"), kind)
+        image = self._image(host, ctx, spec.get("image"), kind)
         default_disk = max(1, image.min_disk_gb)
         entrypoint = _strings(
             "vm_create",
@@ -177,7 +178,7 @@ class VmFunctions(FunctionTable):
         request = VmRequest(
             name=name,
             kind=kind,
-            image=image.name,
+            image=spec["image"],
             cpus=spec_number(VM_CREATE, spec, "cpus"),
             memory_mb=spec_number(VM_CREATE, spec, "memory_mb"),
             disk_gb=spec_number(VM_CREATE, spec, "disk_gb", default=default_disk),
@@ -196,13 +197,22 @@ class VmFunctions(FunctionTable):
             )
         return request, image
 
-    def _image(self, host: VmHost, name: Any, kind: str) -> Image:
+    def _image(self, host: VmHost, ctx: JobContext, name: Any, kind: str) -> Image:
         if not isinstance(name, str) or not name:
             raise script_error("vm_create", "image must name an image in the node's cache")
         try:
-            image = host.images.get(name)
-        except ImageError:
-            fitting = [i.name for i in host.images.list() if i.is_container == (kind != "vm")]
+            if host.fetcher is not None:  # the cache, else the hub (nodeagent/image_fetch.py)
+                image = host.fetcher.ensure(ctx.owner, name, check=ctx.check)
+            else:
+                image = host.images.get(name)
+        except ImageError as exc:
+            if host.fetcher is not None and host.fetcher.hub is not None:
+                raise script_error("vm_create", str(exc)) from None
+            fitting = [
+                i.name
+                for i in host.images.list()
+                if i.is_container == (kind != "vm") and visible_to(ctx.owner, i.name)
+            ]
             raise script_error(
                 "vm_create",
                 f"this node has no {kind} image {name!r}; it has: "
@@ -220,7 +230,7 @@ class VmFunctions(FunctionTable):
 
     def vm_create(self, ctx: JobContext, spec: Any) -> dict:
         host = self._host("vm_create")
-        request, image = self._request(host, spec)
+        request, image = self._request(host, ctx, spec)
         overlay = self._overlay() if request.mycelium else None
         workload = Workload(
             owner=ctx.owner,
@@ -309,6 +319,7 @@ class VmFunctions(FunctionTable):
         return {
             "kind": request.kind,
             "image": request.image,
+            "image_key": image.name,  # the cache entry it uses: kept from eviction while it exists
             "mycelium_ip": str(address) if address else "",
             "desired": "running",
         }

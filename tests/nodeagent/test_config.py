@@ -66,3 +66,17 @@ def test_runner_memory_from_flag_environment_or_kernel(tmp_path: Path):
     assert build_config(_args(), cmdline, {}).runner_memory_mb == 1024
     with pytest.raises(ConfigError, match="at least 256 MiB"):
         build_config(_args(runner_memory=64), cmdline, {})
+
+
+def test_image_cache_limit_from_flag_or_kernel(tmp_path: Path):
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("zos.ledger=http://l:8000 zos.farm=1 zos.image_cache_gb=40")
+    assert build_config(_args(), cmdline, {}).image_cache_gb == 40
+    assert build_config(_args(image_cache_gb=8), cmdline, {}).image_cache_gb == 8
+    cmdline.write_text("zos.ledger=http://l:8000 zos.farm=1")
+    assert build_config(_args(), cmdline, {}).image_cache_gb == 0  # a quarter of the pool
+    with pytest.raises(ConfigError, match="image cache size must be 0"):
+        build_config(_args(image_cache_gb=-1), cmdline, {})
+    cmdline.write_text("zos.ledger=http://l:8000 zos.farm=1 zos.image_cache_gb=lots")
+    with pytest.raises(ConfigError, match="number of GiB, got 'lots'"):
+        build_config(_args(), cmdline, {})
