@@ -11,18 +11,22 @@ agent with its runners and redis-server, btrfs on a loop device and the database
 import contextlib
 import os
 import re
+import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from nodeagent.functions.resources import node_resources
 from tests.browser.conftest import sign_up, snap
 from tests.browser.test_keys import _make_key
 from tests.integration import conftest as integration
 from tests.integration.test_deployments import running_grid
 from tests.sal.conftest import loop_pool
+from tests.sal.guest import READY_MARKER, install_guest_image
 
 pytestmark = pytest.mark.integration
 
@@ -47,11 +51,17 @@ def pool(tmp_path: Path):
 
 
 @pytest.fixture
-def node_dir(tmp_path: Path):
-    """The agent's data directory; any process still running from it at the end (a database
-    server left by a failed test) is killed by pid, so nothing outlives the test."""
-    path = tmp_path / "node"
+def node_dir():
+    """The agent's data directory, short (a VM's QMP socket path under it must fit in 107
+    bytes); any process still running from it at the end (a database server or QEMU left by a
+    failed test) is killed by pid, so nothing outlives the test."""
+    path = Path(tempfile.mkdtemp(prefix="zw-", dir="/tmp"))
     yield path
+    _kill_processes_under(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _kill_processes_under(path: Path) -> None:
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
@@ -62,6 +72,21 @@ def node_dir(tmp_path: Path):
         if str(path).encode() in cmdline:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(proc.name), signal.SIGKILL)
+
+
+def _deploy_from_editor(page: Page, node: int, *, example: str = "", script: str = "") -> None:
+    """Deploy from the editor to `node`, signed with this browser's key; wait for its success."""
+    page.get_by_role("navigation").get_by_role("link", name="Deploy", exact=True).click()
+    if example:
+        page.get_by_label("Start from an example").select_option(example)
+    else:
+        page.get_by_label("Script (Rhai)").fill(script)
+        page.get_by_label("Name", exact=True).fill("make-vm")
+    expect(page.get_by_label("Node", exact=True)).to_contain_text(f"node {node}")
+    page.get_by_label("Node", exact=True).select_option(str(node))
+    page.get_by_role("button", name="Deploy", exact=True).click()
+    page.wait_for_url("**/deployments/*")
+    expect(page.locator("#status")).to_have_text("Succeeded", timeout=RUN_MS)
 
 
 def _until_listed(page: Page, text: str, *, present: bool) -> None:
@@ -88,13 +113,7 @@ def test_a_herodb_is_deployed_listed_and_deleted_from_the_browser(
         page = new_page()
         sign_up(page, "wren")
         _make_key(page, "wren-key")
-        page.get_by_role("navigation").get_by_role("link", name="Deploy", exact=True).click()
-        page.get_by_label("Start from an example").select_option("herodb")
-        expect(page.get_by_label("Node", exact=True)).to_contain_text(f"node {user.node}")
-        page.get_by_label("Node", exact=True).select_option(str(user.node))
-        page.get_by_role("button", name="Deploy", exact=True).click()
-        page.wait_for_url("**/deployments/*")
-        expect(page.locator("#status")).to_have_text("Succeeded", timeout=RUN_MS)
+        _deploy_from_editor(page, user.node, example="herodb")
         expect(page.locator("#events")).to_contain_text("database cache is ready")
 
         _until_listed(page, "cache", present=True)
@@ -148,4 +167,50 @@ def test_a_herodb_is_deployed_listed_and_deleted_from_the_browser(
         _until_listed(page, "cache", present=False)
         expect(page.get_by_text("No workloads yet")).to_be_visible()
         assert page.goto(detail_url).status == 404
+        assert agent.stop() == 0
+
+
+VM_SCRIPT = f"""
+let vm = vm_create(#{{name: "web", image: "busybox", cpus: 1, memory_mb: 256, disk_gb: 1,
+                     mycelium: false}});
+let info = vm_info("web");
+while !info.console.contains("{READY_MARKER}") {{ sleep(200); info = vm_info("web"); }}
+log("web is up");
+"""
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="needs qemu")
+def test_a_vms_console_is_read_by_a_signed_script_and_the_vm_deleted_from_its_page(
+    new_page, plane, start_agent, tmp_path, pool, node_dir, screenshots
+):
+    install_guest_image(node_resources(node_dir, (pool.mountpoint,), "127.0.0.1").vms.images)
+    agent_args = ("--storage", str(pool.mountpoint))
+    with running_grid(plane, start_agent, tmp_path, *agent_args, data_dir=node_dir) as (
+        user,
+        agent,
+    ):
+        page = new_page()
+        sign_up(page, "yuki")
+        _make_key(page, "yuki-key")
+        _deploy_from_editor(page, user.node, script=VM_SCRIPT)
+        _until_listed(page, "web", present=True)
+        row = page.get_by_role("row").filter(has_text="web")
+        expect(row).to_contain_text("vm")
+        expect(row).to_contain_text(re.compile(r"1 core · 256 MiB memory · 1 GiB (SSD|HDD)"))
+        row.get_by_role("link", name="web").click()
+
+        console = page.get_by_label("Console output")
+        expect(console).to_contain_text("Not read yet")
+        page.get_by_role("button", name="Refresh console").click()
+        expect(page.locator("#action-status")).to_contain_text("Console read at", timeout=RUN_MS)
+        expect(console).to_contain_text(f"{READY_MARKER} web")
+        expect(page.locator("#state")).to_have_text("running")
+        snap(page, screenshots, "workload-console")
+
+        page.get_by_role("button", name="Delete", exact=True).click()
+        page.get_by_role("dialog").get_by_role("button", name="Delete web").click()
+        page.wait_for_url("**/deployments/*")
+        expect(page.locator("#status")).to_have_text("Succeeded", timeout=RUN_MS)
+        expect(page.locator("#events")).to_contain_text("deleted vm web")
+        _until_listed(page, "web", present=False)
         assert agent.stop() == 0

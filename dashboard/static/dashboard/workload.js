@@ -75,6 +75,7 @@ async function refreshConsole() {
       return;
     }
     consoleBox.textContent = result.console || "(the console is empty so far)";
+    consoleBox.scrollTop = consoleBox.scrollHeight; // the newest lines, at the end, in view
     if (result.state) {
       stateBox.textContent = result.state;
       stateBox.className = `state state-${result.state}`;
@@ -83,10 +84,16 @@ async function refreshConsole() {
   } catch (error) {
     say(`The console could not be read: ${error.message}`, true);
   } finally {
-    consoleButton.disabled = false;
+    consoleButton.disabled = !keySelect.value;
   }
 }
 
+// The actions sign, so they wait for this browser's keys; with none they stay disabled.
+async function enableActions() {
+  const count = await offerKeys(keySelect, document.getElementById("no-key"));
+  deleteButton.disabled = count === 0;
+  if (consoleButton) consoleButton.disabled = count === 0;
+}
+
 if (consoleButton) consoleButton.addEventListener("click", refreshConsole);
-offerKeys(keySelect, document.getElementById("no-key"))
-  .catch((error) => say(`Could not read this browser's keys: ${error.message}`, true));
+enableActions().catch((error) => say(`Could not read this browser's keys: ${error.message}`, true));
