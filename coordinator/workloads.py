@@ -8,10 +8,12 @@ any other script. Generating them here, not in the page, keeps the quoting of th
 tested place; the owner still sees and signs the exact text.
 """
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
 from coordinator.models import Workload
@@ -20,7 +22,7 @@ DELETE_FUNCTIONS = {"vm": "vm_delete", "volume": "volume_delete", "herodb": "her
 # Where each kind's overlay address is in the node's report (nodeagent/functions): a VM's own
 # Mycelium address, a database's host:port; a volume has none.
 ADDRESS_FIELDS = {"vm": "mycelium_ip", "herodb": "address"}
-# Shown on the detail page as "reserved"/"address" already, or too large to list.
+# Not listed among the other details: the address is shown on its own, the console is too long.
 HIDDEN_DETAILS = {"console", *ADDRESS_FIELDS.values()}
 GIB = 2**30
 MIB = 2**20
@@ -47,17 +49,18 @@ class WorkloadView:
     console: WorkloadScript | None
 
 
-def owned_workloads(owner: Any) -> QuerySet[Workload]:
+def owned_workloads(owner: AbstractBaseUser) -> QuerySet[Workload]:
     """The owner's workloads across nodes, in one query whatever their number."""
     return Workload.objects.filter(owner=owner).select_related("node").order_by("kind", "name")
 
 
-def workload_views(owner: Any) -> list[WorkloadView]:
+def workload_views(owner: AbstractBaseUser) -> list[WorkloadView]:
     """Every workload of the owner, ready to show (one query)."""
     return [view_of(workload) for workload in owned_workloads(owner)]
 
 
 def view_of(workload: Workload) -> WorkloadView:
+    """`workload` with what its pages show and the scripts its actions sign."""
     return WorkloadView(
         workload=workload,
         address=overlay_address(workload),
@@ -91,7 +94,7 @@ def describe_reserved(reserved: dict[str, Any]) -> str:
 def other_details(workload: Workload) -> list[tuple[str, str]]:
     """The rest of what the node reported (sizes, image, ...), as (field, text) pairs."""
     return [
-        (key, value if isinstance(value, str) else repr(value))
+        (key, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
         for key, value in sorted(workload.details.items())
         if key not in HIDDEN_DETAILS
     ]
