@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from coordinator.models import Workload
 
@@ -38,29 +38,43 @@ class WorkloadScript:
 
 
 @dataclass(frozen=True)
-class WorkloadView:
-    """A workload as its owner's pages show it."""
+class WorkloadRow:
+    """A workload as the list shows it."""
 
     workload: Workload
     address: str
     reserved: str
+
+
+@dataclass(frozen=True)
+class WorkloadView(WorkloadRow):
+    """A workload as its own page shows it, with the scripts its actions sign."""
+
     details: list[tuple[str, str]]
     delete: WorkloadScript
     console: WorkloadScript | None
 
 
 def owned_workloads(owner: AbstractBaseUser) -> QuerySet[Workload]:
-    """The owner's workloads across nodes, in one query whatever their number."""
-    return Workload.objects.filter(owner=owner).select_related("node").order_by("kind", "name")
+    """The owner's workloads across nodes, each with its node's farm (`farm_id`), in one query
+    whatever their number."""
+    return (
+        Workload.objects.filter(owner=owner)
+        .annotate(farm_id=F("node__farm_id"))
+        .order_by("kind", "name")
+    )
 
 
-def workload_views(owner: AbstractBaseUser) -> list[WorkloadView]:
-    """Every workload of the owner, ready to show (one query)."""
-    return [view_of(workload) for workload in owned_workloads(owner)]
+def workload_rows(owner: AbstractBaseUser) -> list[WorkloadRow]:
+    """Every workload of the owner, ready to list (one query)."""
+    return [
+        WorkloadRow(w, overlay_address(w), describe_reserved(w.reserved))
+        for w in owned_workloads(owner)
+    ]
 
 
 def view_of(workload: Workload) -> WorkloadView:
-    """`workload` with what its pages show and the scripts its actions sign."""
+    """`workload` with what its page shows and the scripts its actions sign."""
     return WorkloadView(
         workload=workload,
         address=overlay_address(workload),

@@ -23,7 +23,7 @@ from coordinator import workloads as service
 @login_required
 def workloads(request: HttpRequest) -> HttpResponse:
     """Every VM, volume and database of the user, with node, state, address and capacity."""
-    context = {"views": service.workload_views(request.user)}
+    context = {"rows": service.workload_rows(request.user)}
     return render(request, "dashboard/workloads.html", context)
 
 
