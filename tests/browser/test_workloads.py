@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from nodeagent.functions.resources import node_resources
-from tests.browser.conftest import sign_up, snap
+from tests.browser.conftest import sign_in, sign_up, snap
 from tests.browser.test_keys import _make_key
 from tests.integration import conftest as integration
 from tests.integration.test_deployments import running_grid
@@ -133,6 +133,18 @@ def test_a_herodb_is_deployed_listed_and_deleted_from_the_browser(
         expect(page.locator("#state")).to_have_text("ready")
         expect(page.get_by_label("Signing key (in this browser)")).to_contain_text("wren-key")
         snap(page, screenshots, "workload-detail")
+
+        # On a phone: the list and the page fit the width (the table scrolls inside). The phone
+        # holds none of wren's keys, so nothing can be signed there: the actions stay disabled.
+        phone = new_page(phone=True)
+        sign_in(phone, "wren")
+        phone.wait_for_url("/")
+        for path in ("/workloads", detail_url):
+            phone.goto(path)
+            width = phone.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"{path} scrolls sideways on a phone ({width}px)"
+        expect(phone.get_by_text("This browser holds none of your keys")).to_be_visible()
+        expect(phone.get_by_role("button", name="Delete", exact=True)).to_be_disabled()
 
         # Someone else, in another browser: nothing of wren's, and her workload is not found.
         other = new_page()
