@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import views
+from dashboard import views, workload_views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -14,6 +14,8 @@ urlpatterns = [
     path("deploy", views.deploy, name="deploy"),
     path("deployments", views.deployments, name="deployments"),
     path("deployments/<int:deployment_id>", views.deployment, name="deployment"),
+    path("workloads", workload_views.workloads, name="workloads"),
+    path("workloads/<int:workload_id>", workload_views.workload, name="workload"),
     path("account/tokens", views.tokens, name="tokens"),
     path("account/tokens/<int:token_id>/revoke", views.revoke_token, name="revoke-token"),
 ]

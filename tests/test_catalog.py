@@ -82,3 +82,17 @@ def test_write_regenerates_only_the_section_between_the_markers(tmp_path):
     text = stale.read_text()
     assert text.startswith(f"before\n{DOCS_BEGIN}\n") and text.endswith(f"{DOCS_END}\nafter\n")
     assert "old table" not in text and "`vm_create(spec)`" in text
+
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.rhai"))
+
+
+def test_the_examples_the_editor_offers_are_there():
+    assert {path.stem for path in EXAMPLES} >= {"hello", "vm", "herodb", "volume"}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
+def test_every_example_passes_the_coordinators_script_check(path):
+    called = check_script(path.read_text(encoding="utf-8"))
+    if path.stem in ("vm", "herodb", "volume"):
+        assert any(name.startswith(f"{path.stem}_") for name in called), called

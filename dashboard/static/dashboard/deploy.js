@@ -3,8 +3,7 @@
 // key of this browser, POSTed to /api/v1/deployments; then the deployment's page.
 
 import { getJson, postJson } from "./api.js";
-import { deploymentPayload, signDeployment } from "./envelope.js";
-import { allKeys, getKey } from "./keystore.js";
+import { offerKeys, submitScript } from "./submit.js";
 
 const form = document.getElementById("deploy-form");
 const editor = document.getElementById("script");
@@ -134,21 +133,6 @@ async function loadNodes() {
   }
 }
 
-// The keys of this browser that are registered to this user and not revoked.
-async function loadKeys() {
-  const select = document.getElementById("signing-key");
-  const local = await allKeys();
-  const { results } = await getJson("/api/v1/keys?limit=100");
-  const active = new Map(results.filter((k) => !k.revoked).map((k) => [k.public_key, k]));
-  const usable = local.filter((entry) => active.has(entry.publicKey));
-  select.replaceChildren(
-    ...usable.map((entry) => new Option(`${active.get(entry.publicKey).name} (${entry.publicKey.slice(0, 12)}…)`, entry.publicKey)),
-  );
-  document.getElementById("no-key").hidden = usable.length > 0;
-  select.hidden = usable.length === 0;
-  return usable.length;
-}
-
 function target() {
   if (form.elements.target_kind.value === "farm") {
     const farm = Number(form.elements.farm.value);
@@ -183,19 +167,14 @@ async function deploy(event) {
     if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(name)) {
       throw new Error("the name must be 1–63 lowercase letters, digits or “-”");
     }
-    const publicKey = form.elements.key.value;
-    if (!publicKey) throw new Error("this browser holds no key of yours; make one on the keys page");
     const chosen = target();
     resources(); // refuse a bad number before signing
     button.disabled = true;
     say(deployStatus, "Signing and submitting…");
-    const entry = await getKey(publicKey);
-    const raw = new Uint8Array(await crypto.subtle.exportKey("raw", entry.keyPair.publicKey));
-    const payload = deploymentPayload({
-      script: editor.value, target: chosen, name, resources: resources(),
+    const deployment = await submitScript({
+      publicKey: form.elements.key.value, script: editor.value, target: chosen, name,
+      resources: resources(),
     });
-    const envelope = await signDeployment(entry.keyPair, raw, payload);
-    const deployment = await postJson("/api/v1/deployments", { envelope });
     say(deployStatus, `Deployment ${deployment.id} submitted.`);
     window.location.assign(`/deployments/${deployment.id}`);
   } catch (error) {
@@ -229,4 +208,4 @@ if (examples.length && !editor.value) {
 drawGutter();
 loadCatalog();
 loadNodes();
-loadKeys().catch((error) => say(deployStatus, `Could not read this browser's keys: ${error.message}`, true));
+offerKeys(document.getElementById("signing-key"), document.getElementById("no-key")).catch((error) => say(deployStatus, `Could not read this browser's keys: ${error.message}`, true));
