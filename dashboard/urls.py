@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import views
+from dashboard import directory_views, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -16,4 +16,6 @@ urlpatterns = [
     path("deployments/<int:deployment_id>", views.deployment, name="deployment"),
     path("account/tokens", views.tokens, name="tokens"),
     path("account/tokens/<int:token_id>/revoke", views.revoke_token, name="revoke-token"),
+    path("nodes", directory_views.nodes, name="nodes"),
+    path("nodes/<int:node_id>", directory_views.node, name="node"),
 ]

@@ -1,0 +1,116 @@
+"""Charts drawn on the server as inline SVG: geometry here, markup in small templates.
+
+No chart library and nothing loaded at run time; the Content-Security-Policy forbids inline
+scripts, not inline SVG. Colours come from classes in site.css, so no inline style either.
+"""
+
+from dataclasses import dataclass
+
+from ledger.uptime import DAY, History
+
+CHART_HEIGHT = 40  # SVG user units; the SVG scales to its box
+BAR_GAP = 1
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    level: str  # CSS class: up, partial, down or none
+    label: str  # what a pointer over the bar (and a screen reader) is told
+
+
+def _level(availability: float | None) -> str:
+    if availability is None:
+        return "none"
+    if availability >= 0.99:
+        return "up"
+    return "partial" if availability >= 0.5 else "down"
+
+
+def percent(value: float | None) -> str:
+    """An availability as people read it: "99.5 %", or "no data"."""
+    if value is None:
+        return "no data"
+    return f"{value * 100:.1f} %".replace(".0 %", " %")
+
+
+def uptime_bars(history: History, *, width: float) -> list[Bar]:
+    """One bar per bucket, as tall as the node was available; an empty bucket is a stub."""
+    slot = width / len(history.buckets)
+    label_format = "%Y-%m-%d" if history.unit == DAY else "%Y-%m-%d %H:00"
+    bars = []
+    for index, bucket in enumerate(history.buckets):
+        share = bucket.availability
+        height = CHART_HEIGHT * share if share else 0
+        height = max(height, 2)  # a flat line still shows there is a bucket
+        bars.append(
+            Bar(
+                x=round(index * slot, 2),
+                y=round(CHART_HEIGHT - height, 2),
+                width=round(max(slot - BAR_GAP, 0.5), 2),
+                height=round(height, 2),
+                level=_level(share),
+                label=f"{bucket.start:{label_format}} UTC: {percent(share)}",
+            )
+        )
+    return bars
+
+
+@dataclass(frozen=True)
+class Gauge:
+    """A capacity bar: used out of total, with the words a screen reader gets."""
+
+    name: str
+    used: int
+    total: int
+    used_text: str
+    free_text: str
+
+    @property
+    def share(self) -> float:
+        return min(1.0, self.used / self.total) if self.total else 0.0
+
+    @property
+    def used_percent(self) -> str:
+        return f"{self.share * 100:.1f}%"
+
+    @property
+    def level(self) -> str:
+        return "down" if self.share >= 0.9 else "partial" if self.share >= 0.7 else "up"
+
+
+def _size(value: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def capacity_gauges(node) -> list[Gauge]:
+    """Cores, memory and disks of a node, used and free; a disk kind it lacks is left out."""
+    gauges = [
+        Gauge(
+            "Cores",
+            node.used_cru,
+            node.cru,
+            f"{node.used_cru} of {node.cru} used",
+            f"{max(node.cru - node.used_cru, 0)} free",
+        )
+    ]
+    for name, field in (("Memory", "mru"), ("SSD", "sru"), ("HDD", "hru")):
+        total, used = getattr(node, field), getattr(node, f"used_{field}")
+        if total or used:
+            gauges.append(
+                Gauge(
+                    name,
+                    used,
+                    total,
+                    f"{_size(used)} of {_size(total)} used",
+                    f"{_size(max(total - used, 0))} free",
+                )
+            )
+    return gauges
