@@ -13,10 +13,10 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from dashboard.charts import Bar, Gauge, capacity_gauges, percent, uptime_bars
+from dashboard.charts import Chart, Gauge, capacity_gauges, uptime_chart
 from ledger.choices import NodeStatus
 from ledger.models import Farm, Node
-from ledger.uptime import DAY, HOUR, History, uptime_history
+from ledger.uptime import DAY, HOUR, uptime_history
 
 NODES_PAGE = 20
 DAY_HOURS, MONTH_DAYS = 24, 30
@@ -42,14 +42,6 @@ NODE_FIELDS = (
 
 
 @dataclass(frozen=True)
-class Chart:
-    title: str
-    width: int
-    bars: list[Bar]
-    availability: str
-
-
-@dataclass(frozen=True)
 class NodeRow:
     node: Node
     gauges: list[Gauge]
@@ -63,10 +55,10 @@ def _charts(nodes: list[Node], *, width: int) -> dict[int, list[Chart]]:
         ("Last 30 days", uptime_history(nodes, unit=DAY, count=MONTH_DAYS)),
     )
 
-    def chart(title: str, history: History) -> Chart:
-        return Chart(title, width, uptime_bars(history, width=width), percent(history.availability))
-
-    return {n.pk: [chart(title, histories[n.pk]) for title, histories in spans] for n in nodes}
+    return {
+        n.pk: [uptime_chart(spans_of[n.pk], title=title, width=width) for title, spans_of in spans]
+        for n in nodes
+    }
 
 
 @login_required

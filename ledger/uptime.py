@@ -2,8 +2,9 @@
 
 A bucket (an hour or a day) is as available as the share of the reports expected in it that
 arrived: a node reporting every ZOS_UPTIME_INTERVAL seconds sends 60 an hour at the default.
-Counting happens in the database (one grouped query for any number of nodes), so a directory of
-many nodes and months of reports costs one query per chart span, not one per node or report.
+Each report is counted into its hour as it arrives (UptimeHour); the charts read those hours, or
+their sums per day grouped by the database, in one query per span for any number of nodes. So a
+directory of many nodes and months of reports costs a few small queries, not one per report.
 """
 
 from collections.abc import Iterable
@@ -11,15 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models import F, Sum
 from django.utils import timezone
 
-from ledger.models import Node, UptimeReport
+from ledger.models import Node, UptimeHour
 
 HOUR, DAY = "hour", "day"
 _STEP = {HOUR: timedelta(hours=1), DAY: timedelta(days=1)}
-_TRUNC = {HOUR: TruncHour, DAY: TruncDay}
 
 
 @dataclass(frozen=True)
@@ -48,15 +47,33 @@ class History:
     @property
     def availability(self) -> float | None:
         expected = sum(b.expected for b in self.buckets)
-        if expected <= 0:
+        if expected < 1:
             return None
         return min(1.0, sum(min(b.reports, b.expected) for b in self.buckets) / expected)
 
 
-def _floor(moment: datetime, unit: str) -> datetime:
-    local = timezone.localtime(moment)
-    local = local.replace(minute=0, second=0, microsecond=0)
+def floor(moment: datetime, unit: str) -> datetime:
+    """The start of the hour or day holding `moment`, in the current time zone."""
+    local = timezone.localtime(moment).replace(minute=0, second=0, microsecond=0)
     return local.replace(hour=0) if unit == DAY else local
+
+
+def count_report(*, node_id: int, at: datetime) -> None:
+    """Count one report into its hour; the caller holds the node's row lock (record_uptime)."""
+    hour = floor(at, HOUR)
+    counted = UptimeHour.objects.filter(node_id=node_id, hour=hour).update(reports=F("reports") + 1)
+    if not counted:
+        UptimeHour.objects.create(node_id=node_id, hour=hour, day=hour.date(), reports=1)
+
+
+def _counts(node_ids: list[int], unit: str, since: datetime) -> dict[tuple[int, object], int]:
+    """Reports per node and hour (the rows as counted) or day (summed by the database)."""
+    hours = UptimeHour.objects.filter(node__in=node_ids, hour__gte=since)
+    if unit == HOUR:
+        rows = hours.values_list("node", "hour", "reports")
+    else:
+        rows = hours.values_list("node", "day").annotate(Sum("reports")).order_by()
+    return {(node, bucket): reports for node, bucket, reports in rows}
 
 
 def uptime_history(
@@ -68,16 +85,9 @@ def uptime_history(
     """
     now = now or timezone.now()
     step, interval = _STEP[unit], settings.ZOS_UPTIME_INTERVAL
-    starts = [_floor(now, unit) - step * back for back in range(count - 1, -1, -1)]
+    starts = [floor(now, unit) - step * back for back in range(count - 1, -1, -1)]
     nodes = list(nodes)
-    counted = (
-        UptimeReport.objects.filter(node__in=[n.pk for n in nodes], received_at__gte=starts[0])
-        .annotate(bucket=_TRUNC[unit]("received_at"))
-        .values_list("node_id", "bucket")
-        .annotate(reports=Count("id"))
-        .order_by()
-    )
-    reports = {(node_id, bucket): n for node_id, bucket, n in counted}
+    reports = _counts([n.pk for n in nodes], unit, starts[0])
     histories = {}
     for node in nodes:
         buckets = []
@@ -85,6 +95,7 @@ def uptime_history(
             begin = max(start, node.registered_at)
             end = min(start + step, now)
             expected = max(0.0, (end - begin).total_seconds() / interval)
-            buckets.append(Bucket(start, reports.get((node.pk, start), 0), expected))
+            key = start if unit == HOUR else start.date()
+            buckets.append(Bucket(start, reports.get((node.pk, key), 0), expected))
         histories[node.pk] = History(unit, buckets)
     return histories

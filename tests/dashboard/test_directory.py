@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from ledger.choices import NodeStatus
-from ledger.models import Node, UptimeReport
+from ledger.models import Node
+from ledger.uptime import count_report
 from tests.conftest import make_farm
 from tests.coordinator.conftest import make_online_node, make_tenant
 
@@ -27,11 +28,8 @@ def _node_with_reports(farm, *, hours: int = 3, **fields) -> Node:
     Node.objects.filter(pk=node.pk).update(
         registered_at=now - timedelta(days=2), last_seen=now - timedelta(seconds=30)
     )
-    made = UptimeReport.objects.bulk_create(
-        UptimeReport(node=node, uptime=60) for _ in range(hours + 1)
-    )
-    for back, report in enumerate(made):
-        UptimeReport.objects.filter(pk=report.pk).update(received_at=now - timedelta(hours=back))
+    for back in range(hours + 1):
+        count_report(node_id=node.pk, at=now - timedelta(hours=back))
     return node
 
 

@@ -5,9 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test.utils import override_settings
+from django.utils import timezone
 
-from ledger.models import Node, UptimeReport
-from ledger.uptime import DAY, HOUR, uptime_history
+from ledger.models import Node, UptimeHour, UptimeReport
+from ledger.services import record_uptime
+from ledger.uptime import DAY, HOUR, count_report, uptime_history
 from tests.conftest import make_farm
 from tests.coordinator.conftest import make_online_node
 
@@ -17,9 +19,8 @@ NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
 
 
 def _reports(node, times: list[datetime]) -> None:
-    made = UptimeReport.objects.bulk_create(UptimeReport(node=node, uptime=1) for _ in times)
-    for report, moment in zip(made, times, strict=True):
-        UptimeReport.objects.filter(pk=report.pk).update(received_at=moment)
+    for moment in times:
+        count_report(node_id=node.pk, at=moment)
 
 
 def _registered(node, moment: datetime) -> Node:
@@ -62,3 +63,13 @@ def test_days_and_a_node_reporting_too_often_is_not_above_one():
     assert history.buckets[-2].availability == 1.0
     assert history.buckets[-3].availability == 0.0
     assert history.availability == pytest.approx(24 / (29 * 24 + 12.5))  # today: 12.5 h due
+
+
+def test_every_report_a_node_sends_is_counted_into_its_hour():
+    node = make_online_node(make_farm())
+    for _ in range(3):
+        record_uptime(node=node, uptime=10, used={}, health=[])
+    assert UptimeReport.objects.filter(node=node).count() == 3
+    [hour] = UptimeHour.objects.filter(node=node)
+    assert hour.reports == 3
+    assert hour.hour == timezone.now().replace(minute=0, second=0, microsecond=0)
