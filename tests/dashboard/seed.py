@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from nacl.signing import SigningKey
@@ -43,13 +44,9 @@ class Seeded:
     workloads: int = 0
 
 
-def seed_user(username: str, *, nodes: int = 2, report_days: int = 1) -> Seeded:
-    """A user with a key, a farm of online nodes, and `report_days` of hours fully reported."""
-    user = get_user_model().objects.create_user(username, password=secrets.token_urlsafe(16))
-    UserKey.objects.create(
-        user=user, name="laptop", public_key=public_key_hex(SigningKey.generate())
-    )
-    farm = Farm.objects.create(name=f"farm-of-{username}", owner=user)
+def seed_nodes(owner, *, nodes: int = 2, report_days: int = 1) -> list[Node]:
+    """A farm of `owner` with online nodes, each fully reported for the last `report_days`."""
+    farm = Farm.objects.create(name=f"farm-of-{owner.username}", owner=owner)
     now = timezone.now()
     made = Node.objects.bulk_create(
         Node(
@@ -67,21 +64,31 @@ def seed_user(username: str, *, nodes: int = 2, report_days: int = 1) -> Seeded:
     Node.objects.filter(pk__in=[n.pk for n in made]).update(
         registered_at=now - timedelta(days=report_days + 1)
     )
-    this_hour = floor(now, HOUR)
+    this_hour, per_hour = floor(now, HOUR), 3600 // settings.ZOS_UPTIME_INTERVAL
     UptimeHour.objects.bulk_create(
         (
-            UptimeHour(node=node, hour=hour, day=hour.date(), reports=60)
+            UptimeHour(node=node, hour=hour, day=hour.date(), reports=per_hour)
             for node in made
             for hour in (this_hour - timedelta(hours=back) for back in range(report_days * 24))
         ),
         batch_size=2000,
     )
-    return Seeded(user, list(Node.objects.filter(farm=farm)))
+    return list(Node.objects.filter(farm=farm))
+
+
+def seed_user(username: str, *, nodes: int = 2, report_days: int = 1) -> Seeded:
+    """A user with a signing key and a farm of nodes (seed_nodes)."""
+    user = get_user_model().objects.create_user(username, password=secrets.token_urlsafe(16))
+    key = public_key_hex(SigningKey.generate())
+    UserKey.objects.create(user=user, name="laptop", public_key=key)
+    return Seeded(user, seed_nodes(user, nodes=nodes, report_days=report_days))
 
 
 def add_deployments(seeded: Seeded, count: int, *, events: int = 3) -> None:
     """`count` more deployments of the user across its nodes, each with its job and events."""
-    key = UserKey.objects.filter(user=seeded.user).first()
+    key = UserKey.objects.filter(user=seeded.user).first() or UserKey.objects.create(
+        user=seeded.user, name="seed", public_key=public_key_hex(SigningKey.generate())
+    )
     now = timezone.now()
     payloads = []
     for n in range(seeded.deployments, seeded.deployments + count):
