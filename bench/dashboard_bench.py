@@ -6,6 +6,7 @@ of uptime reports, then renders each page `--runs` times through Django's test C
 p50/p95 per page against the target p95 < 50 ms. Server time only: no network, no browser.
 
     .venv/bin/python bench/dashboard_bench.py [--runs 50] [--deployments 1000] [--workloads 100]
+                                              [--nodes 3] [--report-days 30]
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--deployments", type=int, default=1000)
     parser.add_argument("--workloads", type=int, default=100)
+    parser.add_argument("--nodes", type=int, default=3, help="nodes in the directory (10 a page)")
     parser.add_argument("--report-days", type=int, default=30)
     args = parser.parse_args()
 
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     call_command("migrate", "--no-input", verbosity=0)
     started = time.perf_counter()
-    seeded = seed_user("bench", nodes=3, report_days=args.report_days)
+    seeded = seed_user("bench", nodes=args.nodes, report_days=args.report_days)
     add_deployments(seeded, args.deployments)
     add_workloads(seeded, args.workloads)
     print(
