@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from coordinator.models import Deployment, Job, JobEvent, NodeLink, Workload
+from coordinator.models import Deployment, Draft, Job, JobEvent, NodeLink, Workload
 
 
 class JobInline(admin.StackedInline):
@@ -69,3 +69,9 @@ class NodeLinkAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(Draft)
+class DraftAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "updated"]
+    search_fields = ["name", "owner__username"]

@@ -197,3 +197,27 @@ class NodeLink(models.Model):
 
     def __str__(self) -> str:
         return f"link of node {self.node_id} ({'down' if self.lost_at else 'up'})"
+
+
+class Draft(models.Model):
+    """A script its owner is still writing: a deployment not yet signed nor submitted.
+
+    Kept on the server so a draft follows its owner to another browser; it is never run.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="drafts"
+    )
+    name = models.CharField(max_length=63)
+    script = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="draft_name_once_per_owner")
+        ]
+
+    def __str__(self) -> str:
+        return f"draft {self.name} of {self.owner}"

@@ -1,10 +1,11 @@
 from rest_framework import serializers
 
 from coordinator.choices import JobState
-from coordinator.models import Deployment, Job, JobEvent, Workload
+from coordinator.models import Deployment, Draft, Job, JobEvent, Workload
 from coordinator.states import AWAITING_DELIVERY
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+SCRIPT_MAX_CHARS = 64 * 1024  # a deployment's script, and so a draft's
 
 
 class ResourcesSerializer(serializers.Serializer):
@@ -27,7 +28,7 @@ class TargetSerializer(serializers.Serializer):
 class DeploymentPayloadSerializer(serializers.Serializer):
     """The signed payload of a deployment envelope (docs/deployments.md §1)."""
 
-    script = serializers.CharField(max_length=64 * 1024, trim_whitespace=False)
+    script = serializers.CharField(max_length=SCRIPT_MAX_CHARS, trim_whitespace=False)
     target = TargetSerializer()
     nonce = serializers.RegexField(r"^[0-9a-f]{16,64}$")
     issued_at = serializers.IntegerField(min_value=0)
@@ -42,7 +43,7 @@ class SubmitSerializer(serializers.Serializer):
 
 
 class ScriptSerializer(serializers.Serializer):
-    script = serializers.CharField(max_length=64 * 1024, trim_whitespace=False)
+    script = serializers.CharField(max_length=SCRIPT_MAX_CHARS, trim_whitespace=False)
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -116,3 +117,22 @@ class WorkloadSerializer(serializers.ModelSerializer):
     class Meta:
         model = Workload
         fields = ["id", "node", "kind", "name", "state", "reserved", "details", "updated"]
+
+
+class DraftSerializer(serializers.ModelSerializer):
+    """A draft as its owner edits it: any name a deployment may have, a script up to the size
+    a deployment accepts (so every draft can be deployed as it is)."""
+
+    name = serializers.RegexField(
+        NAME_PATTERN,
+        max_length=63,
+        error_messages={"invalid": "1-63 lowercase letters, digits or '-', not starting with '-'"},
+    )
+    script = serializers.CharField(
+        max_length=SCRIPT_MAX_CHARS, allow_blank=True, trim_whitespace=False
+    )
+
+    class Meta:
+        model = Draft
+        fields = ["id", "name", "script", "created", "updated"]
+        read_only_fields = ["id", "created", "updated"]

@@ -1,11 +1,12 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from coordinator import catalog_views, views
+from coordinator import catalog_views, draft_views, views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("deployments", views.DeploymentViewSet, basename="deployment")
 router.register("workloads", views.WorkloadViewSet, basename="workload")
+router.register("drafts", draft_views.DraftViewSet, basename="draft")
 
 urlpatterns = [
     *router.urls,

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from coordinator import services
+from coordinator.choices import JobState
 from coordinator.keys import coordinator_signing_key
 from coordinator.models import Deployment, JobEvent, Workload
 from coordinator.serializers import (
@@ -43,6 +44,11 @@ class CoordinatorKeyView(APIView):
         return Response({"public_key": public_key_hex(verify_key), "key_id": key_id(verify_key)})
 
 
+@extend_schema(
+    parameters=[
+        OpenApiParameter("status", str, enum=JobState.values, description="only this status")
+    ]
+)
 class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """A user's deployments; nobody sees or touches another user's."""
 
@@ -50,7 +56,20 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     permission_classes = [permissions.IsAuthenticated]
 
     def get_queryset(self):
-        return Deployment.objects.filter(owner=self.request.user).select_related("owner", "job")
+        deployments = Deployment.objects.filter(owner=self.request.user).select_related(
+            "owner", "job"
+        )
+        if self.action != "list" or "status" not in self.request.query_params:
+            return deployments
+        wanted = self.request.query_params["status"]
+        if wanted not in JobState.values:
+            raise ApiError(
+                "invalid_status",
+                f"status {wanted!r} is not a deployment status; use one of: "
+                + ", ".join(JobState.values),
+                allowed=JobState.values,
+            )
+        return deployments.filter(status=wanted)
 
     @extend_schema(request=SubmitSerializer, responses={201: DeploymentSerializer})
     def create(self, request: Request) -> Response:

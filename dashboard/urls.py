@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import views, workload_views
+from dashboard import directory_views, views, workload_views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -18,4 +18,6 @@ urlpatterns = [
     path("workloads/<int:workload_id>", workload_views.workload, name="workload"),
     path("account/tokens", views.tokens, name="tokens"),
     path("account/tokens/<int:token_id>/revoke", views.revoke_token, name="revoke-token"),
+    path("nodes", directory_views.nodes, name="nodes"),
+    path("nodes/<int:node_id>", directory_views.node, name="node"),
 ]

@@ -164,12 +164,13 @@ def deployments(request: HttpRequest) -> HttpResponse:
         .only("name", "status", "created", "target_node", "target_farm")
         .order_by("-id")
     )
+    unknown = ""
     if wanted in JobState.values:
         rows = rows.filter(status=wanted)
     else:
-        wanted = ""
+        unknown, wanted = wanted, ""
     page = Paginator(rows, DEPLOYMENTS_PAGE).get_page(request.GET.get("page"))
-    context = {"page": page, "statuses": JobState.choices, "wanted": wanted}
+    context = {"page": page, "statuses": JobState.choices, "wanted": wanted, "unknown": unknown}
     return render(request, "dashboard/deployments.html", context)
 
 

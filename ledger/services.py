@@ -31,6 +31,7 @@ from ledger.models import (
     hash_token_secret,
 )
 from ledger.states import APPROVED_STATUSES
+from ledger.uptime import count_report
 from signing import SignatureError
 from signing.dsse import verify_envelope
 from signing.keys import parse_public_key, public_key_hex
@@ -235,7 +236,8 @@ def record_uptime(*, node: Node, uptime: int, used: dict[str, int], health: list
     """Store a report and move an approved node between online, degraded and offline."""
     with transaction.atomic():
         node = Node.objects.select_for_update().get(pk=node.pk)
-        UptimeReport.objects.create(node=node, uptime=uptime, used=used, health=health)
+        report = UptimeReport.objects.create(node=node, uptime=uptime, used=used, health=health)
+        count_report(node_id=node.pk, at=report.received_at)
         node.uptime = uptime
         node.health = health
         node.last_seen = timezone.now()

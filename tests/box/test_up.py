@@ -141,6 +141,8 @@ def test_a_killed_component_is_named_and_restarted_and_ctrl_c_leaves_nothing(up,
         what="the local node to be online",
     )
     assert f"deploy examples/hello.rhai --node {node['id']}" in up.output
+    demo_password = (up.var_dir / "demo-password").read_text()
+    assert f"{up.url}/   sign in as demo / {demo_password} (a user)" in up.output
 
     script = tmp_path / "slow.rhai"
     script.write_text(SLOW)

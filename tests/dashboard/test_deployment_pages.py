@@ -49,6 +49,9 @@ def test_the_list_filters_by_status_and_pages():
     assert f'href="/deployments/{ids[0]}"' in second
     cancelled = ann.api.get("/deployments?status=cancelled").content.decode()
     assert cancelled.count('href="/deployments/') == 1 and "Page 1 of 1" in cancelled
+    unknown = ann.api.get("/deployments?status=done").content.decode()
+    assert "“done” is not a status; showing every deployment" in unknown
+    assert "Page 1 of 2" in unknown
 
 
 def test_the_list_and_a_page_cost_the_same_queries_for_one_deployment_or_many(

@@ -40,3 +40,20 @@ export async function getJson(path) {
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
 }
+
+// PUT, PATCH or DELETE with the same headers; a 204's empty body becomes {}.
+export async function sendJson(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    credentials: "same-origin",
+    headers: {
+      "Content-Type": "application/json",
+      "Accept": "application/json",
+      "X-CSRFToken": csrfToken(),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}

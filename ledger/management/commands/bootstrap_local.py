@@ -1,7 +1,9 @@
-"""One-box bootstrap for scripts/up: an operator login, a local farm, a local-node token.
+"""One-box bootstrap for scripts/up: an operator login, a demo user for the dashboard, a local
+farm and a local-node token.
 
-Idempotent: the operator and farm are created once; the password is kept in var/ (mode 0600) so
-the run script can show it every time. Prints one JSON object for the script to read.
+Idempotent: the operator, the demo user and the farm are created once; their passwords are kept
+in var/ (mode 0600) so the run script can show them every time. Prints one JSON object for the
+script to read. The demo user is an ordinary user (not staff): what a newcomer signs in as.
 """
 
 import json
@@ -17,11 +19,35 @@ from ledger.models import Farm
 from ledger.services import create_enrollment_token
 
 OPERATOR = "operator"
+DEMO = "demo"
 LOCAL_FARM = "local"
 
 
+def _keep_secret(path, secret: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+
+
+def _ensure_demo_user() -> str:
+    """The demo user's password: made with the user, then read back from var/."""
+    password_file = settings.VAR_DIR / "demo-password"
+    User = get_user_model()
+    if not User.objects.filter(username=DEMO).exists():
+        password = secrets.token_urlsafe(12)
+        User.objects.create_user(DEMO, email="demo@localhost", password=password)
+        _keep_secret(password_file, password)
+        return password
+    if password_file.exists():
+        return password_file.read_text().strip()
+    return "(yours; reset: manage.py changepassword demo)"
+
+
 class Command(BaseCommand):
-    help = "Create the one-box operator, the 'local' farm and an enrollment token; print JSON."
+    help = (
+        "Create the one-box operator, the demo user, the 'local' farm and an enrollment token; "
+        "print JSON."
+    )
 
     def handle(self, *args, **options) -> None:
         password_file = settings.VAR_DIR / "operator-password"
@@ -30,9 +56,7 @@ class Command(BaseCommand):
         if operator is None:
             password = secrets.token_urlsafe(12)
             operator = User.objects.create_superuser(OPERATOR, password=password)
-            fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(password)
+            _keep_secret(password_file, password)
         elif password_file.exists():
             password = password_file.read_text().strip()
         else:
@@ -41,8 +65,16 @@ class Command(BaseCommand):
         _, token = create_enrollment_token(
             farm=farm, uses=1, ttl=timedelta(days=1), label="local node (scripts/up)"
         )
+        demo_password = _ensure_demo_user()
         self.stdout.write(
             json.dumps(
-                {"username": OPERATOR, "password": password, "farm": farm.pk, "token": token}
+                {
+                    "username": OPERATOR,
+                    "password": password,
+                    "demo_username": DEMO,
+                    "demo_password": demo_password,
+                    "farm": farm.pk,
+                    "token": token,
+                }
             )
         )
