@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from dashboard.farm_forms import EnrollmentTokenForm, FarmForm, ReleaseForm
 from ledger import boot_links, farms, services
-from ledger.boot import STAMPED
+from ledger.boot import STAMPED, image_for
 from ledger.models import Farm, Node
 from ledger.services import LedgerError
 
@@ -31,6 +31,7 @@ NODE_ACTIONS = {
     ),
     "undrain": (farms.undrain, "Node {id} takes new deployments again."),
 }
+CHART_BAR, CHART_HEIGHT = 4, 24  # SVG units: one bar per hour
 BOOT_FILES = {
     "usb.img": "USB disk image — write it to a stick and boot the machine from it",
     "zos.efi": "EFI file — for machines that boot an EFI application from a disk or over HTTP",
@@ -71,12 +72,34 @@ def farm_list(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/farms.html", {"form": form, "farms": rows})
 
 
+def _chart(hours: list[farms.UptimeHour]) -> dict:
+    """An uptime chart as SVG bars: one per hour, its height the share of reports that came,
+    amber when some reports carried health flags."""
+    bars = [
+        {
+            "x": i * CHART_BAR,
+            "y": round(CHART_HEIGHT * (1 - h.share), 1),
+            "height": round(CHART_HEIGHT * h.share, 1),
+            "flagged": bool(h.degraded),
+            "title": f"{h.start:%H}:00 UTC: {h.share:.0%}"
+            + (f", {h.degraded} report(s) with health flags" if h.degraded else ""),
+        }
+        for i, h in enumerate(hours)
+    ]
+    share = sum(h.share for h in hours) / len(hours) if hours else 0
+    return {"bars": bars, "share": share, "width": CHART_BAR * len(hours)}
+
+
 def _farm_page(
     request: HttpRequest, farm: Farm, *, token_form=None, secret: str | None = None
 ) -> HttpResponse:
+    charts = farms.uptime_hours(farm)
+    nodes = list(farm.nodes.order_by("id"))
+    for node in nodes:
+        node.chart = _chart(charts.get(node.pk, []))
     context = {
         "farm": farm,
-        "nodes": farm.nodes.order_by("id"),
+        "nodes": nodes,
         "tokens": farms.enrollment_tokens(farm).select_related("created_by"),
         "token_form": token_form or EnrollmentTokenForm(),
         "secret": secret,
@@ -171,7 +194,17 @@ def boot(request: HttpRequest, farm_id: int) -> HttpResponse:
     link = boot_links.describe_link(farm, request.build_absolute_uri("/"))
     files = [(name, link["files"][name], BOOT_FILES[name]) for name in STAMPED]
     public = request.build_absolute_uri(f"/boot/{farm.pk}/")
-    context = {"farm": farm, "link": link, "files": files, "public": public}
+    try:
+        image = image_for(farm)
+    except LedgerError:
+        image = None  # the page says so; the operator publishes one
+    context = {
+        "farm": farm,
+        "link": link,
+        "files": files,
+        "public": public,
+        "image": image,
+    }
     return render(request, "dashboard/farm_boot.html", context)
 
 

@@ -12,14 +12,19 @@ offline as its reports say, it only stops taking new work (coordinator/schedulin
 undelivered farm jobs move to other nodes (coordinator.services.move_jobs_off_drained_node).
 """
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from coordinator.services import move_jobs_off_drained_node
 from ledger import releases
 from ledger.choices import AuditKind, NodeStatus
-from ledger.models import AuditEntry, EnrollmentToken, Farm, FarmBootToken, Node
+from ledger.models import AuditEntry, EnrollmentToken, Farm, FarmBootToken, Node, UptimeReport
 from ledger.services import LedgerError, approve_node, decommission_node
 
 FARM_NAME_MAX = 64
@@ -187,3 +192,43 @@ def set_release(*, user, farm: Farm, version: str) -> Farm:
             version=version,
         )
     return farm
+
+
+@dataclass(frozen=True)
+class UptimeHour:
+    """One hour of a node's uptime chart: the share of expected reports that came, and how
+    many of them carried health flags."""
+
+    start: datetime
+    share: float
+    degraded: int
+
+
+def uptime_hours(farm: Farm, *, hours: int = 24, now: datetime | None = None) -> dict:
+    """{node id: [UptimeHour, oldest first]} for the farm's nodes over the last `hours` hours.
+
+    Counted in the database, one query for the whole farm: a node reports every
+    ZOS_UPTIME_INTERVAL seconds, so reports per hour over the expected number is its uptime.
+    """
+    now = (now or timezone.now()).replace(minute=0, second=0, microsecond=0)
+    first = now - timedelta(hours=hours - 1)
+    expected = max(1, 3600 // settings.ZOS_UPTIME_INTERVAL)
+    rows = (
+        UptimeReport.objects.filter(node__farm=farm, received_at__gte=first)
+        .annotate(hour=TruncHour("received_at"))
+        .values("node_id", "hour")
+        .annotate(reports=Count("id"), degraded=Count("id", filter=~Q(health=[])))
+    )
+    counted = {(r["node_id"], r["hour"]): r for r in rows}
+    starts = [first + timedelta(hours=i) for i in range(hours)]
+    chart = {}
+    for node_id in farm.nodes.values_list("pk", flat=True):
+        chart[node_id] = [
+            UptimeHour(
+                start=start,
+                share=min(1.0, counted.get((node_id, start), {}).get("reports", 0) / expected),
+                degraded=counted.get((node_id, start), {}).get("degraded", 0),
+            )
+            for start in starts
+        ]
+    return chart

@@ -12,7 +12,7 @@ import sys
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import field, sign_up, snap
+from tests.browser.conftest import field, sign_in, sign_up, snap
 from tests.browser.test_keys import _make_key
 from tests.integration import conftest as integration
 from tests.integration.conftest import ROOT, wait_for
@@ -137,6 +137,17 @@ def test_a_farmer_approves_and_drains_a_node_and_work_goes_elsewhere(
     page.wait_for_url("**/deployments/*")
     expect(page.locator("#status")).to_have_text("Succeeded", timeout=RUN_MS)
     expect(page.get_by_text(f"placed on node {enrolled}")).to_be_visible()
+    snap(page, screenshots, "farm-deployment")
+
+    # On a phone the farm page fits the screen (the nodes table scrolls inside itself).
+    phone = new_page(phone=True)
+    sign_in(phone, "fara")
+    phone.goto(f"/farms/{farm_id}")
+    expect(node_row(phone, enrolled).get_by_role("img")).to_have_attribute(
+        "aria-label", re.compile(rf"^Node {enrolled} reported \d+% of the time")
+    )
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    snap(phone, screenshots, "farm-phone")
 
     # Another farmer: the farm is not theirs to see, in any page or API call.
     other = new_page()

@@ -90,6 +90,7 @@ def test_the_boot_page_shows_the_secret_link_and_rotates_it(farmer):
     page = farmer.get(f"/farms/{farm.pk}/boot").content.decode()
     link = re.search(r'id="boot-link" class="mono" readonly value="([^"]+)"', page).group(1)
     assert link.startswith(f"http://testserver/boot/{farm.pk}/") and f"{link}usb.img" in page
+    assert "The grid has no boot image yet" in page
     rotated = farmer.post(f"/farms/{farm.pk}/boot/rotate", follow=True).content.decode()
     assert "The boot link is new" in rotated and link not in rotated
 

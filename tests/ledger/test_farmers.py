@@ -185,3 +185,33 @@ def test_a_farm_made_elsewhere_is_managed_by_its_owner(client):
     farm = make_farm()
     client.force_login(farm.owner)
     assert client.get(f"/api/v1/farms/{farm.pk}/nodes").json() == []
+
+
+def test_the_uptime_chart_counts_reports_per_hour_in_one_query(
+    farmer, settings, django_assert_num_queries
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ledger import farms
+    from ledger.models import UptimeReport
+
+    settings.ZOS_UPTIME_INTERVAL = 600  # six reports an hour is full uptime
+    farm = Farm.objects.get(pk=new_farm(farmer)["id"])
+    node, node_id = pending_node(farm.pk)
+    post(farmer, f"/api/v1/nodes/{node_id}/approve")
+    for _ in range(3):
+        node.uptime(node_id)
+    node.uptime(node_id, health=["no_disk"])
+    now = timezone.now()
+    # all in this hour, even if the clock just crossed into the next one
+    UptimeReport.objects.filter(node_id=node_id).update(received_at=now.replace(minute=30))
+    old = UptimeReport.objects.create(node_id=node_id, uptime=1, used={}, health=[])
+    UptimeReport.objects.filter(pk=old.pk).update(received_at=now - timedelta(hours=3))
+    with django_assert_num_queries(2):
+        chart = farms.uptime_hours(farm, now=now)[node_id]
+    assert len(chart) == 24
+    assert (chart[-1].share, chart[-1].degraded) == (pytest.approx(4 / 6), 1)
+    assert (chart[-4].share, chart[-4].degraded) == (pytest.approx(1 / 6), 0)
+    assert sum(h.share for h in chart) == pytest.approx(5 / 6)
