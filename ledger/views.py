@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from grid.api_errors import ApiError
 from ledger import boot_links, farms, services
-from ledger.filters import NodeFilter
+from ledger.filters import FarmFilter, NodeFilter
 from ledger.models import Farm, Node, UserKey
 from ledger.node_auth import (
     IsApprovedNode,
@@ -51,6 +51,7 @@ class FarmViewSet(viewsets.ReadOnlyModelViewSet):
 
     queryset = Farm.objects.select_related("owner")
     serializer_class = FarmSerializer
+    filterset_class = FarmFilter
 
     def _own_farm(self, request: Request, pk: str) -> Farm:
         return farms.get_farm(request.user, pk)

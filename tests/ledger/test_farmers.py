@@ -55,6 +55,11 @@ def test_any_signed_in_user_creates_a_farm_they_own(farmer):
     blank = post(farmer, "/api/v1/farms", {"name": "  "})
     assert blank.status_code == 400 and "name" in blank.json()["fields"]
     assert post(Client(), "/api/v1/farms", {"name": "anon"}).status_code in (401, 403)
+    make_farm("someone-elses")
+    mine = farmer.get("/api/v1/farms?mine=true").json()["results"]
+    assert [f["name"] for f in mine] == ["fiona-farm"]
+    assert len(farmer.get("/api/v1/farms").json()["results"]) == 2  # the public list
+    assert Client().get("/api/v1/farms?mine=true").json()["results"] == []
 
 
 def test_tokens_are_created_with_the_secret_once_listed_and_revoked(farmer):
