@@ -74,7 +74,7 @@ def farm_list(request: HttpRequest) -> HttpResponse:
 
 def _chart(hours: list[farms.UptimeHour]) -> dict:
     """An uptime chart as SVG bars: one per hour, its height the share of reports that came,
-    amber when some reports carried health flags."""
+    amber when some reports carried health flags; no bar before the node registered."""
     bars = [
         {
             "x": i * CHART_BAR,
@@ -85,8 +85,10 @@ def _chart(hours: list[farms.UptimeHour]) -> dict:
             + (f", {h.degraded} report(s) with health flags" if h.degraded else ""),
         }
         for i, h in enumerate(hours)
+        if h.share is not None
     ]
-    share = sum(h.share for h in hours) / len(hours) if hours else 0
+    known = [h.share for h in hours if h.share is not None]
+    share = sum(known) / len(known) if known else 0
     return {"bars": bars, "share": share, "width": CHART_BAR * len(hours)}
 
 

@@ -196,23 +196,25 @@ def set_release(*, user, farm: Farm, version: str) -> Farm:
 
 @dataclass(frozen=True)
 class UptimeHour:
-    """One hour of a node's uptime chart: the share of expected reports that came, and how
-    many of them carried health flags."""
+    """One hour of a node's uptime chart: the share of the reports expected while the node was
+    registered that came (None: it was not registered yet), and how many carried health flags."""
 
     start: datetime
-    share: float
+    share: float | None
     degraded: int
 
 
 def uptime_hours(farm: Farm, *, hours: int = 24, now: datetime | None = None) -> dict:
     """{node id: [UptimeHour, oldest first]} for the farm's nodes over the last `hours` hours.
 
-    Counted in the database, one query for the whole farm: a node reports every
-    ZOS_UPTIME_INTERVAL seconds, so reports per hour over the expected number is its uptime.
+    Counted in the database, one query for the whole farm. A node reports every
+    ZOS_UPTIME_INTERVAL seconds, so its reports over the number expected in the part of the hour
+    it existed (up to now, for the current hour) is its uptime then: a node that joined a
+    minute ago and reported since is at 100 %, not at 2 %.
     """
-    now = (now or timezone.now()).replace(minute=0, second=0, microsecond=0)
-    first = now - timedelta(hours=hours - 1)
-    expected = max(1, 3600 // settings.ZOS_UPTIME_INTERVAL)
+    now = now or timezone.now()
+    first = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    interval = settings.ZOS_UPTIME_INTERVAL
     rows = (
         UptimeReport.objects.filter(node__farm=farm, received_at__gte=first)
         .annotate(hour=TruncHour("received_at"))
@@ -222,13 +224,16 @@ def uptime_hours(farm: Farm, *, hours: int = 24, now: datetime | None = None) ->
     counted = {(r["node_id"], r["hour"]): r for r in rows}
     starts = [first + timedelta(hours=i) for i in range(hours)]
     chart = {}
-    for node_id in farm.nodes.values_list("pk", flat=True):
-        chart[node_id] = [
-            UptimeHour(
-                start=start,
-                share=min(1.0, counted.get((node_id, start), {}).get("reports", 0) / expected),
-                degraded=counted.get((node_id, start), {}).get("degraded", 0),
-            )
-            for start in starts
-        ]
+    for node_id, registered in farm.nodes.values_list("pk", "registered_at"):
+        bars = []
+        for start in starts:
+            row = counted.get((node_id, start), {})
+            end = min(start + timedelta(hours=1), now)
+            existed = (end - max(start, registered)).total_seconds()
+            reports = row.get("reports", 0)
+            share = None
+            if existed > 0 or reports:
+                share = min(1.0, reports / max(1.0, existed / interval))
+            bars.append(UptimeHour(start=start, share=share, degraded=row.get("degraded", 0)))
+        chart[node_id] = bars
     return chart

@@ -206,17 +206,21 @@ def test_the_uptime_chart_counts_reports_per_hour_in_one_query(
     farm = Farm.objects.get(pk=new_farm(farmer)["id"])
     node, node_id = pending_node(farm.pk)
     post(farmer, f"/api/v1/nodes/{node_id}/approve")
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    # registered five hours before `hour`, 30 minutes into its hour
+    Node.objects.filter(pk=node_id).update(registered_at=hour - timedelta(hours=5, minutes=-30))
     for _ in range(3):
         node.uptime(node_id)
     node.uptime(node_id, health=["no_disk"])
-    now = timezone.now()
-    # all in this hour, even if the clock just crossed into the next one
-    UptimeReport.objects.filter(node_id=node_id).update(received_at=now.replace(minute=30))
+    UptimeReport.objects.filter(node_id=node_id).update(received_at=hour + timedelta(minutes=30))
     old = UptimeReport.objects.create(node_id=node_id, uptime=1, used={}, health=[])
-    UptimeReport.objects.filter(pk=old.pk).update(received_at=now - timedelta(hours=3))
+    UptimeReport.objects.filter(pk=old.pk).update(received_at=hour - timedelta(hours=3))
+    now = hour + timedelta(hours=1, minutes=20)  # 20 minutes into the current hour
     with django_assert_num_queries(2):
         chart = farms.uptime_hours(farm, now=now)[node_id]
-    assert len(chart) == 24
-    assert (chart[-1].share, chart[-1].degraded) == (pytest.approx(4 / 6), 1)
-    assert (chart[-4].share, chart[-4].degraded) == (pytest.approx(1 / 6), 0)
-    assert sum(h.share for h in chart) == pytest.approx(5 / 6)
+    assert len(chart) == 24 and chart[-2].start == hour
+    assert (chart[-2].share, chart[-2].degraded) == (pytest.approx(4 / 6), 1)
+    assert (chart[-5].share, chart[-5].degraded) == (pytest.approx(1 / 6), 0)
+    assert chart[-7].share == 0  # registered half-way through it, three reports were due
+    assert [h.share for h in chart[:-7]] == [None] * 17  # before it registered: no bar
+    assert chart[-1].share == 0  # the current hour: 20 minutes, two reports due, none came
