@@ -1,4 +1,7 @@
-"""Where a job runs: the given node, or the farm's online node with the most room."""
+"""Where a job runs: the given node, or the farm's online node with the most room.
+
+A drained node (Node.drained_at) is never picked: its farmer wants it to take no new work.
+"""
 
 from collections.abc import Mapping
 
@@ -21,12 +24,14 @@ def has_room(node: Node, resources: Mapping[str, int]) -> bool:
 def pick_farm_node(
     farm: Farm, resources: Mapping[str, int], *, exclude: int | None = None, live_only: bool = False
 ) -> Node | None:
-    """The online node with enough free capacity: one whose link is live first, then the most
-    free memory, then CPU. A node whose link is down is taken only when no live one fits (the job
-    then waits for it), and never with `live_only`."""
+    """The online, undrained node with enough free capacity: one whose link is live first, then
+    the most free memory, then CPU. A node whose link is down is taken only when no live one fits
+    (the job then waits for it), and never with `live_only`."""
     candidates = [
         node
-        for node in Node.objects.filter(farm=farm, status=NodeStatus.ONLINE).exclude(pk=exclude)
+        for node in Node.objects.filter(
+            farm=farm, status=NodeStatus.ONLINE, drained_at__isnull=True
+        ).exclude(pk=exclude)
         if has_room(node, resources)
     ]
     live = links.live_node_ids(node.pk for node in candidates)

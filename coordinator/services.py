@@ -119,6 +119,13 @@ def _place(target: dict, resources: dict) -> tuple[Node, Node | None, Farm | Non
             raise DeploymentRejected(
                 "node_not_online", f"node {node.pk} is {node.status}, not online", http_status=409
             )
+        if node.drained:
+            raise DeploymentRejected(
+                "node_drained",
+                f"node {node.pk} is drained by its farmer and takes no new deployments; "
+                "pick another node or target its farm",
+                http_status=409,
+            )
         if not has_room(node, resources):
             raise DeploymentRejected(
                 "no_capacity", f"node {node.pk} has not enough free capacity", http_status=409
@@ -611,6 +618,40 @@ def reschedule_from_offline_nodes() -> int:
         for job in jobs:
             schedule_retry(job, reason=f"node {job.node_id} went offline")
     return len(jobs)
+
+
+def move_jobs_off_drained_node(node_id: int) -> int:
+    """Farm-targeted jobs the drained node has not been sent yet (queued, or retrying) move to
+    another online node of their farm with room, spending no attempt; returns how many moved.
+
+    Jobs the node already holds stay and finish there, as its workloads do. A job whose farm has
+    no other node that fits stays too (drained means no new work, not stopping work).
+    """
+    now = timezone.now()
+    moved = 0
+    with transaction.atomic():
+        jobs = _claim(
+            Job.objects.filter(
+                node_id=node_id,
+                state__in=(JobState.QUEUED, JobState.RETRYING),
+                deployment__target_farm__isnull=False,
+            )
+        )
+        for job in jobs:
+            deployment = job.deployment
+            node = pick_farm_node(deployment.target_farm, deployment.resources, exclude=node_id)
+            if node is None:
+                continue
+            message = f"node {node_id} is drained; moved to node {node.pk}"
+            job.node = node
+            if job.state == JobState.QUEUED:
+                job.waiting_since = None
+                _queue(job, now, message=message)
+            else:  # retrying: its next attempt starts on the new node
+                _save(job)
+                _event(job, job.state, log=message)
+            moved += 1
+    return moved
 
 
 def start_due_retries(now: datetime | None = None) -> int:

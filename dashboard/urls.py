@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import directory_views, views, workload_views
+from dashboard import directory_views, farm_views, views, workload_views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -20,4 +20,20 @@ urlpatterns = [
     path("account/tokens/<int:token_id>/revoke", views.revoke_token, name="revoke-token"),
     path("nodes", directory_views.nodes, name="nodes"),
     path("nodes/<int:node_id>", directory_views.node, name="node"),
+    path("farms", farm_views.farm_list, name="farms"),
+    path("farms/<int:farm_id>", farm_views.farm, name="farm"),
+    path("farms/<int:farm_id>/tokens", farm_views.create_token, name="farm-token"),
+    path(
+        "farms/<int:farm_id>/tokens/<int:token_id>/revoke",
+        farm_views.revoke_token,
+        name="farm-token-revoke",
+    ),
+    path(
+        "farms/<int:farm_id>/nodes/<int:node_id>/<slug:action>",
+        farm_views.node_action,
+        name="farm-node",
+    ),
+    path("farms/<int:farm_id>/release", farm_views.set_release, name="farm-release"),
+    path("farms/<int:farm_id>/boot", farm_views.boot, name="farm-boot"),
+    path("farms/<int:farm_id>/boot/rotate", farm_views.rotate_boot_link, name="farm-boot-rotate"),
 ]

@@ -18,3 +18,8 @@ class AuditKind(models.TextChoices):
     KEY_CHANGED = "key_changed", "User key change"
     BOOT_DOWNLOAD = "boot_download", "Approving boot media downloaded"
     BOOT_LINK_ROTATED = "boot_link_rotated", "Boot link rotated"
+    FARM_CREATED = "farm_created", "Farm created"
+    TOKEN_REVOKED = "token_revoked", "Enrollment token revoked"
+    NODE_DRAINED = "node_drained", "Node drained"
+    NODE_UNDRAINED = "node_undrained", "Node undrained"
+    RELEASE_SET = "release_set", "Farm agent release set"

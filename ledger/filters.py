@@ -1,7 +1,7 @@
 import django_filters
 
 from ledger.choices import NodeStatus
-from ledger.models import Node
+from ledger.models import Farm, Node
 
 
 class NodeFilter(django_filters.FilterSet):
@@ -10,3 +10,21 @@ class NodeFilter(django_filters.FilterSet):
     class Meta:
         model = Node
         fields = ["farm", "status"]
+
+
+class FarmFilter(django_filters.FilterSet):
+    mine = django_filters.BooleanFilter(
+        method="filter_mine", help_text="true: only the farms the signed-in user owns."
+    )
+
+    class Meta:
+        model = Farm
+        fields = ["mine"]
+
+    def filter_mine(self, queryset, name: str, value: bool):
+        if not value:
+            return queryset
+        user = self.request.user if self.request else None
+        if user is None or not user.is_authenticated:
+            return queryset.none()
+        return queryset.filter(owner=user)

@@ -77,7 +77,10 @@ class EnrollmentToken(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(
-        null=True, blank=True, help_text="Set when the farm's boot link was rotated."
+        null=True,
+        blank=True,
+        help_text="Set when its farmer revokes it, or, for a boot token, when the farm's boot "
+        "link is rotated.",
     )
 
     class Meta:
@@ -117,6 +120,12 @@ class Node(models.Model):
     health = models.JSONField(default=list, blank=True, help_text="Health flags from the node.")
     uptime = models.PositiveBigIntegerField(default=0, help_text="Seconds since boot.")
     last_seen = models.DateTimeField(null=True, blank=True)
+    drained_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Set while the farmer drains the node: it gets no new deployments, its "
+        "waiting farm jobs move to other nodes, its workloads stay (ledger/farms.py).",
+    )
     registered_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -125,6 +134,10 @@ class Node(models.Model):
 
     def __str__(self) -> str:
         return f"node {self.pk} ({self.public_key[:12]}…)"
+
+    @property
+    def drained(self) -> bool:
+        return self.drained_at is not None
 
     def transition_to(self, new: str, *, reason: str, actor: str = "system") -> None:
         """Change status if the table allows it, and log it; saving is the caller's."""

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from ledger.models import AgentRelease, BootImage, Farm, Node, UserKey
+from ledger.models import AgentRelease, BootImage, EnrollmentToken, Farm, Node, UserKey
 from ledger.services import NodeReport
 
 HEALTH_FLAG_MAX = 32
@@ -68,6 +68,55 @@ class FarmSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "owner", "desired_agent_version", "created"]
 
 
+class FarmCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=64, help_text="Unique across the grid.")
+
+
+class EnrollmentTokenSerializer(serializers.ModelSerializer):
+    """A token as its farmer sees it later: never the secret, only its start."""
+
+    state = serializers.SerializerMethodField()
+
+    class Meta:
+        model = EnrollmentToken
+        fields = [
+            "id",
+            "label",
+            "prefix",
+            "state",
+            "uses_left",
+            "expires_at",
+            "created",
+            "last_used_at",
+            "revoked_at",
+        ]
+
+    def get_state(self, token: EnrollmentToken) -> str:
+        if token.revoked_at is not None:
+            return "revoked"
+        if token.is_expired:
+            return "expired"
+        return "spent" if token.uses_left == 0 else "active"
+
+
+class TokenCreateSerializer(serializers.Serializer):
+    label = serializers.CharField(max_length=100, allow_blank=True, default="")
+    uses = serializers.IntegerField(
+        min_value=1, max_value=1000, default=1, help_text="How many nodes it may approve."
+    )
+    days = serializers.IntegerField(
+        min_value=1, max_value=365, default=7, help_text="Days until it expires."
+    )
+
+
+class ReleaseChoiceSerializer(serializers.Serializer):
+    agent_version = serializers.CharField(
+        max_length=64,
+        allow_blank=True,
+        help_text='A published agent release, or "" to leave each node on what it runs.',
+    )
+
+
 class BootLinkSerializer(serializers.Serializer):
     """A farm's secret boot link (ledger/boot_links.py), for its owner."""
 
@@ -115,6 +164,20 @@ class NodeSerializer(serializers.ModelSerializer):
             "sru": node.used_sru,
             "hru": node.used_hru,
         }
+
+
+class FarmNodeSerializer(NodeSerializer):
+    """A node as its farmer sees it: with what is free and whether it is drained."""
+
+    free = serializers.SerializerMethodField()
+    drained = serializers.BooleanField(read_only=True)
+
+    class Meta(NodeSerializer.Meta):
+        fields = [*NodeSerializer.Meta.fields, "free", "drained", "drained_at"]
+
+    def get_free(self, node: Node) -> dict[str, int]:
+        used = self.get_used(node)
+        return {k: v - used[k] for k, v in self.get_capacity(node).items()}
 
 
 class UserKeySerializer(serializers.ModelSerializer):

@@ -120,19 +120,19 @@ def _check_enrollment_token(farm: Farm, secret: str, *, public_key: str) -> Enro
             http_status=403,
         )
     if token.revoked_at is not None:
-        # Only a boot token is revoked, by rotating the farm's boot link because it leaked:
-        # a node still presenting it booted from media made before, so the farmer should know.
+        # A token is revoked by its farmer, or (the boot token) by rotating the farm's boot
+        # link, because it leaked: a node still presenting it is worth the farmer's attention.
         _audit(
             AuditKind.SECURITY,
-            f"revoked boot token {token.prefix}… presented for farm {farm}",
+            f"revoked enrollment token {token.prefix}… presented for farm {farm}",
             actor=f"node:{public_key}",
             farm=farm,
             token=token.prefix,
         )
         raise LedgerError(
             "enroll_token_revoked",
-            "this enrollment token was revoked when the farm's boot link was rotated; "
-            "boot from media downloaded since",
+            "this enrollment token was revoked by the farm's owner (or when the farm's boot "
+            "link was rotated); use a current token or boot from media downloaded since",
             http_status=403,
         )
     if token.is_expired:

@@ -5,6 +5,7 @@ A service's refusal (a ServiceError) reaches the client through the API's except
 """
 
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
@@ -16,8 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from grid.api_errors import ApiError
-from ledger import boot_links, services
-from ledger.filters import NodeFilter
+from ledger import boot_links, farms, services
+from ledger.filters import FarmFilter, NodeFilter
 from ledger.models import Farm, Node, UserKey
 from ledger.node_auth import (
     IsApprovedNode,
@@ -27,9 +28,14 @@ from ledger.node_auth import (
 )
 from ledger.serializers import (
     BootLinkSerializer,
+    EnrollmentTokenSerializer,
+    FarmCreateSerializer,
+    FarmNodeSerializer,
     FarmSerializer,
     NodeSerializer,
     RegistrationSerializer,
+    ReleaseChoiceSerializer,
+    TokenCreateSerializer,
     UptimeSerializer,
     UserKeySerializer,
 )
@@ -40,8 +46,23 @@ def _operator(request: Request) -> str:
 
 
 class FarmViewSet(viewsets.ReadOnlyModelViewSet):
+    """Public reads of farms; a signed-in user creates farms and manages their own (a farm of
+    someone else's is 404 to every managing action; ledger/farms.py)."""
+
     queryset = Farm.objects.select_related("owner")
     serializer_class = FarmSerializer
+    filterset_class = FarmFilter
+
+    def _own_farm(self, request: Request, pk: str) -> Farm:
+        return farms.get_farm(request.user, pk)
+
+    @extend_schema(request=FarmCreateSerializer, responses={201: FarmSerializer})
+    def create(self, request: Request) -> Response:
+        """A new farm; the signed-in user owns it."""
+        serializer = FarmCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        farm = farms.create_farm(owner=request.user, name=serializer.validated_data["name"])
+        return Response(FarmSerializer(farm).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=BootLinkSerializer)
     @action(
@@ -52,20 +73,80 @@ class FarmViewSet(viewsets.ReadOnlyModelViewSet):
     )
     def boot_link(self, request: Request, pk: str) -> Response:
         """The farm's secret boot link (owner or staff); POST rotates it."""
-        farm = self.get_object()
-        if not boot_links.manages_farm(request.user, farm):
-            # As if it did not exist: the link's existence is none of a stranger's business.
-            raise services.LedgerError(
-                "unknown_farm", f"farm {farm.pk} does not exist", http_status=404
-            )
+        farm = self._own_farm(request, pk)
         if request.method == "POST":
             farm = boot_links.rotate_boot_link(farm=farm, actor=_operator(request))
         link = boot_links.describe_link(farm, settings.ZOS_PUBLIC_URL)
         return Response(BootLinkSerializer(link).data)
 
+    @extend_schema(methods=["GET"], request=None, responses=EnrollmentTokenSerializer(many=True))
+    @extend_schema(
+        methods=["POST"],
+        request=TokenCreateSerializer,
+        responses={
+            201: inline_serializer(
+                "NewEnrollmentToken",
+                {"token": EnrollmentTokenSerializer(), "secret": serializers.CharField()},
+            )
+        },
+    )
+    @action(detail=True, methods=["get", "post"], permission_classes=[permissions.IsAuthenticated])
+    def tokens(self, request: Request, pk: str) -> Response:
+        """The farm's enrollment tokens; POST makes one and answers its secret, this once."""
+        farm = self._own_farm(request, pk)
+        if request.method == "GET":
+            rows = farms.enrollment_tokens(farm)
+            return Response(EnrollmentTokenSerializer(rows, many=True).data)
+        serializer = TokenCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        token, secret = services.create_enrollment_token(
+            farm=farm,
+            uses=data["uses"],
+            ttl=timedelta(days=data["days"]),
+            label=data["label"],
+            created_by=request.user,
+        )
+        body = {"token": EnrollmentTokenSerializer(token).data, "secret": secret}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=EnrollmentTokenSerializer)
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"tokens/(?P<token_id>[0-9]+)/revoke",
+        permission_classes=[permissions.IsAuthenticated],
+    )
+    def revoke_token(self, request: Request, pk: str, token_id: str) -> Response:
+        """The token approves no more nodes; those it approved stay."""
+        token = farms.revoke_enrollment_token(
+            user=request.user, farm=self._own_farm(request, pk), token_id=token_id
+        )
+        return Response(EnrollmentTokenSerializer(token).data)
+
+    @extend_schema(request=None, responses=FarmNodeSerializer(many=True))
+    @action(detail=True, methods=["get"], permission_classes=[permissions.IsAuthenticated])
+    def nodes(self, request: Request, pk: str) -> Response:
+        """The farm's nodes with capacity used and free, health, last seen and drain state."""
+        farm = self._own_farm(request, pk)
+        return Response(FarmNodeSerializer(farm.nodes.all(), many=True).data)
+
+    @extend_schema(request=ReleaseChoiceSerializer, responses=FarmSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated])
+    def release(self, request: Request, pk: str) -> Response:
+        """The agent release the farm's nodes should run (their uptime replies carry it)."""
+        farm = self._own_farm(request, pk)
+        serializer = ReleaseChoiceSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        farm = farms.set_release(
+            user=request.user, farm=farm, version=serializer.validated_data["agent_version"]
+        )
+        return Response(FarmSerializer(farm).data)
+
 
 class NodeViewSet(viewsets.ReadOnlyModelViewSet):
-    """Public reads; register and uptime signed by the node; approve and decommission by staff."""
+    """Public reads; register and uptime signed by the node; approve, decommission, drain and
+    undrain by the farm's owner or staff (another farmer's node is 404)."""
 
     queryset = Node.objects.all()
     serializer_class = NodeSerializer
@@ -73,12 +154,18 @@ class NodeViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = r"[0-9]+|[0-9a-fA-F]{64}"
     authentication_classes = [NodeSignatureAuthentication, *APIView.authentication_classes]
     node_signed_actions = {"create": IsSignedByAnyKey, "uptime": IsRegisteredNode}
+    farmer_actions = {
+        "approve": farms.approve,
+        "decommission": farms.decommission,
+        "drain": farms.drain,
+        "undrain": farms.undrain,
+    }
 
     def get_permissions(self) -> list:
         if self.action in self.node_signed_actions:
             return [self.node_signed_actions[self.action]()]
-        if self.action in {"approve", "decommission"}:
-            return [permissions.IsAdminUser()]
+        if self.action in self.farmer_actions:
+            return [permissions.IsAuthenticated()]
         return super().get_permissions()
 
     def get_object(self) -> Node:
@@ -129,17 +216,34 @@ class NodeViewSet(viewsets.ReadOnlyModelViewSet):
             }
         )
 
-    @extend_schema(request=None, responses=NodeSerializer)
+    def _farmer_action(self, request: Request, pk: str) -> Response:
+        node = farms.get_node(request.user, pk)
+        node = self.farmer_actions[self.action](user=request.user, node=node)
+        return Response(FarmNodeSerializer(node).data)
+
+    @extend_schema(request=None, responses=FarmNodeSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str) -> Response:
-        node = services.approve_node(node=self.get_object(), actor=_operator(request))
-        return Response(NodeSerializer(node).data)
+        """Let a pending node into the grid."""
+        return self._farmer_action(request, pk)
 
-    @extend_schema(request=None, responses=NodeSerializer)
+    @extend_schema(request=None, responses=FarmNodeSerializer)
     @action(detail=True, methods=["post"])
     def decommission(self, request: Request, pk: str) -> Response:
-        node = services.decommission_node(node=self.get_object(), actor=_operator(request))
-        return Response(NodeSerializer(node).data)
+        """Retire the node for good: its key is refused from now on."""
+        return self._farmer_action(request, pk)
+
+    @extend_schema(request=None, responses=FarmNodeSerializer)
+    @action(detail=True, methods=["post"])
+    def drain(self, request: Request, pk: str) -> Response:
+        """No new deployments; its waiting farm jobs move to other nodes; workloads stay."""
+        return self._farmer_action(request, pk)
+
+    @extend_schema(request=None, responses=FarmNodeSerializer)
+    @action(detail=True, methods=["post"])
+    def undrain(self, request: Request, pk: str) -> Response:
+        """The node takes new deployments again."""
+        return self._farmer_action(request, pk)
 
 
 class UserKeyViewSet(

@@ -64,10 +64,10 @@ def test_node_page_shows_uptime_history(operator_client, farm):
     assert b"no_disk" in page.content
 
 
-def test_operator_api_approval_needs_staff(client, farm):
+def test_api_approval_needs_the_farms_owner_or_staff(client, farm):
     node = NodeClient(client)
     node_id = node.register(farm).json()["id"]
     client.force_login(make_user("mallory"))
-    assert client.post(f"/api/v1/nodes/{node_id}/approve").status_code == 403
+    assert client.post(f"/api/v1/nodes/{node_id}/approve").status_code == 404
     client.force_login(make_user("op", staff=True))
     assert client.post(f"/api/v1/nodes/{node_id}/approve").json()["status"] == "online"
