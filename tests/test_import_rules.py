@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {
     "ledger": {"image", "nodeagent", "zoscli"},
     "coordinator": {"image", "nodeagent", "zoscli"},
+    "ops": {"image", "nodeagent", "zoscli"},
     "image": {"zoscli", "nodeagent"},
 }
 CONTRACTS_MAY_IMPORT = {"contracts", "signing", "rhai"}
