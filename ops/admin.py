@@ -27,6 +27,9 @@ class WorkloadInline(admin.TabularInline):
         return False  # nodes report their workloads
 
 
+# The admin's front page links to the grid overview (/operator/).
+admin.site.index_template = "ops/admin_index.html"
+
 admin.site.unregister(Node)
 
 

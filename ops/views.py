@@ -9,6 +9,7 @@ JSON for the admin page's script; a stranger learns nothing, not even that the n
 import hmac
 
 from django.conf import settings
+from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -38,6 +39,8 @@ def overview(request: HttpRequest) -> HttpResponse:
     )
     grid = figures.capacity()
     context = {
+        **admin.site.each_context(request),
+        "title": "Grid overview",
         "nodes": figures.nodes_by_state(),
         "node_labels": dict(NodeStatus.choices),
         "capacity": [

@@ -107,3 +107,7 @@ def test_cancel_service_is_what_the_overview_counts(staff):
     services.cancel_deployment(deployment=deployment)
     html = staff.get("/operator/").content.decode()
     assert re.search(r'<span class="ops-n">1</span> cancelled', html)
+
+
+def test_the_admin_index_links_to_the_overview(staff):
+    assert b'href="/operator/"' in staff.get("/admin/").content
