@@ -1,5 +1,10 @@
 """/metrics: bearer-token protected, the grid's state read at scrape time in fixed queries."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -13,6 +18,7 @@ from tests.coordinator.conftest import deployment_payload, make_online_node, mak
 pytestmark = pytest.mark.django_db
 
 TOKEN = "metrics-test-token-0123456789"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -96,3 +102,46 @@ def test_scrape_time_gauges_cost_the_same_queries_for_a_bigger_grid(django_asser
         families = list(GRID_REGISTRY.collect())
     nodes = next(f for f in families if f.name == "zos_nodes")
     assert {s.labels["state"]: s.value for s in nodes.samples}["online"] == 6
+
+
+WORKER = """
+import django
+django.setup()
+from ops import metrics
+metrics.UPTIME_REPORTS.inc()
+"""
+SCRAPER = """
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from ops import metrics
+print(metrics.exposition().decode())
+"""
+
+
+def test_multiprocess_mode_sums_every_workers_counters(tmp_path):
+    """Several ASGI workers: each writes its counters to PROMETHEUS_MULTIPROC_DIR, and a scrape
+    answered by any one of them reports the sum (plus the database's gauges, once)."""
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(shared),
+        "ZOS_VAR_DIR": str(tmp_path / "var"),
+        "DJANGO_SETTINGS_MODULE": "grid.settings",
+    }
+    env.pop("DATABASE_URL", None)
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", WORKER], env=env, cwd=ROOT, check=True, timeout=60)
+    scraped = subprocess.run(
+        [sys.executable, "-c", SCRAPER],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "zos_uptime_reports_total 2.0" in scraped.splitlines()
+    assert scraped.count("# TYPE zos_nodes gauge") == 1
