@@ -16,6 +16,7 @@ credentials, Authorization headers, PEM blocks, our `zet_` enrollment tokens).
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterable
 
 import redis
@@ -24,6 +25,9 @@ LOG_STREAM = "zos:log"
 RING_LINES = 5000
 MAX_LINE = 2000  # characters kept of one record (a traceback is cut, not the ring flooded)
 MAX_TAIL = 1000  # lines one request may ask for
+# After Redis failed to take a line, lines are dropped without trying for this long: a node whose
+# Redis is down must not spend a connect timeout on every line it logs.
+PAUSE_AFTER_FAILURE = 5.0
 REDACTED = "[REDACTED]"
 
 _PRIVATE_KEY = re.compile(
@@ -64,7 +68,8 @@ class RingHandler(logging.Handler):
 
     Logging must never hold up or break the agent: the handler has its own Redis client with
     short timeouts and no retries, drops a line when Redis does not answer (counted in
-    `dropped`), and ignores records logged by the Redis client itself while it writes.
+    `dropped`) and every line for PAUSE_AFTER_FAILURE seconds after, and ignores records logged
+    by the Redis client itself while it writes.
     """
 
     def __init__(self, redis_url: str, *, source: str, maxlen: int = RING_LINES) -> None:
@@ -76,12 +81,16 @@ class RingHandler(logging.Handler):
             redis_url, decode_responses=True, socket_timeout=0.5, socket_connect_timeout=0.5
         )
         self._busy = threading.local()
+        self._paused_until = 0.0
         self.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
         )
 
     def emit(self, record: logging.LogRecord) -> None:
         if getattr(self._busy, "on", False):
+            return
+        if time.monotonic() < self._paused_until:
+            self.dropped += 1
             return
         self._busy.on = True
         try:
@@ -94,6 +103,7 @@ class RingHandler(logging.Handler):
             )
         except (redis.RedisError, OSError):
             self.dropped += 1
+            self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
         finally:
             self._busy.on = False
 

@@ -78,3 +78,16 @@ def test_ring_handler_redacts_bounds_and_tails_with_a_cursor(redis_server) -> No
     client.xadd(LOG_STREAM, {"source": "agent", "line": "enroll with zet_plantedSecret99"})
     new = tail(client, after=last["cursor"], known=["plantedSecret99"])
     assert len(new["lines"]) == 1 and "plantedSecret99" not in new["lines"][0]["line"]
+
+
+def test_a_node_without_redis_drops_lines_quickly_instead_of_blocking(tmp_path) -> None:
+    handler = RingHandler(f"unix://{tmp_path}/no-redis.sock", source="agent")
+    tries = []
+    real_xadd = handler._redis.xadd
+    handler._redis.xadd = lambda *a, **k: tries.append(1) or real_xadd(*a, **k)
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
+    for _ in range(50):
+        handler.handle(record)
+    handler.close()
+    assert handler.dropped == 50
+    assert len(tries) == 1  # the first line failed; the rest were dropped without trying
