@@ -82,9 +82,15 @@ class JobAdmin(admin.ModelAdmin):
     """Jobs across all deployments: where an operator looks for what is stuck or failing."""
 
     list_display = ["uuid", "deployment", "node", "state", "attempt", "error", "updated"]
-    list_filter = ["state", "node__farm", "node"]
+    list_filter = ["state", "node__farm"]
     list_select_related = ["deployment", "node"]
-    search_fields = ["uuid", "deployment__name", "deployment__owner__username", "error"]
+    search_fields = [
+        "uuid",
+        "deployment__name",
+        "deployment__owner__username",
+        "node__public_key",
+        "error",
+    ]
     readonly_fields = [f.name for f in Job._meta.fields]
 
     def has_add_permission(self, request):
