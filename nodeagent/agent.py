@@ -387,6 +387,7 @@ def run_node(config: AgentConfig, identity: NodeIdentity, stop: threading.Event)
             redis_url = redis_server.url
         store = JobStore(connect(redis_url))
         ring = logring.install(redis_url, source="agent")
+        stack.callback(ring.close)
         stack.callback(logging.getLogger().removeHandler, ring)
         jobs = NodeJobs(
             config=config,
