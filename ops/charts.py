@@ -66,10 +66,11 @@ def stacked_bars(
 
 
 def _nice_ceiling(value: int) -> int:
-    """The smallest of 1, 2, 5, 10, 20, 50, … at or above `value` (at least 2, so half is whole)."""
+    """The smallest of 2, 4, 10, 20, 40, 100, … at or above `value`: round, and its half (the
+    middle grid line) is a whole number too."""
     step = 1
     while True:
-        for multiple in (1, 2, 5):
-            if step * multiple >= max(value, 2):
+        for multiple in (2, 4, 10):
+            if step * multiple >= value:
                 return step * multiple
         step *= 10

@@ -14,6 +14,28 @@ from tests.integration.conftest import bootstrap, start_agent, wait_for  # noqa:
 
 pytestmark = pytest.mark.integration
 
+# A day of deployments as the database holds them (submitted every other hour, more later in the
+# day, in the states they ended in), so the overview's chart has something to draw.
+SEED_DAY = """
+from datetime import timedelta
+from django.contrib.auth.models import User
+from django.utils import timezone
+from coordinator.models import Deployment, Job
+from ledger.models import UserKey
+user = User.objects.create_user("tenant")
+key = UserKey.objects.create(user=user, name="k", public_key="cd" * 32)
+now = timezone.now()
+states = ["succeeded", "succeeded", "failed", "succeeded", "running", "cancelled"]
+for hours_ago in range(0, 24, 2):
+    for i, state in enumerate(states[: 1 + (24 - hours_ago) % 6]):
+        d = Deployment.objects.create(
+            owner=user, name="d", envelope={}, payload="{}", signer=key, script_sha256="0" * 64,
+            nonce=f"{hours_ago}-{i}", expires_at=now, status=state,
+        )
+        Deployment.objects.filter(pk=d.pk).update(created=now - timedelta(hours=hours_ago))
+        Job.objects.create(deployment=d, state=state, attempt=2 if state == "failed" else 1)
+"""
+
 
 def test_operator_follows_a_nodes_log_and_sees_the_overview(
     plane,
@@ -28,6 +50,7 @@ def test_operator_follows_a_nodes_log_and_sees_the_overview(
     node_id = wait_for(lambda: plane.get("/api/v1/nodes")["results"], timeout=30, what="node")[0][
         "id"
     ]
+    plane.manage("shell", "-c", SEED_DAY)
     page = new_page()
     violations = []
     page.on("console", lambda m: "Content Security Policy" in m.text and violations.append(m.text))
@@ -38,7 +61,10 @@ def test_operator_follows_a_nodes_log_and_sees_the_overview(
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("link", name="Grid overview").click()
     expect(page.get_by_role("heading", name="Nodes", exact=True)).to_be_visible()
-    expect(page.get_by_role("img", name="Deployments submitted per hour")).to_be_visible()
+    chart = page.get_by_role("img", name="Deployments submitted per hour")
+    expect(chart).to_be_visible()
+    expect(chart.locator("rect.state-failed")).not_to_have_count(0)
+    expect(page.locator("#jobs-retried")).not_to_have_text("0 (0%)")
     screenshots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=screenshots / "operator-overview.png", full_page=True)
 

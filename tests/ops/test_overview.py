@@ -10,7 +10,7 @@ from coordinator import services
 from coordinator.models import Deployment, Job
 from ledger.choices import NodeStatus
 from ledger.models import Node
-from ops import figures
+from ops import charts, figures
 from tests.conftest import make_farm, make_user
 from tests.coordinator.conftest import deployment_payload, make_online_node, make_tenant
 
@@ -111,3 +111,11 @@ def test_cancel_service_is_what_the_overview_counts(staff):
 
 def test_the_admin_index_links_to_the_overview(staff):
     assert b'href="/operator/"' in staff.get("/admin/").content
+
+
+@pytest.mark.parametrize(("peak", "top"), [(0, 2), (1, 2), (3, 4), (5, 10), (11, 20), (41, 100)])
+def test_the_chart_scale_is_round_with_a_whole_middle_line(peak, top):
+    chart = charts.stacked_bars([("00", {"succeeded": peak})], states=["succeeded"], title="t")
+    assert [tick["value"] for tick in chart.ticks] == [0, top // 2, top]
+    if peak:
+        assert chart.bars[0].segments[0]["height"] == pytest.approx(chart.plot_height * peak / top)
