@@ -34,6 +34,19 @@ class Capacity:
     def free(self) -> dict[str, int]:
         return {name: self.total[name] - self.used[name] for name in self.total}
 
+    def rows(self) -> list[dict]:
+        """One row per resource with used, free, total and the percentage used, for tables."""
+        return [
+            {
+                "resource": name,
+                "total": total,
+                "used": self.used[name],
+                "free": self.free[name],
+                "percent": round(100 * self.used[name] / total) if total else 0,
+            }
+            for name, total in self.total.items()
+        ]
+
 
 def nodes_by_state() -> dict[str, int]:
     counts = dict.fromkeys(NodeStatus.values, 0)

@@ -21,11 +21,8 @@ from coordinator import nodelogs
 from coordinator.choices import JobState
 from coordinator.models import Deployment
 from grid.errors import ServiceError
-from ledger.choices import NodeStatus
 from ledger.models import Node
 from ops import charts, figures, metrics
-
-NOT_FOUND = ServiceError("not_found", "no such node", http_status=404)
 
 
 @staff_member_required
@@ -37,24 +34,11 @@ def overview(request: HttpRequest) -> HttpResponse:
         states=list(JobState.values),
         title="Deployments submitted per hour (UTC), by state now",
     )
-    grid = figures.capacity()
     context = {
         **admin.site.each_context(request),
         "title": "Grid overview",
         "nodes": figures.nodes_by_state(),
-        "node_labels": dict(NodeStatus.choices),
-        "capacity": [
-            {
-                "resource": name,
-                "total": grid.total[name],
-                "used": grid.used[name],
-                "free": grid.free[name],
-                "percent": round(100 * grid.used[name] / grid.total[name])
-                if grid.total[name]
-                else 0,
-            }
-            for name in grid.total
-        ],
+        "capacity": figures.capacity().rows(),
         "deployments": figures.by_state(Deployment),
         "hourly_total": sum(row["total"] for row in hourly),
         "chart": chart,
@@ -71,7 +55,7 @@ async def node_logs(request: HttpRequest, node_id: int) -> JsonResponse:
     """The node's agent log tail, fetched over its link; `after` (a cursor) for what is new."""
     user = await request.auser()
     if not user.is_staff or not await Node.objects.filter(pk=node_id).aexists():
-        raise NOT_FOUND
+        raise ServiceError("not_found", "no such node", http_status=404)
     try:
         lines = int(request.GET.get("lines", nodelogs.DEFAULT_LINES))
     except ValueError:
