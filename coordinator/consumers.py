@@ -12,7 +12,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from nacl.exceptions import BadSignatureError
 
-from coordinator import links, services
+from coordinator import links, nodelogs, services
 from coordinator.envelopes import cancel_envelope
 from coordinator.inventory import record_inventory
 from coordinator.linkloop import link_loop
@@ -64,6 +64,8 @@ class NodeLinkConsumer(JsonConsumer):
         self.last_ping = time.monotonic()
         self.unanswered_since: float | None = None
         self.answers_pings = False
+        self.features: list = []
+        self.log_requests: dict[str, str] = {}  # request id → reply channel (nodelogs)
         self.lost = False
         await self.accept()
         await self.send_json({"type": "challenge", "nonce": self.challenge})
@@ -124,6 +126,7 @@ class NodeLinkConsumer(JsonConsumer):
             "inventory": self._inventory,
             "cancel_ack": self._cancel_ack,
             "pong": self._pong,
+            "logs": self._logs,
         }.get(kind)
         if handler:
             await handler(content)
@@ -145,7 +148,8 @@ class NodeLinkConsumer(JsonConsumer):
         self.hello_timer.cancel()
         self.node_id = node.pk
         features = content.get("features")
-        self.answers_pings = isinstance(features, list) and "pong" in features
+        self.features = features if isinstance(features, list) else []
+        self.answers_pings = "pong" in self.features
         await database_sync_to_async(links.link_up)(node.pk, self.session)
         await self.channel_layer.group_add(node_group(node.pk), self.channel_name)
         await self.send_json({"type": "welcome", "node": node.pk})
@@ -203,6 +207,24 @@ class NodeLinkConsumer(JsonConsumer):
 
     async def _pong(self, content: dict) -> None:
         self.answers_pings = True
+
+    async def _logs(self, content: dict) -> None:
+        reply = self.log_requests.pop(str(content.get("id")), None)
+        if reply:
+            await self.channel_layer.send(reply, nodelogs.reply_from_node(content))
+
+    async def link_logs(self, message: dict) -> None:
+        """A staff request for this node's log tail (coordinator.nodelogs): ask the node."""
+        if "logs" not in self.features:
+            await self.channel_layer.send(message["reply"], nodelogs.NOT_SUPPORTED)
+            return
+        request_id = secrets.token_hex(8)
+        self.log_requests[request_id] = message["reply"]
+        if len(self.log_requests) > nodelogs.MAX_OPEN_REQUESTS:  # requesters gave up long ago
+            self.log_requests.pop(next(iter(self.log_requests)))
+        await self.send_json(
+            {"type": "logs", "id": request_id, "lines": message["lines"], "after": message["after"]}
+        )
 
     async def link_wake(self, message: dict) -> None:
         await self.send_pending()

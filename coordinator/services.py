@@ -439,8 +439,10 @@ def record_node_event(*, node_id: int, message: dict) -> None:
         _push(job, event)
 
 
-def cancel_deployment(*, deployment: Deployment) -> Deployment:
+def cancel_deployment(*, deployment: Deployment, by: str = "the owner") -> Deployment:
     """Cancel at once a job no node was ever sent; otherwise store the cancel and send it.
+
+    `by` says who asked, in the reason the owner reads ("the owner", or an operator's name).
 
     The job is then `cancelling` until the node answers: its final event decides the end (it may
     have finished before it heard of the cancel). A node that never answers leaves the job
@@ -464,12 +466,12 @@ def cancel_deployment(*, deployment: Deployment) -> Deployment:
             _end_job(
                 job,
                 JobState.CANCELLED,
-                reason="cancelled by the owner before any node had it",
+                reason=f"cancelled by {by} before any node had it",
                 as_error=False,
                 now=now,
             )
             return job.deployment
-        job.transition_to(JobState.CANCELLING, reason="cancelled by the owner")
+        job.transition_to(JobState.CANCELLING, reason=f"cancelled by {by}")
         job.cancel_requested_at = now
         job.cancel_acked_at = None
         # The longest the node could still run it, had it started just now.
@@ -542,6 +544,36 @@ def schedule_retry(job: Job, *, reason: str, now: datetime | None = None) -> Non
     job.next_attempt_at = now + _retry_delay(job.attempt)
     _save(job)
     _event(job, JobState.RETRYING, error=reason)
+
+
+def retry_deployment(*, deployment: Deployment, by: str) -> Deployment:
+    """An operator's retry of a job that is stuck: a new attempt starts now, as a failed
+    delivery's would (same job id, attempt + 1, a farm-targeted job may land on another node).
+
+    Only a job still in flight can be retried: a final state is decided once (the owner submits
+    again), and a job being cancelled is on its way out. A job on its last attempt fails with
+    "gave up", exactly as its next missed deadline would have made it.
+    """
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update().select_related("deployment").get(deployment=deployment)
+        )
+        if job.state in FINAL_STATES or job.state == JobState.CANCELLING:
+            raise DeploymentRejected(
+                "not_retryable",
+                f"deployment {deployment.pk} is {job.state}: only a job still queued, on a node "
+                "or waiting to retry can be retried",
+                http_status=409,
+            )
+        now = timezone.now()
+        if job.state != JobState.RETRYING:
+            schedule_retry(job, reason=f"retried by {by}", now=now)
+        if job.state == JobState.RETRYING:
+            job.next_attempt_at = now
+            _save(job)
+    start_due_retries(now)
+    deployment.refresh_from_db()
+    return deployment
 
 
 def _claim(queryset):

@@ -61,10 +61,12 @@ INSTALLED_APPS = [
     "accounts",
     "hub",
     "dashboard",
+    "ops",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "ops.metrics.RequestMetricsMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -259,6 +261,10 @@ ZOS_COMPILE_MEMORY_MB = int(os.environ.get("ZOS_COMPILE_MEMORY_MB", "512"))
 ZOS_COMPILE_MAX_TASKS = int(os.environ.get("ZOS_COMPILE_MAX_TASKS", "200"))
 # The check a compile worker runs (tests substitute deliberately slow or greedy ones).
 ZOS_SCRIPT_CHECK = "contracts.scripts.check_script"
+
+# /metrics answers only `Authorization: Bearer <this>`; unset, the endpoint is off (404).
+# With several ASGI workers also set PROMETHEUS_MULTIPROC_DIR (docs/operations.md).
+ZOS_METRICS_TOKEN = os.environ.get("ZOS_METRICS_TOKEN", "")
 
 # The browser side (dashboard/): sessions, sign-in throttling, and the security headers.
 LOGIN_URL = "dashboard:sign-in"

@@ -24,6 +24,7 @@ urlpatterns = [
         boot_views.boot_file_by_link,
         name="boot-link-file",
     ),
+    path("", include("ops.urls")),
     path("", include("dashboard.urls")),
 ]
 

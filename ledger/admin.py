@@ -6,9 +6,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
-from ledger import boot, services
+from ledger import boot, releases, services
 from ledger.choices import NodeStatus
 from ledger.models import AgentRelease, AuditEntry, BootImage, EnrollmentToken, Farm, Node, UserKey
 
@@ -29,14 +30,51 @@ def _bytes(value: int) -> str:
     return str(value)
 
 
+class RolloutForm(forms.Form):
+    release = forms.ModelChoiceField(
+        queryset=AgentRelease.objects.order_by("-created"),
+        to_field_name="version",
+        required=False,
+        empty_label="(none: nodes keep the agent they run)",
+        help_text="Nodes of the selected farms update to it at their next uptime report.",
+    )
+
+
 @admin.register(Farm)
 class FarmAdmin(admin.ModelAdmin):
     list_display = ["id", "name", "owner", "desired_agent_version", "created", "boot_page"]
-    search_fields = ["name"]
+    list_filter = ["desired_agent_version"]
+    search_fields = ["name", "owner__username"]
+    actions = ["roll_out_release"]
 
     @admin.display(description="boot images")
     def boot_page(self, farm: Farm) -> str:
         return format_html('<a href="/boot/{}/">download</a>', farm.pk)
+
+    @admin.action(description="Roll an agent release out to the selected farms")
+    def roll_out_release(self, request: HttpRequest, queryset: QuerySet):
+        """Pick the release on an intermediate page, then point every selected farm at it."""
+        form = RolloutForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            release = form.cleaned_data["release"]
+            version = release.version if release else ""
+            count = releases.set_desired_version(farms=queryset, version=version)
+            self.message_user(
+                request,
+                f"{count} farm(s) now run agent {version}"
+                if version
+                else f"{count} farm(s) no longer ask for a release",
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Roll an agent release out",
+            "opts": self.model._meta,
+            "farms": queryset,
+            "form": form,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/ledger/farm/roll_out_release.html", context)
 
 
 class EnrollmentTokenForm(forms.ModelForm):

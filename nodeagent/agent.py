@@ -24,7 +24,7 @@ from typing import Protocol
 
 import redis
 
-from nodeagent import __version__, overlay
+from nodeagent import __version__, logring, overlay
 from nodeagent.config import STATE_FILE, AgentConfig
 from nodeagent.facts import CAPACITY_KEYS, NodeFacts, read_facts
 from nodeagent.functions.registry import WorkloadRegistry
@@ -398,6 +398,9 @@ def run_node(config: AgentConfig, identity: NodeIdentity, stop: threading.Event)
             redis_server = stack.enter_context(RedisServer(config.data_dir / "redis"))
             redis_url = redis_server.url
         store = JobStore(connect(redis_url))
+        ring = logring.install(redis_url, source="agent")
+        stack.callback(ring.close)
+        stack.callback(logging.getLogger().removeHandler, ring)
         jobs = NodeJobs(
             config=config,
             identity=identity,
@@ -417,6 +420,7 @@ def run_node(config: AgentConfig, identity: NodeIdentity, stop: threading.Event)
             audience=loop.audience,
             stop=stop,
             inventory=jobs.inventory,
+            known_secrets=tuple(filter(None, [config.enroll_token])),
         )
         loop.save_state()
         jobs.start_overlay()

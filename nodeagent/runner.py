@@ -43,6 +43,7 @@ from typing import Any
 import redis
 
 from contracts.node_job_states import NodeJobState
+from nodeagent import logring
 from nodeagent.config import DEFAULT_RUNNER_MEMORY_MB
 from nodeagent.functions import IMPLEMENTATIONS, bind
 from nodeagent.functions.context import JobContext, SalFactory
@@ -298,6 +299,7 @@ def worker_main(settings: RunnerSettings, consumer: str) -> None:
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s %(levelname)s {consumer}: %(message)s"
     )
+    logring.install(settings.redis_url, source=consumer)
     limit_memory(settings.memory_mb)
     worker = Worker(settings, consumer)
     crashed = threading.Event()

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from nacl.signing import VerifyKey
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
@@ -24,6 +25,7 @@ from contracts.scripts import ScriptRejected, check_script
 from nodeagent.identity import NodeIdentity
 from nodeagent.jobstore import JobStore, QueuedJob
 from nodeagent.ledger_client import LedgerClient, LedgerRefused, LedgerUnavailable
+from nodeagent.logring import tail
 from nodeagent.verification import DispatchRejected, NodeAudience, verify_cancel, verify_dispatch
 from signing.keys import b64encode, parse_public_key
 
@@ -38,8 +40,9 @@ HANDSHAKE_TIMEOUT = 10.0
 BACKOFF_BASE = 2.0
 BACKOFF_MAX = 60.0
 # What this agent does on the link beyond the base protocol: it answers `ping` (so the
-# coordinator may mark the link down when it stops) and acknowledges `cancel` with `cancel_ack`.
-FEATURES = ["pong", "cancel_ack"]
+# coordinator may mark the link down when it stops), acknowledges `cancel` with `cancel_ack`,
+# and answers `logs` with the tail of the node's log ring (nodeagent.logring).
+FEATURES = ["pong", "cancel_ack", "logs"]
 
 
 class LinkRefused(Exception):
@@ -81,6 +84,7 @@ class Supervisor:
         stop: threading.Event,
         inventory: Callable[[], list[dict]] = list,
         backoff_base: float = BACKOFF_BASE,
+        known_secrets: tuple[str, ...] = (),
     ) -> None:
         self.ws_url = ws_url
         self.identity = identity
@@ -91,6 +95,7 @@ class Supervisor:
         self.inventory = inventory
         self.user_keys = UserKeyCache(client)
         self.backoff_base = backoff_base
+        self.known_secrets = known_secrets  # redacted by value from every log line sent
         self.sessions = 0  # links that reached `welcome`; the reconnect loop reads it
         self._coordinator_key: VerifyKey | None = None
 
@@ -270,6 +275,22 @@ class Supervisor:
         elif kind == "ack":
             ids = [str(i) for i in message.get("ids", [])]
             self.store.ack_outbox(ids)
+        elif kind == "logs":
+            ws.send(json.dumps(self.handle_logs(message)))
+
+    def handle_logs(self, message: dict) -> dict:
+        """The tail of the node's log ring, redacted, for the coordinator's `logs` request."""
+        reply = {"type": "logs", "id": message.get("id")}
+        try:
+            found = tail(
+                self.store.redis,
+                lines=int(message.get("lines") or 200),
+                after=str(message.get("after") or ""),
+                known=self.known_secrets,
+            )
+        except (redis.RedisError, TypeError, ValueError) as exc:
+            return {**reply, "lines": [], "cursor": "", "error": f"log ring unreadable: {exc}"}
+        return {**reply, **found}
 
     def _ship_outbox(self, ws: ClientConnection, session_over: threading.Event) -> None:
         """Send every outbox entry, oldest first; on a new session start again from the top."""

@@ -19,6 +19,7 @@ FORBIDDEN = {
     "ledger": {"image", "nodeagent", "zoscli"},
     "coordinator": {"image", "nodeagent", "zoscli"},
     "hub": {"image", "nodeagent", "zoscli"},
+    "ops": {"image", "nodeagent", "zoscli"},
     "image": {"zoscli", "nodeagent"},
 }
 CONTRACTS_MAY_IMPORT = {"contracts", "signing", "rhai"}
