@@ -273,8 +273,8 @@ defaults
     option httplog
     option dontlog-normal
     option forwardfor
-    option redispatch
-    retries 3
+    option redispatch 1
+    retries 2
     timeout connect 2s
     timeout http-request 10s
     timeout client 60s

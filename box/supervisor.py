@@ -170,12 +170,16 @@ class Supervisor:
             os.killpg(entry.process.pid, sig)
 
     def run(self, then: Callable[[], list[Component]] | None = None) -> int:
-        """Start, supervise until SIGTERM/SIGINT, shut down; 0 after a clean stop, 1 if the box
-        could not start. `then`, once the first components are ready, does what needs them and
-        returns the components to start next (the production profile migrates its database
-        between PostgreSQL and the workers that use it); what it raises stops the box."""
+        """serve() until SIGTERM/SIGINT (from the main thread: it installs the handlers)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda _signum, _frame: self.stop())
+        return self.serve(then)
+
+    def serve(self, then: Callable[[], list[Component]] | None = None) -> int:
+        """Start, supervise until stop(), shut down; 0 after a clean stop, 1 if the box could not
+        start. `then`, once the first components are ready, does what needs them and returns the
+        components to start next (the production profile migrates its database between
+        PostgreSQL and the workers that use it); what it raises stops the box."""
         try:
             started = self.start(self.components)
             if started and then is not None:
