@@ -256,6 +256,12 @@ def main() -> None:
     parser.add_argument("--runners", type=int, default=2, help="runner processes per node")
     parser.add_argument("--burst", type=int, default=300, help="deployments in the burst")
     parser.add_argument("--keep", action="store_true", help="keep the work dir and its logs")
+    parser.add_argument(
+        "--unique",
+        action="store_true",
+        help="a different script for each sequential deployment, so none is answered from the "
+        "coordinator's compile cache (the default repeats one script, as a fleet deploy does)",
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="zos-bench-"))
     try:
@@ -274,7 +280,8 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         latencies = []
         for i in range(args.count):
             started = time.perf_counter()
-            deployment = box.submit(box.node_ids[i % len(box.node_ids)], session)
+            script = f"40 + 2 // {i}" if args.unique else "40 + 2"
+            deployment = box.submit(box.node_ids[i % len(box.node_ids)], session, script)
             ended, status = feed.wait(deployment)
             if status != "succeeded":
                 raise SystemExit(f"deployment {deployment} ended {status}")
