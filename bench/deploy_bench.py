@@ -68,6 +68,7 @@ class Box:
             "PYTHONUNBUFFERED": "1",
         }
         self.processes: list[subprocess.Popen] = []
+        self.named: dict[str, subprocess.Popen] = {}
         self.nodes, self.runners = nodes, runners
         self.agent_args = agent_args
 
@@ -87,9 +88,11 @@ class Box:
 
     def spawn(self, name: str, *argv: str) -> None:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115
-        self.processes.append(
-            subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
+        self.processes.append(process)
+        self.named[name] = process
         log.close()
 
     def __enter__(self) -> Box:
@@ -244,6 +247,13 @@ class Feed:
             return self.finished[deployment]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (not its children): less swayed by a busy machine
+    than wall-clock latency, so a change's cost shows even when the figures above are noisy."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -256,6 +266,12 @@ def main() -> None:
     parser.add_argument("--runners", type=int, default=2, help="runner processes per node")
     parser.add_argument("--burst", type=int, default=300, help="deployments in the burst")
     parser.add_argument("--keep", action="store_true", help="keep the work dir and its logs")
+    parser.add_argument(
+        "--unique",
+        action="store_true",
+        help="a different script for each sequential deployment, so none is answered from the "
+        "coordinator's compile cache (the default repeats one script, as a fleet deploy does)",
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="zos-bench-"))
     try:
@@ -272,9 +288,12 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         feed = Feed(box)
         session = requests.Session()
         latencies = []
+        watched = {name: box.named[name].pid for name in ("daphne", "node0")}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
         for i in range(args.count):
             started = time.perf_counter()
-            deployment = box.submit(box.node_ids[i % len(box.node_ids)], session)
+            script = f"40 + 2 // {i}" if args.unique else "40 + 2"
+            deployment = box.submit(box.node_ids[i % len(box.node_ids)], session, script)
             ended, status = feed.wait(deployment)
             if status != "succeeded":
                 raise SystemExit(f"deployment {deployment} ended {status}")
@@ -285,6 +304,14 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         for q in (0.5, 0.9, 0.99):
             print(f"  p{int(q * 100):<3} {percentile(latencies, q):8.1f} ms")
         print(f"  mean {statistics.mean(latencies):8.1f} ms   max {max(latencies):8.1f} ms")
+        cpu = {
+            name: (cpu_seconds(pid) - cpu_before[name]) * 1000 / args.count
+            for name, pid in watched.items()
+        }
+        print(
+            f"  CPU per deployment: control plane (daphne) {cpu['daphne']:.1f} ms, "
+            f"node agent {cpu['node0']:.1f} ms (without its runners and compile workers)"
+        )
         print(
             "  targets: p50 < 50 ms, p99 < 200 ms ->",
             "met"

@@ -6,12 +6,18 @@ under its own launcher (nodeagent.launcher), which restarts the agent after cras
 the box restarts the launcher.
 """
 
+import functools
+import os
+import signal
+import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
 import requests
 
+from box.postgres import Cluster
 from box.supervisor import Component
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,22 +64,238 @@ def components(settings: GridSettings) -> list[Component]:
         ),
         Component("ledger-monitor", [*manage, "ledger_monitor"], logs / "ledger-monitor.log"),
         Component("coordinator", [*manage, "coordinator"], logs / "coordinator.log"),
+        local_node(py, settings.url, settings.farm, settings.enroll_token, settings.var_dir),
+    ]
+
+
+def local_node(python: str, url: str, farm: int, token: str, var_dir: Path) -> Component:
+    """The local node: its launcher enrolls it in the farm with the token, then keeps it up."""
+    return Component(
+        "node",
+        [
+            python,
+            "-m",
+            "nodeagent.launcher",
+            "run",
+            "--ledger",
+            url,
+            "--farm",
+            str(farm),
+            "--enroll",
+            token,
+            "--data",
+            str(var_dir / "node"),
+        ],
+        var_dir / "log" / "node.log",
+    )
+
+
+# The production profile (scripts/up --production, docs/deploy.md): the same processes a grid
+# runs across machines, on this one: PostgreSQL and a control-plane Redis, several ASGI workers
+# behind HAProxy, several coordinator workers, the ledger monitor and the local node.
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ProductionSettings:
+    port: int  # HAProxy's: the one address users and nodes are given
+    var_dir: Path  # everything the profile keeps: database cluster, Redis, config, logs, node
+    asgi_workers: int = 2
+    coordinator_workers: int = 2
+    python: str = sys.executable
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. tests' faster timings
+    postgres_port: int = field(default_factory=free_port)
+    redis_port: int = field(default_factory=free_port)
+    worker_ports: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.worker_ports:
+            self.worker_ports = [free_port() for _ in range(self.asgi_workers)]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def worker_url(self, index: int) -> str:
+        return f"http://127.0.0.1:{self.worker_ports[index]}"
+
+    @property
+    def logs(self) -> Path:
+        return self.var_dir / "log"
+
+    @property
+    def cluster(self) -> Cluster:
+        return Cluster(self.var_dir / "postgres", self.postgres_port)
+
+    @property
+    def haproxy_config(self) -> Path:
+        return self.var_dir / "haproxy.cfg"
+
+    @property
+    def haproxy_socket(self) -> Path:
+        """HAProxy's runtime API (admin level): drain a worker, read per-worker sessions."""
+        return self.var_dir / "haproxy.sock"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What every process of the profile reads its settings from (grid/settings.py)."""
+        return {
+            "ZOS_VAR_DIR": str(self.var_dir),
+            "DATABASE_URL": self.cluster.url,
+            "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            "ZOS_PUBLIC_URL": os.environ.get("ZOS_PUBLIC_URL", self.url),
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+
+
+def redis_answers(port: int) -> bool:
+    try:
+        return bool(redis.Redis(port=port, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def production_services(settings: ProductionSettings) -> list[Component]:
+    """What the workers need running first: the database and the control-plane Redis (Channels
+    layer and the nonce replay cache), both on loopback, both keeping their data in var_dir."""
+    cluster, logs = settings.cluster, settings.logs
+    redis_dir = settings.var_dir / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    return [
         Component(
-            "node",
+            "postgres",
+            cluster.server_argv(),
+            logs / "postgres.log",
+            ready=cluster.answers,
+            stop_signal=signal.SIGINT,
+        ),
+        Component(
+            "redis",
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(settings.redis_port),
+                "--dir",
+                str(redis_dir),
+                # Nonces must survive a restart, or a replay window opens: append-only file.
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+            ],
+            logs / "redis.log",
+            ready=lambda: redis_answers(settings.redis_port),
+        ),
+    ]
+
+
+def production_workers(settings: ProductionSettings, farm: int, token: str) -> list[Component]:
+    """The ASGI workers, HAProxy in front of them, the coordinator workers, the ledger monitor
+    and the local node (which reaches the control plane through HAProxy, as any node would)."""
+    py, logs, env = settings.python, settings.logs, settings.env
+    manage = [py, str(ROOT / "manage.py")]
+    write_haproxy_config(settings)
+    asgi = [
+        Component(
+            f"asgi-{i + 1}",
             [
                 py,
                 "-m",
-                "nodeagent.launcher",
-                "run",
-                "--ledger",
-                settings.url,
-                "--farm",
-                str(settings.farm),
-                "--enroll",
-                settings.enroll_token,
-                "--data",
-                str(settings.var_dir / "node"),
+                "daphne",
+                "--proxy-headers",  # the client's address from HAProxy's X-Forwarded-For
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "grid.asgi:application",
             ],
-            logs / "node.log",
-        ),
+            logs / f"asgi-{i + 1}.log",
+            ready=functools.partial(control_plane_answers, settings.worker_url(i)),
+            env=env,
+        )
+        for i, port in enumerate(settings.worker_ports)
     ]
+    coordinators = [
+        Component(
+            f"coordinator-{i + 1}",
+            [*manage, "coordinator"],
+            logs / f"coordinator-{i + 1}.log",
+            env=env,
+        )
+        for i in range(settings.coordinator_workers)
+    ]
+    node = local_node(py, settings.url, farm, token, settings.var_dir)
+    node.env = env
+    return [
+        *asgi,
+        Component(
+            "haproxy",
+            ["haproxy", "-db", "-f", str(settings.haproxy_config)],
+            logs / "haproxy.log",
+            ready=lambda: control_plane_answers(settings.url),
+        ),
+        *coordinators,
+        Component(
+            "ledger-monitor", [*manage, "ledger_monitor"], logs / "ledger-monitor.log", env=env
+        ),
+        node,
+    ]
+
+
+def haproxy_config(settings: ProductionSettings) -> str:
+    """HAProxy in front of the ASGI workers: HTTP and WebSockets (node links, live feeds).
+
+    leastconn, because node links are long-lived: a worker's share is the links it holds, not
+    the connections it was once given. A worker that fails two health checks takes no new
+    connections; a connection it refuses is retried on another (redispatch), so a node whose
+    worker died reconnects through the same address. `timeout tunnel` is a WebSocket's idle
+    limit (the link pings every few seconds).
+    """
+    servers = "\n".join(
+        f"    server asgi-{i + 1} 127.0.0.1:{port}" for i, port in enumerate(settings.worker_ports)
+    )
+    return f"""# Generated by box/grid.py for the production profile; rewritten at every start.
+global
+    stats socket {settings.haproxy_socket} mode 600 level admin
+    log stdout format raw local0 info
+
+defaults
+    mode http
+    log global
+    option httplog
+    option dontlog-normal
+    option forwardfor
+    option redispatch 1
+    retries 2
+    timeout connect 2s
+    timeout http-request 10s
+    timeout client 60s
+    timeout server 60s
+    timeout tunnel 1h
+    timeout client-fin 5s
+
+frontend zos
+    bind 127.0.0.1:{settings.port}
+    default_backend asgi
+
+backend asgi
+    balance leastconn
+    option httpchk
+    http-check send meth GET uri /api/v1/farms?limit=1 ver HTTP/1.1 hdr Host 127.0.0.1
+    http-check expect status 200
+    default-server check inter 2s fall 2 rise 1
+{servers}
+"""
+
+
+def write_haproxy_config(settings: ProductionSettings) -> Path:
+    settings.haproxy_config.write_text(haproxy_config(settings))
+    return settings.haproxy_config

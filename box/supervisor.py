@@ -51,6 +51,8 @@ class Component:
     log: Path
     ready: Callable[[], bool] | None = None
     ready_timeout: float = 60.0
+    env: dict[str, str] = field(default_factory=dict)  # on top of the supervisor's environment
+    stop_signal: signal.Signals = signal.SIGTERM  # PostgreSQL's clean fast shutdown is SIGINT
 
 
 @dataclass
@@ -84,6 +86,7 @@ class Supervisor:
             entry.process = subprocess.Popen(
                 component.argv,
                 cwd=self.cwd,
+                env={**os.environ, **component.env} if component.env else None,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -93,10 +96,12 @@ class Supervisor:
         entry.started = time.monotonic()
         entry.restart_at = None
 
-    def start(self) -> bool:
-        """Start every component in order, each once the one before is ready; False if one was
+    def start(self, components: list[Component]) -> bool:
+        """Start these components in order, each once the one before is ready; False if one was
         not (it is named, with its log), or a stop was asked for meanwhile."""
-        for component in self.components:
+        for component in components:
+            if self.stopping.is_set():
+                return False
             entry = Running(component)
             self.running.append(entry)
             self._spawn(entry)
@@ -145,7 +150,7 @@ class Supervisor:
         for entry in reversed(self.running):
             if entry.process is not None and entry.process.poll() is None:
                 self.say(f"stopping {entry.component.name}")
-            self._kill_group(entry, signal.SIGTERM)
+            self._kill_group(entry, entry.component.stop_signal)
         deadline = time.monotonic() + self.grace
         for entry in reversed(self.running):
             if entry.process is None:
@@ -164,13 +169,23 @@ class Supervisor:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(entry.process.pid, sig)
 
-    def run(self) -> int:
-        """Start, supervise until SIGTERM/SIGINT, shut down; 0 after a clean stop, 1 if the box
-        could not start."""
+    def run(self, then: Callable[[], list[Component]] | None = None) -> int:
+        """serve() until SIGTERM/SIGINT (from the main thread: it installs the handlers)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda _signum, _frame: self.stop())
+        return self.serve(then)
+
+    def serve(self, then: Callable[[], list[Component]] | None = None) -> int:
+        """Start, supervise until stop(), shut down; 0 after a clean stop, 1 if the box could not
+        start. `then`, once the first components are ready, does what needs them and returns the
+        components to start next (the production profile migrates its database between
+        PostgreSQL and the workers that use it); what it raises stops the box."""
         try:
-            started = self.start()
+            started = self.start(self.components)
+            if started and then is not None:
+                more = then()
+                self.components = [*self.components, *more]
+                started = self.start(more)
             if started:
                 self.say(
                     "all components are up; supervising them (a component that exits is restarted)"

@@ -15,17 +15,23 @@ Here:
 - at most ZOS_COMPILE_WORKERS compiles run at once; a request that finds none free within the
   time limit is told to retry (429 `compile_busy`) rather than queue without bound.
 
-Workers stay up between requests (a compile costs one pipe round trip, not a process start).
+Workers stay up between requests (a compile costs one pipe round trip, not a process start),
+and the pool remembers the last CACHE_ENTRIES answers by the script's SHA-256: the check is a
+pure function of the source, so the same script checked again (the editor's Check, then Deploy;
+one script deployed to many nodes) is answered without a compile or a hop to another process.
+Only the check's own answers are remembered, never a refusal for time, memory or a busy pool.
 The function a worker runs is named by ZOS_SCRIPT_CHECK (contracts.scripts.check_script), resolved
 in the worker, so tests can substitute a deliberately slow or greedy one.
 """
 
 import dataclasses
+import hashlib
 import logging
 import multiprocessing
 import queue
 import resource
 import threading
+from collections import OrderedDict
 from multiprocessing.connection import Connection
 
 from django.conf import settings
@@ -36,6 +42,7 @@ from contracts.scripts import ScriptRejected
 log = logging.getLogger(__name__)
 
 RETIRE_GROWTH = 64 * 2**20  # bytes of peak RSS a worker may gain before it is replaced
+CACHE_ENTRIES = 1024  # answers remembered, by script hash (a few hundred bytes each)
 _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(["contracts.scripts"])
 
@@ -94,8 +101,30 @@ class CompilePool:
     def __init__(self, size: int) -> None:
         self._slots = threading.BoundedSemaphore(size)
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
+        self._answers: OrderedDict[tuple[str, bytes], tuple[str, object]] = OrderedDict()
+        self._answers_lock = threading.Lock()
 
     def check(self, source: str) -> list[str]:
+        key = (
+            settings.ZOS_SCRIPT_CHECK,
+            hashlib.sha256(source.encode("utf-8", "surrogatepass")).digest(),
+        )
+        with self._answers_lock:
+            answer = self._answers.get(key)
+            if answer is not None:
+                self._answers.move_to_end(key)
+        if answer is None:
+            answer = self._compile(source)
+            with self._answers_lock:
+                self._answers[key] = answer
+                if len(self._answers) > CACHE_ENTRIES:
+                    self._answers.popitem(last=False)
+        kind, value = answer
+        if kind == "rejected":
+            raise ScriptRejected(**value)
+        return list(value)
+
+    def _compile(self, source: str) -> tuple[str, object]:
         timeout = settings.ZOS_COMPILE_TIMEOUT
         if not self._slots.acquire(timeout=timeout):
             raise CompileBusy(
@@ -112,7 +141,8 @@ class CompilePool:
         except queue.Empty:
             return _Worker()
 
-    def _run(self, source: str, timeout: float) -> list[str]:
+    def _run(self, source: str, timeout: float) -> tuple[str, object]:
+        """("ok", functions) or ("rejected", the refusal's fields): the check's own answer."""
         worker = self._take()
         memory = settings.ZOS_COMPILE_MEMORY_MB * 2**20
         try:
@@ -148,9 +178,7 @@ class CompilePool:
                 f"compiling the script needed more than {settings.ZOS_COMPILE_MEMORY_MB} MB; "
                 "simplify it",
             )
-        if kind == "rejected":
-            raise ScriptRejected(**value)
-        return value
+        return kind, value
 
 
 _pool: CompilePool | None = None

@@ -12,7 +12,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from nacl.exceptions import BadSignatureError
 
-from coordinator import links, nodelogs, services
+from coordinator import links, nodelogs, notify, services
 from coordinator.envelopes import cancel_envelope
 from coordinator.inventory import record_inventory
 from coordinator.linkloop import link_loop
@@ -156,22 +156,28 @@ class NodeLinkConsumer(JsonConsumer):
         link_loop.add(self)
         await self.send_pending()
 
+    async def _call(self, service, **kwargs):
+        """A service call in the database thread; what it announces is sent from here, so the
+        thread never waits for the event loop (coordinator/notify.py)."""
+        result, messages = await database_sync_to_async(notify.collecting(service))(**kwargs)
+        await notify.send_all(messages)
+        return result
+
     async def send_pending(self) -> None:
         """Every dispatch and cancel the node has not acknowledged, once per connection."""
-        dispatches = await database_sync_to_async(services.pending_dispatches)(self.node_id)
+        dispatches, cancels = await self._call(services.pending_deliveries, node_id=self.node_id)
         for job_id, attempt, envelope in dispatches:
             if (job_id, attempt) not in self.sent:
                 self.sent.add((job_id, attempt))
                 await self.send_json({"type": "dispatch", "envelope": envelope})
-        for job_id, envelope in await database_sync_to_async(services.pending_cancels)(
-            self.node_id
-        ):
+        for job_id, envelope in cancels:
             if job_id not in self.cancels_sent:
                 self.cancels_sent.add(job_id)
                 await self.send_json({"type": "cancel", "envelope": envelope})
 
     async def _accepted(self, content: dict) -> None:
-        await database_sync_to_async(services.job_accepted)(
+        await self._call(
+            services.job_accepted,
             node_id=self.node_id,
             job_id=str(content.get("job_id", "")),
             attempt=content.get("attempt"),
@@ -179,7 +185,8 @@ class NodeLinkConsumer(JsonConsumer):
 
     async def _rejected(self, content: dict) -> None:
         log.warning("node %s refused job %s: %s", self.node_id, content.get("job_id"), content)
-        await database_sync_to_async(services.job_rejected)(
+        await self._call(
+            services.job_rejected,
             node_id=self.node_id,
             job_id=str(content.get("job_id", "")),
             attempt=content.get("attempt"),
@@ -188,9 +195,7 @@ class NodeLinkConsumer(JsonConsumer):
         )
 
     async def _event(self, content: dict) -> None:
-        await database_sync_to_async(services.record_node_event)(
-            node_id=self.node_id, message=content
-        )
+        await self._call(services.record_node_event, node_id=self.node_id, message=content)
         if content.get("id"):
             await self.send_json({"type": "ack", "ids": [str(content["id"])]})
 
@@ -199,7 +204,8 @@ class NodeLinkConsumer(JsonConsumer):
 
     async def _cancel_ack(self, content: dict) -> None:
         state = content.get("state")
-        await database_sync_to_async(services.cancel_acknowledged)(
+        await self._call(
+            services.cancel_acknowledged,
             node_id=self.node_id,
             job_id=str(content.get("job_id", "")),
             node_state=str(state)[:16] if state else None,

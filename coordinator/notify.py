@@ -4,11 +4,28 @@
 With the in-memory layer these reach only this process; each process's link loop also polls
 (coordinator/linkloop.py), so work queued by another process (the coordinator worker) still goes
 out within a poll interval.
+
+Sending from sync code means a hop to the event loop and back (async_to_sync), and on a busy
+machine every hop waits for the scheduler. So the hot paths gather their messages instead:
+a node link's consumer runs its service call `collecting` and sends what it returns from the
+loop itself, and a `batched` service (a submit) sends all of its messages in one hop at its end.
+Messages keep their order either way, and only committed transactions' messages are sent.
 """
+
+import functools
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import ParamSpec, TypeVar
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+Message = tuple[str, dict]
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_outbox: ContextVar[list[Message] | None] = ContextVar("zos_notify_outbox", default=None)
 
 
 def node_group(node_id: int) -> str:
@@ -19,13 +36,64 @@ def user_group(user_id: int) -> str:
     return f"user-{user_id}"
 
 
+async def send_all(messages: list[Message]) -> None:
+    """Send gathered messages, in order (from async code)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group, message in messages:
+        await layer.group_send(group, message)
+
+
+def _send_now(messages: list[Message]) -> None:
+    if messages:
+        async_to_sync(send_all)(messages)
+
+
 def _send_on_commit(group: str, message: dict) -> None:
     def send() -> None:
-        layer = get_channel_layer()
-        if layer is not None:
-            async_to_sync(layer.group_send)(group, message)
+        outbox = _outbox.get()
+        if outbox is not None:
+            outbox.append((group, message))
+        else:
+            _send_now([(group, message)])
 
     transaction.on_commit(send)
+
+
+def collecting(func: Callable[P, T]) -> Callable[P, tuple[T, list[Message]]]:
+    """`func` returning also the messages its committed transactions would have sent, for the
+    async caller to send; if it raises, what it committed before is sent here and now."""
+
+    @functools.wraps(func)
+    def run(*args: P.args, **kwargs: P.kwargs) -> tuple[T, list[Message]]:
+        messages: list[Message] = []
+        token = _outbox.set(messages)
+        try:
+            result = func(*args, **kwargs)
+        except BaseException:
+            _outbox.reset(token)
+            _send_now(messages)
+            raise
+        _outbox.reset(token)
+        return result, messages
+
+    return run
+
+
+def batched(func: Callable[P, T]) -> Callable[P, T]:
+    """`func` sending all its messages in one hop once it returns (or raises); inside a
+    `collecting` call they simply join that one's."""
+
+    @functools.wraps(func)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        if _outbox.get() is not None:
+            return func(*args, **kwargs)
+        result, messages = collecting(func)(*args, **kwargs)
+        _send_now(messages)
+        return result
+
+    return run
 
 
 def wake_node_link(node_id: int) -> None:

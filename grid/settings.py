@@ -121,9 +121,15 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": CHANNEL_CAPACITY},
+            "CONFIG": {
+                # Above channels_redis's 5 s blocking receive: redis-py 8's default read timeout
+                # is also 5 s, and every idle socket failed with a TimeoutError (1011) at it.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "capacity": CHANNEL_CAPACITY,
+            },
         }
     }
+    # Redis expires each nonce itself and never evicts one (its default maxmemory-policy).
     _nonce_cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
 else:
     CHANNEL_LAYERS = {
@@ -133,14 +139,15 @@ else:
         }
     }
     # In the database, so a replayed nonce is caught across processes and restarts.
+    # Never culled: dropping a live nonce would reopen a replay window.
     _nonce_cache = {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
         "LOCATION": "zos_nonce_cache",
+        "OPTIONS": {"MAX_ENTRIES": 10_000_000, "CULL_FREQUENCY": 0},
     }
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    # Never culled: dropping a live nonce would reopen a replay window.
-    "nonces": {**_nonce_cache, "OPTIONS": {"MAX_ENTRIES": 10_000_000, "CULL_FREQUENCY": 0}},
+    "nonces": _nonce_cache,
 }
 
 # django-axes checks every authenticate() first (browser sign-in, admin login, POST auth/token).

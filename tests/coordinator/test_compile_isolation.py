@@ -111,3 +111,22 @@ def test_a_deployment_whose_compile_takes_too_long_is_refused(alice, online_node
     assert response.status_code == 400
     assert response.json()["error"] == "script_too_complex"
     assert not Deployment.objects.exists()
+
+
+@pytest.mark.django_db
+@override_settings(ZOS_SCRIPT_CHECK=CHECKS + "whoami", ZOS_COMPILE_MAX_TASKS=1)
+def test_a_script_checked_again_is_answered_without_another_compile(alice):
+    """Check, then Deploy: one compile. Every worker here serves one compile and is replaced,
+    so a second compile would answer another pid."""
+    first = _validate(alice, "the same script").json()["functions"]
+    assert _validate(alice, "the same script").json()["functions"] == first
+    assert _validate(alice, "another script").json()["functions"] != first
+
+
+@pytest.mark.django_db
+@override_settings(ZOS_SCRIPT_CHECK=CHECKS + "slow", ZOS_COMPILE_TIMEOUT=1)
+def test_a_refusal_for_time_is_not_remembered(alice):
+    """A compile cut off by the limit (a busy machine, a tighter setting) is tried again."""
+    assert _validate(alice, "2").json()["error"] == "script_too_complex"
+    with override_settings(ZOS_COMPILE_TIMEOUT=10):
+        assert _validate(alice, "2").json()["functions"] == ["log"]
