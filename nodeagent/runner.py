@@ -83,7 +83,8 @@ class RunnerSettings:
     block_ms: int = 1_000
     max_local_attempts: int = 3
     kill_grace: float = 2.0  # seconds past a timeout or cancel before the worker is killed
-    max_operations: int = 10_000_000
+    # Counted as Rhai counts them (about ten per loop iteration): a million-iteration loop fits.
+    max_operations: int = 100_000_000
     max_call_levels: int = 64
     max_expr_depth: int = 64
     max_string_size: int = 1 << 20
