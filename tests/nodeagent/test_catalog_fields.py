@@ -94,7 +94,9 @@ class Events:
 def node() -> tuple[Engine, Registry]:
     registry = Registry()
     # Stand-ins for the pool, the database SAL and the VM host: nothing past the registry runs.
-    resources = NodeResources(pool=object(), herodb=object(), vms=SimpleNamespace(images=Images()))
+    resources = NodeResources(
+        pool=object(), herodb=object(), vms=SimpleNamespace(images=Images(), fetcher=None)
+    )
     tables = {
         **IMPLEMENTATIONS,
         **WorkloadFunctions(resources, registry).table(),
