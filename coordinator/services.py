@@ -436,8 +436,14 @@ def record_node_event(*, node_id: int, message: dict) -> None:
             )
         elif new_state and can_transition(job.state, new_state):
             entering_run = new_state == JobState.RUNNING and job.state != JobState.ACCEPTED
+            if entering_run and can_transition(job.state, JobState.ACCEPTED):
+                # The node's outbox can overtake its `accepted` reply on the link (a runner
+                # started at once): a running job was accepted, so its history says so, once;
+                # the late reply then finds the job past it and changes nothing.
+                job.transition_to(JobState.ACCEPTED, reason=f"node {node_id} is running it")
+                _event(job, JobState.ACCEPTED)
             job.transition_to(new_state, reason=f"node {node_id} reported {status}")
-            if entering_run:  # its `accepted` is late or lost: the run still gets its time
+            if entering_run:  # the run gets its whole time, from now
                 _arm_for_run(job)
             _save(job)
         if new_state in FINAL_STATES and job.cancel_requested_at and not job.cancel_acked_at:

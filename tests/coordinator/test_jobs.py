@@ -80,6 +80,8 @@ def test_a_run_reported_before_its_acceptance_still_gets_its_timeout(alice, onli
     services.job_accepted(node_id=online_node.pk, job_id=job.uuid.hex, attempt=1)  # late
     job.refresh_from_db()
     assert job.state == "running"
+    # Its history still reads queued, dispatched, accepted, running: once, whatever came first.
+    assert states(job) == ["queued", "dispatched", "accepted", "running"]
     assert services.expire_deadlines(timezone.now() + timedelta(seconds=10)) == 0
     later = timezone.now() + timedelta(seconds=job.timeout + settings.ZOS_JOB_ACK_TIMEOUT + 1)
     assert services.expire_deadlines(later) == 1  # a run that never ends is still caught
