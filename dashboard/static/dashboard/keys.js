@@ -62,5 +62,8 @@ if (!window.isSecureContext || !crypto.subtle) {
   say("This browser cannot make keys here: open the site over HTTPS (or on 127.0.0.1).", true);
   form.querySelector("button").disabled = true;
 } else {
+  // The button stays disabled until this module runs: before that a click would post the form
+  // to the page instead of making a key (the name silently lost).
+  form.querySelector("button").disabled = false;
   markLocalKeys().catch((error) => say(`Could not read this browser's keys: ${error.message}`, true));
 }
