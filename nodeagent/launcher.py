@@ -39,14 +39,16 @@ POLL = 0.2
 
 
 def data_dir_of(agent_args: list[str], cmdline_path: Path = KERNEL_CMDLINE) -> Path:
-    """The agent's data directory: its --data flag, else zos.data=, else the default."""
+    """The agent's data directory: its --data flag, else zos.data= (of its --kernel-cmdline
+    file, if given), else the default."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--data")
+    parser.add_argument("--kernel-cmdline")
     known, _ = parser.parse_known_args(agent_args)
     if known.data:
         return Path(known.data)
     try:
-        kernel = parse_kernel_cmdline(cmdline_path.read_text())
+        kernel = parse_kernel_cmdline(Path(known.kernel_cmdline or cmdline_path).read_text())
     except OSError:
         kernel = {}
     return Path(kernel.get("data") or DEFAULT_DATA_DIR)
