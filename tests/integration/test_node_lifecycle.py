@@ -31,7 +31,9 @@ def test_node_appears_pending_is_approved_reports_and_recovers_after_restart(
     assert node["capacity"]["cru"] >= 1 and node["capacity"]["mru"] > 0
     assert node["farm"] == info["farm"]
     # The ledger lists the node as soon as it registers; the agent logs its pending state after.
-    wait_for(lambda: "must approve" in agent.log(), timeout=10, what="the agent to log it is pending")
+    wait_for(
+        lambda: "must approve" in agent.log(), timeout=10, what="the agent to log it is pending"
+    )
 
     approved = requests.post(
         f"{control_plane.url}/api/v1/nodes/{node['id']}/approve",
