@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -80,9 +81,9 @@ def node_row(page: Page, node_id: int):
     return page.locator(f"#node-{node_id}")
 
 
-def public_media_cmdline(new_page, public_page: str, tmp_path, screenshots) -> dict[str, str]:
-    """What a stranger gets: zos.efi from the farm's public boot page, and the kernel command
-    line stamped into it (the agent reads it as if it had booted from it)."""
+def public_media_cmdline(new_page, public_page: str, tmp_path, screenshots) -> Path:
+    """What a stranger gets: zos.efi from the farm's public boot page; returns the file holding
+    the kernel command line stamped into it (an agent reads it as if it had booted from it)."""
     stranger = new_page()
     stranger.goto(public_page)
     expect(stranger.locator("#content-main")).to_contain_text("join this farm as pending")
@@ -91,9 +92,9 @@ def public_media_cmdline(new_page, public_page: str, tmp_path, screenshots) -> d
         stranger.get_by_role("link", name="zos.efi", exact=True).click()
     efi = tmp_path / "public-zos.efi"
     download.value.save_as(efi)
-    cmdline = read_cmdline(efi)
-    (tmp_path / "public-cmdline").write_text(cmdline)
-    return dict(word.split("=", 1) for word in cmdline.split() if "=" in word)
+    cmdline = tmp_path / "public-cmdline"
+    cmdline.write_text(read_cmdline(efi))
+    return cmdline
 
 
 def test_a_farmer_approves_and_drains_a_node_and_work_goes_elsewhere(
@@ -127,12 +128,13 @@ def test_a_farmer_approves_and_drains_a_node_and_work_goes_elsewhere(
     public_page = page.get_by_role("link", name=f"{plane.url}/boot/{farm_id}/").get_attribute(
         "href"
     )
-    words = public_media_cmdline(new_page, public_page, tmp_path, screenshots)
+    cmdline = public_media_cmdline(new_page, public_page, tmp_path, screenshots)
+    words = dict(word.split("=", 1) for word in cmdline.read_text().split() if "=" in word)
     assert (words["zos.ledger"], words["zos.farm"]) == (plane.url, str(farm_id))
     assert "zos.enroll" not in words
     facts = tmp_path / "big.json"
     facts.write_text(json.dumps({"capacity": {"mru": 512 * 2**30}}))
-    start_agent("--kernel-cmdline", str(tmp_path / "public-cmdline"), "--facts", str(facts))
+    start_agent("--kernel-cmdline", str(cmdline), "--facts", str(facts))
     pending = wait_for(
         lambda: [n["id"] for n in plane.get("/api/v1/nodes")["results"] if n["farm"] == farm_id],
         timeout=60,
