@@ -13,6 +13,7 @@ from nodeagent import __version__
 from nodeagent.config import (
     DEFAULT_RUNNER_MEMORY_MB,
     DEFAULT_RUNNERS,
+    KERNEL_CMDLINE,
     RUNNER_MEMORY_ENV,
     STATE_FILE,
     ConfigError,
@@ -53,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
         help="mounted storage pool counted as node capacity (default: the data directory)",
     )
     run.add_argument("--facts", help="JSON file overriding facts read from the machine")
+    run.add_argument(
+        "--kernel-cmdline",
+        metavar="FILE",
+        help=f"read the zos.* settings from FILE instead of {KERNEL_CMDLINE}: run a machine "
+        "as the boot media it did not boot from would (the command line of a farm's zos.efi: "
+        "objcopy -O binary --only-section=.cmdline zos.efi FILE)",
+    )
     run.add_argument(
         "--redis-url",
         help="use this Redis (redis://host:port/db or unix:///path) instead of starting "
@@ -131,7 +139,10 @@ def _run(args: argparse.Namespace) -> int:
     from nodeagent.redis_server import RedisStartError
 
     try:
-        config = build_config(args)
+        cmdline = Path(args.kernel_cmdline) if args.kernel_cmdline else KERNEL_CMDLINE
+        if args.kernel_cmdline and not cmdline.is_file():
+            raise ConfigError(f"--kernel-cmdline {cmdline}: there is no such file")
+        config = build_config(args, cmdline)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         identity = load_or_create_identity(config.data_dir, config.mirrors)
         read_node_facts(config)  # a bad --facts file stops the agent here, not in its loop

@@ -6,9 +6,14 @@ agent), restarts it at once when it exits with EXIT_UPDATE, and after a short de
 crashes. A release on trial (just switched to by the updater) must report uptime within
 `--deadline` seconds: if it exits or stays silent before that, the launcher puts `previous` back
 by itself and marks the version failed, so the updater does not fetch it again.
+
+Its own log lines also go to the node's log ring (source `launcher`), so an operator reads why
+the agent restarted or rolled back on the node's admin page; the ring is in the Redis the agent
+names in its state file, and lines logged while there is none wait (nodeagent.logring).
 """
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -19,7 +24,8 @@ import time
 from pathlib import Path
 
 import nodeagent
-from nodeagent.config import DEFAULT_DATA_DIR, KERNEL_CMDLINE, parse_kernel_cmdline
+from nodeagent import logring
+from nodeagent.config import DEFAULT_DATA_DIR, KERNEL_CMDLINE, STATE_FILE, parse_kernel_cmdline
 from nodeagent.updater import EXIT_UPDATE, LAUNCHER_ENV, AgentHome
 
 log = logging.getLogger("nodeagent.launcher")
@@ -33,17 +39,27 @@ POLL = 0.2
 
 
 def data_dir_of(agent_args: list[str], cmdline_path: Path = KERNEL_CMDLINE) -> Path:
-    """The agent's data directory: its --data flag, else zos.data=, else the default."""
+    """The agent's data directory: its --data flag, else zos.data= (of its --kernel-cmdline
+    file, if given), else the default."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--data")
+    parser.add_argument("--kernel-cmdline")
     known, _ = parser.parse_known_args(agent_args)
     if known.data:
         return Path(known.data)
     try:
-        kernel = parse_kernel_cmdline(cmdline_path.read_text())
+        kernel = parse_kernel_cmdline(Path(known.kernel_cmdline or cmdline_path).read_text())
     except OSError:
         kernel = {}
     return Path(kernel.get("data") or DEFAULT_DATA_DIR)
+
+
+def agent_redis_url(data_dir: Path) -> str | None:
+    """The node's Redis as the agent last wrote it in its state file; None before it has."""
+    try:
+        return json.loads((data_dir / STATE_FILE).read_text()).get("redis") or None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 class Launcher:
@@ -159,13 +175,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    home = AgentHome.for_data_dir(data_dir_of(args.agent_args[1:]))
+    data_dir = data_dir_of(args.agent_args[1:])
+    ring = logring.DeferredRingHandler(lambda: agent_redis_url(data_dir), source="launcher")
+    logging.getLogger().addHandler(ring)
+    home = AgentHome.for_data_dir(data_dir)
     launcher = Launcher(
         home, args.agent_args, deadline=args.deadline, restart_delay=args.restart_delay
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: launcher.stop())
-    return launcher.run()
+    try:
+        return launcher.run()
+    finally:
+        logging.getLogger().removeHandler(ring)
+        ring.close()
 
 
 if __name__ == "__main__":

@@ -1,17 +1,21 @@
 """A farmer runs a farm from the dashboard against a live grid (daphne, the coordinator worker,
-two real agents): signs up, creates the farm and an enrollment token, opens the boot page,
-approves a node that registered without a token, drains it, and sees a farm deployment land on
-the other node. Another farmer sees none of it."""
+two real agents, a real boot image): signs up, creates the farm and an enrollment token, opens
+the boot page, approves the node of a machine that runs what the farm's public boot media say (a
+stranger downloads zos.efi from the public boot page the farmer's page links; the agent reads
+the command line stamped into it), drains it, and sees a farm deployment land on the other node.
+Another farmer sees none of it."""
 
 import json
 import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from bootimage.stamp import read_cmdline
 from tests.browser.conftest import field, sign_in, sign_up, snap
 from tests.browser.test_keys import _make_key
 from tests.integration import conftest as integration
@@ -29,6 +33,20 @@ start_agent = integration.start_agent
 @pytest.fixture
 def plane(control_plane):
     return control_plane
+
+
+# A tiny real build (tests/ledger/conftest.py), registered as the grid's current boot image.
+REGISTER_BUILD = """
+from pathlib import Path
+from ledger.boot import register_build
+from tests.ledger.conftest import make_build
+register_build(make_build(Path({out!r})))
+"""
+
+
+@pytest.fixture
+def boot_image(plane, tmp_path) -> None:
+    plane.manage("shell", "-c", REGISTER_BUILD.format(out=str(tmp_path / "build")))
 
 
 @pytest.fixture
@@ -63,8 +81,24 @@ def node_row(page: Page, node_id: int):
     return page.locator(f"#node-{node_id}")
 
 
+def public_media_cmdline(new_page, public_page: str, tmp_path, screenshots) -> Path:
+    """What a stranger gets: zos.efi from the farm's public boot page; returns the file holding
+    the kernel command line stamped into it (an agent reads it as if it had booted from it)."""
+    stranger = new_page()
+    stranger.goto(public_page)
+    expect(stranger.locator("#content-main")).to_contain_text("join this farm as pending")
+    snap(stranger, screenshots, "farm-public-boot")
+    with stranger.expect_download() as download:
+        stranger.get_by_role("link", name="zos.efi", exact=True).click()
+    efi = tmp_path / "public-zos.efi"
+    download.value.save_as(efi)
+    cmdline = tmp_path / "public-cmdline"
+    cmdline.write_text(read_cmdline(efi))
+    return cmdline
+
+
 def test_a_farmer_approves_and_drains_a_node_and_work_goes_elsewhere(
-    new_page, plane, coordinator, start_agent, tmp_path, screenshots
+    new_page, plane, boot_image, coordinator, start_agent, tmp_path, screenshots
 ):
     page = new_page()
     asked = accept_confirmations(page)
@@ -89,18 +123,24 @@ def test_a_farmer_approves_and_drains_a_node_and_work_goes_elsewhere(
     expect(page.get_by_role("link", name="boot.ipxe")).to_have_attribute("href", f"{link}boot.ipxe")
     snap(page, screenshots, "farm-boot")
 
-    # A machine booted from the public media: no token, so it waits. It has the most memory,
-    # so it is the scheduler's first choice until it is drained.
+    # A machine that runs the farm's public media: no token in them, so its node waits. It has
+    # the most memory, so it is the scheduler's first choice until it is drained.
+    public_page = page.get_by_role("link", name=f"{plane.url}/boot/{farm_id}/").get_attribute(
+        "href"
+    )
+    cmdline = public_media_cmdline(new_page, public_page, tmp_path, screenshots)
+    words = dict(word.split("=", 1) for word in cmdline.read_text().split() if "=" in word)
+    assert (words["zos.ledger"], words["zos.farm"]) == (plane.url, str(farm_id))
+    assert "zos.enroll" not in words
     facts = tmp_path / "big.json"
     facts.write_text(json.dumps({"capacity": {"mru": 512 * 2**30}}))
-    common = ("--ledger", plane.url, "--farm", str(farm_id))
-    start_agent(*common, "--facts", str(facts))
+    start_agent("--kernel-cmdline", str(cmdline), "--facts", str(facts))
     pending = wait_for(
         lambda: [n["id"] for n in plane.get("/api/v1/nodes")["results"] if n["farm"] == farm_id],
         timeout=60,
         what="the tokenless node to register",
     )[0]
-    start_agent(*common, "--enroll", secret)
+    start_agent("--ledger", plane.url, "--farm", str(farm_id), "--enroll", secret)
     enrolled = wait_for(
         lambda: [
             n["id"]
@@ -115,6 +155,7 @@ def test_a_farmer_approves_and_drains_a_node_and_work_goes_elsewhere(
     expect(node_row(page, pending)).to_contain_text("Pending approval")
     expect(node_row(page, enrolled)).to_contain_text("Online")
     expect(page.locator("#tokens")).to_contain_text("used up")  # its one use is spent
+    snap(page, screenshots, "farm-pending")
     page.get_by_role("button", name=f"Approve node {pending}").click()
     expect(page.get_by_role("status")).to_contain_text(f"Node {pending} is approved")
     expect(node_row(page, pending)).to_contain_text("Online")

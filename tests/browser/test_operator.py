@@ -1,5 +1,6 @@
 """An operator reads a live node's agent log on its admin page, and the grid overview, in a real
-browser under the site's CSP (the log panel is a static ES module polling the staff endpoint)."""
+browser under the site's CSP (the log panel is a static ES module polling the staff endpoint),
+then drains the node with the admin action."""
 
 import json
 from pathlib import Path
@@ -77,5 +78,22 @@ def test_operator_follows_a_nodes_log_and_sees_the_overview(
     expect(lines).to_contain_text("runner-1 token=[REDACTED] x")
     expect(lines).not_to_contain_text("zet_abcdef123")
     page.locator("#agent-log").screenshot(path=screenshots / "operator-node-log.png")
+    page.screenshot(path=screenshots / "operator-node.png", full_page=True)
+
+    # Drain it from the node list, as an operator would before maintenance.
+    page.goto("/admin/ledger/node/")
+    page.get_by_role("checkbox", name="Select this object for an action").first.check()
+    page.get_by_role("combobox", name="Action").select_option("drain")
+    page.get_by_role("button", name="Go").click()
+    expect(page.locator("ul.messagelist")).to_contain_text("1 node(s) drained")
+    page.set_viewport_size({"width": 1600, "height": 700})  # every column in the picture
+    page.get_by_role("button", name="Toggle navigation").click()
+    expect(page.get_by_role("columnheader", name="Drained at")).to_be_visible()
+    page.screenshot(path=screenshots / "operator-drain.png", full_page=True)
+    nodes = plane.get(
+        f"/api/v1/farms/{info['farm']}/nodes",
+        headers={"Authorization": f"Token {info['api_token']}"},
+    )
+    assert [(n["id"], n["drained"]) for n in nodes] == [(node_id, True)]
     assert violations == []
     assert agent.stop() == 0

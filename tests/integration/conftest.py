@@ -50,6 +50,8 @@ class ControlPlane:
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         env.update(
             ZOS_VAR_DIR=str(self.var_dir),
+            # The ledger URL boot media carry (zos.ledger=): this server, as its nodes reach it.
+            ZOS_PUBLIC_URL=self.url,
             ZOS_UPTIME_INTERVAL="2",
             # Fast job timing so retry paths finish within a test.
             ZOS_JOB_ACK_TIMEOUT="3",

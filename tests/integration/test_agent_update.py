@@ -1,8 +1,9 @@
 """Agent updates end to end: a real control plane, a real agent under the launcher.
 
 The operator publishes a release and the agent moves to it (the ledger shows the new version);
-a release that crashes on start is rolled back by the launcher; a release whose signature does
-not verify is refused, and both failures show in the node's health flags.
+a release that crashes on start is rolled back by the launcher (and the launcher's account of it
+is in the node's log ring, for the operator's page); a release whose signature does not verify
+is refused, and both failures show in the node's health flags.
 """
 
 import json
@@ -17,6 +18,9 @@ from pathlib import Path
 import pytest
 
 from nodeagent import __version__ as BUILTIN_VERSION
+from nodeagent.config import STATE_FILE
+from nodeagent.jobstore import connect
+from nodeagent.logring import tail
 from tests.integration.conftest import ROOT, bootstrap, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -128,6 +132,17 @@ def test_agent_moves_to_a_release_rolls_back_a_broken_one_and_refuses_a_forged_o
     )
     assert control_plane.get(node_path)["agent_version"] == "0.9.1"
     assert control_plane.get(node_path)["status"] == "degraded"
+    # The launcher logged the rollback while no agent (and so no Redis) ran; it reached the ring.
+    ring = connect(json.loads((data / STATE_FILE).read_text())["redis"])
+    wait_for(
+        lambda: any(
+            "agent 0.9.2 failed" in e["line"] and "rolled back to 0.9.1" in e["line"]
+            for e in tail(ring, lines=1000)["lines"]
+            if e["source"] == "launcher"
+        ),
+        timeout=30,
+        what="the launcher's rollback line in the node's log ring",
+    )
 
     # 3. A release whose signature is not the ledger's release key: refused, not installed.
     control_plane.manage("publish_release", "--version", "0.9.3")

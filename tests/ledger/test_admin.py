@@ -38,7 +38,8 @@ def test_node_list_shows_coloured_status_and_capacity(operator_client, farm):
     NodeClient(operator_client).register(farm)
     page = operator_client.get("/admin/ledger/node/")
     assert b"Pending approval" in page.content
-    assert b"color:#b26b00" in page.content
+    assert b'<b class="node-status node-status-pending">Pending approval</b>' in page.content
+    assert b"ledger/admin.css" in page.content and b"style=" not in page.content  # CSP: no inline
     assert b"8.0 GiB" in page.content
 
 

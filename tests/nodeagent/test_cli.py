@@ -55,6 +55,20 @@ def test_missing_ledger_says_which_flag_to_pass(tmp_path: Path):
     assert "--ledger" in done.stderr
 
 
+def test_settings_come_from_a_kernel_command_line_file_and_a_missing_one_is_named(
+    tmp_path: Path,
+):
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("console=ttyS0 zos.ledger=ftp://media.example zos.farm=4")
+    done = _run_agent("--data", str(tmp_path / "d"), "--kernel-cmdline", str(cmdline))
+    assert done.returncode == 2
+    assert "ledger URL 'ftp://media.example' must start with http" in done.stderr  # it was read
+    missing = tmp_path / "no-such-cmdline"
+    done = _run_agent("--data", str(tmp_path / "d"), "--kernel-cmdline", str(missing))
+    assert done.returncode == 2
+    assert f"--kernel-cmdline {missing}: there is no such file" in done.stderr
+
+
 def test_status_shows_the_saved_state(tmp_path: Path):
     (tmp_path / "agent-state.json").write_text('{"node_id": 7, "status": "online"}')
     done = subprocess.run(

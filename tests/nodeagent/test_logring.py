@@ -1,11 +1,20 @@
 """The node's log ring: secrets never leave the node, the ring stays bounded, tails page on."""
 
 import logging
+import time
 
 import pytest
 
+from nodeagent import logring
 from nodeagent.jobstore import connect
-from nodeagent.logring import LOG_STREAM, REDACTED, RingHandler, redact, tail
+from nodeagent.logring import (
+    LOG_STREAM,
+    REDACTED,
+    DeferredRingHandler,
+    RingHandler,
+    redact,
+    tail,
+)
 
 SEED = "9f" * 32
 
@@ -91,3 +100,53 @@ def test_a_node_without_redis_drops_lines_quickly_instead_of_blocking(tmp_path) 
     handler.close()
     assert handler.dropped == 50
     assert len(tries) == 1  # the first line failed; the rest were dropped without trying
+
+
+def record(message: str) -> logging.LogRecord:
+    return logging.LogRecord("nodeagent.launcher", logging.INFO, __file__, 1, message, None, None)
+
+
+def wait_for_lines(client, count: int) -> list[dict]:
+    deadline = time.monotonic() + 20
+    while len(found := tail(client, lines=100)["lines"]) < count:
+        assert time.monotonic() < deadline, f"the ring has {found}, expected {count} lines"
+        time.sleep(0.05)
+    return found
+
+
+def test_launcher_lines_wait_until_the_agent_names_a_redis_then_arrive_in_order(
+    redis_server,
+) -> None:
+    """The launcher logs before the agent started Redis: nothing is lost, nothing is leaked."""
+    where: list[str | None] = [None]
+    handler = DeferredRingHandler(lambda: where[0], source="launcher", flush_every=0.05)
+    try:
+        handler.handle(record("starting agent built-in"))
+        handler.handle(record("agent exited with code 1; enroll=zet_plantedSecret99"))
+        client = connect(redis_server.url)
+        assert client.xlen(LOG_STREAM) == 0
+        where[0] = redis_server.url  # the agent wrote its state file; no new line is logged
+        lines = wait_for_lines(client, 2)
+    finally:
+        handler.close()
+    assert [(e["source"], e["line"].split(": ", 1)[1]) for e in lines] == [
+        ("launcher", "starting agent built-in"),
+        ("launcher", "agent exited with code 1; enroll=[REDACTED]"),
+    ]
+
+
+def test_launcher_lines_are_kept_while_redis_is_down_up_to_the_buffer(
+    redis_server, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(logring, "PAUSE_AFTER_FAILURE", 0.1)
+    where = [f"unix://{tmp_path}/agent-is-down.sock"]
+    handler = DeferredRingHandler(lambda: where[0], source="launcher", buffer=3, flush_every=0.05)
+    try:
+        for i in range(5):
+            handler.handle(record(f"n{i}"))
+        assert handler.dropped == 2  # the two oldest made room
+        where[0] = redis_server.url  # the agent is back, with its Redis
+        lines = wait_for_lines(connect(redis_server.url), 3)
+    finally:
+        handler.close()
+    assert [e["line"].rsplit(" ", 1)[1] for e in lines] == ["n2", "n3", "n4"]

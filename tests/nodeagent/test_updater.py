@@ -252,6 +252,9 @@ def test_data_dir_comes_from_the_agent_flags_or_the_kernel(tmp_path):
     assert data_dir_of(["--ledger", "x", "--data", "/d"], cmdline) == Path("/d")
     assert data_dir_of(["--ledger", "x"], cmdline) == Path("/var/lib/zos")
     assert data_dir_of([], tmp_path / "none") == Path("/var/cache/zos")
+    media = tmp_path / "media-cmdline"
+    media.write_text("zos.data=/srv/zos")
+    assert data_dir_of(["--kernel-cmdline", str(media)], cmdline) == Path("/srv/zos")
 
 
 # The launcher, with stand-in agents in real processes.

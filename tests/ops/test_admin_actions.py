@@ -1,4 +1,5 @@
-"""The operator's admin actions and pages: cancel, retry, roll out, make current, the node page."""
+"""The operator's admin actions and pages: cancel, retry, roll out, make current, drain and
+undrain, the node page."""
 
 import pytest
 
@@ -6,7 +7,8 @@ from coordinator import services
 from coordinator.choices import JobState
 from coordinator.inventory import record_inventory
 from coordinator.models import Deployment, Job
-from ledger.models import AgentRelease, BootImage, Farm, Node
+from ledger.choices import AuditKind, NodeStatus
+from ledger.models import AgentRelease, AuditEntry, BootImage, Farm, Node
 from tests.conftest import NodeClient, make_farm, make_user
 from tests.coordinator.conftest import deployment_payload, make_online_node, make_tenant
 
@@ -110,6 +112,53 @@ def test_make_current_switches_the_boot_image(staff):
     assert list(BootImage.objects.filter(is_current=True)) == [new]  # two at once: refused
 
 
+def test_drain_moves_waiting_farm_jobs_off_the_nodes_and_undrain_lets_work_back(staff):
+    farm = make_farm("farm-d")
+    roomy = make_online_node(farm, mru=64 * 2**30)  # the scheduler's first choice
+    tenant = make_tenant("alice")
+    waiting = tenant.submit(deployment_payload(target={"farm": farm.pk}, name="waiting"))
+    assert Job.objects.get(deployment_id=waiting.json()["id"]).node == roomy
+    other = make_online_node(farm, mru=8 * 2**30)
+
+    page = act(staff, "ledger/node", "drain", [roomy.pk])
+
+    assert "1 node(s) drained" in messages_of(page)
+    job = Job.objects.get(deployment_id=waiting.json()["id"])
+    assert (job.node, job.state, job.attempt) == (other, JobState.QUEUED, 1)
+    entry = AuditEntry.objects.get(kind=AuditKind.NODE_DRAINED, node=roomy)
+    assert entry.actor == "user:op" and "1 waiting farm job(s) moved" in entry.message
+    later = tenant.submit(deployment_payload(target={"farm": farm.pk}, name="later"))
+    assert Job.objects.get(deployment_id=later.json()["id"]).node == other
+    drained = staff.get("/admin/ledger/node/", {"drained_at__isnull": "False"}).content.decode()
+    assert "1 node" in drained and f"/admin/ledger/node/{roomy.pk}/change/" in drained
+
+    page = act(staff, "ledger/node", "undrain", [roomy.pk])
+
+    assert "1 node(s) undrained" in messages_of(page)
+    assert AuditEntry.objects.get(kind=AuditKind.NODE_UNDRAINED, node=roomy).actor == "user:op"
+    again = tenant.submit(deployment_payload(target={"farm": farm.pk}, name="again"))
+    assert Job.objects.get(deployment_id=again.json()["id"]).node == roomy
+
+
+def test_drain_and_undrain_name_each_node_they_refuse_and_go_on_with_the_rest(staff, node):
+    pending = make_online_node(node.farm)
+    Node.objects.filter(pk=pending.pk).update(status=NodeStatus.PENDING)
+
+    page = act(staff, "ledger/node", "drain", [node.pk, pending.pk])
+
+    assert (
+        f"node {pending.pk} is pending; only an approved node (online, degraded or offline) "
+        "can be drained: approve it first" in messages_of(page)
+    )
+    assert "1 node(s) drained" in messages_of(page)
+    again = act(staff, "ledger/node", "drain", [node.pk])
+    assert f"node {node.pk} is already drained" in messages_of(again)
+    assert "0 node(s) drained" in messages_of(again)
+    refused = act(staff, "ledger/node", "undrain", [pending.pk])
+    assert f"node {pending.pk} is not drained" in messages_of(refused)
+    assert Node.objects.get(pk=node.pk).drained and not Node.objects.get(pk=pending.pk).drained
+
+
 def test_node_page_shows_workloads_uptime_health_history_link_and_log_panel(staff, client, node):
     tenant = make_tenant("alice")
     deploy(tenant, node)
@@ -162,3 +211,5 @@ def test_non_staff_cannot_reach_the_actions(client, node):
     response = act(client, "coordinator/deployment", "cancel", [deployment.pk])
     assert b"cancelled" not in response.content
     assert Deployment.objects.get(pk=deployment.pk).status == JobState.QUEUED
+    act(client, "ledger/node", "drain", [node.pk])
+    assert not Node.objects.get(pk=node.pk).drained
