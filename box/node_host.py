@@ -264,7 +264,8 @@ class NodeHost:
             except SalError as exc:
                 self.say(f"could not delete network namespace {self.netns}: {exc}")
             self.netns = None
-        self._unmount_and_detach()
+        if storage_missing() is None:  # else nothing was mounted or attached: nothing to undo
+            self._unmount_and_detach()
         self.pool = None
 
     def _unmount_and_detach(self) -> None:
