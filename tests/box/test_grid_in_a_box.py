@@ -6,7 +6,8 @@ device and a network namespace; `zos deploy examples/vm.rhai` makes the node fet
 from the hub and boot it under QEMU (TCG here) with its tap on the node's bridge in that
 namespace. The guest answers ping there. Ctrl-C stops everything and leaves no QEMU, mount,
 loop device, tap or namespace. A second start resumes the same grid: no rebuild, no upload, the
-VM runs again, and the second Ctrl-C also leaves nothing.
+VMs run again; examples/three-vms.rhai and delete-all.rhai do what they say, and the second
+Ctrl-C also leaves nothing.
 """
 
 import os
@@ -32,6 +33,7 @@ pytestmark = [
 ]
 
 START_TIMEOUT = 900  # a first start on a fresh machine builds the image (about a minute here)
+EXAMPLES = ROOT / "examples"
 ADDRESS = re.compile(r"the guest is up: ssh root@([0-9a-f:]+)")
 
 
@@ -114,8 +116,21 @@ def test_the_vm_example_boots_in_the_box_and_ctrl_c_leaves_nothing_behind(var_di
         qemu_pids = _qemu_pids(var_dir)
         assert len(qemu_pids) == 1 and alive(qemu_pids[0])
 
+        # three more in a loop: each is made, or the node's refusal is reported (its cores are
+        # reserved per VM: a two-core machine has room for one more beside "web")
+        three = up.zos("deploy", str(EXAMPLES / "three-vms.rhai"), "--node", node)
+        assert three.returncode == 0, (three.stdout[-3000:], three.stderr[-2000:])
+        for name in ("alpha", "beta", "gamma"):
+            assert re.search(rf"{name}: (running at |not created: .*not enough free)", three.stdout)
+        made = [
+            name for name in ("alpha", "beta", "gamma") if f"{name}: running at" in three.stdout
+        ]
+        assert made, three.stdout[-3000:]
+        qemu_pids = _qemu_pids(var_dir)
+        assert len(qemu_pids) == 1 + len(made)
+
         everything = _stop(up)
-        assert "stopping 1 workload process(es) the node left running" in up.output
+        assert f"stopping {len(qemu_pids)} workload process(es) the node left running" in up.output
     _assert_nothing_left(var_dir, everything, qemu_pids)
 
     # Again: the same grid, nothing rebuilt or uploaded, the VM started again by the node.
@@ -129,5 +144,12 @@ def test_the_vm_example_boots_in_the_box_and_ctrl_c_leaves_nothing_behind(var_di
         assert state.returncode == 0, (state.stdout[-2000:], state.stderr[-2000:])
         assert '"running"' in state.stdout
         qemu_pids = _qemu_pids(var_dir)
+        assert len(qemu_pids) == 1 + len(made) and all(alive(pid) for pid in qemu_pids)
+        # and delete-all removes every VM: no QEMU left even before the stop
+        deleted = again.zos("deploy", str(EXAMPLES / "delete-all.rhai"), "--node", node)
+        assert deleted.returncode == 0, (deleted.stdout[-3000:], deleted.stderr[-2000:])
+        assert '"vms_left": 0' in deleted.stdout
+        assert not any(alive(pid) for pid in qemu_pids)
+        assert _qemu_pids(var_dir) == []
         everything = _stop(again)
     _assert_nothing_left(var_dir, everything, qemu_pids)
