@@ -5,6 +5,7 @@ in a box, its local node on a btrfs pool in DIR and in a network namespace of it
 production profile (box/production.py)."""
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -23,12 +24,17 @@ def run_grid(settings: GridSettings, pool_gb: int) -> int:
     """Make the node's pool and namespace, run the box until stopped, then take them apart:
     what the node left running (VMs, databases), the namespace, the mount, the loop device."""
     host = NodeHost(settings.var_dir, pool_gb, say=say)
+    supervisor = Supervisor([], cwd=ROOT)
+    # A stop asked for while the pool is being made is kept, and the box then starts nothing.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: supervisor.stop())
     try:
         host.prepare()
         for note in host.notes:
             say(note)
         settings.node_args = host.agent_args()
-        return Supervisor(components(settings), cwd=ROOT).run()
+        supervisor.components = components(settings)
+        return supervisor.run()
     finally:
         host.release()
 
