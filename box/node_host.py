@@ -24,6 +24,7 @@ only log and read `node_info()` still run) and the reason, instead of a failed s
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import signal
 import time
@@ -86,8 +87,20 @@ def attached_loop(image: Path) -> str | None:
     return found.split(":", 1)[0] if found else None
 
 
-def _is_mountpoint(path: Path) -> bool:
-    return run(["mountpoint", "-q", str(path)], check=False).returncode == 0
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash in paths as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mounts_at(path: Path) -> list[str]:
+    """The file system types mounted at `path` in this mount namespace, bottom first."""
+    target = str(path.resolve())
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if _unescape(fields[4]) == target:
+            found.append(fields[fields.index("-") + 1])
+    return found
 
 
 def _cmdline(pid: int) -> str:
@@ -225,11 +238,30 @@ class NodeHost:
             run(["losetup", "--set-capacity", self.device])
         if fresh:
             btrfs.make_pool(self.device, POOL_LABEL)
-        self.pool = btrfs.mount_pool(self.device, self.mountpoint).mountpoint
+        self._share_mountpoint()
+        if mounts_at(self.mountpoint)[-1:] != ["btrfs"]:  # else a killed box's, taken over
+            run(["mount", "-t", "btrfs", self.device, str(self.mountpoint)])
+        pool = btrfs.Pool(self.mountpoint)
+        pool.enable_quota()
+        self.pool = pool.mountpoint
         if grow:
             run(["btrfs", "filesystem", "resize", "max", str(self.pool)])
         size_gb = self.image.stat().st_size / GIB
         self.say(f"node pool: {self.image} ({size_gb:g} GiB) on {self.device} at {self.pool}")
+
+    def _share_mountpoint(self) -> None:
+        """Mount the pool on a shared bind mount of its own directory, not straight on var/.
+
+        Every `ip netns exec` (QEMU's, this box's or anyone's on the machine) copies the mount
+        table into a mount namespace of its own. Where the root mount is private (no systemd;
+        CI machines), a copy of the pool mount there would keep the file system, and with it
+        the loop device, alive after the box unmounted it. Under a shared parent the copies are
+        its slaves (ip makes them so), and the box's unmount reaches them too.
+        """
+        self.mountpoint.mkdir(parents=True, exist_ok=True)
+        if not mounts_at(self.mountpoint):
+            run(["mount", "--bind", str(self.mountpoint), str(self.mountpoint)])
+        run(["mount", "--make-shared", str(self.mountpoint)])
 
     def _prepare_netns(self) -> None:
         reason = network_missing()
@@ -269,9 +301,10 @@ class NodeHost:
         self.pool = None
 
     def _unmount_and_detach(self) -> None:
-        if self.mountpoint.exists() and _is_mountpoint(self.mountpoint):
+        """Unmount the pool and the bind mount under it, then detach the loop device."""
+        for _ in range(len(mounts_at(self.mountpoint))):
             try:
-                btrfs.unmount_pool(self.mountpoint)
+                run(["umount", str(self.mountpoint)])
             except SalError as exc:
                 # Something outside the box holds it (a shell cd'ed into it): detach it lazily,
                 # so nothing stays mounted; the kernel lets go of it when that process does.

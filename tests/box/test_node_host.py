@@ -14,8 +14,8 @@ import pytest
 
 from box.node_host import GIB, POOL_FILE, NodeHost, attached_loop, namespace_for
 from sal import net
-from tests.integration.conftest import ROOT
-from tests.sal.conftest import storage_missing
+from tests.integration.conftest import ROOT, wait_for
+from tests.sal.conftest import net_required, netns_factory, storage_missing  # noqa: F401
 
 
 @pytest.fixture
@@ -61,6 +61,29 @@ def test_the_pool_and_namespace_are_made_kept_grown_and_taken_apart(var_dir):
     assert any("growing the node's pool" in line for line in said)
     again.release()
     assert attached_loop(var_dir / POOL_FILE) is None
+
+
+def test_a_namespace_copied_elsewhere_meanwhile_does_not_keep_the_pool_attached(
+    var_dir,
+    netns_factory,  # noqa: F811
+):
+    """Any `ip netns exec` on the machine copies the mount table (QEMU's of another node, say);
+    the copy must not keep the pool's file system, and so its loop device, alive."""
+    host = NodeHost(var_dir, pool_gb=2, say=lambda _text: None).prepare()
+    bystander = subprocess.Popen(["ip", "netns", "exec", netns_factory(), "sleep", "600"])
+    try:
+        wait_for(
+            lambda: f"{var_dir}/pool" in Path(f"/proc/{bystander.pid}/mountinfo").read_text(),
+            timeout=10,
+            what="the bystander's copy of the mount table",
+        )
+        host.release()
+        assert attached_loop(var_dir / POOL_FILE) is None
+        copied = Path(f"/proc/{bystander.pid}/mountinfo").read_text().splitlines()
+        assert not [line for line in copied if f"{var_dir}/pool" in line and "btrfs" in line]
+    finally:
+        bystander.kill()
+        bystander.wait()
 
 
 @pytest.fixture
