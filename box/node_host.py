@@ -43,6 +43,8 @@ DEFAULT_POOL_GB = 20
 MIN_POOL_GB = 2  # btrfs needs room for its metadata and one small VM disk
 STOP_GRACE = 10.0  # QEMU and redis-server exit at once on SIGTERM; this is for a loaded machine
 POLL = 0.1
+# What the node starts that outlives the agent on purpose (VMs, databases, the overlay daemon).
+WORKLOAD_PROGRAMS = ("qemu-system-", "redis-server", "cloud-hypervisor", "mycelium")
 STORAGE_TOOLS = ("losetup", "mkfs.btrfs", "btrfs", "blkid", "mount", "umount", "mountpoint")
 
 
@@ -120,15 +122,20 @@ def _alive(pid: int) -> bool:
 
 
 def processes_using(path: Path) -> list[int]:
-    """Processes whose command line names a file under `path`: the node's daemonized QEMUs
-    (`-pidfile <data>/vms/...`) and databases (`redis-server <data>/herodb/...`), which left the
-    agent's process group when they daemonized."""
+    """Workload processes whose command line names a file under `path`: the node's daemonized
+    QEMUs (`-pidfile <data>/vms/...`) and databases (`redis-server <data>/herodb/...`), which
+    left the agent's process group when they daemonized. Only those programs: a person's
+    `less var/node/...` in another terminal is not the box's to stop."""
     needle = str(path.resolve()) + "/"
-    return [
-        int(entry)
-        for entry in os.listdir("/proc")
-        if entry.isdigit() and int(entry) != os.getpid() and needle in _cmdline(int(entry))
-    ]
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        argv = _cmdline(int(entry))
+        program = Path(argv.split(" ", 1)[0]).name
+        if needle in argv and program.startswith(WORKLOAD_PROGRAMS):
+            found.append(int(entry))
+    return found
 
 
 def netns_pids(name: str) -> list[int]:

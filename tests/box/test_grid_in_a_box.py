@@ -23,7 +23,7 @@ import pytest
 
 from box.node_host import POOL_DIR, POOL_FILE, NodeHost, attached_loop, namespace_for
 from sal import net
-from tests.box.test_up import Up, alive, descendants, running_up
+from tests.box.test_up import Up, alive, cmdline, descendants, running_up
 from tests.integration.conftest import ROOT, wait_for
 
 pytestmark = [
@@ -84,6 +84,13 @@ def _assert_nothing_left(var_dir: Path, everything: dict[int, str], qemu_pids: l
     netns = namespace_for(var_dir)
     left = [everything[pid] for pid in everything if alive(pid)]
     assert left == [], f"processes outlived scripts/up: {left}"
+    # daemonized ones (QEMU, databases) are no longer under it: look at every process
+    strays = [
+        cmd
+        for pid, cmd in ((int(e), cmdline(int(e))) for e in os.listdir("/proc") if e.isdigit())
+        if f"{var_dir}/" in cmd and alive(pid) and pid != os.getpid()
+    ]
+    assert strays == [], f"processes of the box outlived it: {strays}"
     assert not any(alive(pid) for pid in qemu_pids), "a VM outlived scripts/up"
     assert attached_loop(var_dir / POOL_FILE) is None, "the pool's loop device is still attached"
     assert subprocess.run(["mountpoint", "-q", str(var_dir / POOL_DIR)]).returncode != 0
@@ -129,8 +136,13 @@ def test_the_vm_example_boots_in_the_box_and_ctrl_c_leaves_nothing_behind(var_di
         qemu_pids = _qemu_pids(var_dir)
         assert len(qemu_pids) == 1 + len(made)
 
+        # a database too: its server outlives the agent like a VM, not the box
+        database = up.zos("deploy", str(EXAMPLES / "herodb.rhai"), "--node", node)
+        assert database.returncode == 0, (database.stdout[-3000:], database.stderr[-2000:])
+
         everything = _stop(up)
-        assert f"stopping {len(qemu_pids)} workload process(es) the node left running" in up.output
+        stopped = len(qemu_pids) + 1
+        assert f"stopping {stopped} workload process(es) the node left running" in up.output
     _assert_nothing_left(var_dir, everything, qemu_pids)
 
     # Again: the same grid, nothing rebuilt or uploaded, the VM started again by the node.

@@ -43,12 +43,12 @@ def descendants(root: int) -> dict[int, str]:
         parent = frontier.pop()
         for pid, ppid in parents.items():
             if ppid == parent and pid not in found:
-                found[pid] = _cmdline(pid)
+                found[pid] = cmdline(pid)
                 frontier.append(pid)
     return found
 
 
-def _cmdline(pid: int) -> str:
+def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
     except OSError:
