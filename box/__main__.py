@@ -1,14 +1,42 @@
-"""`python -m box --port P --var-dir DIR --farm ID --enroll TOKEN`: run the grid in a box.
+"""`python -m box --port P --var-dir DIR --farm ID --enroll TOKEN [--pool-gb N]`: run the grid
+in a box, its local node on a btrfs pool in DIR and in a network namespace of its own
+(box/node_host.py).
 `python -m box --production --port P --var-dir DIR [--workers N] [--coordinators M]`: the
 production profile (box/production.py)."""
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 from box import production
 from box.grid import ROOT, GridSettings, ProductionSettings, components
+from box.node_host import MIN_POOL_GB, NodeHost, default_pool_gb
 from box.supervisor import Supervisor
+
+
+def say(text: str) -> None:
+    sys.stderr.write(f"==> {text}\n")
+    sys.stderr.flush()
+
+
+def run_grid(settings: GridSettings, pool_gb: int) -> int:
+    """Make the node's pool and namespace, run the box until stopped, then take them apart:
+    what the node left running (VMs, databases), the namespace, the mount, the loop device."""
+    host = NodeHost(settings.var_dir, pool_gb, say=say)
+    supervisor = Supervisor([], cwd=ROOT)
+    # A stop asked for while the pool is being made is kept, and the box then starts nothing.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: supervisor.stop())
+    try:
+        host.prepare()
+        for note in host.notes:
+            say(note)
+        settings.node_args = host.agent_args()
+        supervisor.components = components(settings)
+        return supervisor.run()
+    finally:
+        host.release()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--var-dir", type=Path, required=True, help="state directory (logs/)")
     parser.add_argument("--farm", type=int, help="the local node's farm")
     parser.add_argument("--enroll", help="the farm's enrollment token")
+    parser.add_argument(
+        "--pool-gb",
+        type=int,
+        help="size of the local node's btrfs pool, a sparse file in the var directory (default: "
+        "20, or half the free space if that is less); a larger size grows an existing pool",
+    )
     parser.add_argument(
         "--production",
         action="store_true",
@@ -46,8 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.farm is None or args.enroll is None:
         parser.error("--farm and --enroll are required (or use --production)")
-    settings = GridSettings(args.port, args.var_dir, args.farm, args.enroll)
-    return Supervisor(components(settings), cwd=ROOT).run()
+    if args.pool_gb is not None and args.pool_gb < MIN_POOL_GB:
+        parser.error(f"--pool-gb must be at least {MIN_POOL_GB}")
+    var_dir = args.var_dir.resolve()
+    settings = GridSettings(args.port, var_dir, args.farm, args.enroll)
+    return run_grid(settings, args.pool_gb or default_pool_gb(var_dir))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ class GridSettings:
     farm: int
     enroll_token: str
     python: str = sys.executable
+    node_args: list[str] = field(default_factory=list)  # the node's pool and namespace
 
     @property
     def url(self) -> str:
@@ -64,12 +66,22 @@ def components(settings: GridSettings) -> list[Component]:
         ),
         Component("ledger-monitor", [*manage, "ledger_monitor"], logs / "ledger-monitor.log"),
         Component("coordinator", [*manage, "coordinator"], logs / "coordinator.log"),
-        local_node(py, settings.url, settings.farm, settings.enroll_token, settings.var_dir),
+        local_node(
+            py,
+            settings.url,
+            settings.farm,
+            settings.enroll_token,
+            settings.var_dir,
+            settings.node_args,
+        ),
     ]
 
 
-def local_node(python: str, url: str, farm: int, token: str, var_dir: Path) -> Component:
-    """The local node: its launcher enrolls it in the farm with the token, then keeps it up."""
+def local_node(
+    python: str, url: str, farm: int, token: str, var_dir: Path, extra: Sequence[str] = ()
+) -> Component:
+    """The local node: its launcher enrolls it in the farm with the token, then keeps it up.
+    `extra` are more agent flags (box/node_host.py: its pool and network namespace)."""
     return Component(
         "node",
         [
@@ -85,6 +97,7 @@ def local_node(python: str, url: str, farm: int, token: str, var_dir: Path) -> C
             token,
             "--data",
             str(var_dir / "node"),
+            *extra,
         ],
         var_dir / "log" / "node.log",
     )

@@ -309,6 +309,18 @@ class NodeJobs:
         overlay.clear(self.store.redis)
         if self.config.mycelium is None:
             return
+        if self.config.mycelium == overlay.LOCAL:
+            try:
+                found = overlay.start_local(self.identity.seed, self.config.workload_netns)
+            except SalError as exc:
+                self.overlay_down = True
+                log.error("the node-local VM network did not start: %s", exc)
+                return
+            overlay.publish(self.store.redis, found)
+            log.info(
+                "node-local VM network %s (no Mycelium: not reachable from elsewhere)", found.subnet
+            )
+            return
         settings = overlay.OverlaySettings(
             binary=self.config.mycelium,
             api=self.config.mycelium_api,

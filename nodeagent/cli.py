@@ -79,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--mycelium",
-        help="mycelium binary for the workload overlay, or 'off' (default: `mycelium` if "
+        help="mycelium binary for the workload overlay, 'off', or 'local' (no daemon: VMs get "
+        "addresses on a private /64 reachable only inside the node) (default: `mycelium` if "
         "installed)",
     )
     run.add_argument(

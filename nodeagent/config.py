@@ -57,7 +57,7 @@ class AgentConfig:
     redis_url: str | None = None  # None: the agent starts its own redis-server
     runners: int = DEFAULT_RUNNERS
     runner_memory_mb: int = DEFAULT_RUNNER_MEMORY_MB  # 0: runners have no memory limit
-    mycelium: str | None = None  # the mycelium binary; None: no overlay on this node
+    mycelium: str | None = None  # the mycelium binary, or "local"; None: no overlay on this node
     mycelium_peers: tuple[str, ...] = ()
     mycelium_api: str = "127.0.0.1:8989"
     workload_netns: str | None = None  # taps, overlay bridge and VMs live in this namespace
@@ -126,9 +126,12 @@ def _redis_url(value: str | None) -> str | None:
 
 
 def _mycelium(value: str | None) -> str | None:
-    """An explicit binary (or "off"), else `mycelium` when it is installed."""
+    """An explicit binary (or "off", or "local": a node-local network, nodeagent/overlay.py),
+    else `mycelium` when it is installed."""
     if value == "off":
         return None
+    if value == "local":
+        return value
     if value:
         if shutil.which(value) is None:
             raise ConfigError(f"mycelium binary {value!r} not found (or pass --mycelium off)")

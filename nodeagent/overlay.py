@@ -4,8 +4,14 @@ The agent starts the mycelium daemon with a key derived from the node key (sal.m
 the bridge VMs' taps join (`<subnet>::1/64` on it) and publishes the result in the node's Redis,
 where the runners read it when a VM asks for an overlay address. Without a mycelium binary the
 node simply has no overlay: VMs that ask for one get a clear error, the rest works.
+
+A node told `--mycelium local` (the grid in a box, where no mycelium binary can be installed)
+runs no daemon: its VMs get addresses on a private /64 (a ULA, fd00::/8, derived from the node
+key) on the same bridge, wired the same way in the node's workload namespace. They reach each
+other and the node's bridge, nothing else; the address is not registered with the ledger.
 """
 
+import hashlib
 import ipaddress
 import json
 from dataclasses import dataclass
@@ -17,6 +23,7 @@ from sal import mycelium
 
 BRIDGE = "zos-myc"
 OVERLAY_KEY = "overlay"
+LOCAL = "local"  # the `mycelium` setting for a node-local network instead of the daemon
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,23 @@ def start_overlay(settings: OverlaySettings, data_dir: Path, node_seed: bytes) -
     info = daemon.start(node_seed)
     mycelium.wire_bridge(BRIDGE, info.subnet, netns=settings.netns)
     return Overlay(subnet=info.subnet, address=info.address, bridge=BRIDGE, netns=settings.netns)
+
+
+def local_subnet(node_seed: bytes) -> ipaddress.IPv6Network:
+    """The node's private /64: fd00::/8 with 56 bits derived from the node key (RFC 4193's
+    random global id and subnet), stable across restarts, different per node."""
+    bits = hashlib.sha256(b"zos-local-overlay\0" + node_seed).digest()[:7]
+    prefix = bytes([0xFD]) + bits
+    return ipaddress.IPv6Network((int.from_bytes(prefix + bytes(8), "big"), 64))
+
+
+def start_local(node_seed: bytes, netns: str | None) -> Overlay:
+    """The node-local network: the bridge with `<subnet>::1/64`, no daemon, no route out."""
+    subnet = local_subnet(node_seed)
+    mycelium.wire_bridge(BRIDGE, subnet, netns=netns, forwarding=False)
+    return Overlay(
+        subnet=subnet, address=mycelium.gateway_address(subnet), bridge=BRIDGE, netns=netns
+    )
 
 
 def database_address(found: Overlay | None, fallback: str) -> str:

@@ -21,6 +21,26 @@ from client.errors import CliError
 from contracts.image_manifest import ROLE_FILES, Manifest, ManifestError, Part, manifest_from_dict
 
 CHUNK = 1 << 20
+SETTINGS = ("cmdline", "min_disk_gb", "entrypoint", "env", "workdir")
+# What the image builders (`python -m image vm-image`, `oci-import`) record in image.json about
+# the build itself, beside the settings: for people and for the builder's own cache check, not
+# part of the image, so a built directory is pushed as it is.
+BUILD_RECORD = frozenset(
+    {
+        "name",
+        "kind",
+        "source",
+        "build_key",
+        "inputs_key",
+        "built_at",
+        "kernel_version",
+        "kernel_package",
+        "packages",
+        "ready_marker",
+        "rootfs_bytes",
+        "disk_bytes",
+    }
+)
 PROGRESS_EVERY = 0.25  # seconds between progress line updates
 
 
@@ -65,7 +85,14 @@ def read_image_dir(directory: str, *, name: str, version: str) -> LocalImage:
             "image.json (see docs/images.md)",
         )
     kind = "vm" if "kernel" in files else "container"
-    unknown = set(meta) - {"cmdline", "min_disk_gb", "entrypoint", "env", "workdir"}
+    if meta.get("kind", kind) != kind:
+        raise CliError(
+            f"{meta_path} says kind {meta['kind']!r} but the directory holds a "
+            f"{'kernel' if kind == 'vm' else 'rootfs.tar'}",
+            hint="rebuild the image directory",
+        )
+    meta = {k: v for k, v in meta.items() if k not in BUILD_RECORD}
+    unknown = set(meta) - set(SETTINGS)
     if unknown:
         raise CliError(
             f"{meta_path}: unknown fields {', '.join(sorted(unknown))}",

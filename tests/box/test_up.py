@@ -5,6 +5,7 @@ control plane and the node keep answering, a deployment submitted before the kil
 and after Ctrl-C every process the box started is gone.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -42,12 +43,12 @@ def descendants(root: int) -> dict[int, str]:
         parent = frontier.pop()
         for pid, ppid in parents.items():
             if ppid == parent and pid not in found:
-                found[pid] = _cmdline(pid)
+                found[pid] = cmdline(pid)
                 frontier.append(pid)
     return found
 
 
-def _cmdline(pid: int) -> str:
+def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
     except OSError:
@@ -88,13 +89,15 @@ class Up:
         )
 
 
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[Up]:
+@contextlib.contextmanager
+def running_up(var_dir: Path, *args: str) -> Iterator[Up]:
+    """scripts/up in its own session on a free port with this state directory; killed with
+    everything it started when the test ends (a test that stopped it cleanly leaves nothing)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOS_", "DATABASE_URL"))}
-    env.update(ZOS_PORT=str(port), ZOS_VAR_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1")
+    env.update(ZOS_PORT=str(port), ZOS_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
-        [str(ROOT / "scripts" / "up")],
+        [str(ROOT / "scripts" / "up"), *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -102,7 +105,7 @@ def up(tmp_path: Path) -> Iterator[Up]:
         text=True,
         start_new_session=True,  # its own process group, as in a terminal of its own
     )
-    box = Up(process, tmp_path / "var", f"http://127.0.0.1:{port}")
+    box = Up(process, var_dir, f"http://127.0.0.1:{port}")
     reader = threading.Thread(
         target=lambda: box.lines.extend(line.rstrip("\n") for line in process.stdout),
         daemon=True,
@@ -119,6 +122,12 @@ def up(tmp_path: Path) -> Iterator[Up]:
         for pid in seen:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[Up]:
+    with running_up(tmp_path / "var") as box:
+        yield box
 
 
 def _nodes(url: str) -> list[dict]:

@@ -24,6 +24,28 @@ def test_a_vm_image_directory_becomes_a_manifest(tmp_path):
     assert image.files["disk"] == tmp_path / "disk.raw"
 
 
+def test_a_directory_as_the_vm_image_builder_writes_it_pushes_its_settings_only(tmp_path):
+    (tmp_path / "kernel").write_bytes(b"k")
+    record = {
+        "cmdline": "root=LABEL=zos-root quiet",
+        "min_disk_gb": 1,
+        "name": "debian-12",
+        "kind": "vm",
+        "build_key": "b7" * 32,
+        "inputs_key": "e7" * 32,
+        "built_at": 1796383491,
+        "kernel_version": "6.1.0-57-amd64",
+        "kernel_package": "linux-image-6.1.0-57-amd64 6.1.192-3",
+        "packages": {"bash": "5.2.15-2+b13"},
+        "ready_marker": "ZOS-VM-READY",
+        "rootfs_bytes": 1,
+        "disk_bytes": 2,
+    }
+    (tmp_path / "image.json").write_text(json.dumps(record))
+    manifest = read_image_dir(str(tmp_path), name="debian-12", version="1").manifest
+    assert manifest.cmdline == "root=LABEL=zos-root quiet" and manifest.min_disk_gb == 1
+
+
 def test_a_container_image_directory_keeps_its_entrypoint(tmp_path):
     (tmp_path / "rootfs.tar").write_bytes(b"tar")
     (tmp_path / "image.json").write_text(json.dumps({"entrypoint": ["/bin/sh"], "env": {"A": "1"}}))
@@ -40,6 +62,7 @@ def test_a_container_image_directory_keeps_its_entrypoint(tmp_path):
         ({"kernel": b"k", "image.json": b"{"}, "not valid JSON"),
         ({"kernel": b"k", "image.json": b'{"ram": 1}'}, "unknown fields ram"),
         ({"kernel": b"k", "image.json": b'{"min_disk_gb": -1}'}, "min_disk_gb must be"),
+        ({"kernel": b"k", "image.json": b'{"kind": "container"}'}, "says kind 'container'"),
     ],
 )
 def test_a_bad_directory_is_explained(tmp_path, files, message):
