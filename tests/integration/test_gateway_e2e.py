@@ -37,6 +37,8 @@ pytestmark = [
 
 PAGE = "the blog, served by a VM on the overlay"
 MALLORY_VM = "4a1:2b3c:4d5e:6f71::99"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gateway.rhai"
+EXAMPLE_BACKEND = '"[400:1234:5678::2]:80"'
 
 
 @pytest.fixture
@@ -130,10 +132,12 @@ def test_a_name_forwards_to_its_owners_vm_survives_restarts_and_stops_when_delet
         )
         wait_for(caddy.running, timeout=30, what="the agent to start the gateway's Caddy")
 
-        made = _run(alice, f'gateway_name_create(#{{name: "blog", backends: ["{vm.backend}"]}})')
+        # examples/gateway.rhai, as a user edits it: the backend is their VM's address.
+        example = EXAMPLE.read_text()
+        assert EXAMPLE_BACKEND in example
+        made = _run(alice, example.replace(EXAMPLE_BACKEND, f'"{vm.backend}"'))
         assert made["state"] == "succeeded", (made["error"], agent.log()[-3000:])
-        assert made["result"]["url"] == "https://blog.gw.test/"
-        assert made["result"]["health"][0]["up"] is True
+        assert made["result"] == {"url": "https://blog.gw.test/", "backends": [vm.backend]}
         wait_for(lambda: _https(netns, caddy)[0] == 200, timeout=30, what="https to the VM")
         assert _https(netns, caddy) == (200, PAGE)
 
@@ -157,6 +161,6 @@ def test_a_name_forwards_to_its_owners_vm_survives_restarts_and_stops_when_delet
         info = _run(alice, 'gateway_info("blog")')["result"]
         assert [h["up"] for h in info["health"]] == [True]
         assert _run(alice, 'gateway_delete("blog")')["state"] == "succeeded"
-        status, _ = _https(netns, caddy)
+        status, _ = _https(netns, caddy)  # the VM still serves; the gateway no longer forwards
         assert status != 200
         assert _run(alice, "gateway_list()")["result"] == []
