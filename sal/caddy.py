@@ -37,6 +37,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -281,6 +282,8 @@ class Caddy:
             return
         if self.running():  # alive but deaf: start a fresh one rather than wait on it
             self._stop()
+        if shutil.which(self.binary) is None:
+            raise CaddyError(f"{self.binary} is not installed on this node: a gateway needs it")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if not self.config_file.exists():
             self._write(self.config(()))
