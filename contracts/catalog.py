@@ -246,6 +246,69 @@ _HERODB_SPEC = Arg(
     ),
 )
 
+_GATEWAY_VIEW = (
+    "#{kind, name, state, reserved, host, url, backends, tls, health: [#{backend, up, error, "
+    "requests, fails}]}"
+)
+GATEWAY_PREFIX = "gateway_"
+MAX_BACKENDS = 16
+
+
+def _gateway_spec(what: str, host: Arg) -> Arg:
+    return Arg(
+        "spec",
+        "map",
+        f"the {what} to expose and where it forwards",
+        fields=(
+            host,
+            Arg(
+                "backends",
+                "array<string>",
+                "where requests go: `[overlay address]:port` of your own VMs (a VM's "
+                "mycelium_ip), unless the gateway's operator allows any overlay address; a "
+                "single string is one backend; more than one are used in turn, skipping those "
+                "that fail health checks",
+                max_items=MAX_BACKENDS,
+            ),
+            Arg(
+                "tls",
+                "bool",
+                "true: https with a certificate (ACME on a production gateway), plain http "
+                "redirected to it; false: plain http only",
+                required=False,
+                default=True,
+            ),
+        ),
+    )
+
+
+_GATEWAY_NAME_SPEC = _gateway_spec(
+    "name",
+    Arg(
+        "name",
+        "string",
+        f"served as <name>.<the gateway's domain>, reserved for you grid-wide, first come "
+        f"first served: {NAME_RULE}",
+        pattern=NAME_PATTERN,
+    ),
+)
+_GATEWAY_FQDN_SPEC = _gateway_spec(
+    "domain",
+    Arg(
+        "fqdn",
+        "string",
+        "a domain of yours whose DNS points at the gateway's public addresses (at most 63 "
+        "characters, lowercase; not under any gateway's domain); it is also the workload's "
+        "name for gateway_delete and gateway_info",
+        pattern=r"^(?=.{1,63}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$",
+    ),
+)
+
+
+def _gateway_name(doc: str = "a name or fqdn you created on this gateway") -> Arg:
+    return Arg("name", "string", doc)
+
+
 _FUNCTIONS = [
     CatalogFunction(
         "vm_create",
@@ -342,6 +405,44 @@ _FUNCTIONS = [
         'let keys = herodb_info("cache").keys;',
     ),
     CatalogFunction(
+        "gateway_name_create",
+        (_GATEWAY_NAME_SPEC,),
+        _GATEWAY_VIEW,
+        "gateway nodes only: expose https://<name>.<gateway domain> and forward it to your "
+        "VMs on the overlay (or confirm it)",
+        'let gw = gateway_name_create(#{ name: "blog", backends: ["[400:1234::5]:80"] });\n'
+        "log(`blog at ${gw.url}`);",
+    ),
+    CatalogFunction(
+        "gateway_fqdn_create",
+        (_GATEWAY_FQDN_SPEC,),
+        _GATEWAY_VIEW,
+        "gateway nodes only: serve a domain you point at the gateway and forward it to your "
+        "VMs on the overlay (or confirm it)",
+        'gateway_fqdn_create(#{ fqdn: "www.example.org", backends: ["[400:1234::5]:8080"] });',
+    ),
+    CatalogFunction(
+        "gateway_delete",
+        (_gateway_name(),),
+        _DONE,
+        "gateway nodes only: stop serving a name or fqdn and give up its reservation",
+        'gateway_delete("blog");',
+    ),
+    CatalogFunction(
+        "gateway_info",
+        (_gateway_name(),),
+        _GATEWAY_VIEW,
+        "gateway nodes only: a name's URL, backends and the health of each backend, checked now",
+        'for b in gateway_info("blog").health { log(`${b.backend}: ${b.up}`); }',
+    ),
+    CatalogFunction(
+        "gateway_list",
+        (),
+        "array of gateway views, as gateway_info's without health",
+        "gateway nodes only: your names and fqdns on this gateway",
+        "for gw in gateway_list() { log(gw.url); }",
+    ),
+    CatalogFunction(
         "node_info",
         (),
         "#{capacity, used, free, health, images}",
@@ -379,6 +480,11 @@ _FUNCTIONS = [
 ]
 
 CATALOG: dict[str, CatalogFunction] = {f.name: f for f in _FUNCTIONS}
+
+
+def gateway_functions(called: Iterable[str]) -> list[str]:
+    """The gateway functions among `called`: a script calling any must run on a gateway node."""
+    return sorted(name for name in called if name.startswith(GATEWAY_PREFIX))
 
 
 def unknown_functions(called: Iterable[str]) -> list[str]:

@@ -16,7 +16,7 @@ from coordinator.models import Job, Workload
 
 log = logging.getLogger(__name__)
 
-KINDS = ("vm", "volume", "herodb")
+KINDS = ("vm", "volume", "herodb", "gateway")
 MAX_WORKLOADS_PER_NODE = 10_000
 
 

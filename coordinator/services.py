@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 from nacl.signing import VerifyKey
 
+from contracts.catalog import gateway_functions
 from contracts.node_job_states import NodeJobState
 from contracts.payload_types import DEPLOYMENT_TYPE
 from contracts.scripts import ScriptRejected
@@ -107,13 +108,33 @@ def _check_times(data: dict, now: float) -> None:
         raise DeploymentRejected("payload_invalid", "an envelope may be valid for 7 days at most")
 
 
-def _place(target: dict, resources: dict) -> tuple[Node, Node | None, Farm | None]:
-    """Return (node to run on, target node, target farm)."""
+def _place(
+    target: dict, resources: dict, gateway_calls: list[str]
+) -> tuple[Node, Node | None, Farm | None]:
+    """Return (node to run on, target node, target farm).
+
+    A script calling gateway functions runs on the gateway node it names: a name lives under
+    that gateway's domain, so the user, not the scheduler, picks the gateway."""
+    if gateway_calls and "node" not in target:
+        raise DeploymentRejected(
+            "gateway_needs_node",
+            f"the script calls {', '.join(gateway_calls)}, which run on a gateway node: target "
+            "one by id (gateways: GET /api/v1/nodes?gateway=true)",
+            functions=gateway_calls,
+        )
     if "node" in target:
         node = Node.objects.filter(pk=target["node"]).first()
         if node is None:
             raise DeploymentRejected(
                 "unknown_node", f"node {target['node']} does not exist", http_status=404
+            )
+        if gateway_calls and not node.is_gateway:
+            raise DeploymentRejected(
+                "not_a_gateway",
+                f"node {node.pk} is not a gateway, and the script calls "
+                f"{', '.join(gateway_calls)} (gateways: GET /api/v1/nodes?gateway=true)",
+                http_status=409,
+                functions=gateway_calls,
             )
         if node.status != NodeStatus.ONLINE:
             raise DeploymentRejected(
@@ -198,9 +219,11 @@ def submit_deployment(*, owner, envelope: Any) -> Deployment:
         raise DeploymentRejected(
             "nonce_reused", "this nonce was already used; sign afresh", http_status=409
         )
-    check_script(data["script"])
+    called = check_script(data["script"])
     resources = dict(data.get("resources") or {})
-    node, target_node, target_farm = _place(dict(data["target"]), resources)
+    node, target_node, target_farm = _place(
+        dict(data["target"]), resources, gateway_functions(called)
+    )
     try:
         with transaction.atomic():
             deployment = Deployment.objects.create(

@@ -18,10 +18,15 @@ from django.db.models import F, QuerySet
 
 from coordinator.models import Workload
 
-DELETE_FUNCTIONS = {"vm": "vm_delete", "volume": "volume_delete", "herodb": "herodb_delete"}
-# Where each kind's overlay address is in the node's report (nodeagent/functions): a VM's own
-# Mycelium address, a database's host:port; a volume has none.
-ADDRESS_FIELDS = {"vm": "mycelium_ip", "herodb": "address"}
+DELETE_FUNCTIONS = {
+    "vm": "vm_delete",
+    "volume": "volume_delete",
+    "herodb": "herodb_delete",
+    "gateway": "gateway_delete",
+}
+# Where each kind's address is in the node's report (nodeagent/functions): a VM's own Mycelium
+# address, a database's host:port, a gateway name's public URL; a volume has none.
+ADDRESS_FIELDS = {"vm": "mycelium_ip", "herodb": "address", "gateway": "url"}
 # Not listed among the other details: the address is shown on its own, the console is too long.
 HIDDEN_DETAILS = {"console", *ADDRESS_FIELDS.values()}
 GIB = 2**30

@@ -10,7 +10,16 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
 from ledger import boot, releases, services
-from ledger.models import AgentRelease, AuditEntry, BootImage, EnrollmentToken, Farm, Node, UserKey
+from ledger.models import (
+    AgentRelease,
+    AuditEntry,
+    BootImage,
+    EnrollmentToken,
+    Farm,
+    GatewayHost,
+    Node,
+    UserKey,
+)
 
 
 def _bytes(value: int) -> str:
@@ -115,6 +124,10 @@ class EnrollmentTokenAdmin(admin.ModelAdmin):
         )
 
 
+# What an operator may change on a node: its farm, and whether (and how) it is a gateway.
+NODE_EDITABLE_FIELDS = ("farm", "gateway_domain", "gateway_addresses", "gateway_any_backend")
+
+
 @admin.register(Node)
 class NodeAdmin(admin.ModelAdmin):
     list_display = [
@@ -126,11 +139,12 @@ class NodeAdmin(admin.ModelAdmin):
         "health",
         "last_seen",
         "agent_version",
+        "gateway_domain",
     ]
-    list_filter = ["status", "farm", "virtualized"]
-    search_fields = ["public_key", "serial", "mycelium_address"]
+    list_filter = ["status", "farm", "virtualized", "gateway_any_backend"]
+    search_fields = ["public_key", "serial", "mycelium_address", "gateway_domain"]
     readonly_fields = [
-        *(f.name for f in Node._meta.fields if f.name != "farm"),
+        *(f.name for f in Node._meta.fields if f.name not in NODE_EDITABLE_FIELDS),
         "uptime_history",
     ]
     actions = ["approve", "decommission"]
@@ -185,6 +199,21 @@ class NodeAdmin(admin.ModelAdmin):
         for node in queryset:
             services.decommission_node(node=node, actor=f"user:{request.user.username}")
         self.message_user(request, f"{queryset.count()} node(s) decommissioned")
+
+
+@admin.register(GatewayHost)
+class GatewayHostAdmin(admin.ModelAdmin):
+    """Names reserved on gateways. Gateway nodes make them for their users; an operator may
+    delete one (a squatted domain): the name then stops being reserved, and the node keeps
+    serving it until its owner deletes the workload."""
+
+    list_display = ["host", "kind", "owner", "node", "created"]
+    list_filter = ["kind", "node"]
+    search_fields = ["host", "owner__username"]
+    readonly_fields = ["host", "kind", "owner", "node", "created"]
+
+    def has_add_permission(self, request):
+        return False  # reserved by gateway nodes for their jobs' owners
 
 
 @admin.register(UserKey)

@@ -23,3 +23,9 @@ class AuditKind(models.TextChoices):
     NODE_DRAINED = "node_drained", "Node drained"
     NODE_UNDRAINED = "node_undrained", "Node undrained"
     RELEASE_SET = "release_set", "Farm agent release set"
+    GATEWAY_HOST = "gateway_host", "Gateway host reserved or released"
+
+
+class GatewayHostKind(models.TextChoices):
+    NAME = "name", "<name>.<gateway domain>"
+    FQDN = "fqdn", "A domain the user points at the gateway"

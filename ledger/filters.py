@@ -6,10 +6,16 @@ from ledger.models import Farm, Node
 
 class NodeFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=NodeStatus.choices)
+    gateway = django_filters.BooleanFilter(
+        method="filter_gateway", help_text="true: only gateway nodes; false: only the others."
+    )
 
     class Meta:
         model = Node
-        fields = ["farm", "status"]
+        fields = ["farm", "status", "gateway"]
+
+    def filter_gateway(self, queryset, name: str, value: bool):
+        return queryset.exclude(gateway_domain="") if value else queryset.filter(gateway_domain="")
 
 
 class FarmFilter(django_filters.FilterSet):

@@ -5,12 +5,13 @@ import secrets
 from pathlib import Path
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator, validate_ipv46_address
 from django.db import models
 from django.utils import timezone
 
 from contracts.versions import VERSION
-from ledger.choices import AuditKind, NodeStatus
+from ledger.choices import AuditKind, GatewayHostKind, NodeStatus
 from ledger.states import check_transition
 
 
@@ -94,6 +95,23 @@ class EnrollmentToken(models.Model):
         return self.expires_at <= timezone.now()
 
 
+# A DNS name a gateway serves: lowercase labels of letters, digits and inner '-', dot-separated.
+HOSTNAME_PATTERN = r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$"
+hostname_validator = RegexValidator(
+    HOSTNAME_PATTERN, "a lowercase DNS name such as gw1.example.net (letters, digits, '-', dots)"
+)
+
+
+def validate_ip_list(value: object) -> None:
+    """A gateway's public addresses: a list of IPv4/IPv6 addresses."""
+    if not isinstance(value, list):
+        raise ValidationError('a list of IP addresses, e.g. ["203.0.113.7"]')
+    for item in value:
+        if not isinstance(item, str):
+            raise ValidationError(f"{item!r} is not an IP address")
+        validate_ipv46_address(item)
+
+
 class Node(models.Model):
     """A machine running the ZOS image; its identity is its ed25519 public key."""
 
@@ -126,14 +144,44 @@ class Node(models.Model):
         help_text="Set while the farmer drains the node: it gets no new deployments, its "
         "waiting farm jobs move to other nodes, its workloads stay (ledger/farms.py).",
     )
+    gateway_domain = models.CharField(
+        max_length=253,
+        blank=True,
+        validators=[hostname_validator],
+        help_text="Set by an operator to make the node a gateway serving <name>.<this domain> "
+        "(its DNS must have a wildcard record for it pointing at the public addresses). "
+        "Empty: not a gateway.",
+    )
+    gateway_addresses = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_ip_list],
+        help_text='The gateway\'s public IP addresses, e.g. ["203.0.113.7", "2001:db8::7"]: '
+        "where users point the domains they forward through it.",
+    )
+    gateway_any_backend = models.BooleanField(
+        default=False,
+        help_text="Let users forward to any overlay address, not only their own VMs'.",
+    )
     registered_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gateway_domain"],
+                condition=~models.Q(gateway_domain=""),
+                name="one_gateway_per_domain",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"node {self.pk} ({self.public_key[:12]}…)"
+
+    @property
+    def is_gateway(self) -> bool:
+        return bool(self.gateway_domain)
 
     @property
     def drained(self) -> bool:
@@ -318,3 +366,26 @@ class AgentRelease(models.Model):
     @property
     def bundle_path(self) -> Path:
         return Path(settings.ZOS_RELEASE_DIR) / f"{self.version}.tar.gz"
+
+
+class GatewayHost(models.Model):
+    """A host name served by a gateway node, reserved for one user: first come, first served.
+
+    `<name>.<gateway domain>` names and the FQDNs users point at a gateway share this one table,
+    so a host is unique across the grid. Rows are made and removed by the gateway node asking
+    for the job's owner (coordinator/gateways.py), never by a user directly.
+    """
+
+    host = models.CharField(max_length=253, unique=True, validators=[hostname_validator])
+    kind = models.CharField(max_length=8, choices=GatewayHostKind.choices)
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="gateway_hosts")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="gateway_hosts"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["host"]
+
+    def __str__(self) -> str:
+        return f"{self.host} ({self.owner}, node {self.node_id})"

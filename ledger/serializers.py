@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from ledger.gateways import gateway_settings
 from ledger.models import AgentRelease, BootImage, EnrollmentToken, Farm, Node, UserKey
 from ledger.services import NodeReport
 
@@ -131,6 +132,9 @@ class BootLinkSerializer(serializers.Serializer):
 class NodeSerializer(serializers.ModelSerializer):
     capacity = serializers.SerializerMethodField()
     used = serializers.SerializerMethodField()
+    gateway = serializers.SerializerMethodField(
+        help_text="null, or the gateway's {domain, addresses, any_backend} (ledger/gateways.py)"
+    )
 
     class Meta:
         model = Node
@@ -148,6 +152,7 @@ class NodeSerializer(serializers.ModelSerializer):
             "agent_version",
             "image_version",
             "mycelium_address",
+            "gateway",
             "health",
             "uptime",
             "last_seen",
@@ -164,6 +169,9 @@ class NodeSerializer(serializers.ModelSerializer):
             "sru": node.used_sru,
             "hru": node.used_hru,
         }
+
+    def get_gateway(self, node: Node) -> dict | None:
+        return gateway_settings(node)
 
 
 class FarmNodeSerializer(NodeSerializer):

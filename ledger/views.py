@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from grid.api_errors import ApiError
-from ledger import boot_links, farms, services
+from ledger import boot_links, farms, gateways, services
 from ledger.filters import FarmFilter, NodeFilter
 from ledger.models import Farm, Node, UserKey
 from ledger.node_auth import (
@@ -212,6 +212,7 @@ class NodeViewSet(viewsets.ReadOnlyModelViewSet):
                 "status": node.status,
                 "interval": settings.ZOS_UPTIME_INTERVAL,
                 "desired": {"agent_version": node.farm.desired_agent_version or None},
+                "gateway": gateways.gateway_settings(node),
                 "server_time": int(time.time()),
             }
         )

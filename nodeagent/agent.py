@@ -24,7 +24,7 @@ from typing import Protocol
 
 import redis
 
-from nodeagent import __version__, logring, overlay
+from nodeagent import __version__, gateway, logring, overlay
 from nodeagent.config import STATE_FILE, AgentConfig
 from nodeagent.facts import CAPACITY_KEYS, NodeFacts, read_facts
 from nodeagent.functions.registry import WorkloadRegistry
@@ -269,6 +269,7 @@ class NodeJobs:
         )
 
     def on_uptime_reply(self, reply: dict) -> None:
+        self.follow_gateway(reply.get("gateway"))
         if self.updater is None:
             return
         try:
@@ -338,8 +339,31 @@ class NodeJobs:
         self.mycelium_address = str(found.address)
         log.info("mycelium overlay %s, node address %s", found.subnet, found.address)
 
+    def _proxy(self):
+        return gateway.proxy(
+            self.config.data_dir, self.config.gateway_proxy, self.config.workload_netns
+        )
+
+    def follow_gateway(self, settings: dict | None) -> None:
+        """Keep the ledger's word on whether this node is a gateway, and a gateway's proxy up:
+        started when the operator makes the node one, restarted if it died."""
+        try:
+            gateway.publish(self.store.redis, settings)
+            proxy = self._proxy()
+            if settings is not None and not proxy.running():
+                count = gateway.restore(proxy, self.workloads)
+                log.info("gateway %s: proxy started with %d route(s)", settings["domain"], count)
+        except (SalError, redis.RedisError) as exc:
+            log.error("the gateway proxy could not be started: %s", exc)
+
     def restart_workloads(self) -> None:
         """After an agent restart or a reboot: adopt what still runs, start what should."""
+        try:
+            count = gateway.restore(self._proxy(), self.workloads)
+            if count:
+                log.info("gateway proxy serves %d route(s) from the registry", count)
+        except SalError as exc:
+            log.error("the gateway proxy could not be restored: %s", exc)
         resources = self._resources()
         if resources.herodb is None:
             return
@@ -447,6 +471,7 @@ def run_node(config: AgentConfig, identity: NodeIdentity, stop: threading.Event)
             memory_mb=config.runner_memory_mb,
             ledger_url=config.ledger_url,
             image_cache_bytes=config.image_cache_gb * 2**30,
+            gateway_proxy=config.gateway_proxy,
         )
         stack.enter_context(RunnerPool(runners, workers=config.runners))
         link = threading.Thread(

@@ -96,6 +96,16 @@ def _parser() -> argparse.ArgumentParser:
         "--hypervisor", choices=("qemu", "cloud-hypervisor"), help="VM driver (default qemu)"
     )
     run.add_argument(
+        "--gateway-http-port", type=int, help="a gateway's plain HTTP port (default 80)"
+    )
+    run.add_argument("--gateway-https-port", type=int, help="a gateway's HTTPS port (default 443)")
+    run.add_argument(
+        "--gateway-acme-email",
+        help="a gateway gets its certificates by ACME with this account email (production); "
+        "default: from Caddy's internal CA",
+    )
+    run.add_argument("--gateway-acme-ca", help="the ACME directory URL (default: Let's Encrypt's)")
+    run.add_argument(
         "--image-cache-gb",
         type=int,
         metavar="GIB",

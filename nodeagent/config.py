@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nodeagent.gateway import ProxySettings
+
 DEFAULT_DATA_DIR = Path("/var/cache/zos")
 KERNEL_CMDLINE = Path("/proc/cmdline")
 DEFAULT_RUNNERS = 2
@@ -36,6 +38,10 @@ _KNOWN_KERNEL_KEYS = {
     "netns",
     "hypervisor",
     "image_cache_gb",
+    "gateway_http_port",
+    "gateway_https_port",
+    "gateway_acme_email",
+    "gateway_acme_ca",
 }
 HYPERVISORS = ("qemu", "cloud-hypervisor")
 
@@ -63,6 +69,7 @@ class AgentConfig:
     workload_netns: str | None = None  # taps, overlay bridge and VMs live in this namespace
     hypervisor: str = "qemu"
     image_cache_gb: int = 0  # the image cache's limit; 0: a quarter of the pool
+    gateway_proxy: ProxySettings = field(default_factory=ProxySettings)  # used on gateways only
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -158,6 +165,31 @@ def _image_cache_gb(value: object) -> int:
     return gigabytes
 
 
+def _port(what: str, value: object) -> int:
+    try:
+        port = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be a port number, got {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{what} must be a port from 1 to 65535, got {port}")
+    return port
+
+
+def _gateway_proxy(args: argparse.Namespace, kernel: Mapping[str, str]) -> ProxySettings:
+    """How the proxy listens and gets certificates if the ledger makes this node a gateway."""
+
+    def pick(name: str, default: object) -> object:
+        given = getattr(args, name, None)
+        return given if given is not None else kernel.get(name, default)
+
+    return ProxySettings(
+        http_port=_port("gateway HTTP port", pick("gateway_http_port", 80)),
+        https_port=_port("gateway HTTPS port", pick("gateway_https_port", 443)),
+        acme_email=str(pick("gateway_acme_email", "")),
+        acme_ca=str(pick("gateway_acme_ca", "")),
+    )
+
+
 def build_config(
     args: argparse.Namespace,
     cmdline_path: Path = KERNEL_CMDLINE,
@@ -211,5 +243,6 @@ def build_config(
         image_cache_gb=_image_cache_gb(
             getattr(args, "image_cache_gb", None) or kernel.get("image_cache_gb", 0)
         ),
+        gateway_proxy=_gateway_proxy(args, kernel),
         extra={k: v for k, v in kernel.items() if k not in _KNOWN_KERNEL_KEYS},
     )

@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -43,10 +43,11 @@ from typing import Any
 import redis
 
 from contracts.node_job_states import NodeJobState
-from nodeagent import logring
+from nodeagent import gateway, logring
 from nodeagent.config import DEFAULT_RUNNER_MEMORY_MB
 from nodeagent.functions import IMPLEMENTATIONS, bind
 from nodeagent.functions.context import JobContext, SalFactory
+from nodeagent.functions.gateways import GatewayFunctions
 from nodeagent.functions.registry import WorkloadRegistry
 from nodeagent.functions.resources import VmHost, node_resources
 from nodeagent.functions.vms import VmFunctions
@@ -101,6 +102,7 @@ class RunnerSettings:
     memory_mb: int = DEFAULT_RUNNER_MEMORY_MB  # a worker's soft address-space limit; 0: none
     ledger_url: str | None = None  # where images missing from the cache are fetched (None: never)
     image_cache_bytes: int = 0  # the image cache's limit; 0: a quarter of the pool
+    gateway_proxy: gateway.ProxySettings = field(default_factory=gateway.ProxySettings)
 
     @property
     def heartbeat_every(self) -> float:
@@ -165,9 +167,13 @@ class Worker:
         registry = WorkloadRegistry(self.store.redis)
         if resources.vms is not None:
             resources.vms.fetcher = image_fetcher(self.settings, resources.vms, registry)
+        proxy = gateway.proxy(
+            Path(self.settings.data_dir), self.settings.gateway_proxy, self.settings.workload_netns
+        )
         return {
             **WorkloadFunctions(resources, registry).table(),
             **VmFunctions(resources, registry).table(),
+            **GatewayFunctions(resources, registry, proxy, control_plane(self.settings)).table(),
         }
 
     def serve(self, stop: threading.Event) -> None:
@@ -252,14 +258,22 @@ class Worker:
         return "the script ran out of memory"
 
 
+def control_plane(settings: RunnerSettings, timeout: float = 15.0) -> LedgerClient | None:
+    """A client signing requests to the control plane with the node's key (the agent made it);
+    None when the runner has no control plane (tests of the functions alone)."""
+    if not (settings.ledger_url and settings.data_dir):
+        return None
+    seed = seed_path(Path(settings.data_dir))
+    if not seed.exists():
+        return None
+    return LedgerClient(settings.ledger_url, NodeIdentity(seed.read_bytes()), timeout=timeout)
+
+
 def image_fetcher(
     settings: RunnerSettings, host: VmHost, registry: WorkloadRegistry
 ) -> ImageFetcher:
     """The worker's image fetcher: it signs hub requests with the node's key (the agent made it)."""
-    hub = None
-    if settings.ledger_url and settings.data_dir:
-        identity = NodeIdentity(seed_path(Path(settings.data_dir)).read_bytes())
-        hub = LedgerClient(settings.ledger_url, identity, timeout=IMAGE_FETCH_TIMEOUT)
+    hub = control_plane(settings, timeout=IMAGE_FETCH_TIMEOUT)
 
     def in_use() -> set[str]:
         return {

@@ -13,7 +13,7 @@ the package says what else a job can reach:
 
 - `context`: the job a function acts for (`JobContext`) and when it must stop;
 - `table`: what every workload function table shares (argument checks, reserve → make → record);
-- `workloads`: volumes and databases; `vms`: virtual machines;
+- `workloads`: volumes and databases; `vms`: virtual machines; `gateways`: names on the web;
 - `registry`: the owner-scoped workload records and the capacity they reserve, in Redis;
 - `resources`: the SALs this node has for workloads (pool, HeroDB, hypervisor, image cache).
 """
@@ -32,7 +32,12 @@ MAX_SLEEP_MS = CATALOG["sleep"].param("ms").maximum
 SLEEP_SLICE = 0.1
 
 # Which SAL provides a catalog name, for the "not available" message.
-_SAL_OF_PREFIX = {"vm_": "hypervisor", "volume_": "storage", "herodb_": "herodb"}
+_SAL_OF_PREFIX = {
+    "vm_": "hypervisor",
+    "volume_": "storage",
+    "herodb_": "herodb",
+    "gateway_": "gateway",
+}
 
 
 def _log(ctx: JobContext) -> Callable[[Any], None]:

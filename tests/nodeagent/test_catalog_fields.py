@@ -17,11 +17,13 @@ import pytest
 from contracts.catalog import CATALOG, CatalogFunction
 from nodeagent.functions import IMPLEMENTATIONS, MAX_SLEEP_MS, bind
 from nodeagent.functions.context import JobContext
+from nodeagent.functions.gateways import GatewayFunctions
 from nodeagent.functions.registry import Workload, WorkloadError
 from nodeagent.functions.resources import NodeResources
 from nodeagent.functions.vms import VmFunctions
 from nodeagent.functions.workloads import WorkloadFunctions
 from rhai import Engine, RhaiError
+from sal.caddy import Caddy
 from sal.images import Image, ImageError
 
 REACHED = "reached the registry"
@@ -41,11 +43,21 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "entrypoint": ["/bin/sh", "-c", "true"],
     },
     "herodb_create": {"name": "cache", "memory_mb": 64, "disk_gb": 2, "password": "secret"},
+    "gateway_name_create": {"name": "blog", "backends": ["[400::1]:80"], "tls": False},
+    "gateway_fqdn_create": {
+        "fqdn": "www.example.org",
+        "backends": ["[400::1]:80", "[400::2]:80"],
+        "tls": False,
+    },
 }
 REQUIRED_ONLY = {
     "vm_create": {"name": "web", "image": "debian-12", "mycelium": False},
     "herodb_create": {"name": "cache"},
+    "gateway_name_create": {"name": "blog", "backends": "[400::1]:80"},
+    "gateway_fqdn_create": {"fqdn": "www.example.org", "backends": ["[400::1]:80"]},
 }
+# The node is a gateway (what the ledger's uptime reply said, kept in its Redis).
+GATEWAY = json.dumps({"domain": "gw.test", "addresses": [], "any_backend": False})
 MAP_FUNCTIONS = [name for name, f in CATALOG.items() if f.spec_fields]
 
 
@@ -72,7 +84,11 @@ class Registry:
     """Records what a create would reserve, then stops it there."""
 
     reserved: list[Workload] = field(default_factory=list)
-    redis: Any = field(default_factory=lambda: SimpleNamespace(get=lambda _key: None))
+    redis: Any = field(
+        default_factory=lambda: SimpleNamespace(
+            get=lambda key: GATEWAY if key == "zos:gateway" else None
+        )
+    )
 
     def reserve(self, workload: Workload) -> tuple[Workload, bool]:
         self.reserved.append(workload)
@@ -101,6 +117,7 @@ def node() -> tuple[Engine, Registry]:
         **IMPLEMENTATIONS,
         **WorkloadFunctions(resources, registry).table(),
         **VmFunctions(resources, registry).table(),
+        **GatewayFunctions(resources, registry, Caddy(Path("/nonexistent")), None).table(),
     }
     engine = Engine()
     ctx = JobContext(job_id="j", owner=1, signer="ab" * 32, name="t", timeout=30, events=Events())
