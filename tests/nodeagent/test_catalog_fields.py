@@ -39,6 +39,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "mycelium": False,
         "env": {"MODE": "prod"},
         "entrypoint": ["/bin/sh", "-c", "true"],
+        "volumes": [{"name": "data", "mount": "/data"}],
     },
     "herodb_create": {"name": "cache", "memory_mb": 64, "disk_gb": 2, "password": "secret"},
 }
@@ -73,6 +74,10 @@ class Registry:
 
     reserved: list[Workload] = field(default_factory=list)
     redis: Any = field(default_factory=lambda: SimpleNamespace(get=lambda _key: None))
+
+    def require(self, owner: int, kind: str, name: str) -> Workload:
+        """Every volume a sample names exists, ready (vm_create checks before reserving)."""
+        return Workload(owner, kind, name, {"size_gb": 1}, {}, state="ready")
 
     def reserve(self, workload: Workload) -> tuple[Workload, bool]:
         self.reserved.append(workload)
