@@ -92,3 +92,22 @@ def test_a_volume_keeps_its_data_from_one_debian_vm_to_the_next(
     assert run(jobs, 1, 'vm_delete("two")')["value"] is True
     done = run(jobs, 1, 'volume_delete("data-snap"); volume_delete("data")')
     assert done["state"] == "succeeded", done.get("error")
+
+
+@pytest.mark.slow
+def test_the_vm_with_volume_example_mounts_its_volume_and_snapshots_it(
+    debian_image: Path,  # noqa: F811
+    node,  # noqa: F811
+    pool,  # noqa: F811
+):
+    jobs, resources = node
+    resources.vms.images.install_directory("debian-12", debian_image)
+    done = run(jobs, 1, (ROOT / "examples/vm-with-volume.rhai").read_text(), timeout=300)
+    assert done["state"] == "succeeded", done.get("error")
+    result = done["value"]
+    assert result["vm"] == "notes" and result["volume"] == "data"
+    assert result["snapshot"].startswith("data-day-") and result["mycelium_ip"]
+    console = run(jobs, 1, 'vm_info("notes").console')["value"]
+    assert "ZOS-VM-VOLUME /data" in console
+    assert pool.exists(f"vol-u1-{result['snapshot']}")
+    assert run(jobs, 1, 'vm_delete("notes")')["value"] is True
