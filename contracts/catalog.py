@@ -283,7 +283,8 @@ _FUNCTIONS = [
         "vm_delete",
         (_name("VM"),),
         _DONE,
-        "delete a VM and every piece of it: process, tap, disk, seed, state",
+        "delete a VM and every piece of it: process, tap, disk, seed, state; its volumes "
+        "stay (a VM with volumes gets the power button first, so it unmounts them)",
         'vm_delete("web");',
     ),
     CatalogFunction(

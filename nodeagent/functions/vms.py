@@ -20,6 +20,7 @@ half-way is finished by the retry, and a delete finds every piece without a look
 `desired` state ("running" or "stopped") is what the agent restores after a restart or reboot.
 """
 
+import contextlib
 import hashlib
 import ipaddress
 import logging
@@ -526,6 +527,12 @@ class VmFunctions(FunctionTable):
         record = absent_ok(ctx, self.registry, "vm", name, "vm_delete")
         if record is None:
             return True
+        if record.spec.get("volumes"):
+            # A forced stop is a power cut to the volumes, which outlive the VM: the power
+            # button first, so the guest unmounts them (a guest that ignores it is forced).
+            grace = min(STOP_GRACE, max(1.0, ctx.deadline - time.monotonic() - 10.0))
+            with contextlib.suppress(SalError):
+                host.hypervisor.stop(record.local_id, grace=grace)
         self._destroy(host, record)
         self.registry.release(record)
         return True

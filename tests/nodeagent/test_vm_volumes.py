@@ -78,6 +78,9 @@ def test_a_volume_is_attached_to_one_vm_at_a_time_and_outlives_it(node, pool):  
 
     assert ok(run(store, 1, 'vm_delete("a")')) is True
     assert disk.is_file()  # the VM is gone, its volume is not
+    # ...and was unmounted cleanly: the delete pressed the power button before forcing.
+    features = run_command(["dumpe2fs", "-h", str(disk)]).stdout
+    assert "has_journal" in features and "needs_recovery" not in features
     ok(run(store, 1, vm_with("b", ("data", "/srv/data"))))
     assert "ZOS-GUEST-VOLUME /srv/data" in wait_console(store, 1, "b", "ZOS-GUEST-VOLUME")
     assert "volume 'data' is attached to vm 'b'" in failed(run(store, 1, 'volume_delete("data")'))
