@@ -210,6 +210,16 @@ _VM_SPEC = Arg(
             required=False,
             max_items=256,
         ),
+        Arg(
+            "volumes",
+            "array<map>",
+            "your volumes to attach, each `#{name, mount}`: a virtio disk (ext4, formatted by "
+            "the node when first attached) the guest mounts at `mount`, an absolute path "
+            "outside its system directories; a volume is attached to one VM at a time, from "
+            "that VM's create to its delete, which leaves the volume; none when left out",
+            required=False,
+            max_items=8,
+        ),
     ),
 )
 
@@ -336,7 +346,8 @@ _FUNCTIONS = [
         "vm_delete",
         (_name("VM"),),
         _DONE,
-        "delete a VM and every piece of it: process, tap, disk, seed, state",
+        "delete a VM and every piece of it: process, tap, disk, seed, state; its volumes "
+        "stay (a VM with volumes gets the power button first, so it unmounts them)",
         'vm_delete("web");',
     ),
     CatalogFunction(
@@ -368,7 +379,7 @@ _FUNCTIONS = [
         "volume_delete",
         (_name("volume"),),
         _DONE,
-        "delete a volume and free its capacity",
+        "delete a volume and free its capacity; not while a VM has it attached",
         'volume_delete("data");',
     ),
     CatalogFunction(
@@ -378,7 +389,8 @@ _FUNCTIONS = [
             Arg("snap", "string", f"the snapshot's name: {NAME_RULE}", pattern=NAME_PATTERN),
         ),
         "#{kind, name, state, reserved, snapshot_of, size_gb}",
-        "a read-only snapshot of a volume, itself a volume named `snap`",
+        "a read-only snapshot of a volume, itself a volume named `snap`; of an attached "
+        "volume it is crash-consistent (docs/workloads.md)",
         'volume_snapshot("data", "data-monday");',
     ),
     CatalogFunction(

@@ -28,7 +28,9 @@ class CatalogFieldSerializer(serializers.Serializer):
     """A field of a map argument (the schema of `params[].fields[]`)."""
 
     name = serializers.CharField()
-    type = serializers.CharField(help_text="string, int, number, bool, map, array<string>, any")
+    type = serializers.CharField(
+        help_text="string, int, number, bool, map, array<string>, array<map>, any"
+    )
     required = serializers.BooleanField()
     default = serializers.JSONField(
         allow_null=True, help_text="used when the field is left out; null: none fixed (see doc)"

@@ -10,7 +10,7 @@ Used capacity in the uptime report and the inventory sent to the coordinator are
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from contracts import catalog
 
 CAPACITY_KEYS = ("cru", "mru", "sru", "hru")
 KINDS = ("vm", "volume", "herodb")
+DELETING = "\0deleting"  # a volume's holder while volume_delete removes it
 NAME_PATTERN = re.compile(catalog.NAME_PATTERN)
 
 
@@ -88,6 +89,8 @@ class WorkloadRegistry:
         self.hash = f"{prefix}workloads"
         self.node_key = f"{prefix}node"
         self.changed_channel = f"{prefix}workloads:changed"
+        # volume key → name of the VM it is attached to, or DELETING while volume_delete runs
+        self.holders = f"{prefix}volume-holders"
 
     def capacity(self) -> dict[str, int]:
         raw = self.redis.get(self.node_key)
@@ -168,6 +171,27 @@ class WorkloadRegistry:
             key=lambda w: (w.owner, w.kind, w.name),
         )
 
+    # --- volume attachments ---------------------------------------------------------------
+    # A volume is one disk with one file system: two machines mounting it would corrupt it. So
+    # it is held by one VM from that VM's create to its delete, claimed atomically (HSETNX), so
+    # two jobs on different runners cannot both attach it, nor delete it while it is attached.
+
+    def claim_volume(self, volume: Workload, holder: str) -> str:
+        """Hold `volume` for VM `holder` (or DELETING); returns whoever holds it now, which
+        is `holder` when the claim succeeded or it already held the volume."""
+        if self.redis.hsetnx(self.holders, volume.key, holder):
+            return holder
+        return self.volume_holder(volume) or holder
+
+    def volume_holder(self, volume: Workload) -> str | None:
+        raw = self.redis.hget(self.holders, volume.key)
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+    def unclaim_volumes(self, owner: int, names: Iterable[str], holder: str) -> None:
+        """Let go of the owner's volumes `names` that `holder` holds (others' claims stay)."""
+        for name in names:
+            self.redis.eval(_UNCLAIM, 1, self.holders, workload_key(owner, "volume", name), holder)
+
     def used(self) -> dict[str, int]:
         return self._sum(self.redis.hvals(self.hash))
 
@@ -184,6 +208,15 @@ class WorkloadRegistry:
 
     def _changed(self) -> None:
         self.redis.publish(self.changed_channel, "1")
+
+
+# Compare-and-delete: drop a holder entry only if it is still the caller's.
+_UNCLAIM = """
+if redis.call('hget', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('hdel', KEYS[1], ARGV[1])
+end
+return 0
+"""
 
 
 def _shortage_message(workload: Workload, short: dict[str, tuple[int, int]]) -> str:

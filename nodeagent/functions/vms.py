@@ -8,23 +8,38 @@ overlay bridge, and the hypervisor's state directory. A container machine (`kind
 has a root tree unpacked from the image's tarball into its own subvolume (`ct-<id>`, with the
 disk quota) instead of a disk, booted with the node's machine image and shared into the guest.
 
+Volumes (`volumes: [#{name, mount}]`) are the owner's `volume_create` subvolumes, attached as
+virtio-blk disks: one raw file per volume, `disk.raw` in the volume's subvolume, with
+copy-on-write off (chattr +C) and formatted ext4 by the node when it is first attached, so a
+guest only has to mount it. The seed's cloud-config `mounts` tells the guest where, naming each
+disk by its virtio serial. A volume is held by one VM from that VM's create to its delete
+(WorkloadRegistry.claim_volume); deleting the VM lets go of it and leaves its data.
+
 Everything is named from the record's node-wide id (`u<owner>-<name>`): a create that died
 half-way is finished by the retry, and a delete finds every piece without a lookup. The record's
 `desired` state ("running" or "stopped") is what the agent restores after a restart or reboot.
 """
 
+import contextlib
 import hashlib
 import ipaddress
 import logging
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from contracts.catalog import CATALOG
 from nodeagent import overlay as overlay_state
 from nodeagent.functions.context import JobContext
-from nodeagent.functions.registry import Workload, WorkloadError, WorkloadRegistry, check_name
+from nodeagent.functions.registry import (
+    DELETING,
+    Workload,
+    WorkloadError,
+    WorkloadRegistry,
+    check_name,
+)
 from nodeagent.functions.resources import VmHost
 from nodeagent.functions.table import (
     GIB,
@@ -36,10 +51,12 @@ from nodeagent.functions.table import (
     script_error,
     spec_number,
 )
+from nodeagent.functions.workloads import volume_subvolume
 from nodeagent.image_fetch import visible_to
 from sal import mycelium, net
-from sal.command import SalError
-from sal.hypervisor.base import NetAttachment, VmNotFound, VmSpec
+from sal.btrfs import Pool
+from sal.command import SalError, run
+from sal.hypervisor.base import NetAttachment, VmNotFound, VmSpec, VolumeDisk
 from sal.hypervisor.cidata import NicConfig, SeedConfig, write_seed
 from sal.images import (
     ENV_NAME,
@@ -59,6 +76,14 @@ MAX_ENTRYPOINT = VM_CREATE.field("entrypoint").max_items
 CONSOLE_TAIL = 4096
 STOP_GRACE = 30.0
 KINDS = VM_CREATE.field("kind").choices
+MAX_VOLUMES = VM_CREATE.field("volumes").max_items
+VOLUME_DISK = "disk.raw"
+# Where a volume may not be mounted: the guest's own system directories.
+SYSTEM_DIRS = frozenset((
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin", "/sys",
+    "/tmp", "/usr", "/var",  # noqa: S108 - a path in the guest, not a temporary file here
+))  # fmt: skip
+_MOUNT_RE = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
 
 
 def tap_name(local_id: str) -> str:
@@ -86,9 +111,10 @@ class VmRequest:
     mycelium: bool
     env: tuple[tuple[str, str], ...]
     entrypoint: tuple[str, ...]
+    volumes: tuple[tuple[str, str], ...] = ()  # (volume name, mount path)
 
     def as_spec(self) -> dict:
-        return {
+        spec = {
             "kind": self.kind,
             "image": self.image,
             "cpus": self.cpus,
@@ -99,6 +125,9 @@ class VmRequest:
             "env": dict(self.env),
             "entrypoint": list(self.entrypoint),
         }
+        if self.volumes:  # only then: a VM recorded before volumes existed keeps its spec
+            spec["volumes"] = [{"name": n, "mount": m} for n, m in self.volumes]
+        return spec
 
 
 def _default(field: str) -> Any:
@@ -134,6 +163,50 @@ def _env(value: Any) -> tuple[tuple[str, str], ...]:
             )
         pairs.append((key, str(item).lower() if isinstance(item, bool) else str(item)))
     return tuple(sorted(pairs))
+
+
+def _volumes(value: Any) -> tuple[tuple[str, str], ...]:
+    """`volumes: [#{name, mount}]` checked: names as names, mounts as absolute paths outside
+    the guest's system directories, neither twice."""
+    if not isinstance(value, list) or len(value) > MAX_VOLUMES:
+        raise script_error(
+            "vm_create",
+            f'volumes must be an array of at most {MAX_VOLUMES} maps #{{name: "data", '
+            'mount: "/data"}',
+        )
+    pairs: list[tuple[str, str]] = []
+    for item in value:
+        if not isinstance(item, dict) or set(item) != {"name", "mount"}:
+            raise script_error(
+                "vm_create",
+                f'each volume is a map with exactly name and mount, e.g. #{{name: "data", '
+                f'mount: "/data"}}, not {item!r}',
+            )
+        name = check_name("volume", item["name"])
+        mount = item["mount"]
+        if (
+            not isinstance(mount, str)
+            or not _MOUNT_RE.match(mount)
+            or any(part in (".", "..") for part in mount.split("/"))
+        ):
+            raise script_error(
+                "vm_create",
+                f"volume {name!r}: mount must be an absolute path of letters, digits, '.', '_' "
+                f"and '-' (e.g. /data), not {mount!r}",
+            )
+        if mount in SYSTEM_DIRS:
+            raise script_error(
+                "vm_create", f"volume {name!r}: {mount} is a system directory of the guest"
+            )
+        for other, other_mount in pairs:
+            if name == other:
+                raise script_error("vm_create", f"volume {name!r} is listed twice")
+            if mount == other_mount:
+                raise script_error(
+                    "vm_create", f"volumes {other!r} and {name!r} both mount at {mount}"
+                )
+        pairs.append((name, mount))
+    return tuple(pairs)
 
 
 class VmFunctions(FunctionTable):
@@ -188,7 +261,10 @@ class VmFunctions(FunctionTable):
             mycelium=mycelium_wanted,
             env=_env(spec.get("env", _default("env"))),
             entrypoint=entrypoint if kind == "container" else (),
+            volumes=_volumes(spec.get("volumes", [])),
         )
+        for volume, _ in request.volumes:
+            self._attachable(ctx, volume)
         if kind == "vm" and request.disk_gb < default_disk:
             raise script_error(
                 "vm_create",
@@ -196,6 +272,40 @@ class VmFunctions(FunctionTable):
                 f"not {request.disk_gb}",
             )
         return request, image
+
+    def _attachable(self, ctx: JobContext, name: str) -> Workload:
+        """The owner's volume `name`, if a VM may attach it (whether another VM holds it is
+        settled by the claim in `_attach`)."""
+        record = self.registry.require(ctx.owner, "volume", name)
+        if record.state != "ready":
+            raise WorkloadError(f"volume {name!r} is still being created; try again shortly")
+        if "snapshot_of" in record.spec:
+            raise WorkloadError(
+                f"volume {name!r} is a read-only snapshot of {record.spec['snapshot_of']!r} and "
+                "cannot be attached"
+            )
+        return record
+
+    def _attach(
+        self, ctx: JobContext, record: Workload, request: VmRequest
+    ) -> tuple[VolumeDisk, ...]:
+        """Claim the request's volumes for this VM and make their disks where missing."""
+        pool = self.resources.pool
+        assert pool is not None
+        disks = []
+        for i, (name, _) in enumerate(request.volumes):
+            volume = self._attachable(ctx, name)
+            holder = self.registry.claim_volume(volume, record.name)
+            if holder == DELETING:
+                raise WorkloadError(f"volume {name!r} is being deleted")
+            if holder != record.name:
+                raise WorkloadError(
+                    f"volume {name!r} is attached to vm {holder!r}: a volume is attached to one "
+                    f"machine at a time; delete vm {holder!r} first (its volumes stay)"
+                )
+            disk = volume_disk(pool, volume)
+            disks.append(VolumeDisk(path=disk, serial=f"zos-vol{i}"))
+        return tuple(disks)
 
     def _image(self, host: VmHost, ctx: JobContext, name: Any, kind: str) -> Image:
         if not isinstance(name, str) or not name:
@@ -246,7 +356,8 @@ class VmFunctions(FunctionTable):
 
         def make(record: Workload) -> tuple[dict, dict]:
             try:
-                return self._make(host, record, request, image, overlay), {}
+                volumes = self._attach(ctx, record, request)
+                return self._make(host, record, request, image, overlay, volumes), {}
             except Exception:
                 self._destroy(host, record)
                 raise
@@ -270,6 +381,7 @@ class VmFunctions(FunctionTable):
         request: VmRequest,
         image: Image,
         overlay: overlay_state.Overlay | None,
+        volumes: tuple[VolumeDisk, ...],
     ) -> dict:
         local_id = record.local_id
         nics: tuple[NetAttachment, ...] = ()
@@ -290,6 +402,10 @@ class VmFunctions(FunctionTable):
                 hostname=request.name,
                 ssh_keys=request.ssh_keys,
                 nics=nic_configs,
+                mounts=tuple(
+                    (disk.serial, mount)
+                    for disk, (_, mount) in zip(volumes, request.volumes, strict=True)
+                ),
                 extra_files={"env": "".join(f"{k}={v}\n" for k, v in env.items())} if env else {},
             ),
             host.vdisks / f"{local_id}.cidata",
@@ -310,10 +426,12 @@ class VmFunctions(FunctionTable):
                 disks=(disk,),
                 cidata=seed,
                 nics=nics,
+                volumes=volumes,
                 extra=extra,
             )
         else:
             spec = self._container_spec(host, record, request, image, seed, nics, extra)
+            spec = replace(spec, volumes=volumes)
         info = host.hypervisor.create(spec)
         log.info("VM %s is %s (pid %s)", local_id, info.state, info.pid)
         return {
@@ -385,6 +503,9 @@ class VmFunctions(FunctionTable):
         (host.vdisks / f"{local_id}.raw").unlink(missing_ok=True)
         if self.resources.pool is not None:
             remove_rootfs(self.resources.pool.path(_container_root(record)))
+        # Only once the VM's process is gone may another VM open its volumes' disks.
+        volumes = [v["name"] for v in record.spec.get("volumes", [])]
+        self.registry.unclaim_volumes(record.owner, volumes, record.name)
 
     def vm_start(self, ctx: JobContext, name: Any) -> dict:
         host = self._host("vm_start")
@@ -406,6 +527,12 @@ class VmFunctions(FunctionTable):
         record = absent_ok(ctx, self.registry, "vm", name, "vm_delete")
         if record is None:
             return True
+        if record.spec.get("volumes"):
+            # A forced stop is a power cut to the volumes, which outlive the VM: the power
+            # button first, so the guest unmounts them (a guest that ignores it is forced).
+            grace = min(STOP_GRACE, max(1.0, ctx.deadline - time.monotonic() - 10.0))
+            with contextlib.suppress(SalError):
+                host.hypervisor.stop(record.local_id, grace=grace)
         self._destroy(host, record)
         self.registry.release(record)
         return True
@@ -442,6 +569,26 @@ class VmFunctions(FunctionTable):
             except VmNotFound:
                 view["console"] = ""
         return view
+
+
+def volume_disk(pool: Pool, volume: Workload) -> Path:
+    """The volume's disk file, made at its first attachment: sparse, copy-on-write off (a disk
+    rewritten in place would fragment under copy-on-write, and a snapshot still shares its
+    extents), ext4 made by the node on the plain file (no loop device), a 64th smaller than
+    the volume's quota so the file system's own blocks and btrfs metadata stay under it. Made
+    under a temporary name, so a half-made disk is never taken for a formatted one."""
+    directory = pool.nocow_dir(pool.path(volume_subvolume(volume)))
+    disk = directory / VOLUME_DISK
+    if disk.exists():
+        return disk
+    size = int(volume.spec["size_gb"]) * GIB
+    tmp = directory / f"{VOLUME_DISK}.tmp"
+    tmp.unlink(missing_ok=True)
+    with open(tmp, "wb") as f:
+        f.truncate(size - size // 64)
+    run(["mkfs.ext4", "-q", "-F", "-L", "zos-volume", str(tmp)], timeout=120)
+    tmp.replace(disk)
+    return disk
 
 
 def _container_root(record: Workload) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from contracts.catalog import CATALOG
 from nodeagent import overlay
 from nodeagent.functions.context import JobContext
-from nodeagent.functions.registry import Workload, check_name
+from nodeagent.functions.registry import DELETING, Workload, WorkloadError, check_name
 from nodeagent.functions.table import (
     GIB,
     MIB,
@@ -73,7 +73,7 @@ class WorkloadFunctions(FunctionTable):
         )
 
         def make(record: Workload) -> dict:
-            pool.create_subvolume(_volume_subvolume(record), limit=size * GIB)
+            pool.create_subvolume(volume_subvolume(record), limit=size * GIB)
             return {"size_gb": size}, {}
 
         return create_recorded(self.registry, workload, make)
@@ -83,8 +83,17 @@ class WorkloadFunctions(FunctionTable):
         record = absent_ok(ctx, self.registry, "volume", name, "volume_delete")
         if record is None:
             return True
-        pool.delete_subvolume(_volume_subvolume(record))
-        self.registry.release(record)
+        holder = self.registry.claim_volume(record, DELETING)
+        if holder != DELETING:
+            raise WorkloadError(
+                f"volume {record.name!r} is attached to vm {holder!r}; delete that VM first "
+                "(vm_delete leaves its volumes)"
+            )
+        try:
+            pool.delete_subvolume(volume_subvolume(record))
+            self.registry.release(record)
+        finally:
+            self.registry.unclaim_volumes(record.owner, [record.name], DELETING)
         return True
 
     def volume_snapshot(self, ctx: JobContext, name: Any, snap: Any) -> dict:
@@ -103,8 +112,8 @@ class WorkloadFunctions(FunctionTable):
         )
 
         def make(record: Workload) -> dict:
-            if not pool.exists(_volume_subvolume(record)):  # else made by a run that died
-                pool.snapshot(_volume_subvolume(source), _volume_subvolume(record), readonly=True)
+            if not pool.exists(volume_subvolume(record)):  # else made by a run that died
+                pool.snapshot(volume_subvolume(source), volume_subvolume(record), readonly=True)
             return {"snapshot_of": source.name, "size_gb": source.spec.get("size_gb", 0)}, {}
 
         return create_recorded(self.registry, workload, make)
@@ -180,7 +189,7 @@ class WorkloadFunctions(FunctionTable):
         return True
 
 
-def _volume_subvolume(record: Workload) -> str:
+def volume_subvolume(record: Workload) -> str:
     return f"vol-{record.local_id}"
 
 

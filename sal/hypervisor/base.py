@@ -50,6 +50,16 @@ class NetAttachment:
 
 
 @dataclass(frozen=True)
+class VolumeDisk:
+    """A raw disk file attached read-write as a virtio-blk disk the guest finds by `serial`
+    (at most 20 bytes, virtio-blk's limit; the guest reads it from /sys/block/vdX/serial, or
+    udev links it as /dev/disk/by-id/virtio-<serial>)."""
+
+    path: Path
+    serial: str
+
+
+@dataclass(frozen=True)
 class VmSpec:
     """What to run. `vm_id` is the node-wide unique id (the binding derives it from owner and
     name); disks are paths to existing raw files, the first one is the root disk."""
@@ -64,6 +74,7 @@ class VmSpec:
     cidata: Path | None = None  # NoCloud seed disk (vfat labelled CIDATA)
     nics: tuple[NetAttachment, ...] = ()
     shared_dir: Path | None = None  # container machines: the root tree, shared as tag "root"
+    volumes: tuple[VolumeDisk, ...] = ()  # data disks after the seed, each with its serial
     extra: dict = field(default_factory=dict)  # driver-specific, recorded in the state dir
 
 

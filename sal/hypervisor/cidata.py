@@ -20,6 +20,8 @@ from sal.hypervisor.base import HypervisorError
 SEED_SIZE_KB = 1024
 _HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_SERIAL_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
+_MOUNT_RE = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
 _CIDR_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$|^[0-9a-f:]+/\d{1,3}$")
 
 
@@ -42,6 +44,9 @@ class SeedConfig:
     ssh_keys: tuple[str, ...] = ()
     nics: tuple[NicConfig, ...] = ()
     runcmd: tuple[str, ...] = ()  # shell lines run once at first boot (cloud-config runcmd)
+    # (virtio serial, mount path) per volume disk: cloud-config `mounts`, which cloud-init
+    # applies as it is and the ZOS images' init reads (image/files/vm/rc)
+    mounts: tuple[tuple[str, str], ...] = ()
     extra_files: dict[str, str] = field(default_factory=dict)
 
 
@@ -73,6 +78,14 @@ def render(seed: SeedConfig) -> dict[str, str]:
             if "\n" in cmd:
                 raise HypervisorError("cidata: a runcmd entry must be one line")
             user.append("  - '" + cmd.replace("'", "''") + "'")
+    if seed.mounts:
+        user.append("mounts:")
+        for serial, path in seed.mounts:
+            if not _SERIAL_RE.match(serial) or not _MOUNT_RE.match(path) or "/../" in path + "/":
+                raise HypervisorError(f"cidata: cannot mount disk {serial!r} at {path!r}")
+            device = f"/dev/disk/by-id/virtio-{serial}"
+            entry = [device, path, "ext4", "defaults,noatime,nofail", "0", "2"]
+            user.append(f"  - {json.dumps(entry)}")
     files = {"meta-data": meta, "user-data": "\n".join(user) + "\n"}
     if seed.nics:
         files["network-config"] = _network_config(seed.nics)

@@ -43,7 +43,8 @@ _STATES = {
 
 def vm_config(spec: VmSpec, console_log: Path) -> dict[str, Any]:
     """The `VmConfig` body of `PUT /vm.create` for a spec: direct kernel boot, raw disks (the
-    cidata seed read-only), one virtio-net per tap, serial console to a file."""
+    cidata seed read-only, volumes with their serials), one virtio-net per tap, serial console
+    to a file."""
     if spec.shared_dir is not None:
         raise HypervisorError(
             f"VM {spec.vm_id}: shared_dir needs a virtiofsd per VM, which this driver does not "
@@ -63,6 +64,7 @@ def vm_config(spec: VmSpec, console_log: Path) -> dict[str, Any]:
     disks = [{"path": str(path)} for path in spec.disks]
     if spec.cidata is not None:
         disks.append({"path": str(spec.cidata), "readonly": True})
+    disks += [{"path": str(v.path), "serial": v.serial} for v in spec.volumes]
     if disks:
         config["disks"] = disks
     net = []

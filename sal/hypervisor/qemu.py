@@ -45,6 +45,7 @@ from sal.hypervisor.state import CONSOLE_LOG, VmStateRoot
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 _NETNS_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_SERIAL_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}$")  # virtio-blk's serial is at most 20 bytes
 _MACHINES = {
     "microvm": ("virtio-blk-device", "virtio-net-device", "virtio-9p-device", "virtio-rng-device"),
     "q35": ("virtio-blk-pci", "virtio-net-pci", "virtio-9p-pci", "virtio-rng-pci"),
@@ -208,6 +209,11 @@ class QemuHypervisor(Hypervisor):
                 "-drive", f"file={_opt(spec.cidata)},if=none,id=cidata,format=raw,readonly=on",
                 "-device", f"{blk},drive=cidata",
             ]  # fmt: skip
+        for i, volume in enumerate(spec.volumes):
+            argv += [
+                "-drive", f"file={_opt(volume.path)},if=none,id=vol{i},format=raw",
+                "-device", f"{blk},drive=vol{i},serial={volume.serial}",
+            ]  # fmt: skip
         for i, nic in enumerate(spec.nics):
             if nic.tap:
                 netdev = f"tap,id=net{i},ifname={nic.tap},script=no,downscript=no"
@@ -346,6 +352,7 @@ class QemuHypervisor(Hypervisor):
         for disk in spec.disks:
             if not Path(disk).is_file():
                 raise HypervisorError(f"{bad} disk {disk} does not exist")
+        _check_volumes(bad, spec)
         if spec.cidata is not None and not Path(spec.cidata).is_file():
             raise HypervisorError(f"{bad} cidata seed {spec.cidata} does not exist")
         if spec.shared_dir is not None and not Path(spec.shared_dir).is_dir():
@@ -372,6 +379,19 @@ class QemuHypervisor(Hypervisor):
                     raise HypervisorError(f"{bad} forwards apply to user networking, not tap")
             for fwd in nic.forwards:
                 _check_forward(bad, fwd)
+
+
+def _check_volumes(bad: str, spec: VmSpec) -> None:
+    serials = set()
+    for volume in spec.volumes:
+        if not Path(volume.path).is_file():
+            raise HypervisorError(f"{bad} volume disk {volume.path} does not exist")
+        if not _SERIAL_RE.match(volume.serial) or volume.serial in serials:
+            raise HypervisorError(
+                f"{bad} volume serial {volume.serial!r} must be unique, 1-20 letters, digits, "
+                "'-' or '_'"
+            )
+        serials.add(volume.serial)
 
 
 def _check_forward(bad: str, fwd: tuple) -> None:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from sal.command import process_alive
-from sal.hypervisor.base import HypervisorError, NetAttachment, VmNotFound, VmSpec
+from sal.hypervisor.base import HypervisorError, NetAttachment, VmNotFound, VmSpec, VolumeDisk
 
 VM_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 SPEC_FILE = "spec.json"
@@ -51,6 +51,10 @@ def spec_to_json(spec: VmSpec) -> dict[str, Any]:
     data["nics"] = [
         {"mac": n.mac, "tap": n.tap, "forwards": [list(f) for f in n.forwards]} for n in spec.nics
     ]
+    # Recorded only when there are some, so a VM recorded before volumes existed compares equal.
+    data.pop("volumes")
+    if spec.volumes:
+        data["volumes"] = [{"path": str(v.path), "serial": v.serial} for v in spec.volumes]
     return json.loads(json.dumps(data))
 
 
@@ -78,6 +82,9 @@ def spec_from_json(data: dict[str, Any]) -> VmSpec:
             for n in data.get("nics", ())
         ),
         shared_dir=opt_path(data.get("shared_dir")),
+        volumes=tuple(
+            VolumeDisk(path=Path(v["path"]), serial=v["serial"]) for v in data.get("volumes", ())
+        ),
         extra=dict(data.get("extra") or {}),
     )
 

@@ -5,9 +5,10 @@ runners, QEMU (TCG here) booting the test guest, btrfs on a loop device, a HeroD
 and the mycelium daemon's stand-in (tests/sal/fake_mycelium.py: the real binary is in no
 reachable registry; the stub checks every request against specs/mycelium.yaml). The VM's tap,
 the overlay bridge and the QEMU process live in a network namespace the test made, so nothing
-can leave it. One script boots a VM with an overlay address, makes a volume and a database;
-the user sees them in the coordinator's inventory; the agent restarts and finds the VM still
-running; a second script deletes them all, and nothing is left on the node.
+can leave it. One script makes a volume, boots a VM with an overlay address and the volume
+mounted, and makes a database; the user sees them in the coordinator's inventory; the agent
+restarts and finds the VM still running; a second script is refused the attached volume's
+delete, then deletes them all, and nothing is left on the node.
 """
 
 import ipaddress
@@ -39,8 +40,10 @@ pytestmark = [
 GIB = 2**30
 
 CREATE = f"""
+let volume = volume_create("data", 1);
 let vm = vm_create(#{{name: "web", image: "busybox", cpus: 1, memory_mb: 256, disk_gb: 1,
-                     ssh_keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA e2e@zos"]}});
+                     ssh_keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA e2e@zos"],
+                     volumes: [#{{name: "data", mount: "/data"}}]}});
 let info = vm_info("web");
 while !info.console.contains("{READY_MARKER}") {{
     if info.state != "running" {{ throw `the VM stopped: ${{info.state}}`; }}
@@ -48,16 +51,17 @@ while !info.console.contains("{READY_MARKER}") {{
     info = vm_info("web");
 }}
 log(`vm web is up at ${{vm.mycelium_ip}}`);
-let volume = volume_create("data", 1);
 let db = herodb_create(#{{name: "cache", memory_mb: 64, disk_gb: 1}});
-#{{vm: vm, volume: volume, db: db}}
+#{{vm: vm, volume: volume, db: db, console: info.console}}
 """
 
 DELETE = """
+let refused = "";
+try { volume_delete("data"); } catch (e) { refused = `${e}`; }
 vm_delete("web");
 volume_delete("data");
 herodb_delete("cache");
-vm_list().len()
+#{left: vm_list().len(), refused: refused}
 """
 
 
@@ -131,6 +135,8 @@ def test_scripts_make_and_remove_a_vm_a_volume_and_a_database(
         address = ipaddress.IPv6Address(vm["mycelium_ip"])
         assert address in subnet and address != node_address
         assert vm["state"] == "running"
+        assert vm["volumes"] == [{"name": "data", "mount": "/data"}]
+        assert "ZOS-GUEST-VOLUME /data" in result["console"]  # mounted before it was ready
         wait_for(lambda: _ping6(netns, str(address)), timeout=30, what="the VM to answer ping")
         # the volume is a quota'd subvolume; the database takes a password and keeps data
         assert pool.get_limit(volumes[0]) == GIB
@@ -159,7 +165,8 @@ def test_scripts_make_and_remove_a_vm_a_volume_and_a_database(
         deleted = user.deploy(DELETE)
         done = user.wait_final(deleted["id"], timeout=120)
         assert done["status"] == "succeeded", (done["job"].get("error"), agent.log()[-3000:])
-        assert done["job"]["result"] == 0
+        assert done["job"]["result"]["left"] == 0
+        assert "volume 'data' is attached to vm 'web'" in done["job"]["result"]["refused"]
         wait_for(lambda: _workloads(user) == [], timeout=30, what="the inventory to empty")
 
         # nothing left behind: processes, taps, disks, subvolumes, state

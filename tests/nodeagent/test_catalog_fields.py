@@ -41,6 +41,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "mycelium": False,
         "env": {"MODE": "prod"},
         "entrypoint": ["/bin/sh", "-c", "true"],
+        "volumes": [{"name": "data", "mount": "/data"}],
     },
     "herodb_create": {"name": "cache", "memory_mb": 64, "disk_gb": 2, "password": "secret"},
     "gateway_name_create": {"name": "blog", "backends": ["[400::1]:80"], "tls": False},
@@ -89,6 +90,10 @@ class Registry:
             get=lambda key: GATEWAY if key == "zos:gateway" else None
         )
     )
+
+    def require(self, owner: int, kind: str, name: str) -> Workload:
+        """Every volume a sample names exists, ready (vm_create checks before reserving)."""
+        return Workload(owner, kind, name, {"size_gb": 1}, {}, state="ready")
 
     def reserve(self, workload: Workload) -> tuple[Workload, bool]:
         self.reserved.append(workload)

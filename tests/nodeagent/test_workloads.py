@@ -122,3 +122,34 @@ def test_inventory_lists_owners_and_public_details(registry):
             "mycelium_ip": "4ab:cd::5",
         }
     ]
+
+
+def _claim(url: str, holder: str, results) -> None:
+    registry = WorkloadRegistry(connect(url))
+    volume = Workload(owner=1, kind="volume", name="data", spec={"size_gb": 1}, reserved={})
+    results.put((holder, registry.claim_volume(volume, holder)))
+
+
+def test_concurrent_vms_cannot_both_hold_a_volume_and_only_the_holder_lets_go(
+    registry, redis_server
+):
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    workers = [
+        context.Process(target=_claim, args=(redis_server.url, f"vm{n}", results)) for n in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    outcomes = [results.get(timeout=5) for _ in workers]
+    winners = {holder for wanted, holder in outcomes if wanted == holder}
+    assert len(winners) == 1 and {holder for _, holder in outcomes} == winners  # all see it
+    (winner,) = winners
+    volume = Workload(owner=1, kind="volume", name="data", spec={}, reserved={})
+    registry.unclaim_volumes(1, ["data"], "someone-else")
+    assert registry.volume_holder(volume) == winner
+    registry.unclaim_volumes(2, ["data"], winner)  # another owner's "data" is another volume
+    assert registry.volume_holder(volume) == winner
+    registry.unclaim_volumes(1, ["data"], winner)
+    assert registry.volume_holder(volume) is None

@@ -17,6 +17,9 @@ The guest prints these markers on the serial console (ttyS0):
   gateways from the seed's network-config) are set up;
 - `ZOS-RUNCMD-BEGIN` / `ZOS-RUNCMD-END <status>` around each `runcmd` line of the user-data;
 - `ZOS-GUEST-SHARED <tag>` when a 9p share was mounted at /mnt/<tag>;
+- `ZOS-GUEST-VOLUME <path>` (or `ZOS-GUEST-VOLUME-FAILED <path>`) for each volume the seed's
+  cloud-config `mounts` lists: the virtio disk with that serial, mounted (ext4) at the path, or
+  at that path inside the container's root on a container machine;
 - `ZOS-GUEST-POWEROFF` when the ACPI power button was pressed and the guest is powering off;
 - `ZOS-CONTAINER-EXIT <status>` when a container machine's entrypoint ended (then it powers off).
 
@@ -68,6 +71,8 @@ GUEST_MODULES = (
     "nls_utf8",
     "9pnet_virtio",
     "9p",
+    "crc32c_generic",
+    "ext4",
 )
 
 INIT = r"""#!/bin/sh
@@ -118,6 +123,8 @@ if [ -n "$seed" ] && mount -t vfat -o ro "$seed" /cidata; then
       /cidata/network-config)
     gw6=$(sed -n 's/^ *gateway6://p' /cidata/network-config | unquote | head -n1)
   fi
+  [ -f /cidata/user-data ] && sed -n '/^mounts:/,/^[^ ]/s/^ *- *\[//p' /cidata/user-data \
+    | awk -F'"' '{ print $2, $4 }' > /tmp/mounts
   if grep -q '^ssh_authorized_keys:' /cidata/user-data 2>/dev/null; then
     mkdir -p /root/.ssh
     sed -n '/^ssh_authorized_keys:/,/^[^ ]/s/^ *- *//p' /cidata/user-data | unquote \
@@ -149,6 +156,23 @@ for t in /sys/bus/virtio/drivers/9pnet_virtio/*/mount_tag; do
 done
 
 r=/mnt/root
+# Volumes (the seed's cloud-config mounts; each disk found by its virtio serial, formatted by
+# the node): inside a container machine's root, else at their own path.
+top=
+[ -f "$r/.zos/entrypoint" ] && top="$r"
+[ -s /tmp/mounts ] && while read -r id path; do
+  serial=${id##*/virtio-} dev=
+  for b in /sys/block/vd*; do
+    [ "$(cat "$b/serial" 2>/dev/null)" = "$serial" ] && dev="/dev/${b##*/}"
+  done
+  mkdir -p "$top$path"
+  if [ -n "$dev" ] && mount -t ext4 -o noatime "$dev" "$top$path"; then
+    echo "ZOS-GUEST-VOLUME $path"
+  else
+    echo "ZOS-GUEST-VOLUME-FAILED $path"
+  fi
+done < /tmp/mounts
+
 if [ -f "$r/.zos/entrypoint" ]; then
   # Container machine: the 9p share is the container's root; run its entrypoint chrooted
   # there as a child, so this init stays PID 1 to report its exit and handle the power button.
@@ -172,6 +196,7 @@ if [ -f "$r/.zos/entrypoint" ]; then
   echo "ZOS-CONTAINER-EXIT $rc"
   rm -f /run/entry.pid
   umount "$r/dev" "$r/sys" "$r/proc" 2>/dev/null
+  [ -s /tmp/mounts ] && while read -r id path; do umount "$r$path"; done < /tmp/mounts
   sync
   umount "$r" 2>/dev/null
   poweroff -f

@@ -15,7 +15,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from sal.hypervisor.base import HypervisorError, NetAttachment, VmNotFound, VmSpec, VmState
+from sal.hypervisor.base import (
+    HypervisorError,
+    NetAttachment,
+    VmNotFound,
+    VmSpec,
+    VmState,
+    VolumeDisk,
+)
 from sal.hypervisor.cloud_hypervisor import CloudHypervisor
 from sal.unix_http import HttpApi
 from tests.sal.spec_stub import SPECS_DIR, make_fake_binary, read_log, violations_in
@@ -158,6 +165,15 @@ def test_vm_config_sent_to_the_vmm(env):
         ],
         "net": [{"tap": "tap-vm1", "mac": "52:54:00:00:00:01"}],
     }
+    env.driver.delete("vm1")
+
+
+def test_volumes_are_sent_as_disks_with_their_serials(env):
+    volume = env.files / "root.raw"  # any existing file: the fake checks the request only
+    env.driver.create(make_spec(env, volumes=(VolumeDisk(volume, "zos-vol0"),)))
+    body = next(e["body"] for e in read_log(env.log) if e.get("path") == "/api/v1/vm.create")
+    assert body["disks"][-1] == {"path": str(volume), "serial": "zos-vol0"}
+    assert not [e for e in read_log(env.log) if "violation" in e]  # valid against the spec
     env.driver.delete("vm1")
 
 

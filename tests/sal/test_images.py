@@ -176,6 +176,15 @@ def test_seed_files(tmp_path):
     assert "CIDATA" in label
 
 
+def test_volume_mounts_are_cloud_config_mounts_by_virtio_serial():
+    seed = SeedConfig(instance_id="i", hostname="h", mounts=(("zos-vol0", "/srv/data"),))
+    assert render(seed)["user-data"] == (
+        "#cloud-config\nhostname: h\nmounts:\n"
+        '  - ["/dev/disk/by-id/virtio-zos-vol0", "/srv/data", "ext4", "defaults,noatime,nofail", '
+        '"0", "2"]\n'
+    )
+
+
 @pytest.mark.parametrize(
     ("seed", "message"),
     [
@@ -193,6 +202,9 @@ def test_seed_files(tmp_path):
         ),
         (SeedConfig(instance_id="i", hostname="h", runcmd=("a\nb",)), "one line"),
         (SeedConfig(instance_id="i", hostname="h", extra_files={"../x": ""}), "cannot add"),
+        (SeedConfig(instance_id="i", hostname="h", mounts=(("v0", "/a/../etc"),)), "cannot mount"),
+        (SeedConfig(instance_id="i", hostname="h", mounts=(("v0", "rel"),)), "cannot mount"),
+        (SeedConfig(instance_id="i", hostname="h", mounts=(("v 0", "/data"),)), "cannot mount"),
     ],
 )
 def test_bad_seeds_are_refused(tmp_path, seed, message):

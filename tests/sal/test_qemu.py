@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from sal.command import run
-from sal.hypervisor.base import HypervisorError, NetAttachment, VmNotFound, VmSpec, VmState
+from sal.hypervisor.base import (
+    HypervisorError,
+    NetAttachment,
+    VmNotFound,
+    VmSpec,
+    VmState,
+    VolumeDisk,
+)
 from sal.hypervisor.cidata import NicConfig, SeedConfig, write_seed
 from sal.hypervisor.qemu import QemuHypervisor
 from sal.hypervisor.state import spec_from_json, spec_to_json
@@ -250,9 +257,29 @@ def test_spec_round_trips_through_json(tmp_path):
         kernel=tmp_path / "k",
         disks=(tmp_path / "d",),
         nics=(NetAttachment(mac=MAC, forwards=(("10.0.2.100", 80, 8080),)),),
+        volumes=(VolumeDisk(path=tmp_path / "v", serial="zos-vol0"),),
         extra={"machine": "q35"},
     )
     assert spec_from_json(spec_to_json(spec)) == spec
+
+
+def test_a_spec_without_volumes_is_recorded_as_before_volumes_existed(tmp_path):
+    """spec.json of a VM made before volumes existed has no `volumes` key: the same spec must
+    still compare equal, or re-running its create would call it a different VM."""
+    spec = VmSpec(vm_id="a", cpus=1, memory_mb=128, kernel=tmp_path / "k")
+    assert "volumes" not in spec_to_json(spec)
+
+
+def test_volumes_are_virtio_disks_with_their_serials(tmp_path):
+    hv = QemuHypervisor(tmp_path / "vms")
+    disks = (VolumeDisk(tmp_path / "a,b.raw", "zos-vol0"), VolumeDisk(tmp_path / "c", "zos-vol1"))
+    argv = hv.command_line(
+        VmSpec(vm_id="v", cpus=1, memory_mb=128, kernel=tmp_path / "k", volumes=disks)
+    )
+    assert argv[argv.index(f"file={tmp_path}/a,,b.raw,if=none,id=vol0,format=raw") + 2] == (
+        "virtio-blk-pci,drive=vol0,serial=zos-vol0"
+    )
+    assert "virtio-blk-pci,drive=vol1,serial=zos-vol1" in argv
 
 
 @pytest.mark.parametrize(
@@ -273,6 +300,12 @@ def test_spec_round_trips_through_json(tmp_path):
         ({"cmdline": "a\nb"}, "one line"),
         ({"extra": {"machine": "isapc"}}, "unknown machine type 'isapc'"),
         ({"extra": {"netns": "x y"}}, "invalid network namespace"),
+        (
+            {"volumes": (VolumeDisk(Path("/nonexistent.raw"), "zos-vol0"),)},
+            "volume disk /nonexistent.raw does not exist",
+        ),
+        ({"volumes": (VolumeDisk(Path(__file__), "x" * 21),)}, "1-20 letters"),
+        ({"volumes": (VolumeDisk(Path(__file__), "a,b"),)}, "volume serial 'a,b'"),
     ],
 )
 def test_bad_specs_are_refused_before_anything_runs(tmp_path, change, message):
