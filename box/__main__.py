@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from box import production
+from box import node_vm, production
 from box.grid import ROOT, GridSettings, ProductionSettings, components
 from box.supervisor import Supervisor
 
@@ -32,7 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--coordinators", type=int, default=2, help="coordinator workers (--production)"
     )
+    parser.add_argument(
+        "--node-image",
+        type=Path,
+        help="boot the local node from this node image build under QEMU (box/node_vm.py) "
+        "instead of running the agent on the host",
+    )
     args = parser.parse_args(argv)
+    if args.production and args.node_image:
+        parser.error("--node-image works with the default profile only")
     if args.production:
         if args.workers < 1 or args.coordinators < 1:
             parser.error("--workers and --coordinators must be at least 1")
@@ -47,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.farm is None or args.enroll is None:
         parser.error("--farm and --enroll are required (or use --production)")
     settings = GridSettings(args.port, args.var_dir, args.farm, args.enroll)
-    return Supervisor(components(settings), cwd=ROOT).run()
+    parts = components(settings)
+    if args.node_image:
+        parts = [c for c in parts if c.name != "node"] + [
+            node_vm.component(settings, args.node_image)
+        ]
+    return Supervisor(parts, cwd=ROOT).run()
 
 
 if __name__ == "__main__":
