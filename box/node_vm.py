@@ -15,6 +15,9 @@ control plane. How it boots and why:
 - **Network: QEMU user mode with `restrict=on`** (PLATFORM.md): the guest reaches nothing but the
   control plane, forwarded from `10.0.2.100:8000` to the loopback port (`guestfwd`, one socat per
   connection). Nodes only connect out, so nothing is forwarded in (no `hostfwd`).
+- **CPU**: QEMU's default model. Under TCG that is `qemu64`, which has AMD SVM (emulated by
+  TCG): the node loads `kvm_amd` and runs its own VMs under KVM inside the emulation, about as
+  fast as a guest gets here (docs/images.md has the figures). With KVM on the host, `-cpu host`.
 - **Console on stdout** (the box's `var/log/node.log`); QMP on `<state>/qmp.sock`.
 - **Stopping**: SIGTERM presses the ACPI power button (the image's /init stops the agent and
   unmounts its pools), and QEMU is killed if the node is not off within `POWEROFF_GRACE`, which
