@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from box import production
+from box import node_vm, production
 from box.grid import ROOT, GridSettings, ProductionSettings, components
 from box.node_host import MIN_POOL_GB, NodeHost, default_pool_gb
 from box.supervisor import Supervisor
@@ -66,7 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--coordinators", type=int, default=2, help="coordinator workers (--production)"
     )
+    parser.add_argument(
+        "--node-image",
+        type=Path,
+        help="boot the local node from this node image build under QEMU (box/node_vm.py) "
+        "instead of running the agent on the host",
+    )
     args = parser.parse_args(argv)
+    if args.production and args.node_image:
+        parser.error("--node-image works with the default profile only")
     if args.production:
         if args.workers < 1 or args.coordinators < 1:
             parser.error("--workers and --coordinators must be at least 1")
@@ -84,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--pool-gb must be at least {MIN_POOL_GB}")
     var_dir = args.var_dir.resolve()
     settings = GridSettings(args.port, var_dir, args.farm, args.enroll)
+    if args.node_image:
+        parts = [c for c in components(settings) if c.name != "node"]
+        return Supervisor([*parts, node_vm.component(settings, args.node_image)], cwd=ROOT).run()
     return run_grid(settings, args.pool_gb or default_pool_gb(var_dir))
 
 

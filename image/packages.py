@@ -19,7 +19,10 @@ from urllib.parse import urlsplit
 from bootimage.tools import BuildError, run
 
 # What the node runs: the agent's interpreter and C-backed libraries, its Redis, the hypervisor,
-# storage and network tools, busybox for /init and DHCP, kmod for modules.
+# storage and network tools, busybox for /init and DHCP, kmod for modules. VMs need three more
+# that busybox lacks: `chattr +C` for the pool's no-copy-on-write VM disk directories
+# (e2fsprogs), `mkfs.vfat -C` and mtools' `mcopy` for each VM's NoCloud seed
+# (sal/hypervisor/cidata.py).
 ROOTFS_PACKAGES = (
     "python3",
     "python3-nacl",
@@ -31,6 +34,9 @@ ROOTFS_PACKAGES = (
     "iproute2",
     "busybox-static",
     "kmod",
+    "e2fsprogs",
+    "dosfstools",
+    "mtools",
 )
 KERNEL_PACKAGE = "linux-image-amd64"
 

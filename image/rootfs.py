@@ -1,7 +1,8 @@
 """The image's root filesystem, in two layers.
 
 The base layer is everything from Debian (python3 and the agent's C-backed libraries,
-redis-server, QEMU, btrfs-progs, iproute2, busybox, kmod), the kernel modules, the Python
+redis-server, QEMU, btrfs-progs, iproute2, busybox, kmod, and for VMs e2fsprogs' chattr,
+dosfstools and mtools), the kernel modules, the Python
 packages vendored at the project's pinned versions, the CA bundle, and precompiled bytecode. It
 changes only when a package version or this builder changes, so it is cached.
 
@@ -245,6 +246,9 @@ def smoke_test(root: Path, *, python_code: str) -> None:
         ["/usr/sbin/mkfs.btrfs", "--version"],
         ["/usr/bin/ip", "-V"],
         ["/usr/sbin/modprobe", "--version"],
+        ["/usr/bin/lsattr", "-V", "-d", "/"],  # chattr has no harmless flag; same package
+        ["/usr/sbin/mkfs.vfat", "--help"],
+        ["/usr/bin/mcopy", "--version"],
     )
     for argv in checks:
         run(

@@ -114,29 +114,31 @@ def running_grid(control_plane, start_agent, tmp_path, *agent_args: str, data_di
             timeout=30,
             what="the enrolled node to come online",
         )
-        key = SigningKey.generate()
-        user = User(control_plane, info["api_token"], key, nodes[0]["id"])
-        challenge = requests.post(
-            f"{control_plane.url}/api/v1/keys/challenge", headers=user.headers, timeout=5
-        ).json()
-        proof = sign_key_proof(
-            key,
-            user=challenge["user"],
-            challenge=challenge["challenge"],
-            issued_at=int(time.time()),
-        )
-        registered = requests.post(
-            f"{control_plane.url}/api/v1/keys",
-            json={"name": "laptop", "public_key": public_key_hex(key), "proof": proof},
-            headers=user.headers,
-            timeout=5,
-        )
-        assert registered.status_code == 201, registered.text
-        yield user, agent
+        yield user_with_key(control_plane, info["api_token"], nodes[0]["id"]), agent
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=10)
         worker_log.close()
+
+
+def user_with_key(plane: ControlPlane, api_token: str, node: int) -> User:
+    """The API token's user with a fresh signing key registered (proof of possession)."""
+    key = SigningKey.generate()
+    user = User(plane, api_token, key, node)
+    challenge = requests.post(
+        f"{plane.url}/api/v1/keys/challenge", headers=user.headers, timeout=5
+    ).json()
+    proof = sign_key_proof(
+        key, user=challenge["user"], challenge=challenge["challenge"], issued_at=int(time.time())
+    )
+    registered = requests.post(
+        f"{plane.url}/api/v1/keys",
+        json={"name": "laptop", "public_key": public_key_hex(key), "proof": proof},
+        headers=user.headers,
+        timeout=5,
+    )
+    assert registered.status_code == 201, registered.text
+    return user
 
 
 def _logs(events: list[dict]) -> list[str]:
