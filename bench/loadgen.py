@@ -33,6 +33,14 @@ class Result:
     def rate(self) -> float:
         return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
 
+    def merge(self, other: Result) -> None:
+        """Add another run's requests, time and CPU to this one (runs sent one after another)."""
+        self.latencies_ms += other.latencies_ms
+        for status, count in other.statuses.items():
+            self.statuses[status] = self.statuses.get(status, 0) + count
+        self.seconds += other.seconds
+        self.cpu_seconds += other.cpu_seconds
+
     def json_bodies(self) -> list[dict]:
         return [json.loads(b) for b in self.bodies]
 
