@@ -23,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report import Report  # noqa: E402
+
 TARGET_P95_MS = 50.0
 PAGES = [
     "/",
@@ -46,6 +48,7 @@ def main() -> int:
     parser.add_argument("--workloads", type=int, default=100)
     parser.add_argument("--nodes", type=int, default=3, help="nodes in the directory (10 a page)")
     parser.add_argument("--report-days", type=int, default=30)
+    parser.add_argument("--json", help="write the figures here (bench/report.py)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="zos-dashboard-bench-"))
@@ -83,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     )
     client = Client()
     client.force_login(seeded.user)
+    report = Report("dashboard", params={"runs": args.runs, "nodes": args.nodes})
     first = Deployment.objects.filter(owner=seeded.user).earliest("id").pk
     print(f"{'page':36} {'p50 ms':>8} {'p95 ms':>8}  target p95 < {TARGET_P95_MS:.0f} ms")
     missed = []
@@ -107,7 +111,10 @@ def run(args: argparse.Namespace) -> int:
         if p95 >= TARGET_P95_MS:
             missed.append(path)
         print(f"{path:36} {p50:8.1f} {p95:8.1f}  {verdict}")
+        report.add(f"{template} p50", p50, "ms")
+        report.add(f"{template} p95", p95, "ms", f"< {TARGET_P95_MS:g}")
     print("all pages within target" if not missed else f"missed: {', '.join(missed)}")
+    report.write(args.json)
     return 0
 
 

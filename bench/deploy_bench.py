@@ -37,6 +37,7 @@ from websockets.sync.client import connect
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report import Report  # noqa: E402
 from contracts.key_proof import sign_key_proof  # noqa: E402
 from contracts.payload_types import DEPLOYMENT_TYPE  # noqa: E402
 from signing.dsse import sign_envelope  # noqa: E402
@@ -146,6 +147,11 @@ class Box:
                 *self.agent_args,
             )
         self.node_ids = self._wait(self._online_nodes, f"{self.nodes} nodes online", timeout=60)
+        self._register_key()
+        return self
+
+    def _register_key(self) -> None:
+        """A signing key for the bench user, registered with its proof as a user would."""
         self.key = SigningKey.generate()
         challenge = requests.post(
             f"{self.url}/api/v1/keys/challenge", headers=self.headers, timeout=5
@@ -162,7 +168,6 @@ class Box:
             timeout=5,
             json={"name": "bench", "public_key": public_key_hex(self.key), "proof": proof},
         ).raise_for_status()
-        return self
 
     def _online_nodes(self) -> list[int]:
         nodes = requests.get(f"{self.url}/api/v1/nodes", timeout=2).json()["results"]
@@ -259,7 +264,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=1000, help="sequential deployments timed")
     parser.add_argument("--nodes", type=int, default=3)
@@ -272,23 +277,66 @@ def main() -> None:
         help="a different script for each sequential deployment, so none is answered from the "
         "coordinator's compile cache (the default repeats one script, as a fleet deploy does)",
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--production",
+        action="store_true",
+        help="run on the production profile (PostgreSQL, Redis, ASGI workers behind HAProxy, "
+        "coordinator workers: bench/production_box.py) instead of one daphne on SQLite",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="ASGI workers (--production)")
+    parser.add_argument(
+        "--coordinators", type=int, default=2, help="coordinator workers (--production)"
+    )
+    parser.add_argument(
+        "--celery",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after the sequential run, time N round trips of the same trivial job through "
+        "Celery with a Redis broker (bench/celery_bench.py) and report the ratio of the p50s",
+    )
+    parser.add_argument("--json", help="write the figures here (bench/report.py)")
+    args = parser.parse_args(argv)
+    report = Report(
+        "deploy" + ("_production" if args.production else ""),
+        params={k: v for k, v in vars(args).items() if k not in ("json", "keep")},
+    )
     workdir = Path(tempfile.mkdtemp(prefix="zos-bench-"))
     try:
-        run(args, workdir)
+        run(args, workdir, report)
     finally:
         if args.keep:
             print(f"logs kept in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    report.print()
+    report.write(args.json)
+    return 0
 
 
-def run(args: argparse.Namespace, workdir: Path) -> None:
-    with Box(workdir, args.nodes, args.runners) as box:
+def make_box(args: argparse.Namespace, workdir: Path) -> Box:
+    if not args.production:
+        return Box(workdir, args.nodes, args.runners)
+    from bench.production_box import ProductionBox
+
+    return ProductionBox(
+        workdir,
+        args.nodes,
+        args.runners,
+        workers=args.workers,
+        coordinators=args.coordinators,
+    )
+
+
+def run(args: argparse.Namespace, workdir: Path, report: Report) -> None:
+    shape = f"{args.nodes} node{'s' if args.nodes > 1 else ''} x {args.runners} runners"
+    with make_box(args, workdir) as box:
         feed = Feed(box)
         session = requests.Session()
         latencies = []
-        watched = {name: box.named[name].pid for name in ("daphne", "node0")}
+        watched = {name: box.named[name].pid for name in ("node0",)}
+        if isinstance(box.named.get("daphne"), subprocess.Popen):
+            watched["daphne"] = box.named["daphne"].pid
         cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
         for i in range(args.count):
             started = time.perf_counter()
@@ -300,24 +348,29 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             latencies.append((ended - started) * 1000)
             if (i + 1) % 100 == 0:
                 print(f"  {i + 1}/{args.count} done", file=sys.stderr)
-        print(f"latency over {args.count} sequential deployments (submit -> succeeded event):")
-        for q in (0.5, 0.9, 0.99):
-            print(f"  p{int(q * 100):<3} {percentile(latencies, q):8.1f} ms")
-        print(f"  mean {statistics.mean(latencies):8.1f} ms   max {max(latencies):8.1f} ms")
-        cpu = {
-            name: (cpu_seconds(pid) - cpu_before[name]) * 1000 / args.count
-            for name, pid in watched.items()
-        }
-        print(
-            f"  CPU per deployment: control plane (daphne) {cpu['daphne']:.1f} ms, "
-            f"node agent {cpu['node0']:.1f} ms (without its runners and compile workers)"
-        )
-        print(
-            "  targets: p50 < 50 ms, p99 < 200 ms ->",
-            "met"
-            if percentile(latencies, 0.5) < 50 and percentile(latencies, 0.99) < 200
-            else "NOT met",
-        )
+        what = f"sequential, {shape}"
+        report.add(f"{what}: submit -> succeeded p50", percentile(latencies, 0.5), "ms", "< 30")
+        report.add(f"{what}: submit -> succeeded p90", percentile(latencies, 0.9), "ms")
+        report.add(f"{what}: submit -> succeeded p99", percentile(latencies, 0.99), "ms", "< 100")
+        report.add(f"{what}: mean", statistics.mean(latencies), "ms")
+        report.add(f"{what}: max", max(latencies), "ms")
+        for name, pid in watched.items():
+            per = (cpu_seconds(pid) - cpu_before[name]) * 1000 / args.count
+            label = "control plane (daphne)" if name == "daphne" else "node agent (without runners)"
+            report.add(f"{what}: CPU per deployment, {label}", per, "ms")
+        if args.celery:
+            from bench.celery_bench import celery_round_trips
+
+            trips = celery_round_trips(args.celery, workdir)
+            ours, theirs = percentile(latencies, 0.5), percentile(trips, 0.5)
+            report.add("celery: apply_async -> result p50", theirs, "ms")
+            report.add("celery: apply_async -> result p99", percentile(trips, 0.99), "ms")
+            report.add(
+                f"ratio of our submit -> succeeded p50 ({shape}) to Celery's",
+                ours / theirs,
+                "x",
+                "<= 3",
+            )
 
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -330,11 +383,10 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         for deployment in ids:
             feed.wait(deployment, timeout=300)
         elapsed = time.perf_counter() - started
-        print(
-            f"throughput: {args.burst} deployments on {len(box.node_ids)} nodes x "
-            f"{args.runners} runners in {elapsed:.1f} s = {args.burst / elapsed:.1f} jobs/s"
+        report.add(
+            f"burst of {args.burst}, {shape}: throughput", args.burst / elapsed, "jobs/s", ">= 200"
         )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.deploy_bench import Box  # noqa: E402
+from bench.report import Report  # noqa: E402
 from bench.vm_pipeline_bench import kill_leftover_vms  # noqa: E402
 from client.api import Api  # noqa: E402
 from contracts.image_manifest import sign_manifest  # noqa: E402
@@ -101,7 +102,7 @@ def create(box: Box, name: str) -> float:
     return (at["after"] - at["before"]).total_seconds()
 
 
-def bench(disk_mib: int, workdir: Path) -> None:
+def bench(disk_mib: int, workdir: Path, report: Report) -> None:
     directory = image_dir(workdir, disk_mib)
     size = sum(p.stat().st_size for p in directory.iterdir() if p.name != "image.json")
     with contextlib.ExitStack() as stack:
@@ -122,25 +123,35 @@ def bench(disk_mib: int, workdir: Path) -> None:
     print(f"  first create    {first:6.2f}s  (fetch, verify, install, VM)")
     print(f"  cached create   {cached:6.2f}s")
     print(f"  fetch rate      {mib / max(first - cached, 1e-3):7.1f} MiB/s")
+    report.add("image size", mib, "MiB")
+    report.add("push (hash + upload)", pushed, "s")
+    report.add("push rate", sent / 2**20 / pushed, "MiB/s")
+    report.add("re-push (hash + HEAD only)", repushed, "s")
+    report.add("first vm_create (fetch, verify, install, VM)", first, "s")
+    report.add("cached vm_create", cached, "s")
+    report.add("fetch rate", mib / max(first - cached, 1e-3), "MiB/s")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--disk-mib", type=int, default=256, help="size of the random disk.raw")
     parser.add_argument("--keep", action="store_true", help="keep the work dir and its logs")
+    parser.add_argument("--json", help="write the figures here (bench/report.py)")
     args = parser.parse_args()
+    report = Report("image_hub", params={"disk_mib": args.disk_mib})
     reason = storage_missing()
     if reason:
         raise SystemExit(f"image_hub_bench {reason}")
     # Short on purpose: QMP socket paths under the node's data dir must fit in 107 bytes.
     workdir = Path(tempfile.mkdtemp(prefix="zh-", dir="/tmp"))
     try:
-        bench(args.disk_mib, workdir)
+        bench(args.disk_mib, workdir, report)
     finally:
         if args.keep:
             print(f"logs kept in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    report.write(args.json)
     return 0
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.report import Report
 from rhai import Engine, RhaiError
 
 
@@ -174,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--progress-every", type=int, default=0, help="call a progress hook every N operations"
     )
+    parser.add_argument("--json", help="write the figures here (bench/report.py)")
     args = parser.parse_args(argv)
+    report = Report("rhai", params={"runs": args.runs, "max_operations": args.max_operations})
 
     chosen = [w for w in WORKLOADS if not args.only or any(w.name.startswith(o) for o in args.only)]
     print(
@@ -191,14 +194,17 @@ def main(argv: list[str] | None = None) -> int:
             )
         except RhaiError as err:
             print(f"{work.name:<14} ENGINE ERROR: {err}")
+            report.notes.append(f"{work.name}: engine error {err}")
             failed = True
             continue
         if got != want:
             print(f"{work.name:<14} WRONG RESULT: engine {got!r}, python {want!r}")
+            report.notes.append(f"{work.name}: wrong result {got!r}, Python {want!r}")
             failed = True
             continue
         verdict = "ok" if ratio <= args.target else "SLOW"
         print(f"{work.name:<14}{engine_ms:>12.1f}{python_ms:>12.1f}{ratio:>9.2f}  {verdict}")
+        report.add(f"{work.name}: engine / Python", ratio, "x", f"<= {args.target:g}")
         if ratio > worst[1]:
             worst = (work.name, ratio)
     met = not failed and worst[1] <= args.target
@@ -206,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         f"worst ratio: {worst[1]:.2f} ({worst[0]}); target {args.target:g} "
         f"{'met' if met else 'NOT met'}"
     )
+    report.write(args.json)
     return 1 if failed else 0
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report import Report  # noqa: E402
 from image.vm_image import READY_MARKER, VmImageOptions, build_vm_image  # noqa: E402
 from sal.hypervisor.base import NetAttachment, VmSpec  # noqa: E402
 from sal.hypervisor.cidata import SeedConfig, write_seed  # noqa: E402
@@ -110,7 +111,9 @@ def guest_boot(hv: QemuHypervisor, guest, n: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="first boots to time (5)")
+    parser.add_argument("--json", help="write the figures here (bench/report.py)")
     args = parser.parse_args()
+    report = Report("vm_image", params={"runs": args.runs})
 
     first = timed_build()
     again = timed_build()
@@ -120,6 +123,9 @@ def main() -> int:
     rows.append(("total", *(sum(row[i] for row in rows) for i in (1, 2, 3))))
     for name, *figures in rows:
         print(f"| {name} | " + " | ".join(f"{f / MIB:.1f} MiB" for f in figures) + " |")
+    report.add("build, cold", first, "s")
+    report.add("build again, inputs unchanged", again, "s")
+    report.add("image size (total, zstd -9)", rows[-1][3] / MIB, "MiB")
 
     cmdline = json.loads((OUT / "image.json").read_text())["cmdline"]
     with tempfile.TemporaryDirectory(prefix="zvb-", dir="/tmp") as tmp:
@@ -140,6 +146,8 @@ def main() -> int:
             f"{what} ({hv.accel}, {args.runs} boots): p50 {statistics.median(figures):.2f} s, "
             f"min {min(figures):.2f} s, max {max(figures):.2f} s"
         )
+        report.add(f"{what} p50", statistics.median(figures), "s")
+    report.write(args.json)
     return 0
 
 

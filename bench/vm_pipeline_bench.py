@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.deploy_bench import Box, Feed, percentile  # noqa: E402
+from bench.report import Report  # noqa: E402
 from bench.vm_bench import bare_boot, wait_marker  # noqa: E402
 from nodeagent.functions.resources import node_resources  # noqa: E402
 from tests.sal.conftest import loop_pool, storage_missing  # noqa: E402
@@ -200,7 +201,7 @@ def stats(values: list[float]) -> str:
     return f"p50 {statistics.median(values):6.2f}s  p90 {percentile(values, 0.9):6.2f}s"
 
 
-def bench(runs: int, runners: int, poll_ms: int, workdir: Path) -> bool:
+def bench(runs: int, runners: int, poll_ms: int, workdir: Path, report: Report) -> bool:
     guest = build_guest()
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(loop_pool(workdir / "btrfs", size=POOL_SIZE))
@@ -251,6 +252,10 @@ def bench(runs: int, runners: int, poll_ms: int, workdir: Path) -> bool:
         ("report", "job ended on node -> succeeded on the feed"),
     ):
         print(f"    {what:<48} {statistics.median(r[key] for r in rows):6.2f}s")
+        report.add(f"split: {what} p50", statistics.median(r[key] for r in rows), "s")
+    report.add("bare qemu -kernel to guest ready p50", statistics.median(bare), "s")
+    report.add("pipeline submit -> guest ready p50", statistics.median(totals), "s")
+    report.add("ratio pipeline / bare (p50s)", ratio, "x", "<= 1.3")
     return met
 
 
@@ -262,7 +267,9 @@ def main() -> int:
         "--poll-ms", type=int, default=20, help="the script's sleep between vm_info polls"
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir and its logs")
+    parser.add_argument("--json", help="write the figures here (bench/report.py)")
     args = parser.parse_args()
+    report = Report("vm_pipeline", params={"runs": args.runs, "poll_ms": args.poll_ms})
     reason = storage_missing()
     if reason:
         raise SystemExit(f"vm_pipeline_bench {reason}")
@@ -271,7 +278,7 @@ def main() -> int:
     # Short on purpose: QMP socket paths under the node's data dir must fit in 107 bytes.
     workdir = Path(tempfile.mkdtemp(prefix="zp-", dir="/tmp"))
     try:
-        bench(args.runs, args.runners, args.poll_ms, workdir)
+        bench(args.runs, args.runners, args.poll_ms, workdir, report)
     except KeyboardInterrupt as exc:
         print(f"interrupted ({exc or 'Ctrl-C'}); everything the bench started is stopped")
         return 130
@@ -280,6 +287,7 @@ def main() -> int:
             print(f"logs kept in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    report.write(args.json)
     return 0
 
 

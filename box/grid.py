@@ -163,6 +163,9 @@ class ProductionSettings:
             "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "ZOS_PUBLIC_URL": os.environ.get("ZOS_PUBLIC_URL", self.url),
             "PYTHONUNBUFFERED": "1",
+            # Connections kept open per process (grid/settings.py); PostgreSQL's default
+            # max_connections (100) fits 8 ASGI workers and the other processes.
+            "ZOS_DB_POOL_MAX": "10",
             **self.extra_env,
         }
 

@@ -8,13 +8,13 @@ import logging
 import secrets
 import time
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from nacl.exceptions import BadSignatureError
 
 from coordinator import links, nodelogs, notify, services
 from coordinator.envelopes import cancel_envelope
 from coordinator.inventory import record_inventory
+from coordinator.link_db import db_call
 from coordinator.linkloop import link_loop
 from coordinator.models import Job
 from coordinator.notify import node_group, user_group
@@ -33,13 +33,13 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_TIMEOUT = 4408
 
 
-@database_sync_to_async
+@db_call
 def _approved_node(public_key: str) -> Node | None:
     node = Node.objects.filter(public_key=public_key).first()
     return node if node is not None and node.status in APPROVED_STATUSES else None
 
 
-@database_sync_to_async
+@db_call
 def _cancel_envelope(job_uuid: str) -> dict | None:
     job = Job.objects.select_related("node").filter(uuid=job_uuid).first()
     return cancel_envelope(job) if job and job.node else None
@@ -87,7 +87,7 @@ class NodeLinkConsumer(JsonConsumer):
     async def _mark_lost(self, reason: str) -> None:
         if not self.lost:
             self.lost = True
-            await database_sync_to_async(links.link_lost)(self.node_id, self.session, reason)
+            await db_call(links.link_lost)(self.node_id, self.session, reason)
 
     async def keepalive(self, now: float) -> bool:
         """Ping when due; False (and the link closed) once the node stopped answering."""
@@ -150,7 +150,7 @@ class NodeLinkConsumer(JsonConsumer):
         features = content.get("features")
         self.features = features if isinstance(features, list) else []
         self.answers_pings = "pong" in self.features
-        await database_sync_to_async(links.link_up)(node.pk, self.session)
+        await db_call(links.link_up)(node.pk, self.session)
         await self.channel_layer.group_add(node_group(node.pk), self.channel_name)
         await self.send_json({"type": "welcome", "node": node.pk})
         link_loop.add(self)
@@ -159,7 +159,7 @@ class NodeLinkConsumer(JsonConsumer):
     async def _call(self, service, **kwargs):
         """A service call in the database thread; what it announces is sent from here, so the
         thread never waits for the event loop (coordinator/notify.py)."""
-        result, messages = await database_sync_to_async(notify.collecting(service))(**kwargs)
+        result, messages = await db_call(notify.collecting(service))(**kwargs)
         await notify.send_all(messages)
         return result
 
@@ -200,7 +200,7 @@ class NodeLinkConsumer(JsonConsumer):
             await self.send_json({"type": "ack", "ids": [str(content["id"])]})
 
     async def _inventory(self, content: dict) -> None:
-        await database_sync_to_async(record_inventory)(self.node_id, content.get("workloads"))
+        await db_call(record_inventory)(self.node_id, content.get("workloads"))
 
     async def _cancel_ack(self, content: dict) -> None:
         state = content.get("state")

@@ -13,10 +13,10 @@ import logging
 import time
 from typing import Protocol
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from coordinator import links, services
+from coordinator.link_db import db_call
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +58,10 @@ class LinkLoop:
                 if now - last_refresh >= settings.ZOS_LINK_PING_INTERVAL:
                     last_refresh = now
                     sessions = {link.node_id: link.session for link in alive}
-                    await database_sync_to_async(links.refresh)(sessions)
+                    await db_call(links.refresh)(sessions)
                 if now - last_poll >= settings.ZOS_LINK_POLL:
                     last_poll = now
-                    busy = await database_sync_to_async(services.nodes_with_work)(
-                        [link.node_id for link in alive]
-                    )
+                    busy = await db_call(services.nodes_with_work)([link.node_id for link in alive])
                     for node_id in busy:
                         if link := self.links.get(node_id):
                             await link.send_pending()

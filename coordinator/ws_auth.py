@@ -5,12 +5,12 @@ Browsers send their session cookie automatically, so for them the origin must be
 origin check is not needed (and a CLI sends no Origin at all).
 """
 
-from channels.db import database_sync_to_async
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.authtoken.models import Token
 
 from accounts.services import user_for_api_secret
+from coordinator.link_db import db_call
 
 
 def _token_from(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -22,7 +22,7 @@ def _token_from(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-@database_sync_to_async
+@db_call
 def _user_for(token: str):
     if named := user_for_api_secret(token):
         return named[0]

@@ -111,6 +111,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+# PostgreSQL: a pool of open connections per process (psycopg_pool, ZOS_DB_POOL_MAX at most), so
+# a request borrows a connection instead of opening one. Under ASGI every request runs in a thread
+# of its own, so persistent connections (ZOS_DB_CONN_MAX_AGE) are never reused; opening one per
+# request cost PostgreSQL a backend start and its catalog reads each time (docs/performance.md).
+DB_POOL_MAX = int(os.environ.get("ZOS_DB_POOL_MAX", "0"))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_MAX > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses a pool with persistent connections
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_MAX,
+        "timeout": 20,  # seconds a request waits for a free connection before it fails
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -130,7 +142,7 @@ if REDIS_URL:
         }
     }
     # Redis expires each nonce itself and never evicts one (its default maxmemory-policy).
-    _nonce_cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    _nonce_cache = {"BACKEND": "grid.redis_cache.SharedPoolRedisCache", "LOCATION": REDIS_URL}
 else:
     CHANNEL_LAYERS = {
         "default": {

@@ -235,7 +235,8 @@ def register_node(
 def record_uptime(*, node: Node, uptime: int, used: dict[str, int], health: list[str]) -> Node:
     """Store a report and move an approved node between online, degraded and offline."""
     with transaction.atomic():
-        node = Node.objects.select_for_update().get(pk=node.pk)
+        # The farm comes along for the reply's desired version; only the node's row is locked.
+        node = Node.objects.select_for_update(of=("self",)).select_related("farm").get(pk=node.pk)
         report = UptimeReport.objects.create(node=node, uptime=uptime, used=used, health=health)
         count_report(node_id=node.pk, at=report.received_at)
         node.uptime = uptime

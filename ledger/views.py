@@ -189,8 +189,9 @@ class NodeViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=UptimeSerializer)
     @action(detail=True, methods=["post"])
     def uptime(self, request: Request, pk: str) -> Response:
-        node = self.get_object()
-        if node.pk != request.auth.node.pk:
+        node = request.auth.node  # loaded by the signature check: no second lookup
+        if pk != str(node.pk) and pk.lower() != node.public_key:
+            self.get_object()  # 404 for a node that does not exist, 403 below for another's
             raise ApiError(
                 "node_mismatch",
                 "a node may only report for itself; the signing key belongs to another node",

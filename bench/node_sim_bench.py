@@ -1,0 +1,354 @@
+"""Many simulated nodes holding real links to the production profile, from one asyncio process.
+
+Issue 19's link figures. Starts the production profile (no real node), registers `--nodes` fresh
+keys in the bootstrap farm with an enrollment token (approved at once), then every simulated node:
+
+- opens `/ws/node/` through HAProxy and does the real handshake: the control plane's challenge
+  signed with the node's ed25519 key, `hello` with the `pong` feature, `welcome`;
+- answers pings, and sends a signed uptime report every `--report-every` seconds (spread out);
+- answers each dispatch with `accepted`, then the outbox events `running` and `succeeded`, as an
+  agent whose runner finished at once would (the dispatch is parsed, not verified: the node's own
+  checks cost the node, not the control plane, and are in deploy_bench's figures).
+
+Measured: handshake time and refusals while all links come up at once; the control plane's CPU
+(ASGI workers, HAProxy, PostgreSQL, Redis, coordinator workers, ledger monitor) and the ASGI
+workers' memory with every link idle, and while `--deployments` trivial deployments are submitted
+at `--rate` per second to random nodes: submit → dispatch received, → `accepted` and →
+`succeeded` on the owner's live feed.
+
+    .venv/bin/python bench/node_sim_bench.py [--nodes 1000] [--deployments 300] [--rate 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import random
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from nacl.signing import SigningKey
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.loadgen import fire, http_request  # noqa: E402
+from bench.production_box import ProductionBox, cpu_delta  # noqa: E402
+from bench.report import Report, percentile  # noqa: E402
+from bench.uptime_bench import CAPACITY, signed  # noqa: E402
+from contracts.payload_types import DEPLOYMENT_TYPE  # noqa: E402
+from signing.dsse import sign_envelope  # noqa: E402
+from signing.keys import b64encode, public_key_hex  # noqa: E402
+from signing.node_request import sign_request  # noqa: E402
+
+WS_CONTEXT = b"zos-ws-v1\n"
+
+
+def _payload(envelope: dict) -> dict:
+    return json.loads(base64.b64decode(envelope["payload"]))
+
+
+class Fleet:
+    """The simulated nodes and what they saw."""
+
+    def __init__(self, box: ProductionBox, keys: list[SigningKey], report_every: float) -> None:
+        self.box = box
+        self.keys = keys
+        self.report_every = report_every
+        self.ws_url = box.url.replace("http://", "ws://") + "/ws/node/"
+        self.handshakes: list[float] = []
+        self.refused: list[str] = []
+        self.linked = 0
+        self.dispatched: dict[str, float] = {}  # deployment name → when its dispatch arrived
+        self.reports = 0
+        self.stop = asyncio.Event()
+
+    async def node(self, key: SigningKey, gate: asyncio.Semaphore) -> None:
+        async with gate:
+            started = time.perf_counter()
+            try:
+                ws = await connect(self.ws_url, open_timeout=30, max_size=2**22)
+                challenge = json.loads(await ws.recv())
+                sig = key.sign(WS_CONTEXT + challenge["nonce"].encode()).signature
+                await ws.send(
+                    json.dumps(
+                        {
+                            "type": "hello",
+                            "key": public_key_hex(key),
+                            "sig": b64encode(sig),
+                            "features": ["pong"],
+                        }
+                    )
+                )
+                welcome = json.loads(await ws.recv())
+                if welcome.get("type") != "welcome":
+                    raise ValueError(f"expected welcome, got {welcome}")
+            except (OSError, TimeoutError, InvalidStatus, ConnectionClosed, ValueError) as exc:
+                self.refused.append(f"{type(exc).__name__}: {exc}")
+                return
+            self.handshakes.append((time.perf_counter() - started) * 1000)
+            self.linked += 1
+        try:
+            await self._serve(ws)
+        except ConnectionClosed:
+            if not self.stop.is_set():
+                self.refused.append("link closed by the control plane")
+
+    async def _serve(self, ws) -> None:
+        events = 0
+        async with ws:
+            while not self.stop.is_set():
+                try:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), timeout=1))
+                except TimeoutError:
+                    continue
+                kind = message.get("type")
+                if kind == "ping":
+                    await ws.send(json.dumps({"type": "pong", "id": message.get("id")}))
+                elif kind == "dispatch":
+                    dispatch = _payload(message["envelope"])
+                    name = _payload(dispatch["deployment"]).get("name", "")
+                    self.dispatched[name] = time.perf_counter()
+                    job = {"job_id": dispatch["job_id"], "attempt": dispatch["attempt"]}
+                    await ws.send(json.dumps({"type": "accepted", **job}))
+                    for status, extra in (("running", {}), ("succeeded", {"result": 42})):
+                        events += 1
+                        event = {"type": "event", "id": f"{int(time.time() * 1000)}-{events}"}
+                        event.update(job, status=status, ts=time.time(), **extra)
+                        await ws.send(json.dumps(event))
+
+    async def reporter(self, node_ids: list[int]) -> None:
+        """Uptime reports, one node after another, each node every `report_every` seconds."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.box.port)
+        host = f"127.0.0.1:{self.box.port}"
+        gap = self.report_every / len(node_ids)
+        body = json.dumps({"uptime": 3600, "health": []}, separators=(",", ":")).encode()
+        index = 0
+        while not self.stop.is_set():
+            key, node = self.keys[index], node_ids[index]
+            path = f"/api/v1/nodes/{node}/uptime"
+            headers = {
+                "Authorization": sign_request(key, "POST", path, body),
+                "Content-Type": "application/json",
+            }
+            writer.write(http_request("POST", path, host, body, headers))
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            await reader.readexactly(length)
+            self.reports += 1
+            index = (index + 1) % len(node_ids)
+            await asyncio.sleep(gap)
+        writer.close()
+
+
+class OwnerFeed:
+    """The owner's live feed: when each deployment was accepted and succeeded."""
+
+    def __init__(self, box: ProductionBox) -> None:
+        self.url = box.url.replace("http://", "ws://") + "/ws/deployments/"
+        self.headers = box.headers
+        self.seen: dict[tuple[int, str], float] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with connect(self.url, additional_headers=self.headers) as ws:
+            while not stop.is_set():
+                try:
+                    event = json.loads(await asyncio.wait_for(ws.recv(), timeout=1))
+                except TimeoutError:
+                    continue
+                key = (event.get("deployment"), event.get("status"))
+                self.seen.setdefault(key, time.perf_counter())
+
+
+async def submit_all(box: ProductionBox, node_ids: list[int], count: int, rate: float):
+    """POST `count` signed deployments at `rate` per second; (name, id, posted at) each."""
+    host = f"127.0.0.1:{box.port}"
+    bodies = []
+    for i in range(count):
+        now = int(time.time())
+        payload = {
+            "script": "40 + 2",
+            "target": {"node": random.choice(node_ids)},
+            "nonce": secrets.token_hex(16),
+            "issued_at": now,
+            "expires_at": now + 3600,
+            "name": f"sim-{i}",
+        }
+        envelope = sign_envelope(box.key, DEPLOYMENT_TYPE, json.dumps(payload).encode())
+        bodies.append(json.dumps({"envelope": envelope}).encode())
+    headers = {**box.headers, "Content-Type": "application/json"}
+    submitted = []
+    reader, writer = await asyncio.open_connection("127.0.0.1", box.port)
+    for i, body in enumerate(bodies):
+        posted = time.perf_counter()
+        writer.write(http_request("POST", "/api/v1/deployments", host, body, headers))
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        answer = json.loads(await reader.readexactly(length))
+        submitted.append((f"sim-{i}", answer["id"], posted))
+        await asyncio.sleep(max(0.0, posted + 1 / rate - time.perf_counter()))
+    writer.close()
+    return submitted
+
+
+def register(box: ProductionBox, keys: list[SigningKey]) -> list[int]:
+    token = box.manage("create_enrollment_token", str(box.farm), "--uses", str(len(keys)))
+    body = {
+        "farm": box.farm,
+        "enroll_token": token.split()[-1],
+        "capacity": CAPACITY,
+        "interfaces": [],
+        "agent_version": "sim",
+    }
+    host = f"127.0.0.1:{box.port}"
+    requests = [signed(k, "POST", "/api/v1/nodes", host, body) for k in keys]
+    result = fire("127.0.0.1", box.port, requests, concurrency=8, keep_bodies=True)
+    bad = {s: n for s, n in result.statuses.items() if s >= 300}
+    if bad:
+        raise SystemExit(f"registration failed: {bad}: {result.bodies[0][:300]!r}")
+    return [body["id"] for body in result.json_bodies()]
+
+
+async def simulate(box: ProductionBox, args: argparse.Namespace, report: Report) -> None:
+    keys = [SigningKey.generate() for _ in range(args.nodes)]
+    print(f"registering {args.nodes} nodes", file=sys.stderr)
+    node_ids = await asyncio.to_thread(register, box, keys)
+    fleet = Fleet(box, keys, args.report_every)
+    rss_before = sum(v for k, v in box.control_plane_rss().items() if k.startswith("asgi-"))
+    sim_cpu = time.process_time()
+    print(f"linking {args.nodes} nodes ({args.handshakes} handshakes at a time)", file=sys.stderr)
+    gate = asyncio.Semaphore(args.handshakes)
+    started = time.perf_counter()
+    tasks = [asyncio.create_task(fleet.node(k, gate)) for k in keys]
+    while fleet.linked + len(fleet.refused) < args.nodes:
+        await asyncio.sleep(0.2)
+    linked_in = time.perf_counter() - started
+    report.add("links up", fleet.linked, "links", f">= {args.nodes}")
+    report.add("refused handshakes", len(fleet.refused), "", "<= 0")
+    if fleet.refused:
+        report.notes.append(f"first refusal: {fleet.refused[0]}")
+    report.add("all links up in", linked_in, "s")
+    report.add("handshake p50", percentile(fleet.handshakes or [0], 0.5), "ms")
+    report.add("handshake p99", percentile(fleet.handshakes or [0], 0.99), "ms")
+    await asyncio.sleep(args.settle)  # the link-up writes and first pings are over
+    before, t0 = box.control_plane_cpu(), time.perf_counter()
+    await asyncio.sleep(args.idle)
+    idle = cpu_delta(before, box.control_plane_cpu(), time.perf_counter() - t0)
+    rss_idle = sum(v for k, v in box.control_plane_rss().items() if k.startswith("asgi-"))
+    asgi_idle = sum(v for k, v in idle.items() if k.startswith("asgi-"))
+    report.add(
+        f"{fleet.linked} idle links: ASGI workers CPU",
+        asgi_idle * 100,
+        "% of a core",
+        "< 5",
+        note="pings every 5 s, answered; no uptime reports (measured next)",
+    )
+    report.add(
+        f"{fleet.linked} idle links: control plane CPU", sum(idle.values()) * 100, "% of a core"
+    )
+    report.add("ASGI workers memory with links", rss_idle, "MiB")
+    report.add("memory per link", (rss_idle - rss_before) * 1024 / max(1, fleet.linked), "KiB")
+
+    # The same links, now also reporting uptime as agents do (a signed HTTP request each).
+    reporter = asyncio.create_task(fleet.reporter(node_ids))
+    before, t0 = box.control_plane_cpu(), time.perf_counter()
+    await asyncio.sleep(args.idle)
+    reporting = cpu_delta(before, box.control_plane_cpu(), time.perf_counter() - t0)
+    report.add(
+        f"{fleet.linked} idle links + uptime reports every {args.report_every:g} s: ASGI CPU",
+        sum(v for k, v in reporting.items() if k.startswith("asgi-")) * 100,
+        "% of a core",
+    )
+
+    feed = OwnerFeed(box)
+    feed_task = asyncio.create_task(feed.run(fleet.stop))
+    await asyncio.sleep(1)
+    print(f"submitting {args.deployments} at {args.rate}/s", file=sys.stderr)
+    before, t0 = box.control_plane_cpu(), time.perf_counter()
+    submitted = await submit_all(box, node_ids, args.deployments, args.rate)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and any(
+        (dep, "succeeded") not in feed.seen for _, dep, _ in submitted
+    ):
+        await asyncio.sleep(0.2)
+    busy = cpu_delta(before, box.control_plane_cpu(), time.perf_counter() - t0)
+    dispatch = [(fleet.dispatched[n] - t) * 1000 for n, _, t in submitted if n in fleet.dispatched]
+    accepted = [
+        (feed.seen[(d, "accepted")] - t) * 1000
+        for _, d, t in submitted
+        if (d, "accepted") in feed.seen
+    ]
+    done = [
+        (feed.seen[(d, "succeeded")] - t) * 1000
+        for _, d, t in submitted
+        if (d, "succeeded") in feed.seen
+    ]
+    report.add("deployments succeeded", len(done), "", f">= {args.deployments}")
+    report.add("submit -> dispatch p50", percentile(dispatch or [0], 0.5), "ms")
+    report.add("submit -> dispatch p99", percentile(dispatch or [0], 0.99), "ms", "< 100")
+    report.add("submit -> accepted p50", percentile(accepted or [0], 0.5), "ms")
+    report.add("submit -> accepted p99", percentile(accepted or [0], 0.99), "ms")
+    report.add("submit -> succeeded p50", percentile(done or [0], 0.5), "ms")
+    report.add("submit -> succeeded p99", percentile(done or [0], 0.99), "ms")
+    report.add(
+        f"busy ({args.rate:g} deployments/s): ASGI workers CPU",
+        sum(v for k, v in busy.items() if k.startswith("asgi-")) * 100,
+        "% of a core",
+    )
+    report.add(
+        f"busy ({args.rate:g} deployments/s): control plane CPU",
+        sum(busy.values()) * 100,
+        "% of a core",
+    )
+    report.add("uptime reports sent", fleet.reports, "")
+    report.add("simulator CPU (whole run)", time.process_time() - sim_cpu, "s")
+    fleet.stop.set()
+    await asyncio.gather(*tasks, reporter, feed_task, return_exceptions=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--deployments", type=int, default=300)
+    parser.add_argument("--rate", type=float, default=20, help="deployments per second")
+    parser.add_argument("--workers", type=int, default=2, help="ASGI workers behind HAProxy")
+    parser.add_argument("--handshakes", type=int, default=100, help="handshakes at a time")
+    parser.add_argument("--report-every", type=float, default=60, help="uptime interval, s")
+    parser.add_argument("--settle", type=float, default=10, help="s after link-up, not measured")
+    parser.add_argument("--idle", type=float, default=30, help="s of idle links measured")
+    parser.add_argument("--json", help="write the figures here (bench/report.py)")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir and its logs")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="zos-sim-"))
+    report = Report("node_sim", params=vars(args) | {"json": None, "keep": None})
+    try:
+        with ProductionBox(workdir, 0, 0, workers=args.workers, coordinators=2) as box:
+            asyncio.run(simulate(box, args, report))
+    finally:
+        if args.keep:
+            print(f"logs kept in {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    report.print()
+    report.write(args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
