@@ -1280,17 +1280,17 @@ class Runtime:
         call_fn = self.call_fn
         return lambda args, this=_NO_THIS: call_fn(f, args, this)
 
-    def unary_caller(self, fnptr: Any) -> Callable[[Any], Any] | None:
-        """For natives: `call(item)` of a one-parameter closure that does not use `this` and
-        has nothing curried (the common `|x| ...` given to `map`/`filter`), else None."""
+    def unary_entry(self, fnptr: Any) -> tuple[Callable[..., Any], int] | None:
+        """For natives: `(compiled, depth)` of a one-parameter closure that does not use
+        `this` and has nothing curried (the common `|x| ...` given to `map`/`filter`), which
+        the native calls as `compiled(None, depth, None, item)`; else None. The call stays a
+        Python-to-Python call, which does not grow the C stack, so deep callback recursion
+        meets the recursion limit (functools.partial would go through C)."""
         f = _unshare(fnptr)
         if type(f) is FnPtr and f.fn is not None and not f.curry:
             fn = f.fn
             if fn.arity == 1 and not fn.uses_this:
-                depth = self.depth + 1
-                # a Python function, not functools.partial: Python-to-Python calls do not
-                # grow the C stack, so deep callback recursion meets the recursion limit
-                return lambda item: fn(None, depth, None, item)
+                return fn, self.depth + 1
         return None
 
     def fn_arity(self, fnptr: Any) -> int | None:

@@ -13,7 +13,7 @@ from typing import Any
 from ..ast import Node
 from ..parser import parse_error
 from .expressions import safe_link
-from .pycode import INT_MAX_CODE, INT_MIN_CODE, LITERAL, MEM_CHUNK, SIMPLE
+from .pycode import LITERAL, MEM_CHUNK, SIMPLE, fits_i64
 
 
 class AssignmentGen:
@@ -185,7 +185,7 @@ class AssignmentGen:
         elif rt != "str":
             self.emit(f"if type({x}) is int and type({rhs}) is int:")
             self.emit(
-                f"    {x} = (_r if {INT_MIN_CODE} <= (_r := {x} + {rhs}) <= {INT_MAX_CODE} "
+                f"    {x} = (_r if {fits_i64(f'(_r := {x} + {rhs})', '_r')} "
                 f"else _ovf('+', {x}, {rhs}, {p}))"
             )
             self.emit(f"elif type({x}) is str and type({rhs}) is str:")

@@ -268,8 +268,13 @@ class CallGen:
                 vals[1] = arg
                 self.emit(f"if type({t}) is list:")
                 reads = n.args[0].kind in ("var", "index", "prop", "this")
-                # a pushed array or map: recursive size and nesting depth must still fit
-                self.emit(f"    if type({arg}) in _CT: _rt.check_store({t}, {arg}, {p})")
+                item = n.args[0]
+                scalar = static_int(item, self.ints, self.unit.int_fns) or (
+                    item.kind == "const" and type(item.value) in (int, float, bool, str)
+                )
+                if not scalar:
+                    # a pushed array or map: recursive size and nesting depth must still fit
+                    self.emit(f"    if type({arg}) in _CT: _rt.check_store({t}, {arg}, {p})")
                 self.emit(f"    {t}.append({f'_cp({arg}, {p})' if reads else arg})")
                 cap = self.unit.engine.max_array_size
                 if cap:

@@ -8,7 +8,7 @@ from ..ast import Node
 from ..errors import RhaiError
 from .int_ranges import bounded, int_literal
 from .int_types import INT_CLOSED
-from .pycode import INT_MAX_CODE, INT_MIN_CODE, SIMPLE
+from .pycode import LITERAL, SIMPLE, fits_i64
 
 _ARITH = {"+", "-", "*"}
 _CMP = {"<": "_lt", "<=": "_le", ">": "_gt", ">=": "_ge"}
@@ -111,15 +111,20 @@ class OperatorGen:
         if ba is not None and op == "+" and ba[0] >= 0:
             lit_a = ba[0]
         if op in _ARITH:
+            if cb is None and b1 != b2 and LITERAL.match(a2):
+                # the right operand is known from the result and the left one (the error
+                # path recovers it), so it needs no temporary on the fast path
+                b1 = f"({b})"
+                b2 = {"+": f"_r - {a2}", "-": f"{a2} - _r", "*": f"_r // {a2}"}[op]
             expr = f"(_r := {a1} {op} {b1})"
             if (op == "+" and lit_b is not None and lit_b >= 0) or (
                 op == "+" and lit_a is not None and lit_a >= 0
             ):
-                test = f"{expr} <= {INT_MAX_CODE}"
+                test = fits_i64(expr, "_r", low=False)
             elif op == "-" and lit_b is not None and lit_b >= 0:
-                test = f"{expr} >= {INT_MIN_CODE}"
+                test = fits_i64(expr, "_r", high=False)
             else:
-                test = f"{INT_MIN_CODE} <= {expr} <= {INT_MAX_CODE}"
+                test = fits_i64(expr, "_r")
             fast = f"(_r if {test} else _ovf({op!r}, {a2}, {b2}, {p}))"
         elif op in _CMP:
             fast = f"({a1} {op} {b1})"

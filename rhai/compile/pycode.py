@@ -17,6 +17,26 @@ LITERAL = re.compile(
 #: The i64 bounds as they are written in overflow checks.
 INT_MIN_CODE = "-9223372036854775808"
 INT_MAX_CODE = "9223372036854775807"
+#: The widest bounds of a CPython int held in one 30-bit digit. CPython 3.11 specialises a
+#: comparison of two such ints (COMPARE_OP_INT_JUMP); a comparison with an i64 bound never is,
+#: so overflow checks test these bounds first and the i64 ones only for larger results.
+SMALL_MAX_CODE = "1073741823"
+SMALL_MIN_CODE = "-1073741823"
+
+
+def fits_i64(bound: str, name: str, *, low: bool = True, high: bool = True) -> str:
+    """A test that `bound` (an expression that also binds `name`, e.g. `(_r := a + b)`) is in
+    i64, checking only the sides that can fail (`low`, `high`); cheap for small results."""
+    if low and high:
+        return (
+            f"{SMALL_MIN_CODE} <= {bound} <= {SMALL_MAX_CODE} "
+            f"or {INT_MIN_CODE} <= {name} <= {INT_MAX_CODE}"
+        )
+    if high:
+        return f"{bound} <= {SMALL_MAX_CODE} or {name} <= {INT_MAX_CODE}"
+    return f"{bound} >= {SMALL_MIN_CODE} or {name} >= {INT_MIN_CODE}"
+
+
 #: With a memory budget, inline fast paths add the bytes they allocate to the function's local
 #: `_m` and hand them to the runtime (`_rt.mem_flush`) once they pass this many; a local is far
 #: cheaper in a hot loop than the runtime's counter.

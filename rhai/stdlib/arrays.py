@@ -16,6 +16,7 @@ from rhai.errors import RhaiError
 from rhai.values import Char, FnPtr, Range, equals, item_count, type_name
 
 from .context import (
+    COPIED,
     arity,
     caller,
     check_array_size,
@@ -25,7 +26,7 @@ from .context import (
     method_style,
     too_large,
     truthy,
-    unary_caller,
+    unary_entry,
 )
 from .positions import index_in, offset_len, range_window
 from .registry import ANY, ARRAY, FNPTR, INT, RANGE, STR, register
@@ -419,9 +420,10 @@ def _all(ctx: Any, a: list, fn: FnPtr) -> bool:
 
 @register("map", ARRAY, FNPTR)
 def _map(ctx: Any, a: list, fn: FnPtr) -> list:
-    direct = unary_caller(ctx, fn)
+    direct = unary_entry(ctx, fn)
     if direct is not None:
-        return [direct(item) for item in a]
+        compiled, depth = direct
+        return [compiled(None, depth, None, item) for item in a]
     if arity(ctx, fn) == 1:  # the common `|x| ...`, without the per-item adapter
         call = caller(ctx, fn)
         return [call([item], item) for item in a]
@@ -431,9 +433,15 @@ def _map(ctx: Any, a: list, fn: FnPtr) -> list:
 
 @register("filter", ARRAY, FNPTR)
 def _filter(ctx: Any, a: list, fn: FnPtr) -> list:
-    direct = unary_caller(ctx, fn)
+    direct = unary_entry(ctx, fn)
     if direct is not None:
-        return [copy_out(item) for item in a if direct(item) is True]
+        compiled, depth = direct
+        # kept containers are copied (Rhai copies on read); scalars need no call
+        return [
+            copy_out(item) if type(item) in COPIED else item
+            for item in a
+            if compiled(None, depth, None, item) is True
+        ]
     if arity(ctx, fn) == 1:
         call = caller(ctx, fn)
         return [copy_out(item) for item in a if call([item], item) is True]

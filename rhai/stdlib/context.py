@@ -3,7 +3,8 @@
 The engine passes a `ctx` with `call_fn(fnptr, args, this=NO_THIS)`, `fn_arity(fnptr)` and
 `engine` (carrying `max_string_size`, `max_array_size`, `max_map_size`; 0 = unlimited).
 Optional extras the stdlib uses when present: `caller(fnptr)` returning a fast
-`call(args, this=NO_THIS)`, and `call_fn_this(fnptr, args, this)` returning `(result, this_after)`.
+`call(args, this=NO_THIS)`, `unary_entry(fnptr)` (see `unary_entry` below), and
+`call_fn_this(fnptr, args, this)` returning `(result, this_after)`.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ class _NoThis:
 
 NO_THIS: Any = _NoThis()
 
-_CONTAINERS = (list, dict, bytearray)
+#: The values `copy_out` copies (every other value is immutable or shared on purpose).
+COPIED = (list, dict, bytearray)
 
 
 def copy_out(value: Any) -> Any:
     """A value handed out of a container that keeps its own copy (Rhai copies on read)."""
-    return deep_copy(value) if type(value) in _CONTAINERS else value
+    return deep_copy(value) if type(value) in COPIED else value
 
 
 def limit(ctx: Any, name: str) -> int:
@@ -75,11 +77,12 @@ def caller(ctx: Any, fn: FnPtr) -> Any:
     return lambda args, this=NO_THIS: call_fn(fn, args, this)
 
 
-def unary_caller(ctx: Any, fn: FnPtr) -> Any:
-    """A plain `call(item)` for a one-parameter closure that does not use `this`, when the
-    engine offers one (`ctx.unary_caller`), else None: `map`/`filter` then call the compiled
-    closure without building an argument list per item."""
-    make = getattr(ctx, "unary_caller", None)
+def unary_entry(ctx: Any, fn: FnPtr) -> tuple[Any, int] | None:
+    """`(compiled, depth)` for a one-parameter closure that does not use `this`, when the
+    engine offers it (`ctx.unary_entry`), else None: `map`/`filter` then call
+    `compiled(None, depth, None, item)` in their own loop, without an argument list or an
+    adapter function per item (an adapter's frame cost as much as the closure's body)."""
+    make = getattr(ctx, "unary_entry", None)
     return make(fn) if make is not None else None
 
 

@@ -64,3 +64,18 @@ def test_map_and_filter_call_one_parameter_closures_directly() -> None:
     assert_value("[1, 2, 3].map(|x| this + x)", [2, 4, 6])  # `this` is the item too
     assert_value("fn inc(x) { x + 1 } [1].map(inc)", [2])
     assert_error("[1, 2].map(|x| x / 0)", "ErrorInFunctionCall", root="ErrorArithmetic")
+
+
+def test_overflow_messages_name_both_operands_when_the_right_one_is_a_call() -> None:
+    """The fast path keeps no temporary for a right operand that is a call: the error path
+    recovers it from the result, and the message must still show what the script computed."""
+    fns = "fn big(n) { n } fn f(x) { big(x) OP big(Y) } "
+    cases = [
+        ("+", "9223372036854775800", "100", "Addition overflow: 100 + 9223372036854775800"),
+        ("-", "9223372036854775800", "-100", "Subtraction overflow: -100 - 9223372036854775800"),
+        ("*", "-3", "4611686018427387904", "Multiplication overflow: 4611686018427387904 * -3"),
+    ]
+    for op, y, x, message in cases:
+        src = fns.replace("OP", op).replace("Y", y) + f"f({x})"
+        err = assert_error(src, "ErrorInFunctionCall", root="ErrorArithmetic")
+        assert err.root().message.endswith(message), err.root().message
