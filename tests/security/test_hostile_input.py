@@ -1,5 +1,7 @@
 """Input no client should send, sent anyway: a clear 4xx (or a close code), never a 500."""
 
+import json
+
 import pytest
 
 from tests.conftest import make_user
@@ -57,3 +59,85 @@ def test_a_page_is_at_most_the_maximum_size(client):
     page = client.get(f"/api/v1/nodes?limit={MAX_LIMIT * 10}").json()
     assert len(page["results"]) == MAX_LIMIT and page["count"] == MAX_LIMIT + 1
     assert page["next"]
+
+
+# --- the node link: a compromised node sends whatever it likes --------------------------
+
+HOSTILE_VALUES = [
+    None,
+    True,
+    -1,
+    0,
+    2**70,
+    1e308,
+    "x" * 100_000,
+    "\u0000\ud7ff",
+    [],
+    {"a": {"b": [1, 2, {"c": None}]}},
+    json.loads("[" * 60 + "]" * 60),
+]
+NODE_MESSAGES = ["accepted", "rejected", "event", "inventory", "cancel_ack", "pong", "logs"]
+FIELDS = ["job_id", "attempt", "id", "status", "ts", "log", "error", "result", "state"]
+
+
+def _hostile_messages(job_id: str) -> list[dict]:
+    """Every message type with every field hostile at once, then each field hostile alone in
+    an otherwise well-formed message about a real job (so the checks past the job lookup run)."""
+    messages = []
+    for kind in NODE_MESSAGES:
+        for value in HOSTILE_VALUES:
+            messages.append(
+                {"type": kind, **dict.fromkeys([*FIELDS, "workloads", "message"], value)}
+            )
+    well_formed = {"job_id": job_id, "attempt": 1, "id": "1-0", "status": "running", "ts": 1}
+    for kind in ("accepted", "event", "cancel_ack", "rejected"):
+        for field in FIELDS:
+            for value in HOSTILE_VALUES:
+                messages.append({"type": kind, **well_formed, field: value})
+    for value in HOSTILE_VALUES:
+        messages.append({"type": "inventory", "workloads": [{"kind": value, "name": value}]})
+        messages.append({"type": "inventory", "workloads": [dict.fromkeys(FIELDS, value)]})
+    return messages
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_node_sending_hostile_messages_keeps_its_link_and_breaks_nothing(settings):
+    from asgiref.sync import async_to_sync
+
+    from coordinator.models import Job
+    from tests.conftest import make_farm
+    from tests.coordinator.conftest import deployment_payload, make_online_node, make_tenant
+    from tests.coordinator.test_node_link import connect_node
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    alice = make_tenant("alice")
+    node = make_online_node(make_farm("farm-a"), linked=False)
+    assert alice.submit(deployment_payload(target={"node": node.pk})).status_code == 201
+    job = Job.objects.get()
+    messages = _hostile_messages(str(job.uuid))
+
+    async def scenario() -> list[str]:
+        link, welcome = await connect_node(node.signing_key)
+        assert welcome["type"] == "websocket.send"
+        await link.receive_json_from(timeout=5)  # the dispatch
+        broken = []
+        for n, message in enumerate(messages):
+            await link.send_json_to(message)
+            # A probe the link must answer: an event (about no job) is acknowledged by id.
+            probe = f"probe-{n}"
+            await link.send_json_to({"type": "event", "id": probe, "status": "running"})
+            while True:
+                reply = await link.receive_output(timeout=10)
+                if reply["type"] != "websocket.send":
+                    broken.append(f"{str(message)[:200]} closed the link: {reply}")
+                    return broken
+                if "internal_error" in reply["text"]:  # contained, but a bug all the same
+                    broken.append(f"{str(message)[:200]} failed on the server")
+                if f'"{probe}"' in reply["text"]:
+                    break
+        await link.disconnect()
+        return broken
+
+    assert async_to_sync(scenario)() == []
+    job.refresh_from_db()
+    assert job.state in ("dispatched", "accepted", "running", "succeeded", "failed")
