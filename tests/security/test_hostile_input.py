@@ -141,3 +141,43 @@ def test_a_node_sending_hostile_messages_keeps_its_link_and_breaks_nothing(setti
     assert async_to_sync(scenario)() == []
     job.refresh_from_db()
     assert job.state in ("dispatched", "accepted", "running", "succeeded", "failed")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_live_feed_answers_garbage_frames_with_an_error_and_stays_up(settings):
+    from asgiref.sync import async_to_sync
+    from channels.testing import WebsocketCommunicator
+
+    from coordinator.consumers import DeploymentFeedConsumer
+
+    user = make_user("alice")
+    malformed = [
+        {"text_data": "not json"},
+        {"text_data": "[" * 100_000},
+        {"text_data": '{"type": NaN}'},
+        {"bytes_data": b"\xff\xfe\x00"},
+    ]
+    ignored = [
+        {"text_data": json.dumps({"type": "subscribe", "deployment": 2**70})},
+        {"text_data": json.dumps(["a", "list"])},
+    ]
+
+    async def scenario() -> list[dict]:
+        feed = WebsocketCommunicator(DeploymentFeedConsumer.as_asgi(), "/ws/deployments/")
+        feed.scope["user"] = user
+        connected, _ = await feed.connect()
+        assert connected
+        replies = []
+        for frame in malformed:
+            await feed.send_to(**frame)
+            replies.append(await feed.receive_output(timeout=5))
+        for frame in ignored:
+            await feed.send_to(**frame)
+        await feed.send_to(text_data="probe")  # the next answer must be this one's
+        replies.append(await feed.receive_output(timeout=5))
+        await feed.disconnect()
+        return replies
+
+    replies = async_to_sync(scenario)()
+    assert [r["type"] for r in replies] == ["websocket.send"] * 5  # no close among them
+    assert all(json.loads(r["text"])["error"] == "malformed_json" for r in replies)
