@@ -230,7 +230,8 @@ def _methods(name: str, pattern: URLPattern) -> list[str]:
     """The methods a route serves, from the view itself where the view says so."""
     view = pattern.callback
     if getattr(view, "actions", None):  # a DRF viewset route
-        return sorted(view.actions)
+        # DRF adds HEAD (as GET) to a route's actions at its first request: not a method of its own.
+        return sorted(m for m in view.actions if m != "head")
     cls = getattr(view, "cls", None) or getattr(view, "view_class", None)
     if cls is not None:
         return sorted(
