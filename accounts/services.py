@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiToken, hash_api_secret
+from grid.errors import ServiceError
 
 # Marks our secrets, so the authentication class looks up only these and leaves DRF's older
 # 40-hex tokens to DRF (and costs no query for them).
@@ -22,14 +23,9 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 LOGIN_TOKEN_NAME = "zos login"  # noqa: S105  (a name, not a secret)
 
 
-class AccountError(Exception):
-    """A refused account change, with a code for the API and a message for people."""
-
-    def __init__(self, code: str, message: str, *, http_status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.http_status = http_status
+class AccountError(ServiceError):
+    """A refused account change, with a code for the API and a message for people; a view that
+    does not catch it answers the JSON error body (grid.api_errors), never a 500."""
 
 
 def sign_up(*, username: str, email: str, password: str) -> AbstractBaseUser:

@@ -129,7 +129,15 @@ class NodeLinkConsumer(JsonConsumer):
             "logs": self._logs,
         }.get(kind)
         if handler:
-            await handler(content)
+            try:
+                await handler(content)
+            except Exception:
+                # One bad message must not end a node's link (and with it every job on the
+                # node); it is logged as the bug it is, and the node told.
+                log.exception("node %s: %s message failed: %.300r", self.node_id, kind, content)
+                await self.send_json(
+                    {"type": "error", "error": "internal_error", "message": f"{kind} failed"}
+                )
 
     async def _hello(self, content: dict) -> None:
         try:

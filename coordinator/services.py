@@ -436,7 +436,9 @@ def record_node_event(*, node_id: int, message: dict) -> None:
         if job is None:
             return
         attempt = message.get("attempt")
-        if not isinstance(attempt, int) or attempt < 1:
+        # No attempt the coordinator has not started yet (a 2**70 one reached the database
+        # driver and ended the node's link with OverflowError).
+        if not isinstance(attempt, int) or not 1 <= attempt <= job.attempt:
             return
         if JobEvent.objects.filter(job=job, attempt=attempt, stream_id=stream_id).exists():
             return

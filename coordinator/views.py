@@ -23,6 +23,7 @@ from coordinator.serializers import (
     WorkloadSerializer,
 )
 from grid.api_errors import ApiError
+from grid.ids import query_id
 from signing.keys import key_id, public_key_hex
 
 EVENTS_PAGE = 500
@@ -138,9 +139,8 @@ class WorkloadViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         workloads = Workload.objects.filter(owner=self.request.user)
-        node = self.request.query_params.get("node", "")
-        if node.isdigit():
-            workloads = workloads.filter(node_id=int(node))
+        if (node := self.request.query_params.get("node")) is not None:
+            workloads = workloads.filter(node_id=query_id(node, name="node"))
         if kind := self.request.query_params.get("kind"):
             workloads = workloads.filter(kind=kind)
         return workloads

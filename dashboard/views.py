@@ -123,12 +123,9 @@ def tokens(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required
 def revoke_token(request: HttpRequest, token_id: int) -> HttpResponse:
-    try:
-        accounts.revoke_api_token(user=request.user, token_id=token_id)
-    except accounts.AccountError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "The token was revoked; it no longer works.")
+    """Another user's token is 404, as a missing one is (and as every other resource is)."""
+    accounts.revoke_api_token(user=request.user, token_id=token_id)
+    messages.success(request, "The token was revoked; it no longer works.")
     return redirect("dashboard:tokens")
 
 

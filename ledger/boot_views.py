@@ -11,6 +11,7 @@ A refusal (LedgerError) becomes the JSON error body in grid/api_errors.py, for t
 and the API alike.
 """
 
+import logging
 from http import HTTPStatus
 from pathlib import Path
 
@@ -44,6 +45,8 @@ from ledger.serializers import AgentReleaseSerializer, BootImageSerializer, Roll
 from ledger.services import LedgerError
 from signing.keys import key_id
 
+log = logging.getLogger(__name__)
+
 CONTENT_TYPES = {"boot.ipxe": "text/plain; charset=utf-8"}
 DOWNLOAD_NAMES = {"zos.efi": "zos-farm{farm}.efi", "usb.img": "zos-farm{farm}-usb.img"}
 
@@ -61,14 +64,28 @@ def stream_file(
     content_type: str = "application/octet-stream",
     filename: str | None = None,
 ) -> HttpResponse:
-    """Stream `path` (never read whole) with its hash as ETag; 304 when the client has it."""
+    """Stream `path` (never read whole) with its hash as ETag; 304 when the client has it.
+
+    A file the database lists but the disk lost (a data directory restored without it, a
+    deleted release) is a 404 naming the file, logged for the operator, not a 500.
+    """
     etag = f'"{sha256}"'
     if_none_match = request.headers.get("If-None-Match", "")
     if if_none_match and (if_none_match.strip() == "*" or etag in parse_etags(if_none_match)):
         response: HttpResponse = HttpResponseNotModified()
     else:
+        try:
+            stream = open(path, "rb")  # noqa: SIM115  (FileResponse closes it)
+        except FileNotFoundError:
+            log.error("%s is listed but missing on disk", path)
+            raise LedgerError(
+                "file_missing",
+                f"{path.name} is listed but not stored on this server; an operator must restore "
+                "or republish it",
+                http_status=404,
+            ) from None
         response = FileResponse(
-            open(path, "rb"),  # noqa: SIM115  (FileResponse closes it)
+            stream,
             content_type=content_type,
             as_attachment=filename is not None,
             filename=filename or "",

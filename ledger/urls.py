@@ -1,6 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from grid import ids  # noqa: F401  (registers the <id:…> converter)
 from ledger import boot_views, views
 
 router = SimpleRouter(trailing_slash=False)
@@ -10,7 +11,7 @@ router.register("keys", views.UserKeyViewSet, basename="userkey")
 
 urlpatterns = [
     *router.urls,
-    path("users/<int:user_id>/keys", views.UserPublicKeysView.as_view(), name="user-public-keys"),
+    path("users/<id:user_id>/keys", views.UserPublicKeysView.as_view(), name="user-public-keys"),
 ]
 
 # Boot images and agent releases (ledger/boot_views.py); the key route comes before the

@@ -66,7 +66,9 @@ def test_tokens_are_listed_only_for_their_owner_and_revoked_only_by_them(client)
     token, _ = create_api_token(user=alice, name="alice-laptop")
     client.force_login(mallory)
     assert b"alice-laptop" not in client.get("/account/tokens").content
-    client.post(f"/account/tokens/{token.pk}/revoke")
+    refused = client.post(f"/account/tokens/{token.pk}/revoke")
+    # 404 as for a missing token (it used to be a redirect; every other resource says 404).
+    assert refused.status_code == 404 and refused.json()["error"] == "not_found"
     assert ApiToken.objects.filter(pk=token.pk).exists()
 
 

@@ -162,3 +162,13 @@ def test_publish_release_refuses_an_unknown_farm_instead_of_skipping_it():
     with pytest.raises(CommandError, match="no farm 999"):
         call_command("publish_release", "--version", "5.0", "--farm", "999")
     assert not AgentRelease.objects.filter(version="5.0").exists()
+
+
+def test_a_release_whose_bundle_left_the_disk_is_a_clear_404_not_a_500(client):
+    """Found by tests/security/test_authorization.py: the listed bundle was opened blindly."""
+    call_command("publish_release", "--version", "5.0")
+    AgentRelease.objects.get(version="5.0").bundle_path.unlink()
+    response = client.get("/api/v1/releases/5.0/bundle")
+    assert response.status_code == 404
+    assert response.json()["error"] == "file_missing"
+    assert "5.0.tar.gz" in response.json()["message"]
