@@ -91,6 +91,10 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("node-drain", "post"): FARMERS_ONLY,
     ("node-undrain", "post"): FARMERS_ONLY,
     ("node-uptime", "post"): row(DENIED, node=OK),
+    # Gateway hosts are claimed and released by an approved node for its job's owner; that the
+    # node is a gateway running that owner's job is the service's check (a 400 here).
+    ("gateway-host-claim", "post"): row(DENIED, node=OK),
+    ("gateway-host-release", "post"): row(DENIED, node=OK),
     # A user's own signing keys; their public keys for approved nodes (and staff).
     ("userkey-list", "get"): SIGNED_IN,
     ("userkey-list", "post"): SIGNED_IN,
