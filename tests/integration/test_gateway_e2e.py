@@ -163,6 +163,7 @@ def test_a_name_forwards_to_its_owners_vm_survives_restarts_and_stops_when_delet
         info = _run(alice, 'gateway_info("blog")')["result"]
         assert [h["up"] for h in info["health"]] == [True]
         assert _run(alice, 'gateway_delete("blog")')["state"] == "succeeded"
+        assert _run(alice, 'gateway_delete("blog")')["state"] == "succeeded"  # a re-run too
         status, _ = _https(netns, caddy)  # the VM still serves; the gateway no longer forwards
         assert status != 200
         assert _run(alice, "gateway_list()")["result"] == []

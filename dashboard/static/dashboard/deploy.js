@@ -184,12 +184,17 @@ async function deploy(event) {
   }
 }
 
-document.getElementById("example").addEventListener("change", (event) => {
-  const chosen = examples.find((e) => e.name === event.target.value);
-  if (!chosen) return;
+const exampleChoice = document.getElementById("example");
+
+function startFrom(chosen) {
   editor.value = chosen.text;
   form.elements.name.value = chosen.name.toLowerCase().replace(/[^a-z0-9-]+/g, "-").slice(0, 63);
   clearMark();
+}
+
+exampleChoice.addEventListener("change", () => {
+  const chosen = examples.find((e) => e.name === exampleChoice.value);
+  if (chosen) startFrom(chosen);
 });
 document.getElementById("target-kind").addEventListener("change", (event) => {
   const farm = event.target.value === "farm";
@@ -201,10 +206,16 @@ editor.addEventListener("input", () => { if (errorLine) clearMark(); else drawGu
 editor.addEventListener("scroll", () => { gutter.scrollTop = editor.scrollTop; });
 form.addEventListener("submit", deploy);
 
-if (examples.length && !editor.value) {
+// An example picked before this module ran (its change event found no listener) is the one
+// to start from; otherwise an empty editor starts from the first.
+const pickedEarly = examples.find((e) => e.name === exampleChoice.value);
+if (pickedEarly) {
+  startFrom(pickedEarly);
+} else if (examples.length && !editor.value) {
   editor.value = examples[0].text;
-  document.getElementById("example").value = examples[0].name;
+  exampleChoice.value = examples[0].name;
 }
+document.getElementById("deploy").disabled = false;
 drawGutter();
 loadCatalog();
 loadNodes();
