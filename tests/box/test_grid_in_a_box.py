@@ -152,8 +152,12 @@ def test_the_vm_example_boots_in_the_box_and_ctrl_c_leaves_nothing_behind(var_di
         database = up.zos("deploy", str(EXAMPLES / "herodb.rhai"), "--node", node)
         assert database.returncode == 0, (database.stdout[-3000:], database.stderr[-2000:])
 
+        # the box made its node the gateway and waited for the node to start its Caddy
+        assert "the local node is the gateway for gw.localhost" in up.output
+        assert (var_dir / "node" / "gateway" / "admin.sock").is_socket()
+
         everything = _stop(up)
-        stopped = len(qemu_pids) + 1
+        stopped = len(qemu_pids) + 2  # the VMs, the database and the gateway's Caddy
         assert f"stopping {stopped} workload process(es) the node left running" in up.output
     _assert_nothing_left(var_dir, everything, qemu_pids)
 
