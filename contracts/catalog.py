@@ -211,6 +211,16 @@ _VM_SPEC = Arg(
             max_items=256,
         ),
         Arg(
+            "runcmd",
+            "array<string>",
+            'kind "vm" only: shell lines the guest runs as root, one after the other, once its '
+            "network and sshd are up and before it reports ready (the ZOS images at every "
+            "boot, cloud-init images at the first); a long-running program must put itself "
+            "in the background (`busybox httpd` does); cloud-config `runcmd` in the seed",
+            required=False,
+            max_items=32,
+        ),
+        Arg(
             "volumes",
             "array<map>",
             "your volumes to attach, each `#{name, mount}`: a virtio disk (ext4, formatted by "

@@ -5,8 +5,9 @@ signed node request, before it configures its proxy. Two checks need the whole g
 made centrally rather than on the node:
 
 - the host is free (ledger/gateways.py keeps the grid-wide reservations);
-- every backend is the overlay address of a VM the same user owns, on any node, as the nodes'
-  inventories report them (coordinator/inventory.py) -- unless the operator lets this gateway
+- every backend is the address of a VM the same user owns, on any node, as the nodes'
+  inventories report them (coordinator/inventory.py): its overlay address, or on a node
+  without Mycelium its node-local one -- unless the operator lets this gateway
   forward to any overlay address (`Node.gateway_any_backend`).
 
 A gateway acts only for users whose jobs the coordinator sent to it (as inventories are trusted
@@ -50,13 +51,18 @@ def check_backends(node: Node, owner_id: int, backends: list[str]) -> None:
     """Each backend must be `[overlay address]:port` of one of the user's VMs (or, on a gateway
     that allows any, any overlay address); the error lists the ones that are not."""
     addresses = {}
+    owned = owned_vm_addresses(owner_id)
     for backend in backends:
         host, _, _port = backend.rpartition(":")
         try:
             address = ipaddress.IPv6Address(host.strip("[]"))
         except ValueError:
             address = None
-        if address is None or address not in OVERLAY:
+        # A VM of the user's as its node reports it is a backend even off the overlay: a node
+        # without Mycelium (`--mycelium local`, the grid in a box) gives its VMs private
+        # addresses (fd00::/8) that its own gateway reaches. Any other address must be an
+        # overlay one, so `gateway_any_backend` never opens a gateway's own private networks.
+        if address is None or (address not in OVERLAY and address not in owned):
             raise ServiceError(
                 "backend_invalid",
                 f"backend {backend} is not an overlay address: use a VM's mycelium_ip "
@@ -66,7 +72,6 @@ def check_backends(node: Node, owner_id: int, backends: list[str]) -> None:
         addresses[backend] = address
     if node.gateway_any_backend:
         return
-    owned = owned_vm_addresses(owner_id)
     foreign = sorted(b for b, a in addresses.items() if a not in owned)
     if foreign:
         raise ServiceError(

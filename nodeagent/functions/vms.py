@@ -77,6 +77,7 @@ CONSOLE_TAIL = 4096
 STOP_GRACE = 30.0
 KINDS = VM_CREATE.field("kind").choices
 MAX_VOLUMES = VM_CREATE.field("volumes").max_items
+MAX_RUNCMD = VM_CREATE.field("runcmd").max_items
 VOLUME_DISK = "disk.raw"
 # Where a volume may not be mounted: the guest's own system directories.
 SYSTEM_DIRS = frozenset((
@@ -112,6 +113,7 @@ class VmRequest:
     env: tuple[tuple[str, str], ...]
     entrypoint: tuple[str, ...]
     volumes: tuple[tuple[str, str], ...] = ()  # (volume name, mount path)
+    runcmd: tuple[str, ...] = ()  # the guest's boot commands (kind "vm")
 
     def as_spec(self) -> dict:
         spec = {
@@ -127,6 +129,8 @@ class VmRequest:
         }
         if self.volumes:  # only then: a VM recorded before volumes existed keeps its spec
             spec["volumes"] = [{"name": n, "mount": m} for n, m in self.volumes]
+        if self.runcmd:  # likewise for a VM recorded before runcmd existed
+            spec["runcmd"] = list(self.runcmd)
         return spec
 
 
@@ -245,6 +249,10 @@ class VmFunctions(FunctionTable):
             )
         if kind == "vm" and "entrypoint" in spec:
             raise script_error("vm_create", 'entrypoint applies to kind: "container" only')
+        if kind == "container" and "runcmd" in spec:
+            raise script_error(
+                "vm_create", 'runcmd applies to kind: "vm" only (a container runs its entrypoint)'
+            )
         mycelium_wanted = spec.get("mycelium", _default("mycelium"))
         if type(mycelium_wanted) is not bool:
             raise script_error("vm_create", "mycelium must be true or false")
@@ -262,6 +270,7 @@ class VmFunctions(FunctionTable):
             env=_env(spec.get("env", _default("env"))),
             entrypoint=entrypoint if kind == "container" else (),
             volumes=_volumes(spec.get("volumes", [])),
+            runcmd=_strings("vm_create", "runcmd", spec.get("runcmd", []), MAX_RUNCMD),
         )
         for volume, _ in request.volumes:
             self._attachable(ctx, volume)
@@ -406,6 +415,7 @@ class VmFunctions(FunctionTable):
                     (disk.serial, mount)
                     for disk, (_, mount) in zip(volumes, request.volumes, strict=True)
                 ),
+                runcmd=request.runcmd,
                 extra_files={"env": "".join(f"{k}={v}\n" for k, v in env.items())} if env else {},
             ),
             host.vdisks / f"{local_id}.cidata",

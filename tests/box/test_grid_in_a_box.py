@@ -6,8 +6,10 @@ device and a network namespace; `zos deploy examples/vm.rhai` makes the node fet
 from the hub and boot it under QEMU (TCG here) with its tap on the node's bridge in that
 namespace. The guest answers ping there. Ctrl-C stops everything and leaves no QEMU, mount,
 loop device, tap or namespace. A second start resumes the same grid: no rebuild, no upload, the
-VMs run again; examples/three-vms.rhai and delete-all.rhai do what they say, and the second
-Ctrl-C also leaves nothing.
+VMs run again; examples/three-vms.rhai and delete-all.rhai do what they say. The local node is
+the box's gateway: examples/vm-web.rhai boots a VM serving a page and puts it on a name under
+gw.localhost, `curl` through Caddy in the node's namespace shows the page, and deleting the name
+stops the forwarding. The second Ctrl-C also leaves nothing, no Caddy either.
 """
 
 import os
@@ -35,6 +37,8 @@ pytestmark = [
 START_TIMEOUT = 900  # a first start on a fresh machine builds the image (about a minute here)
 EXAMPLES = ROOT / "examples"
 ADDRESS = re.compile(r"the guest is up: ssh root@([0-9a-f:]+)")
+SITE = "site.gw.localhost"
+PAGE = "<h1>Hello from site, a VM on the grid</h1>"
 
 
 @pytest.fixture
@@ -98,6 +102,14 @@ def _assert_nothing_left(var_dir: Path, everything: dict[int, str], qemu_pids: l
     assert not any(name.startswith("zt") for name in _host_links()), "a VM tap on the host"
 
 
+def _through_gateway(netns: str) -> str:
+    """What `curl http://site.gw.localhost/` gets from inside the node's namespace (where the
+    box's Caddy listens on port 80); "" when nothing answers."""
+    argv = ["ip", "netns", "exec", netns, "curl", "-s", "-m", "5"]
+    argv += ["--resolve", f"{SITE}:80:127.0.0.1", f"http://{SITE}/"]
+    return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+
+
 def _qemu_pids(var_dir: Path) -> list[int]:
     return [int(p.read_text()) for p in (var_dir / "node" / "vms").glob("*/qemu.pid")]
 
@@ -140,8 +152,12 @@ def test_the_vm_example_boots_in_the_box_and_ctrl_c_leaves_nothing_behind(var_di
         database = up.zos("deploy", str(EXAMPLES / "herodb.rhai"), "--node", node)
         assert database.returncode == 0, (database.stdout[-3000:], database.stderr[-2000:])
 
+        # the box made its node the gateway and waited for the node to start its Caddy
+        assert "the local node is the gateway for gw.localhost" in up.output
+        assert (var_dir / "node" / "gateway" / "admin.sock").is_socket()
+
         everything = _stop(up)
-        stopped = len(qemu_pids) + 1
+        stopped = len(qemu_pids) + 2  # the VMs, the database and the gateway's Caddy
         assert f"stopping {stopped} workload process(es) the node left running" in up.output
     _assert_nothing_left(var_dir, everything, qemu_pids)
 
@@ -163,5 +179,27 @@ def test_the_vm_example_boots_in_the_box_and_ctrl_c_leaves_nothing_behind(var_di
         assert '"vms_left": 0' in deleted.stdout
         assert not any(alive(pid) for pid in qemu_pids)
         assert _qemu_pids(var_dir) == []
+
+        # The local node is the box's gateway: a VM's web server on a name, through Caddy.
+        assert f"deploy examples/vm-web.rhai --node {node}" in again.output
+        web = again.zos("deploy", str(EXAMPLES / "vm-web.rhai"), "--node", node, "--timeout", "400")
+        assert web.returncode == 0, (web.stdout[-3000:], web.stderr[-2000:])
+        assert f"the page is at http://{SITE}" in web.stdout
+        wait_for(
+            lambda: PAGE in _through_gateway(netns),
+            timeout=60,
+            what="the VM's page through the gateway",
+        )
+        caddy_pid = int((var_dir / "node" / "gateway" / "caddy.pid").read_text())
+        assert alive(caddy_pid)
+        identify = ["ip", "netns", "identify", str(caddy_pid)]
+        where = subprocess.run(identify, capture_output=True, text=True, check=False).stdout
+        assert "caddy" in cmdline(caddy_pid) and where.split() == [netns], where
+        script.write_text('gateway_delete("site")\n')
+        deleted = again.zos("deploy", str(script), "--node", node)
+        assert deleted.returncode == 0, (deleted.stdout[-2000:], deleted.stderr[-2000:])
+        assert PAGE not in _through_gateway(netns)
+        qemu_pids = _qemu_pids(var_dir)
         everything = _stop(again)
     _assert_nothing_left(var_dir, everything, qemu_pids)
+    assert not alive(caddy_pid), "the gateway's Caddy outlived scripts/up"

@@ -174,6 +174,22 @@ def test_an_operator_may_let_a_gateway_forward_to_any_overlay_address(gw, mallor
     assert outside.status_code == 400 and outside.json()["error"] == "backend_invalid"
 
 
+def test_a_vm_on_a_node_without_mycelium_is_a_backend_by_its_node_local_address(gw, alice, mallory):
+    """The grid in a box: `--mycelium local` VMs have fd00::/8 addresses, which are backends
+    for their owner only, and never for `any_backend` (a gateway's own private networks)."""
+    local_vm = "fd12:3456:789a:bcde::10"
+    _served(gw, alice)
+    _served(gw, mallory)
+    _vm(alice, gw, local_vm)
+    assert _claim(gw, alice, "box.gw.test", [f"[{local_vm}]:80"]).status_code == 201
+    stolen = _claim(gw, mallory, "steal.gw.test", [f"[{local_vm}]:80"])
+    assert stolen.status_code == 400 and stolen.json()["error"] == "backend_invalid"
+    gw.gateway_any_backend = True
+    gw.save()
+    stolen = _claim(gw, mallory, "steal.gw.test", [f"[{local_vm}]:80"])
+    assert stolen.status_code == 400 and stolen.json()["error"] == "backend_invalid"
+
+
 @pytest.mark.parametrize(
     ("host", "kind", "error"),
     [

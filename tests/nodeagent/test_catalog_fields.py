@@ -51,6 +51,14 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "tls": False,
     },
 }
+# runcmd is for kind "vm" and entrypoint for "container": the VM sample covers the one the
+# container sample cannot have.
+VM_SAMPLE = {
+    **{k: v for k, v in SAMPLES["vm_create"].items() if k != "entrypoint"},
+    "image": "debian-12",
+    "kind": "vm",
+    "runcmd": ["busybox httpd -p 80 -h /srv"],
+}
 REQUIRED_ONLY = {
     "vm_create": {"name": "web", "image": "debian-12", "mycelium": False},
     "herodb_create": {"name": "cache"},
@@ -151,12 +159,22 @@ def create(node: tuple[Engine, Registry], function: str, spec: dict) -> str:
 
 def test_the_samples_cover_exactly_the_catalogs_fields():
     for name in MAP_FUNCTIONS:
-        assert list(SAMPLES[name]) == [f.name for f in CATALOG[name].spec_fields]
+        covered = {*SAMPLES[name], *(VM_SAMPLE if name == "vm_create" else ())}
+        assert covered == {f.name for f in CATALOG[name].spec_fields}
 
 
 @pytest.mark.parametrize("function", MAP_FUNCTIONS)
 def test_every_field_the_catalog_lists_is_accepted(node, function):
     assert REACHED in create(node, function, SAMPLES[function])
+    if function == "vm_create":
+        assert REACHED in create(node, function, VM_SAMPLE)
+
+
+def test_runcmd_and_entrypoint_each_belong_to_their_own_kind(node):
+    container = create(node, "vm_create", {**SAMPLES["vm_create"], "runcmd": ["true"]})
+    assert 'runcmd applies to kind: "vm" only' in container
+    vm = create(node, "vm_create", {**VM_SAMPLE, "entrypoint": ["/bin/true"]})
+    assert 'entrypoint applies to kind: "container" only' in vm
 
 
 @pytest.mark.parametrize("function", MAP_FUNCTIONS)

@@ -197,6 +197,7 @@ def test_vm_create_explains_what_is_wrong(node):
         ('vm_create(#{name: "a", image: "busybox", kind: "container"})', "is a VM image"),
         ('vm_create(#{name: "a", image: "busybox", ssh_keys: [1]})', "ssh_keys entries"),
         ('vm_create(#{name: "a", image: "busybox", env: #{"1x": "y"}})', "not a valid variable"),
+        ('vm_create(#{name: "a", image: "busybox", runcmd: ["a\\nb"]})', "runcmd entries"),
         ('vm_create(#{name: "a", image: "busybox", memory_mb: 4096})', "not enough free capacity"),
         ('vm_start("nope")', "you have no vm named 'nope'"),
     ]

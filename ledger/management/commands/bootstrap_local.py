@@ -15,12 +15,15 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from ledger.models import Farm
+from ledger.models import Farm, Node
 from ledger.services import create_enrollment_token
 
 OPERATOR = "operator"
 DEMO = "demo"
 LOCAL_FARM = "local"
+# The local node's gateway domain: under .localhost, which never resolves beyond the machine
+# (RFC 6761; curl resolves it to loopback itself), so no name on it can leak to the web.
+LOCAL_GATEWAY_DOMAIN = "gw.localhost"
 
 
 def _keep_secret(path, secret: str) -> None:
@@ -43,13 +46,35 @@ def _ensure_demo_user() -> str:
     return "(yours; reset: manage.py changepassword demo)"
 
 
+def _make_gateway(node_id: int) -> str:
+    """Make the local node the box's gateway (once; an operator's later change is kept)."""
+    node = Node.objects.get(pk=node_id)
+    if not node.gateway_domain:
+        node.gateway_domain = LOCAL_GATEWAY_DOMAIN
+        node.save(update_fields=["gateway_domain"])
+    return node.gateway_domain
+
+
 class Command(BaseCommand):
     help = (
         "Create the one-box operator, the demo user, the 'local' farm and an enrollment token; "
-        "print JSON."
+        "print JSON. With --gateway NODE: make that node the box's gateway (gw.localhost) and "
+        "print its domain."
     )
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--gateway",
+            type=int,
+            metavar="NODE",
+            help="make the local node (registered by now) serve gateway names under "
+            f"{LOCAL_GATEWAY_DOMAIN}; its Caddy runs in the node's network namespace",
+        )
+
     def handle(self, *args, **options) -> None:
+        if options["gateway"] is not None:
+            self.stdout.write(_make_gateway(options["gateway"]))
+            return
         password_file = settings.VAR_DIR / "operator-password"
         User = get_user_model()
         operator = User.objects.filter(username=OPERATOR).first()
