@@ -8,6 +8,10 @@ median and 14 s at p99 while the thread never stopped (docs/performance.md). Her
 in the event loop's thread pool, so different links' calls overlap (each still holds a pooled
 connection only for its own call).
 
+On SQLite the calls stay in Channels' one thread: SQLite serialises writers anyway, so other
+threads would only wait on its lock (and an in-memory test database's open transaction locks its
+tables against every other thread's connection).
+
 Order is unchanged where it matters: a consumer handles its messages one at a time and awaits
 each call before the next, so one link's events are still stored in the order they came.
 """
@@ -16,8 +20,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.db import connections
 
 
 def db_call(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     """`func` as an awaitable run in a pool thread, with Django's connection cleanup around it."""
-    return database_sync_to_async(func, thread_sensitive=False)
+    sqlite = connections["default"].vendor == "sqlite"
+    return database_sync_to_async(func, thread_sensitive=sqlite)

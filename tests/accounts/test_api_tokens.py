@@ -61,6 +61,8 @@ def test_drf_tokens_made_before_named_tokens_still_work():
     assert _keys_with("zos_not-a-token") == 401
 
 
+# The feed's login reads on its own connection (coordinator/link_db.py), so the token is committed.
+@pytest.mark.django_db(transaction=True)
 def test_the_live_feed_accepts_a_named_token():
     alice = make_user("alice")
     _, secret = create_api_token(user=alice, name="feed")
