@@ -8,7 +8,10 @@ it imports never touch Django.
 """
 
 import os
+import struct
+import sys
 import tempfile
+from array import array
 from pathlib import Path
 
 from bootimage.tools import BuildError, run
@@ -61,7 +64,39 @@ def stamp_uki(src: Path, dst: Path, cmdline: str) -> None:
             ],
             what=f"stamping the command line into {dst.name}",
         )
+        keep_pe_timestamp(src, tmp)
         tmp.replace(dst)
     finally:
         os.unlink(text_path)
         tmp.unlink(missing_ok=True)
+
+
+def keep_pe_timestamp(src: Path, dst: Path) -> None:
+    """Give `dst` the PE header timestamp of `src`, with its checksum made again.
+
+    objcopy writes the current time into the header, so the same stamp made a second later
+    differed from the first (and re-stamping a build's own line gave another file than the
+    build): a stamped image must differ from its build in its command line only.
+    """
+    source = src.read_bytes()
+    data = bytearray(dst.read_bytes())
+    header = struct.unpack_from("<I", data, 0x3C)[0]
+    timestamp, checksum = header + 8, header + 24 + 64  # COFF header, then optional header
+    data[timestamp : timestamp + 4] = source[timestamp : timestamp + 4]
+    struct.pack_into("<I", data, checksum, _pe_checksum(data, checksum))
+    dst.write_bytes(data)
+
+
+def _pe_checksum(data: bytearray, field: int) -> int:
+    """The PE image checksum (as objcopy computes it): 16-bit words summed with end-around
+    carry, the checksum field counted as zero, plus the file's length."""
+    words = array("H")
+    words.frombytes(
+        bytes(data[:field]) + bytes(4) + bytes(data[field + 4 :]) + bytes(len(data) % 2)
+    )
+    if sys.byteorder == "big":
+        words.byteswap()
+    total = sum(words)
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return (total + len(data)) & 0xFFFFFFFF
