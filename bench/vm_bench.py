@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from sal import btrfs  # noqa: E402
 from sal.command import run  # noqa: E402
-from sal.hypervisor.base import VmSpec  # noqa: E402
 from sal.hypervisor.qemu import QemuHypervisor  # noqa: E402
+from sal.hypervisor.vm import VmSpec  # noqa: E402
 from sal.images import GIB, ImageCache  # noqa: E402
 from tests.sal.guest import READY_MARKER, build_guest  # noqa: E402
 

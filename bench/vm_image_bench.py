@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.report import Report  # noqa: E402
 from image.vm_image import READY_MARKER, VmImageOptions, build_vm_image  # noqa: E402
-from sal.hypervisor.base import NetAttachment, VmSpec  # noqa: E402
 from sal.hypervisor.cidata import SeedConfig, write_seed  # noqa: E402
 from sal.hypervisor.qemu import QemuHypervisor  # noqa: E402
+from sal.hypervisor.vm import NetAttachment, VmSpec  # noqa: E402
 from sal.images import GIB  # noqa: E402
 from tests.sal.guest import READY_MARKER as GUEST_READY  # noqa: E402
 from tests.sal.guest import build_guest  # noqa: E402

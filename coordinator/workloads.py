@@ -27,8 +27,11 @@ DELETE_FUNCTIONS = {
 # Where each kind's address is in the node's report (nodeagent/functions): a VM's own Mycelium
 # address, a database's host:port, a gateway name's public URL; a volume has none.
 ADDRESS_FIELDS = {"vm": "mycelium_ip", "herodb": "address", "gateway": "url"}
-# Not listed among the other details: the address is shown on its own, the console is too long.
-HIDDEN_DETAILS = {"console", *ADDRESS_FIELDS.values()}
+# A volume's report names the VM holding it (nodeagent/functions/registry.py).
+ATTACHED_FIELD = "attached_to"
+# Not listed among the other details: the address and the holding VM are shown on their own, the
+# console is too long.
+HIDDEN_DETAILS = {"console", ATTACHED_FIELD, *ADDRESS_FIELDS.values()}
 GIB = 2**30
 MIB = 2**20
 _SLUG = re.compile(r"[^a-z0-9-]+")
@@ -49,6 +52,7 @@ class WorkloadRow:
     workload: Workload
     address: str
     reserved: str
+    attached_to: str  # a volume's VM, "" when it is free or not a volume
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ def owned_workloads(owner: AbstractBaseUser) -> QuerySet[Workload]:
 def workload_rows(owner: AbstractBaseUser) -> list[WorkloadRow]:
     """Every workload of the owner, ready to list (one query)."""
     return [
-        WorkloadRow(w, overlay_address(w), describe_reserved(w.reserved))
+        WorkloadRow(w, overlay_address(w), describe_reserved(w.reserved), attached_vm(w))
         for w in owned_workloads(owner)
     ]
 
@@ -84,6 +88,7 @@ def view_of(workload: Workload) -> WorkloadView:
         workload=workload,
         address=overlay_address(workload),
         reserved=describe_reserved(workload.reserved),
+        attached_to=attached_vm(workload),
         details=other_details(workload),
         delete=delete_script(workload),
         console=console_script(workload) if workload.kind == "vm" else None,
@@ -94,6 +99,12 @@ def overlay_address(workload: Workload) -> str:
     """The address the workload is reached at over the overlay, or "" (volumes, not ready yet)."""
     field = ADDRESS_FIELDS.get(workload.kind)
     value = workload.details.get(field, "") if field else ""
+    return value if isinstance(value, str) else ""
+
+
+def attached_vm(workload: Workload) -> str:
+    """The VM a volume is attached to, or "" (free, or not a volume)."""
+    value = workload.details.get(ATTACHED_FIELD, "") if workload.kind == "volume" else ""
     return value if isinstance(value, str) else ""
 
 

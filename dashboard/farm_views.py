@@ -19,8 +19,8 @@ from django.views.decorators.http import require_POST
 from dashboard.farm_forms import EnrollmentTokenForm, FarmForm, ReleaseForm
 from ledger import boot_links, farms, services
 from ledger.boot import STAMPED, image_for
+from ledger.errors import LedgerError
 from ledger.models import Farm, Node
-from ledger.services import LedgerError
 
 NODE_ACTIONS = {
     "approve": (farms.approve, "Node {id} is approved and joins the grid."),

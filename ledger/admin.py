@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
 from ledger import boot, releases, services
+from ledger.errors import LedgerError
 from ledger.models import (
     AgentRelease,
     AuditEntry,
@@ -190,7 +191,7 @@ class NodeAdmin(admin.ModelAdmin):
             try:
                 services.approve_node(node=node, actor=f"user:{request.user.username}")
                 done += 1
-            except services.LedgerError as exc:
+            except LedgerError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
         self.message_user(request, f"{done} node(s) approved")
 

@@ -34,8 +34,9 @@ from django.conf import settings
 from django.db import transaction
 
 from contracts.boot_image import BOOT_IMAGE_FILES
+from ledger.errors import LedgerError
 from ledger.models import BootImage, Farm, FarmBootToken, version_validator
-from ledger.services import LedgerError, create_enrollment_token
+from ledger.services import create_enrollment_token
 
 log = logging.getLogger(__name__)
 

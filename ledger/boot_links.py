@@ -25,8 +25,8 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from ledger.boot import ARTEFACTS
 from ledger.choices import AuditKind
+from ledger.errors import LedgerError
 from ledger.models import AuditEntry, EnrollmentToken, Farm, FarmBootToken, new_link_nonce
-from ledger.services import LedgerError
 
 LINK_SALT = "ledger.boot_links.secret"
 

@@ -40,9 +40,9 @@ from grid import json_input
 from grid.api_errors import ApiError
 from grid.json_input import JSONParser
 from ledger import boot, boot_links, releases
+from ledger.errors import LedgerError
 from ledger.models import VERSION_PATTERN, AgentRelease, BootImage, Farm
 from ledger.serializers import AgentReleaseSerializer, BootImageSerializer, RolloutSerializer
-from ledger.services import LedgerError
 from signing.keys import key_id
 
 log = logging.getLogger(__name__)

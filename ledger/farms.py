@@ -24,8 +24,9 @@ from django.utils import timezone
 from coordinator.services import move_jobs_off_drained_node
 from ledger import releases
 from ledger.choices import AuditKind, NodeStatus
+from ledger.errors import LedgerError
 from ledger.models import AuditEntry, EnrollmentToken, Farm, FarmBootToken, Node, UptimeReport
-from ledger.services import LedgerError, approve_node, decommission_node
+from ledger.services import approve_node, decommission_node
 
 FARM_NAME_MAX = 64
 # Statuses a node can be drained in: approved ones. A pending node takes no work anyway, and a

@@ -16,8 +16,8 @@ only for users whose jobs were sent to it, and it serves its own domain's traffi
 from django.db import IntegrityError, transaction
 
 from ledger.choices import AuditKind, GatewayHostKind, NodeStatus
+from ledger.errors import LedgerError
 from ledger.models import AuditEntry, GatewayHost, Node
-from ledger.services import LedgerError
 
 
 def gateway_settings(node: Node) -> dict | None:

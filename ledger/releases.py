@@ -20,8 +20,8 @@ from nacl.signing import SigningKey
 
 from contracts.payload_types import RELEASE_TYPE
 from contracts.release_bundle import BundleError, bundle_version
+from ledger.errors import LedgerError
 from ledger.models import AgentRelease, Farm, version_validator
-from ledger.services import LedgerError
 from signing.dsse import sign_envelope
 from signing.key_files import load_or_create_seed
 from signing.keys import public_key_hex

@@ -19,8 +19,9 @@ from django.utils import timezone
 
 from contracts.payload_types import KEY_PROOF_TYPE
 from grid import json_input
-from grid.errors import ServiceError, signature_refused
+from grid.errors import signature_refused
 from ledger.choices import AuditKind, NodeStatus
+from ledger.errors import LedgerError
 from ledger.models import (
     AuditEntry,
     EnrollmentToken,
@@ -30,6 +31,7 @@ from ledger.models import (
     UserKey,
     hash_token_secret,
 )
+from ledger.releases import release_public_key_hex
 from ledger.states import APPROVED_STATUSES
 from ledger.uptime import count_report
 from signing import SignatureError
@@ -40,10 +42,6 @@ log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "zet_"  # noqa: S105  (a marker, not a secret)
 DEFAULT_TOKEN_TTL = timedelta(days=7)
-
-
-class LedgerError(ServiceError):
-    """A request the ledger refuses; the API answers it as any ServiceError (grid/errors.py)."""
 
 
 @dataclass(frozen=True)
@@ -332,7 +330,6 @@ def issue_key_challenge(*, user) -> dict:
 def _reserved_keys() -> set[str]:
     """Keys no user may claim: signing with them must only ever mean the grid itself."""
     from coordinator.keys import coordinator_signing_key
-    from ledger.releases import release_public_key_hex
 
     return {public_key_hex(coordinator_signing_key()), release_public_key_hex()}
 

@@ -16,8 +16,8 @@ from django.utils.html import format_html, format_html_join
 from coordinator.models import Workload
 from ledger import farms
 from ledger.admin import NodeAdmin
+from ledger.errors import LedgerError
 from ledger.models import Node
-from ledger.services import LedgerError
 
 HEALTH_REPORTS = 200  # reports read for the health history (a few hours at the default interval)
 

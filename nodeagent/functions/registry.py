@@ -185,7 +185,7 @@ class WorkloadRegistry:
 
     def volume_holder(self, volume: Workload) -> str | None:
         raw = self.redis.hget(self.holders, volume.key)
-        return raw.decode() if isinstance(raw, bytes) else raw
+        return None if raw is None else _text(raw)
 
     def unclaim_volumes(self, owner: int, names: Iterable[str], holder: str) -> None:
         """Let go of the owner's volumes `names` that `holder` holds (others' claims stay)."""
@@ -196,8 +196,20 @@ class WorkloadRegistry:
         return self._sum(self.redis.hvals(self.hash))
 
     def inventory(self) -> list[dict]:
-        """Every workload with its owner, for the coordinator."""
-        return [{"owner": w.owner, **w.public()} for w in self.all()]
+        """Every workload with its owner, for the coordinator; a held volume names its VM, so
+        its owner sees why it cannot be deleted or attached elsewhere."""
+        holders = {
+            _text(key): _text(holder)
+            for key, holder in self.redis.hgetall(self.holders).items()
+            if _text(holder) != DELETING
+        }
+        inventory = []
+        for workload in self.all():
+            entry = {"owner": workload.owner, **workload.public()}
+            if workload.kind == "volume" and workload.key in holders:
+                entry["attached_to"] = holders[workload.key]
+            inventory.append(entry)
+        return inventory
 
     def _sum(self, raws: list[bytes]) -> dict[str, int]:
         used = dict.fromkeys(CAPACITY_KEYS, 0)
@@ -217,6 +229,11 @@ if redis.call('hget', KEYS[1], ARGV[1]) == ARGV[2] then
 end
 return 0
 """
+
+
+def _text(value: bytes | str) -> str:
+    """A Redis reply as text, whether or not the client decodes replies itself."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _shortage_message(workload: Workload, short: dict[str, tuple[int, int]]) -> str:

@@ -56,8 +56,8 @@ from nodeagent.image_fetch import visible_to
 from sal import mycelium, net
 from sal.btrfs import Pool
 from sal.command import SalError, run
-from sal.hypervisor.base import NetAttachment, VmNotFound, VmSpec, VolumeDisk
 from sal.hypervisor.cidata import NicConfig, SeedConfig, write_seed
+from sal.hypervisor.vm import NetAttachment, VmNotFound, VmSpec, VolumeDisk
 from sal.images import (
     ENV_NAME,
     Image,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sal.command import run
-from sal.hypervisor.base import HypervisorError
+from sal.hypervisor.vm import HypervisorError
 
 SEED_SIZE_KB = 1024
 _HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")

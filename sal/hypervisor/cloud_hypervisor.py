@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from sal.command import child_setup, process_alive, wait_gone
-from sal.hypervisor.base import Hypervisor, HypervisorError, VmInfo, VmSpec, VmState
+from sal.hypervisor.base import Hypervisor
 from sal.hypervisor.state import CONSOLE_LOG, VmStateRoot
+from sal.hypervisor.vm import HypervisorError, VmInfo, VmSpec, VmState
 from sal.unix_http import ApiError, ApiUnavailable, HttpApi
 
 _STATES = {

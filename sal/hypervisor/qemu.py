@@ -39,8 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from sal.command import CommandFailed, process_alive, run, wait_gone
-from sal.hypervisor.base import Hypervisor, HypervisorError, VmInfo, VmSpec, VmState
+from sal.hypervisor.base import Hypervisor
 from sal.hypervisor.state import CONSOLE_LOG, VmStateRoot
+from sal.hypervisor.vm import HypervisorError, VmInfo, VmSpec, VmState
 
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")

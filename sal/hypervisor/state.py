@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from sal.command import process_alive
-from sal.hypervisor.base import HypervisorError, NetAttachment, VmNotFound, VmSpec, VolumeDisk
+from sal.hypervisor.vm import HypervisorError, NetAttachment, VmNotFound, VmSpec, VolumeDisk
 
 VM_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 SPEC_FILE = "spec.json"

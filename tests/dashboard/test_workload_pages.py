@@ -49,6 +49,17 @@ def test_the_list_shows_kind_name_node_state_address_and_capacity_of_the_owners_
     assert "No workloads yet" in make_tenant("cy").api.get("/workloads").content.decode()
 
 
+def test_a_volume_shows_the_vm_it_is_attached_to_in_the_list_and_on_its_page():
+    node = make_online_node(make_farm())
+    ann = make_tenant("ann")
+    held = _workload(ann.user, node, kind="volume", name="data", details={"attached_to": "web"})
+    free = _workload(ann.user, node, kind="volume", name="spare")
+    listing = ann.api.get("/workloads").content.decode()
+    assert "attached to vm <code>web</code>" in listing
+    assert ann.api.get(f"/workloads/{held.pk}").content.decode().count("<code>web</code>") == 1
+    assert "free to attach or delete" in ann.api.get(f"/workloads/{free.pk}").content.decode()
+
+
 def test_a_workload_page_is_its_owners_only_and_a_missing_one_is_404(client):
     node = make_online_node(make_farm())
     ann, bob = make_tenant("ann"), make_tenant("bob")

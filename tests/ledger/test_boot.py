@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from ledger.boot import FarmArtefacts, register_build
+from ledger.errors import LedgerError
 from ledger.models import BootImage, EnrollmentToken, FarmBootToken, hash_token_secret
-from ledger.services import LedgerError
 from tests.conftest import make_farm, make_user
 from tests.ledger.conftest import body, cmdline_of, make_build
 

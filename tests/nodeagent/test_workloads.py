@@ -6,6 +6,7 @@ import multiprocessing
 import pytest
 
 from nodeagent.functions.registry import (
+    DELETING,
     NoCapacity,
     Workload,
     WorkloadError,
@@ -122,6 +123,22 @@ def test_inventory_lists_owners_and_public_details(registry):
             "mycelium_ip": "4ab:cd::5",
         }
     ]
+
+
+def test_a_held_volume_names_its_vm_in_the_inventory_and_a_free_one_does_not(registry):
+    data, _ = registry.reserve(
+        Workload(owner=1, kind="volume", name="data", spec={"size_gb": 1}, reserved={})
+    )
+    logs, _ = registry.reserve(
+        Workload(owner=1, kind="volume", name="logs", spec={"size_gb": 1}, reserved={})
+    )
+    registry.claim_volume(data, "web")
+    registry.claim_volume(logs, DELETING)
+    listed = {entry["name"]: entry for entry in registry.inventory()}
+    assert listed["data"]["attached_to"] == "web"
+    assert "attached_to" not in listed["logs"]  # being deleted: held by no VM
+    registry.unclaim_volumes(1, ["data"], "web")
+    assert "attached_to" not in {e["name"]: e for e in registry.inventory()}["data"]
 
 
 def _claim(url: str, holder: str, results) -> None:

@@ -15,7 +15,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from sal.hypervisor.base import (
+from sal.hypervisor.cloud_hypervisor import CloudHypervisor
+from sal.hypervisor.vm import (
     HypervisorError,
     NetAttachment,
     VmNotFound,
@@ -23,7 +24,6 @@ from sal.hypervisor.base import (
     VmState,
     VolumeDisk,
 )
-from sal.hypervisor.cloud_hypervisor import CloudHypervisor
 from sal.unix_http import HttpApi
 from tests.sal.spec_stub import SPECS_DIR, make_fake_binary, read_log, violations_in
 

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from sal.command import run
-from sal.hypervisor.base import HypervisorError
 from sal.hypervisor.cidata import NicConfig, SeedConfig, read_seed, render, write_seed
+from sal.hypervisor.vm import HypervisorError
 from sal.images import (
     GIB,
     ImageCache,

@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 
 from sal.command import run
-from sal.hypervisor.base import (
+from sal.hypervisor.cidata import NicConfig, SeedConfig, write_seed
+from sal.hypervisor.qemu import QemuHypervisor
+from sal.hypervisor.state import spec_from_json, spec_to_json
+from sal.hypervisor.vm import (
     HypervisorError,
     NetAttachment,
     VmNotFound,
@@ -25,9 +28,6 @@ from sal.hypervisor.base import (
     VmState,
     VolumeDisk,
 )
-from sal.hypervisor.cidata import NicConfig, SeedConfig, write_seed
-from sal.hypervisor.qemu import QemuHypervisor
-from sal.hypervisor.state import spec_from_json, spec_to_json
 from sal.images import remove_rootfs, unpack_rootfs, write_container_config
 from tests.sal.guest import POWEROFF_MARKER, READY_MARKER, build_guest
 

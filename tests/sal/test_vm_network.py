@@ -18,9 +18,9 @@ import pytest
 
 from sal import mycelium, net
 from sal.command import run
-from sal.hypervisor.base import NetAttachment, VmSpec
 from sal.hypervisor.cidata import NicConfig, SeedConfig, write_seed
 from sal.hypervisor.qemu import QemuHypervisor
+from sal.hypervisor.vm import NetAttachment, VmSpec
 from tests.sal.guest import READY_MARKER, build_guest
 
 pytestmark = [

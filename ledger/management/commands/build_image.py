@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from ledger.boot import register_build
-from ledger.services import LedgerError
+from ledger.errors import LedgerError
 
 
 class Command(BaseCommand):

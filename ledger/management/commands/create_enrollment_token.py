@@ -2,8 +2,9 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
+from ledger.errors import LedgerError
 from ledger.models import Farm
-from ledger.services import LedgerError, create_enrollment_token
+from ledger.services import create_enrollment_token
 
 
 class Command(BaseCommand):

@@ -7,8 +7,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from contracts.release_bundle import build_bundle
+from ledger.errors import LedgerError
 from ledger.releases import publish_release, select_farms, set_desired_version
-from ledger.services import LedgerError
 
 
 class Command(BaseCommand):
