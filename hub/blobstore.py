@@ -10,6 +10,7 @@ the same bytes at once are harmless, the second rename replaces identical conten
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -69,3 +70,22 @@ def write(sha256: str, stream: BinaryIO, size: int) -> None:
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def stored() -> Iterator[Path]:
+    """Every blob file on disk."""
+    yield from (root() / "sha256").glob("??/*")
+
+
+def size_if_older(path: Path, older_than: float) -> int | None:
+    """`path`'s size if it was last written before `older_than` (epoch seconds), else None."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_size if stat.st_mtime < older_than else None
+
+
+def upload_files() -> Iterator[Path]:
+    """Temporary files of uploads in progress, or of uploads that died before their rename."""
+    yield from (root() / "tmp").glob("*")

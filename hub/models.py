@@ -8,6 +8,7 @@ neither its existence (HEAD) nor its content (a node fetch for your image).
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from ledger.models import UserKey
 
@@ -22,6 +23,10 @@ class Blob(models.Model):
     sha256 = models.CharField(max_length=64)
     size = models.BigIntegerField()
     created = models.DateTimeField(auto_now_add=True)
+    touched = models.DateTimeField(
+        default=timezone.now,
+        help_text="Last upload or HEAD; pruning spares blobs touched within its grace.",
+    )
 
     class Meta:
         constraints = [

@@ -6,11 +6,14 @@ for sees, and only for owners whose jobs the coordinator gave it, as for invento
 """
 
 import logging
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, BinaryIO
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 from nacl.signing import VerifyKey
 
 from contracts.image_manifest import SHA256_RE, ManifestError, check_name, parse_manifest
@@ -43,6 +46,7 @@ def has_blob(*, owner: AbstractBaseUser, sha256: str) -> Blob | None:
     blob = Blob.objects.filter(owner=owner, sha256=check_sha256(sha256)).first()
     if blob is None or not blobstore.exists(blob.sha256, blob.size):
         return None
+    Blob.objects.filter(pk=blob.pk).update(touched=timezone.now())  # a push counts on it now
     return blob
 
 
@@ -75,7 +79,12 @@ def store_blob(
             expected=exc.expected,
             got=exc.got,
         ) from None
-    blob, created = Blob.objects.get_or_create(owner=owner, sha256=sha256, defaults={"size": size})
+    blob, created = Blob.objects.update_or_create(
+        owner=owner,
+        sha256=sha256,
+        defaults={"touched": timezone.now()},
+        create_defaults={"size": size},
+    )
     return blob, created
 
 
@@ -218,3 +227,46 @@ def blob_for_node(*, node: Node, owner: object, sha256: str) -> ImagePart:
             "unknown_blob", f"no blob {sha256} in an image user {owner_id} may use", http_status=404
         )
     return part
+
+
+@dataclass(frozen=True)
+class Pruned:
+    rows: int  # uploads forgotten
+    files: int  # blob files and abandoned upload files deleted
+    bytes: int  # disk space freed
+
+
+def prune_blobs(*, grace: timedelta, dry_run: bool = False) -> Pruned:
+    """Forget uploads no image uses and free their bytes (`manage.py prune_blobs`).
+
+    Deleting an image keeps its parts, so publishing it again is instant; this is what finally
+    frees them. An upload is unused when no image of its uploader names its bytes, and it is
+    forgotten only once untouched for `grace`, because a push uploads its parts first and
+    publishes after. A file goes when no upload names it any more and it is older than `grace`
+    too (an upload of the same bytes in the meantime rewrites it, so it is spared).
+    """
+    cutoff = timezone.now() - grace
+    used = ImagePart.objects.filter(sha256=OuterRef("sha256"), image__owner=OuterRef("owner"))
+    unused = Blob.objects.filter(touched__lt=cutoff).exclude(Exists(used))
+    doomed = set(unused.values_list("pk", flat=True))
+    rows = len(doomed) if dry_run else unused.filter(pk__in=doomed).delete()[0]
+    named = set(Blob.objects.exclude(pk__in=doomed).values_list("sha256", flat=True))
+    older_than = cutoff.timestamp()
+    files = freed = 0
+    unnamed = [path for path in blobstore.stored() if path.name not in named]
+    for path in [*unnamed, *blobstore.upload_files()]:
+        size = blobstore.size_if_older(path, older_than)
+        if size is None:
+            continue
+        if not dry_run:
+            path.unlink(missing_ok=True)
+        files += 1
+        freed += size
+    log.info(
+        "pruned blobs: %d uploads, %d files, %d bytes%s",
+        rows,
+        files,
+        freed,
+        " (dry run)" if dry_run else "",
+    )
+    return Pruned(rows=rows, files=files, bytes=freed)
