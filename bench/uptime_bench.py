@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.loadgen import Result, fire, http_request  # noqa: E402
 from bench.production_box import ProductionBox, cpu_delta  # noqa: E402
-from bench.report import Report, percentile  # noqa: E402
+from bench.report import Report  # noqa: E402
+from bench.stats import per_request_ms, summarize  # noqa: E402
 from signing.node_request import sign_request  # noqa: E402
 
 CAPACITY = {"cru": 4, "mru": 8 << 30, "sru": 100 << 30, "hru": 0}
@@ -56,19 +57,21 @@ def describe(report: Report, what: str, result: Result, cpu: dict, targets: bool
     bad = {s: n for s, n in result.statuses.items() if s >= 300}
     if bad:
         report.notes.append(f"{what}: unexpected answers {bad}")
-    lat = result.latencies_ms
+    lat = summarize(result.latencies_ms)
     report.add(f"{what}: rate", result.rate, "req/s", ">= 1000" if targets else "")
-    report.add(f"{what}: p50", percentile(lat, 0.5), "ms")
-    report.add(f"{what}: p99", percentile(lat, 0.99), "ms", "< 50" if targets else "")
+    report.add(f"{what}: p50", lat.p50, "ms")
+    report.add(f"{what}: p99", lat.p99, "ms", "< 50" if targets else "")
     report.add(
         f"{what}: load generator CPU", result.cpu_seconds / result.seconds * 100, "% of a core"
     )
     workers = sum(v for k, v in cpu.items() if k.startswith("asgi-"))
     report.add(f"{what}: ASGI workers CPU", workers * 100, "% of a core")
     # Steadier than the rate on a shared machine: what one request costs the server.
-    report.add(f"{what}: ASGI CPU per request", workers / result.rate * 1000, "ms")
+    report.add(f"{what}: ASGI CPU per request", per_request_ms(workers, result.rate), "ms")
     report.add(
-        f"{what}: PostgreSQL CPU per request", cpu.get("postgres", 0) / result.rate * 1000, "ms"
+        f"{what}: PostgreSQL CPU per request",
+        per_request_ms(cpu.get("postgres", 0.0), result.rate),
+        "ms",
     )
     for name in ("haproxy", "postgres", "redis"):
         report.add(f"{what}: {name} CPU", cpu.get(name, 0.0) * 100, "% of a core")
