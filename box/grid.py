@@ -251,6 +251,8 @@ def asgi_worker_argv(server: str, python: str, port: int) -> list[str]:
             "httptools",
             "--ws",
             "websockets-sansio",
+            "--ws-max-size",
+            str(1 << 20),  # daphne's limit too: a larger message drops its connection
             "--proxy-headers",  # trusted from 127.0.0.1 (HAProxy) only, uvicorn's default
             "--lifespan",
             "off",  # Channels' router has no lifespan handler

@@ -269,6 +269,7 @@ def record_uptime_batch(reports: list[UptimeIn]) -> list[tuple[Node, str] | Ledg
             n.public_key: n
             for n in Node.objects.select_for_update(of=("self",))
             .select_related("farm")
+            .only(*_BATCH_NODE_FIELDS)
             .filter(public_key__in=keys)
             .order_by("pk")
         }
@@ -284,6 +285,18 @@ def record_uptime_batch(reports: list[UptimeIn]) -> list[tuple[Node, str] | Ledg
         (nodes[r.public_key], next(statuses)) if outcome is None else outcome
         for r, outcome in zip(reports, outcomes, strict=True)
     ]
+
+
+# What a batch reads of each node: the checks, the status change, the reply (ledger/ingest.py).
+# The rest of the row (interfaces, capacity, timestamps) is neither needed nor cheap to load.
+_BATCH_NODE_FIELDS = (
+    "public_key",
+    "status",
+    "farm__desired_agent_version",
+    "gateway_domain",
+    "gateway_addresses",
+    "gateway_any_backend",
+)
 
 
 def _uptime_refusal(report: UptimeIn, node: Node | None) -> LedgerError | None:

@@ -11,6 +11,8 @@ import shutil
 
 import pytest
 from django.core.cache import caches
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from nacl.signing import SigningKey
 
 from grid.asgi import application
@@ -235,3 +237,20 @@ def test_redis_nonce_batch_agrees_with_add(redis_nonces):
     assert redis_nonces.add_each(["nonce:a", "nonce:b", "nonce:b"], 1, 60) == [False, True, False]
     assert not redis_nonces.add("nonce:b", 1, 60)
     assert caches["nonces"] is not redis_nonces  # the suite's own cache is left alone
+
+
+def test_a_batch_costs_the_same_statements_for_any_number_of_nodes(client, farm):
+    def batch_of(count: int) -> int:
+        reports = []
+        for _ in range(count):
+            node = NodeClient(client)
+            node_id = node.register(farm, enroll_token=make_token(farm)).json()["id"]
+            reports.append(UptimeIn(node.public_key, str(node_id), 1, {}, []))
+            # Online already, so no status change (an audit row each) in the batch measured.
+            record_uptime_batch([UptimeIn(node.public_key, str(node_id), 1, {}, [])])
+        with CaptureQueriesContext(connection) as queries:
+            outcomes = record_uptime_batch(reports)
+        assert [status for _node, status in outcomes] == ["online"] * count
+        return len(queries)
+
+    assert batch_of(2) == batch_of(7)
