@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.report import Report, percentile  # noqa: E402
+from bench.report import Report  # noqa: E402
+from bench.stats import percentile  # noqa: E402
 from box.grid import free_port, redis_answers  # noqa: E402
 
 WARM_UP = 20

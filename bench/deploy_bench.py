@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.report import Report  # noqa: E402
+from bench.stats import percentile  # noqa: E402
 from contracts.key_proof import sign_key_proof  # noqa: E402
 from contracts.payload_types import DEPLOYMENT_TYPE  # noqa: E402
 from signing.dsse import sign_envelope  # noqa: E402
@@ -257,11 +258,6 @@ def cpu_seconds(pid: int) -> float:
     than wall-clock latency, so a change's cost shows even when the figures above are noisy."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,7 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.loadgen import fire, http_request  # noqa: E402
 from bench.production_box import ProductionBox, cpu_delta  # noqa: E402
-from bench.report import Report, percentile  # noqa: E402
+from bench.report import Report  # noqa: E402
+from bench.stats import percentile  # noqa: E402
 from bench.uptime_bench import CAPACITY, signed  # noqa: E402
 from contracts.payload_types import DEPLOYMENT_TYPE  # noqa: E402
 from signing.dsse import sign_envelope  # noqa: E402

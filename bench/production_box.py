@@ -46,6 +46,7 @@ class ProductionBox(Box):
         *,
         workers: int = 2,
         coordinators: int = 2,
+        asgi_server: str = "uvicorn",
         extra_env: dict[str, str] | None = None,
         agent_args: tuple[str, ...] = (),
     ) -> None:
@@ -56,6 +57,7 @@ class ProductionBox(Box):
             workdir / "var",
             asgi_workers=workers,
             coordinator_workers=coordinators,
+            asgi_server=asgi_server,
             extra_env={"ZOS_LOG_LEVEL": "WARNING", **(extra_env or {})},
         )
         self.port = self.settings.port

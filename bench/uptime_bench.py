@@ -1,7 +1,8 @@
 """Signed node registrations and uptime reports per second on the production profile.
 
-Issue 19's first figure. Starts the production profile (PostgreSQL, Redis, `--workers` daphne
-workers behind HAProxy, the coordinator workers; no node), then:
+Issue 19's first figure. Starts the production profile (PostgreSQL, Redis, `--workers` ASGI
+workers (`--asgi-server`, uvicorn by default) behind HAProxy, the coordinator workers; no node),
+then:
 
 1. registration: `--nodes` fresh ed25519 keys register in the bootstrap farm (pending nodes);
 2. uptime: `--reports` uptime reports spread over those nodes.
@@ -31,7 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.loadgen import Result, fire, http_request  # noqa: E402
 from bench.production_box import ProductionBox, cpu_delta  # noqa: E402
-from bench.report import Report, percentile  # noqa: E402
+from bench.report import Report  # noqa: E402
+from bench.stats import per_request_ms, summarize  # noqa: E402
+from box.grid import ASGI_SERVERS  # noqa: E402
 from signing.node_request import sign_request  # noqa: E402
 
 CAPACITY = {"cru": 4, "mru": 8 << 30, "sru": 100 << 30, "hru": 0}
@@ -56,19 +59,21 @@ def describe(report: Report, what: str, result: Result, cpu: dict, targets: bool
     bad = {s: n for s, n in result.statuses.items() if s >= 300}
     if bad:
         report.notes.append(f"{what}: unexpected answers {bad}")
-    lat = result.latencies_ms
+    lat = summarize(result.latencies_ms)
     report.add(f"{what}: rate", result.rate, "req/s", ">= 1000" if targets else "")
-    report.add(f"{what}: p50", percentile(lat, 0.5), "ms")
-    report.add(f"{what}: p99", percentile(lat, 0.99), "ms", "< 50" if targets else "")
+    report.add(f"{what}: p50", lat.p50, "ms")
+    report.add(f"{what}: p99", lat.p99, "ms", "< 50" if targets else "")
     report.add(
         f"{what}: load generator CPU", result.cpu_seconds / result.seconds * 100, "% of a core"
     )
     workers = sum(v for k, v in cpu.items() if k.startswith("asgi-"))
     report.add(f"{what}: ASGI workers CPU", workers * 100, "% of a core")
     # Steadier than the rate on a shared machine: what one request costs the server.
-    report.add(f"{what}: ASGI CPU per request", workers / result.rate * 1000, "ms")
+    report.add(f"{what}: ASGI CPU per request", per_request_ms(workers, result.rate), "ms")
     report.add(
-        f"{what}: PostgreSQL CPU per request", cpu.get("postgres", 0) / result.rate * 1000, "ms"
+        f"{what}: PostgreSQL CPU per request",
+        per_request_ms(cpu.get("postgres", 0.0), result.rate),
+        "ms",
     )
     for name in ("haproxy", "postgres", "redis"):
         report.add(f"{what}: {name} CPU", cpu.get(name, 0.0) * 100, "% of a core")
@@ -79,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=200, help="nodes registered and reporting")
     parser.add_argument("--reports", type=int, default=20000, help="uptime reports sent")
     parser.add_argument("--workers", type=int, default=2, help="ASGI workers behind HAProxy")
+    parser.add_argument(
+        "--asgi-server", choices=ASGI_SERVERS, default="uvicorn", help="the workers' server"
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="keep-alive connections")
     parser.add_argument(
         "--chunk", type=int, default=2000, help="reports signed, then sent, at a time"
@@ -89,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="zos-uptime-"))
     report = Report("uptime", params=vars(args) | {"json": None, "keep": None})
     try:
-        with ProductionBox(workdir, 0, 0, workers=args.workers, coordinators=1) as box:
+        with ProductionBox(
+            workdir, 0, 0, workers=args.workers, coordinators=1, asgi_server=args.asgi_server
+        ) as box:
             run(box, args, report)
     finally:
         if args.keep:
@@ -135,8 +145,8 @@ def run(box: ProductionBox, args: argparse.Namespace, report: Report) -> None:
     describe(report, "uptime", result, cpu, targets=True)
     report.notes.append(
         f"{args.reports} uptime reports from {args.nodes} nodes over {args.concurrency} "
-        f"connections through HAProxy to {args.workers} daphne workers; pre-signing took "
-        f"{signing:.1f} s (not counted)"
+        f"connections through HAProxy to {args.workers} {args.asgi_server} workers; "
+        f"pre-signing took {signing:.1f} s (not counted)"
     )
 
 

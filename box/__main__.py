@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from box import node_vm, production
-from box.grid import ROOT, GridSettings, ProductionSettings, components
+from box.grid import ASGI_SERVERS, ROOT, GridSettings, ProductionSettings, components
 from box.node_host import MIN_POOL_GB, NodeHost, default_pool_gb
 from box.supervisor import Supervisor
 
@@ -67,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         "--coordinators", type=int, default=2, help="coordinator workers (--production)"
     )
     parser.add_argument(
+        "--asgi-server",
+        choices=ASGI_SERVERS,
+        default="uvicorn",
+        help="the ASGI workers' server (--production); uvicorn costs about half of daphne's "
+        "CPU per request (docs/performance.md)",
+    )
+    parser.add_argument(
         "--node-image",
         type=Path,
         help="boot the local node from this node image build under QEMU (box/node_vm.py) "
@@ -84,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.var_dir.resolve(),
                 asgi_workers=args.workers,
                 coordinator_workers=args.coordinators,
+                asgi_server=args.asgi_server,
             )
         )
     if args.farm is None or args.enroll is None:

@@ -120,6 +120,7 @@ class ProductionSettings:
     var_dir: Path  # everything the profile keeps: database cluster, Redis, config, logs, node
     asgi_workers: int = 2
     coordinator_workers: int = 2
+    asgi_server: str = "uvicorn"  # one of ASGI_SERVERS
     python: str = sys.executable
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. tests' faster timings
     postgres_port: int = field(default_factory=free_port)
@@ -213,6 +214,56 @@ def production_services(settings: ProductionSettings) -> list[Component]:
     ]
 
 
+# The ASGI servers a production worker may run: both serve grid.asgi (HTTP and the Channels
+# WebSockets) and take the client's address from HAProxy's X-Forwarded-For. uvicorn (uvloop and
+# httptools, both C) is the default: measured on this machine's uptime ingest it costs about
+# half of daphne's CPU per request (docs/performance.md); daphne stays available, and is what
+# scripts/up's one-box profile runs.
+ASGI_SERVERS = ("uvicorn", "daphne")
+
+
+def asgi_worker_argv(server: str, python: str, port: int) -> list[str]:
+    """The command of one ASGI worker listening on 127.0.0.1:`port`."""
+    if server == "daphne":
+        return [
+            python,
+            "-m",
+            "daphne",
+            "--proxy-headers",  # the client's address from HAProxy's X-Forwarded-For
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "grid.asgi:application",
+        ]
+    if server == "uvicorn":
+        return [
+            python,
+            "-m",
+            "uvicorn",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--ws",
+            "websockets-sansio",
+            "--ws-max-size",
+            str(1 << 20),  # daphne's limit too: a larger message drops its connection
+            "--proxy-headers",  # trusted from 127.0.0.1 (HAProxy) only, uvicorn's default
+            "--lifespan",
+            "off",  # Channels' router has no lifespan handler
+            "--no-access-log",  # HAProxy logs requests
+            "--log-level",
+            "warning",
+            "grid.asgi:application",
+        ]
+    raise ValueError(f"unknown ASGI server {server!r}; choose one of {', '.join(ASGI_SERVERS)}")
+
+
 def production_workers(settings: ProductionSettings, farm: int, token: str) -> list[Component]:
     """The ASGI workers, HAProxy in front of them, the coordinator workers, the ledger monitor
     and the local node (which reaches the control plane through HAProxy, as any node would)."""
@@ -222,17 +273,7 @@ def production_workers(settings: ProductionSettings, farm: int, token: str) -> l
     asgi = [
         Component(
             f"asgi-{i + 1}",
-            [
-                py,
-                "-m",
-                "daphne",
-                "--proxy-headers",  # the client's address from HAProxy's X-Forwarded-For
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "grid.asgi:application",
-            ],
+            asgi_worker_argv(settings.asgi_server, py, port),
             logs / f"asgi-{i + 1}.log",
             ready=functools.partial(control_plane_answers, settings.worker_url(i)),
             env=env,

@@ -33,3 +33,12 @@ class SharedPoolRedisCache(RedisCache):
     def __init__(self, server: str, params: dict) -> None:
         super().__init__(server, params)
         self._class = SharedPoolClient
+
+    def add_each(self, keys: list[str], value: int, timeout: int) -> list[bool]:
+        """`add` for many keys in one round trip (a pipeline of SET NX EX): True where the key
+        was new. Stored as `add` stores them, so either may check a key the other set."""
+        client = self._cache.get_client(write=True)
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.set(self.make_and_validate_key(key), value, nx=True, ex=timeout)
+            return [bool(done) for done in pipe.execute()]

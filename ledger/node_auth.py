@@ -14,6 +14,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from grid.api_errors import ApiError, signature_error
+from grid.redis_cache import SharedPoolRedisCache
 from ledger.choices import NodeStatus
 from ledger.models import Node
 from ledger.states import APPROVED_STATUSES
@@ -61,10 +62,28 @@ class NodeSignatureAuthentication(BaseAuthentication):
 
     @staticmethod
     def _remember_nonce(header: SignedHeader) -> None:
-        if not caches["nonces"].add(f"nonce:{header.key}:{header.nonce}", 1, NONCE_TTL_SECONDS):
-            raise _auth_error(
-                "nonce_replayed", "this nonce was already used; sign each request afresh", 401
-            )
+        if not remember_nonces([(header.key, header.nonce)])[0]:
+            raise nonce_replayed()
+
+
+def nonce_replayed() -> ApiError:
+    return _auth_error(
+        "nonce_replayed", "this nonce was already used; sign each request afresh", 401
+    )
+
+
+def remember_nonces(seen: list[tuple[str, str]]) -> list[bool]:
+    """Record each (key, nonce) as used for NONCE_TTL_SECONDS: True where it was fresh.
+
+    The one owner of the replay cache's keys, for the DRF path (one at a time) and the uptime
+    ingest (a batch in one Redis round trip, ledger/ingest.py); a nonce twice in one batch is
+    fresh the first time only.
+    """
+    cache = caches["nonces"]
+    keys = [f"nonce:{key}:{nonce}" for key, nonce in seen]
+    if isinstance(cache, SharedPoolRedisCache):
+        return cache.add_each(keys, 1, NONCE_TTL_SECONDS)
+    return [cache.add(key, 1, NONCE_TTL_SECONDS) for key in keys]
 
 
 def _require_signed(request: Request) -> SignedNodeRequest:

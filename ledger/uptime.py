@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import F, Sum
+from django.db import connection
+from django.db.models import Sum
 from django.utils import timezone
 
 from ledger.models import Node, UptimeHour
@@ -60,10 +61,39 @@ def floor(moment: datetime, unit: str) -> datetime:
 
 def count_report(*, node_id: int, at: datetime) -> None:
     """Count one report into its hour; the caller holds the node's row lock (record_uptime)."""
-    hour = floor(at, HOUR)
-    counted = UptimeHour.objects.filter(node_id=node_id, hour=hour).update(reports=F("reports") + 1)
-    if not counted:
-        UptimeHour.objects.create(node_id=node_id, hour=hour, day=hour.date(), reports=1)
+    count_reports([(node_id, at)])
+
+
+def count_reports(reports: Iterable[tuple[int, datetime]]) -> None:
+    """Count reports (node id, received at) into their hours in one statement, however many.
+
+    An upsert that adds to the hour's count (PostgreSQL and SQLite both have `ON CONFLICT`), so
+    a batch of reports from many nodes costs one round trip; the caller holds the nodes' row
+    locks (ledger.services), so no two writers count the same node at once.
+    """
+    counts: dict[tuple[int, datetime], int] = {}
+    for node_id, at in reports:
+        key = (node_id, floor(at, HOUR))
+        counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return
+    ops, quote = connection.ops, connection.ops.quote_name
+    table = quote(UptimeHour._meta.db_table)
+    columns = ", ".join(quote(c) for c in ("node_id", "hour", "day", "reports"))
+    params: list[object] = []
+    for (node_id, hour), reports_in_hour in counts.items():
+        day = ops.adapt_datefield_value(hour.date())
+        params += [node_id, ops.adapt_datetimefield_value(hour), day, reports_in_hour]
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(counts))
+    count = quote("reports")
+    # Only quoted identifiers and placeholders are interpolated; the values are parameters.
+    sql = (
+        f"INSERT INTO {table} ({columns}) VALUES {values} "  # noqa: S608
+        f"ON CONFLICT ({quote('node_id')}, {quote('hour')}) "
+        f"DO UPDATE SET {count} = {table}.{count} + EXCLUDED.{count}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _counts(node_ids: list[int], unit: str, since: datetime) -> dict[tuple[int, object], int]:

@@ -17,8 +17,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from grid.api_errors import ApiError
-from ledger import boot_links, farms, gateways, services
+from ledger import boot_links, farms, services
 from ledger.filters import FarmFilter, NodeFilter
+from ledger.ingest import uptime_reply
 from ledger.models import Farm, Node, UserKey
 from ledger.node_auth import (
     IsApprovedNode,
@@ -207,16 +208,7 @@ class NodeViewSet(viewsets.ReadOnlyModelViewSet):
             used=dict(data.get("used") or {}),
             health=list(data["health"]),
         )
-        return Response(
-            {
-                "id": node.pk,
-                "status": node.status,
-                "interval": settings.ZOS_UPTIME_INTERVAL,
-                "desired": {"agent_version": node.farm.desired_agent_version or None},
-                "gateway": gateways.gateway_settings(node),
-                "server_time": int(time.time()),
-            }
-        )
+        return Response(uptime_reply(node, node.status))
 
     def _farmer_action(self, request: Request, pk: str) -> Response:
         node = farms.get_node(request.user, pk)
