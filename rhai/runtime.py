@@ -12,6 +12,7 @@ import math
 import re
 import sys
 from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
 from . import stdlib as _stdlib
@@ -527,6 +528,21 @@ def index_type(what: str, i: Any, p: Any) -> RhaiError:
     )
 
 
+def caller_position(frame: Any) -> Any:
+    """The Rhai position of the call `frame` is making: from the generated module's table of
+    marked call sites (`compiler.Unit.call_site`), by the position CPython records for the
+    call instruction; otherwise the frame's own `P` (a generic entry passing its caller's
+    position on to its INT entry)."""
+    sites = frame.f_globals.get("_CALLPOS")
+    if sites:
+        at = next(islice(frame.f_code.co_positions(), frame.f_lasti // 2, None), None)
+        if at is not None:
+            pos = sites.get((at[0], at[2]))
+            if pos is not None:
+                return pos
+    return frame.f_locals.get("P")
+
+
 class Runtime:
     """Engine-bound helpers: limits, natives and host functions, output, function pointers."""
 
@@ -621,6 +637,11 @@ class Runtime:
 
     def stack_overflow(self, p: Any) -> None:
         raise err("ErrorStackOverflow", "Stack overflow", p)
+
+    def stack_overflow_here(self) -> None:
+        """`stack_overflow` for a function called without a position (an INT entry): the
+        error is at the call, found from the caller's frame."""
+        raise err("ErrorStackOverflow", "Stack overflow", caller_position(sys._getframe(2)))
 
     def too_many_vars(self, p: Any) -> None:
         raise err("ErrorTooManyVariables", "Too many variables defined", p)
@@ -883,6 +904,13 @@ class Runtime:
             inner=e,
             function=name,
         )
+
+    def wrap_here(self, e: RhaiError, name: str) -> RhaiError:
+        """`wrap` in a function called without a position (an INT entry): the position is
+        found from the caller's frame, so the hot call path passes none."""
+        if e.kind in SYSTEM_KINDS or e.kind == "ErrorParsing":
+            return e
+        return self.wrap(e, name, caller_position(sys._getframe(2)))
 
     def native(self, name: str, p: Any, args: tuple) -> Any:
         """Call a host or standard-library function; returns a `Mut` for in-place changes."""
