@@ -110,6 +110,8 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         self.max_vars = eng.max_variables
         self.max_memory = eng.max_memory
         self.uses_m = False  # the function counts allocations in its local `_m`
+        # operands of unknown type go straight to the runtime helpers (see function_lines)
+        self.helpers_only = False
         if kind == "fn":
             self.dyn = "_E" if frame.has_eval else "_NOVARS"
         else:
@@ -279,6 +281,10 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
             )
             try_at += 1
             spec = []
+            # the generic body only runs for non-INT arguments: INT fast paths guarded by
+            # type tests would not pay for the time it takes to compile them (and `eval`
+            # compiles every time)
+            self.helpers_only = True
         if spec:
             # a copy of the body specialised for INT arguments, without their type checks
             fast_ints = infer_ints(self.frame.decls, set(spec))
