@@ -58,6 +58,8 @@ class Unit:
         self.called: set[str] = set()
         self.bang_names: dict[tuple[str, int], str] = {}
         self.site_positions: list[tuple[int, int]] = []
+        # INT entries (Python name -> Rhai name): frames `runtime.unwind` wraps errors for
+        self.int_names: dict[str, str] = {}
         # (line, UTF-8 column) of a marked call in the generated code -> its Rhai position
         self.call_sites: dict[tuple[int, int], tuple[int, int]] = {}
         for i, (name, n) in enumerate(script.functions):
@@ -273,13 +275,16 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         self.indent += 1
         spec = [d for d in param_decls if not d.captured and not d.mutated and d.arith_use]
         if self.int_entry is not None and not self.bang:
-            # INT arguments go to the INT entry (which counts the call and wraps its errors)
-            self.lines.insert(
-                entry_at,
-                f"    if {' and '.join(f'{d.pyname}.__class__ is int' for d in param_decls)}: "
-                f"return {self.int_entry}(D{''.join(', ' + x for x in params)})",
-            )
-            try_at += 1
+            # INT arguments go to the INT entry (which counts the call); this call level's
+            # errors are wrapped here, as the INT entry has no handler
+            self.lines[entry_at:entry_at] = [
+                f"    if {' and '.join(f'{d.pyname}.__class__ is int' for d in param_decls)}:",
+                "        try:",
+                f"            return {self.int_entry}(D{''.join(', ' + x for x in params)})",
+                "        except RhaiError as _e:",
+                f"            raise _wrap(_e, {rhai_name!r}, P) from None",
+            ]
+            try_at += 5
             spec = []
             # the generic body only runs for non-INT arguments: INT fast paths guarded by
             # type tests would not pay for the time it takes to compile them (and `eval`
@@ -318,10 +323,11 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
     ) -> list[str]:
         """The INT-specialised body as a function of its own, `fN_name_i(D, *ints)`, for
         call sites whose arguments are all statically INTs (see `int_entry_keys`): no `this`
-        holder, no argument type checks and no caller position (errors find it from the
-        caller's frame, see `Unit.call_site`), so a recursive `fib(n - 1)` costs little more
-        than a Python call. Depth, operation counting and error wrapping are as in the
-        generic entry."""
+        holder, no argument type checks, no caller position and no exception handler (the
+        first handler an error reaches wraps it for each INT entry it left, with the position
+        of the call found in the calling frame: `runtime.unwind`), so a recursive
+        `fib(n - 1)` costs little more than a Python call. Depth and operation counting are
+        as in the generic entry."""
         eng = self.unit.engine
         self.indent = 1
         if eng.max_call_levels:
@@ -337,9 +343,14 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         value = self.body(body, True)
         self.emit(f"return {value}")
         self.indent -= 1
-        self.emit("except RhaiError as _e:")
-        self.emit(f"    raise _wrapc(_e, {rhai_name!r}) from None")
-        self.publish_depth(try_at)
+        self.unit.int_names[pyname] = rhai_name
+        if any(_REENTRANT.search(line) for line in self.lines[try_at:]):
+            self.publish_depth(try_at)
+        else:
+            # no handler: an error leaving an INT entry is wrapped for it by the first
+            # handler it reaches (`runtime.unwind`), which costs nothing on the call path
+            del self.lines[try_at]
+            self.lines[try_at:] = [line[4:] for line in self.lines[try_at:]]
         lines = self.with_m(self.lines)
         if any(_USES_T.search(line) for line in lines):
             lines.insert(0, "    T = None")
