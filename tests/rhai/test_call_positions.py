@@ -70,3 +70,24 @@ def test_a_call_inside_a_closure_reports_its_position_in_the_closure():
         ("ErrorInFunctionCall", 1, 38),
         ("ErrorRuntime", 1, 23),
     ]
+
+
+def test_an_error_from_a_closure_run_by_a_native_inside_a_recursion_keeps_every_level():
+    src = "fn f(n) { if n == 0 { [1].map(|x| x / 0)[0] } else { f(n - 1) } }\nlet r = 0;\nr = f(1);"
+    assert str(failure(src)) == (
+        "line 3, column 5: Error in call to function 'f': line 1, column 54: "
+        "Error in call to function 'f': line 1, column 27: "
+        "Error in call to function 'anon$1': line 1, column 37: Division by zero: 1 / 0"
+    )
+
+
+def test_a_recursion_started_by_eval_after_a_caught_one_reports_its_own_levels():
+    src = (
+        "fn f(n) { if n == 0 { throw 5 } f(n - 1) }\nlet r = 0;\n"
+        'try { f(2) } catch (e) { r = e }\neval("f(1)")'
+    )
+    assert str(failure(src)) == (
+        "line 4, column 1: Error in call to function 'eval': line 1, column 1: "
+        "Error in call to function 'f': line 1, column 33: "
+        "Error in call to function 'f': line 1, column 23: 5"
+    )
