@@ -74,7 +74,7 @@ class Unit:
         """A mark put before a call that passes no position (an INT entry's): `generate`
         removes it and records where the call starts in the generated code, so an error
         raised in the callee finds the Rhai position from its caller's frame
-        (`runtime.caller_position`) instead of every call passing it."""
+        (`runtime.unwind`, `runtime.caller_position`) instead of every call passing it."""
         self.site_positions.append(pos)
         return f"\x01{len(self.site_positions) - 1}\x02"
 
