@@ -57,6 +57,11 @@ class Unit:
         self.bang_keys: set[tuple[str, int]] = set()
         self.called: set[str] = set()
         self.bang_names: dict[tuple[str, int], str] = {}
+        self.site_positions: list[tuple[int, int]] = []
+        # INT entries (Python name -> Rhai name): frames `runtime.unwind` wraps errors for
+        self.int_names: dict[str, str] = {}
+        # (line, UTF-8 column) of a marked call in the generated code -> its Rhai position
+        self.call_sites: dict[tuple[int, int], tuple[int, int]] = {}
         for i, (name, n) in enumerate(script.functions):
             self.fn_names[(name, n)] = f"f{i}_{name}"
             self.bang_names[(name, n)] = f"fb{i}_{name}"
@@ -64,6 +69,14 @@ class Unit:
     def const(self, v: Any) -> str:
         self.consts.append(v)
         return f"_K[{len(self.consts) - 1}]"
+
+    def call_site(self, pos: tuple[int, int]) -> str:
+        """A mark put before a call that passes no position (an INT entry's): `generate`
+        removes it and records where the call starts in the generated code, so an error
+        raised in the callee finds the Rhai position from its caller's frame
+        (`runtime.unwind`, `runtime.caller_position`) instead of every call passing it."""
+        self.site_positions.append(pos)
+        return f"\x01{len(self.site_positions) - 1}\x02"
 
     def uid(self) -> int:
         self.counter += 1
@@ -99,6 +112,8 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         self.max_vars = eng.max_variables
         self.max_memory = eng.max_memory
         self.uses_m = False  # the function counts allocations in its local `_m`
+        # operands of unknown type go straight to the runtime helpers (see function_lines)
+        self.helpers_only = False
         if kind == "fn":
             self.dyn = "_E" if frame.has_eval else "_NOVARS"
         else:
@@ -260,14 +275,21 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         self.indent += 1
         spec = [d for d in param_decls if not d.captured and not d.mutated and d.arith_use]
         if self.int_entry is not None and not self.bang:
-            # INT arguments go to the INT entry (which counts the call and wraps its errors)
-            self.lines.insert(
-                entry_at,
-                f"    if {' and '.join(f'{d.pyname}.__class__ is int' for d in param_decls)}: "
-                f"return {self.int_entry}(D, P{''.join(', ' + x for x in params)})",
-            )
-            try_at += 1
+            # INT arguments go to the INT entry (which counts the call); this call level's
+            # errors are wrapped here, as the INT entry has no handler
+            self.lines[entry_at:entry_at] = [
+                f"    if {' and '.join(f'{d.pyname}.__class__ is int' for d in param_decls)}:",
+                "        try:",
+                f"            return {self.int_entry}(D{''.join(', ' + x for x in params)})",
+                "        except RhaiError as _e:",
+                f"            raise _wrap(_e, {rhai_name!r}, P) from None",
+            ]
+            try_at += 5
             spec = []
+            # the generic body only runs for non-INT arguments: INT fast paths guarded by
+            # type tests would not pay for the time it takes to compile them (and `eval`
+            # compiles every time)
+            self.helpers_only = True
         if spec:
             # a copy of the body specialised for INT arguments, without their type checks
             fast_ints = infer_ints(self.frame.decls, set(spec))
@@ -299,15 +321,17 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         param_decls: list[Decl],
         pos: tuple[int, int],
     ) -> list[str]:
-        """The INT-specialised body as a function of its own, `fN_name_i(D, P, *ints)`, for
+        """The INT-specialised body as a function of its own, `fN_name_i(D, *ints)`, for
         call sites whose arguments are all statically INTs (see `int_entry_keys`): no `this`
-        holder and no argument type checks, so a recursive `fib(n - 1)` costs little more
-        than a Python call. Depth, operation counting and error wrapping are as in the
-        generic entry."""
+        holder, no argument type checks, no caller position and no exception handler (the
+        first handler an error reaches wraps it for each INT entry it left, with the position
+        of the call found in the calling frame: `runtime.unwind`), so a recursive
+        `fib(n - 1)` costs little more than a Python call. Depth and operation counting are
+        as in the generic entry."""
         eng = self.unit.engine
         self.indent = 1
         if eng.max_call_levels:
-            self.emit(f"if D > {eng.max_call_levels}: _so(P)")
+            self.emit(f"if D > {eng.max_call_levels}: _soc()")
         self.tick(pos, 1 + block_cost(body))
         self.open_scope(self.frame.scopes[0])
         for d in param_decls:
@@ -319,13 +343,18 @@ class FnGen(StatementGen, AssignmentGen, ExpressionGen, OperatorGen, CallGen, Va
         value = self.body(body, True)
         self.emit(f"return {value}")
         self.indent -= 1
-        self.emit("except RhaiError as _e:")
-        self.emit(f"    raise _wrap(_e, {rhai_name!r}, P) from None")
-        self.publish_depth(try_at)
+        self.unit.int_names[pyname] = rhai_name
+        if any(_REENTRANT.search(line) for line in self.lines[try_at:]):
+            self.publish_depth(try_at)
+        else:
+            # no handler: an error leaving an INT entry is wrapped for it by the first
+            # handler it reaches (`runtime.unwind`), which costs nothing on the call path
+            del self.lines[try_at]
+            self.lines[try_at:] = [line[4:] for line in self.lines[try_at:]]
         lines = self.with_m(self.lines)
         if any(_USES_T.search(line) for line in lines):
             lines.insert(0, "    T = None")
-        return [f"def {pyname}(D, P{''.join(', ' + x for x in params)}):", *lines]
+        return [f"def {pyname}(D{''.join(', ' + x for x in params)}):", *lines]
 
     def publish_depth(self, try_at: int, has_finally: bool = False) -> None:
         """Keep `_rt.depth` equal to the depth of the innermost running function that may call
@@ -449,7 +478,31 @@ def generate(engine: Any, script: Script) -> tuple[str, Unit]:
     gen = FnGen(unit, "main", main_frame, "main")
     gen.unit_top_decls = set(resolver.top_decls)
     parts.extend(gen.main_lines(script.stmts, resolver.top_decls))
-    return "\n".join(unit.lines + parts) + "\n", unit
+    src = "\n".join(unit.lines + parts) + "\n"
+    if unit.site_positions:
+        src = "\n".join(_unmark(line, no, unit) for no, line in enumerate(src.split("\n"), 1))
+    return src, unit
+
+
+_SITE = re.compile("\x01(\\d+)\x02")
+
+
+def _unmark(line: str, line_no: int, unit: Unit) -> str:
+    """`line` without its call-site marks, recording where each marked call starts (as
+    CPython's code positions give it: the line and the UTF-8 byte column)."""
+    if "\x01" not in line:
+        return line
+    out: list[str] = []
+    width = 0
+    start = 0
+    for m in _SITE.finditer(line):
+        piece = line[start : m.start()]
+        out.append(piece)
+        width += len(piece.encode())
+        unit.call_sites[(line_no, width)] = unit.site_positions[int(m.group(1))]
+        start = m.end()
+    out.append(line[start:])
+    return "".join(out)
 
 
 def int_entry_keys(engine: Any, script: Script, fn_frames: dict) -> list[tuple[str, int]]:

@@ -19,7 +19,7 @@ from .callerscope import CallerScope, ConstCell, VarScope
 from .compiler import ENGINE_BUILTINS, generate
 from .errors import RhaiError, wrapped_message
 from .parser import parse
-from .runtime import ExitScript, Runtime, cp, err, from_host
+from .runtime import ExitScript, Runtime, cp, err, from_host, unwind
 from .values import Char, FnPtr, Shared, to_debug, to_string, type_name
 
 try:
@@ -280,6 +280,9 @@ class Engine:
             "_O": r.oc,
             "_tmo": r.op_checkpoint,
             "_so": r.stack_overflow,
+            "_soc": r.stack_overflow_here,
+            "_CALLPOS": unit.call_sites,
+            "_INT_NAMES": unit.int_names,
             "_ovf": r.ovf,
             "_add": r.add,
             "_iadd": r.iadd,
@@ -372,8 +375,11 @@ class Engine:
             return _export(ns["_main"](None, 0, None))
         except ExitScript as e:
             return _export(e.value)
-        except RhaiError:
-            raise
+        except RhaiError as e:
+            wrapped = unwind(e)
+            if wrapped is e:
+                raise
+            raise wrapped from None
         except RecursionError:
             raise RhaiError("ErrorStackOverflow", "Stack overflow") from None
         except MemoryError:
@@ -590,6 +596,7 @@ def _ev_find(dicts: tuple, name: str) -> dict | None:
 
 
 def _wrap_eval(e: RhaiError, p: Any) -> RhaiError:
+    e = unwind(e)
     line, col = p if p else (None, None)
     return RhaiError(
         "ErrorInFunctionCall",

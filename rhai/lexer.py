@@ -138,6 +138,8 @@ SYMBOLS = sorted(
     reverse=True,
 )
 _SYMBOL_CHARS = frozenset("".join(SYMBOLS))
+# the symbols by their first character, longest first (the lexer takes the longest match)
+_SYMBOLS_AT = {c: [s for s in SYMBOLS if s[0] == c] for c in {s[0] for s in SYMBOLS}}
 
 
 def _is_digit(ch: str) -> bool:
@@ -276,7 +278,7 @@ class Lexer:
                 col,
                 parse_kind="UnknownOperator",
             )
-        for sym in SYMBOLS:
+        for sym in _SYMBOLS_AT.get(ch, ()):
             if self.src.startswith(sym, self.i):
                 for _ in sym:
                     self.advance()

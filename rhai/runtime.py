@@ -12,6 +12,7 @@ import math
 import re
 import sys
 from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
 from . import stdlib as _stdlib
@@ -527,6 +528,60 @@ def index_type(what: str, i: Any, p: Any) -> RhaiError:
     )
 
 
+def site_position(frame: Any, lasti: int) -> Any:
+    """The Rhai position of the marked call (`compiler.Unit.call_site`) that `frame` makes
+    at instruction offset `lasti`, by the position CPython records for it; None when the
+    call is not marked (a generic entry handing its arguments to its INT entry)."""
+    sites = frame.f_globals.get("_CALLPOS")
+    if sites:
+        at = next(islice(frame.f_code.co_positions(), lasti // 2, None), None)
+        if at is not None:
+            return sites.get((at[0], at[2]))
+    return None
+
+
+def caller_position(frame: Any) -> Any:
+    """The Rhai position of the call `frame` is making: a marked call site, otherwise the
+    frame's own `P` (a generic entry passing its caller's position on to its INT entry)."""
+    pos = site_position(frame, frame.f_lasti)
+    return pos if pos is not None else frame.f_locals.get("P")
+
+
+def unwind(e: RhaiError) -> RhaiError:
+    """`e` wrapped once for each INT entry it left on its way to the handler it is in,
+    innermost first, as each entry would have wrapped it with its own handler (INT entries
+    have none, to keep calls cheap). The traceback lists the frames from the handler's down:
+    an INT entry's caller frame shows the call's position. An INT entry reached from its
+    generic entry (an unmarked call) is that entry's call level, wrapped by its handler."""
+    if e.kind in SYSTEM_KINDS or e.kind == "ErrorParsing":
+        return e
+    tbs = []
+    tb = e.__traceback__
+    while tb is not None:
+        tbs.append(tb)
+        tb = tb.tb_next
+    for i in range(len(tbs) - 1, 0, -1):
+        frame = tbs[i].tb_frame
+        name = frame.f_globals.get("_INT_NAMES", _NO_NAMES).get(frame.f_code.co_name)
+        if name is None:
+            continue
+        caller = tbs[i - 1]
+        pos = site_position(caller.tb_frame, caller.tb_lasti)
+        if pos is not None:
+            e = RhaiError(
+                "ErrorInFunctionCall",
+                wrapped_message(name, e),
+                pos[0],
+                pos[1],
+                inner=e,
+                function=name,
+            )
+    return e
+
+
+_NO_NAMES: dict[str, str] = {}
+
+
 class Runtime:
     """Engine-bound helpers: limits, natives and host functions, output, function pointers."""
 
@@ -621,6 +676,11 @@ class Runtime:
 
     def stack_overflow(self, p: Any) -> None:
         raise err("ErrorStackOverflow", "Stack overflow", p)
+
+    def stack_overflow_here(self) -> None:
+        """`stack_overflow` for a function called without a position (an INT entry): the
+        error is at the call, found from the caller's frame."""
+        raise err("ErrorStackOverflow", "Stack overflow", caller_position(sys._getframe(2)))
 
     def too_many_vars(self, p: Any) -> None:
         raise err("ErrorTooManyVariables", "Too many variables defined", p)
@@ -874,6 +934,7 @@ class Runtime:
         """Errors leaving a script function are wrapped, except resource-limit errors."""
         if e.kind in SYSTEM_KINDS or e.kind == "ErrorParsing":
             return e
+        e = unwind(e)
         line, col = p if p else (None, None)
         return RhaiError(
             "ErrorInFunctionCall",
@@ -1344,6 +1405,7 @@ class Runtime:
     @staticmethod
     def caught_value(e: RhaiError) -> Any:
         """What `catch (x)` binds: the thrown value, or a map describing the error."""
+        e = unwind(e)
         root = e.root()
         if root.kind == "ErrorRuntime" and root.details.get("value_set", True):
             return root.value

@@ -54,7 +54,9 @@ class CallGen:
         if entry is not None and all(static_int(a, self.ints, self.unit.int_fns) for a in n.args):
             args = self.exprs_in_order(n.args)
             rtype = "int" if key in self.unit.int_fns else None
-            return f"{entry}({self.depth()}, {p}{''.join(', ' + a for a in args)})", rtype
+            # no position argument: errors find it from the call site (`Unit.call_site`)
+            site = self.unit.call_site(n.pos)
+            return f"{site}{entry}({self.depth()}{''.join(', ' + a for a in args)})", rtype
         if script is not None:
             args = self.exprs_in_order(n.args)
             args = [

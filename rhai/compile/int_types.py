@@ -57,16 +57,26 @@ def static_int(node: Node | None, ints: set[Decl], int_fns: frozenset | set = fr
 
 
 def _has_return(node: Any) -> bool:
-    """Whether a `return` (or `exit`/`eval`) appears outside nested closures."""
-    if isinstance(node, Node):
-        if node.kind == "return" or (node.kind == "call" and node.name in ("exit", "eval")):
-            return True
-        if node.kind == "closure":
-            return False
-        return any(_has_return(v) for k, v in node.__dict__.items() if k not in ("decl",))
-    if isinstance(node, (list, tuple)):
-        return any(_has_return(v) for v in node)
+    """Whether a `return` (or `exit`/`eval`) appears outside nested closures. (A loop over
+    an explicit stack: this runs for every function at every compile, and `eval` compiles.)"""
+    stack = [node]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is Node:
+            kind = v.kind
+            if kind == "return" or (kind == "call" and v.name in ("exit", "eval")):
+                return True
+            if kind != "closure":
+                stack.extend(
+                    x for k, x in v.__dict__.items() if k != "decl" and type(x) in _CONTAINERS
+                )
+        elif t is list or t is tuple:
+            stack.extend(x for x in v if type(x) in _CONTAINERS)
     return False
+
+
+_CONTAINERS = frozenset((Node, list, tuple))
 
 
 def int_functions(script: Script, fn_frames: dict) -> set[tuple[str, int]]:

@@ -82,6 +82,8 @@ class OperatorGen:
         # INT fast path, guarded by type checks on operands not known to be INT; when any
         # check is needed, complex operands are bound inside the guard (which runs first)
         need_guard = ta != "int" or tb != "int"
+        if need_guard and self.helpers_only:
+            return f"_iadd({a}, {b}, {p})" if op == "+" and in_place else self.slow(op, a, b, p)
         a1, a2, ca = self.bind(a, None if need_guard and not SIMPLE.match(a) else ta)
         b1, b2, cb = self.bind(b, None if need_guard and not SIMPLE.match(b) else tb)
         if ca and not SIMPLE.match(a):
