@@ -9,6 +9,7 @@ import secrets
 import time
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from nacl.exceptions import BadSignatureError
 
 from coordinator import links, nodelogs, notify, services
@@ -31,6 +32,7 @@ WS_CONTEXT = b"zos-ws-v1\n"
 CLOSE_BAD_SIGNATURE = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TIMEOUT = 4408
+CLOSE_TRY_AGAIN = 1013  # RFC 6455 "try again later": a backing service is down
 
 
 @db_call
@@ -81,8 +83,10 @@ class NodeLinkConsumer(JsonConsumer):
         self.hello_timer.cancel()
         if self.node_id is not None:
             link_loop.remove(self)
-            await self.channel_layer.group_discard(node_group(self.node_id), self.channel_name)
+            # Marked lost first: a discard that fails (the channel layer's Redis is down, which
+            # may be why the link closed) must not leave the link looking live.
             await self._mark_lost(f"closed ({code})")
+            await self.channel_layer.group_discard(node_group(self.node_id), self.channel_name)
 
     async def _mark_lost(self, reason: str) -> None:
         if not self.lost:
@@ -109,6 +113,16 @@ class NodeLinkConsumer(JsonConsumer):
         return True
 
     async def receive_json(self, content, **kwargs) -> None:
+        try:
+            await self._receive(content)
+        except (OperationalError, InterfaceError) as exc:
+            # The database is down (PostgreSQL restarting): what the node just sent was not
+            # stored, and it sends an outbox entry once per link, so the link is closed: the node
+            # reconnects and sends again everything not acknowledged, from its oldest entry.
+            log.warning("node %s: database unavailable (%s); closing its link", self.node_id, exc)
+            await self.close(code=CLOSE_TRY_AGAIN)
+
+    async def _receive(self, content) -> None:
         if not isinstance(content, dict):
             return
         self.unanswered_since = None  # any word from the node shows it is alive
@@ -131,6 +145,8 @@ class NodeLinkConsumer(JsonConsumer):
         if handler:
             try:
                 await handler(content)
+            except (OperationalError, InterfaceError):
+                raise
             except Exception:
                 # One bad message must not end a node's link (and with it every job on the
                 # node); it is logged as the bug it is, and the node told.
