@@ -244,7 +244,10 @@ def test_postgres_killed_answers_503_meanwhile_and_recovers_with_nothing_lost(
     profile: Profile, owner: Owner
 ):
     url = profile.settings.url
-    workers = {name: profile.pid(name) for name in ("asgi-1", "asgi-2", "coordinator-1")}
+    workers = {
+        name: profile.pid(name)
+        for name in ("asgi-1", "asgi-2", "coordinator-1", "coordinator-2", "ledger-monitor")
+    }
     feed = Feed(url, owner)
     stream = Stream(url, owner)
     try:
