@@ -41,6 +41,12 @@ def _approved_node(public_key: str) -> Node | None:
     return node if node is not None and node.status in APPROVED_STATUSES else None
 
 
+_events_between = db_call(services.events_between)
+# Deployments a feed remembers its last event of; an older one's gaps are left to the client's
+# catch-up from the API (a feed that reconnects reads the stored events anyway).
+FEED_REMEMBERS = 1000
+
+
 @db_call
 def _cancel_envelope(job_uuid: str) -> dict | None:
     job = Job.objects.select_related("node").filter(uuid=job_uuid).first()
@@ -267,13 +273,22 @@ class NodeLinkConsumer(JsonConsumer):
 
 
 class DeploymentFeedConsumer(JsonConsumer):
-    """Pushes every job event of the logged-in user's deployments, and nobody else's."""
+    """Pushes every job event of the logged-in user's deployments, and nobody else's.
+
+    Events are pushed once their transaction commits, so a worker killed between the two stored
+    an event that no feed was told. Each feed remembers the last event it sent per deployment;
+    an event that does not follow it is preceded by the stored ones in between (one query, only
+    then), and one already sent that way is not sent again. So from its first event of a
+    deployment on, a feed tells every stored event of it once and in order.
+    """
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_BAD_SIGNATURE)
             return
+        self.user_id = user.pk
+        self.told: dict[int, int] = {}  # deployment → seq of the last event sent
         self.group = user_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -283,4 +298,22 @@ class DeploymentFeedConsumer(JsonConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def deployment_event(self, message: dict) -> None:
-        await self.send_json(message["event"])
+        event = message["event"]
+        deployment, seq = event["deployment"], event["seq"]
+        last = self.told.pop(deployment, None)  # re-inserted below: the newest stay
+        if last is not None and seq <= last:
+            self.told[deployment] = last  # already sent, filling a gap
+            return
+        if last is not None and seq > last + 1:
+            for missed in await _events_between(
+                owner_id=self.user_id,
+                deployment_id=deployment,
+                after=last,
+                before=seq,
+                state=event["state"],
+            ):
+                await self.send_json(missed)
+        self.told[deployment] = seq
+        if len(self.told) > FEED_REMEMBERS:
+            del self.told[next(iter(self.told))]
+        await self.send_json(event)

@@ -269,6 +269,29 @@ def _push(job: Job, event: JobEvent) -> None:
     )
 
 
+def events_between(
+    *, owner_id: int, deployment_id: int, after: int, before: int, state: str
+) -> list[dict]:
+    """The owner's stored events of a deployment with `after` < seq < `before`, shaped as the
+    live feed pushes them (`state`, the job's state then, is the event's own status when that is
+    a job state, else the given one). A feed fills a gap with them: an event is pushed after its
+    transaction commits, so a worker killed in between stored it and never pushed it."""
+    events = JobEvent.objects.filter(
+        job__deployment_id=deployment_id,
+        job__deployment__owner_id=owner_id,
+        id__gt=after,
+        id__lt=before,
+    ).order_by("id")
+    return [
+        {
+            "deployment": deployment_id,
+            "state": event.status if event.status in JobState.values else state,
+            **_EVENT_SHAPE.to_representation(event),
+        }
+        for event in events
+    ]
+
+
 def _event(job: Job, status: str, **fields) -> None:
     """A coordinator-side event (no stream id): state changes the node did not report."""
     _push(
