@@ -147,11 +147,14 @@ def feed_told(feed: Feed, histories: dict[int, list[dict]]) -> None:
     """The owner's feed carried every stored event of every deployment once, in order."""
     for deployment, stored in histories.items():
         told = len(stored)
-        wait_for(
-            lambda deployment=deployment, told=told: len(feed.of(deployment)) >= told,
-            timeout=30,
-            what=f"deployment {deployment}'s events on the owner's feed (seed {SEED})",
-        )
+        try:
+            wait_for(
+                lambda deployment=deployment, told=told: len(feed.of(deployment)) >= told,
+                timeout=30,
+                what=f"deployment {deployment}'s events on the owner's feed (seed {SEED})",
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: told {feed.of(deployment)}, stored {stored}") from exc
         assert_complete(feed.of(deployment), stored)
 
 
