@@ -4,7 +4,9 @@ PostgreSQL.
 
 Each fault strikes at a seeded random moment (ZOS_FAULT_SEED; the seed is in every failure
 message) once some job of the stream is running. The box's supervisor restarts what died, as
-systemd would on a real grid; nobody else steps in. Afterwards, for every deployment the API
+systemd would on a real grid; nobody else steps in. Redis and PostgreSQL are held down a while
+first (Supervisor.held), so the outage is long enough to be seen: a deployment accepted while
+Redis is down, 503s while PostgreSQL is. Afterwards, for every deployment the API
 accepted: it ends succeeded, its stored history is whole (queued first, one final state last,
 nothing twice, every attempt in order), and the owner's live feed told each event once; the
 profile then serves a new deployment.
@@ -217,10 +219,14 @@ def test_the_control_plane_redis_killed_is_restarted_and_links_and_feeds_come_ba
     url = profile.settings.url
     stream = Stream(url, owner)
     try:
-        old = strike(profile, owner, stream, "redis")
+        with profile.supervisor.held("redis"):
+            old = strike(profile, owner, stream, "redis")
+            wait_for(lambda: not alive(old), timeout=30, what="Redis to die")
+            # Accepted with Redis down: no push can wake the node's link; the catch-up poll must.
+            during = submit(url, owner, SCRIPT)
         restarted(profile, "redis", old)
         time.sleep(2 * EVERY)
-        settle(url, owner, stream.stop())
+        settle(url, owner, [*stream.stop(), during])
         only_clear_refusals(stream)
         link_holder(profile)  # the node's link is up again, through HAProxy
         feed = Feed(url, owner)  # a feed opened now hears what happens now
