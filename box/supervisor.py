@@ -9,6 +9,8 @@ it). Children also get SIGTERM if the supervisor itself dies (PR_SET_PDEATHSIG).
 A component that exits while the box is running is restarted after a delay that doubles from
 RESTART_FIRST to RESTART_MAX, and goes back to RESTART_FIRST once it has run for STABLE_AFTER
 seconds: a crash loop does not spin, a rare crash is repaired at once. The others are not touched.
+A component can be held down for a while (`held`): it is not restarted until released, which is
+how a maintenance window, or a test of a long outage, keeps a crashed service away on purpose.
 """
 
 import contextlib
@@ -19,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -74,6 +76,7 @@ class Supervisor:
     grace: float = STOP_GRACE
     stopping: threading.Event = field(default_factory=threading.Event)
     running: list[Running] = field(default_factory=list)
+    holding: set[str] = field(default_factory=set)
 
     def say(self, text: str) -> None:
         self.out.write(f"==> {text}\n")
@@ -125,7 +128,7 @@ class Supervisor:
             now = time.monotonic()
             for entry in self.running:
                 if entry.restart_at is not None:
-                    if now >= entry.restart_at:
+                    if now >= entry.restart_at and entry.component.name not in self.holding:
                         self._spawn(entry)
                         self.say(f"{entry.component.name} restarted (pid {entry.process.pid})")
                     continue
@@ -144,6 +147,18 @@ class Supervisor:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    @contextlib.contextmanager
+    def held(self, name: str) -> Iterator[None]:
+        """Within this block the named component is not restarted if it exits; once the block
+        ends it is (at once if its restart delay has passed meanwhile)."""
+        self.holding.add(name)
+        self.say(f"holding {name}: it is not restarted while held")
+        try:
+            yield
+        finally:
+            self.holding.discard(name)
+            self.say(f"released {name}")
 
     def shutdown(self) -> None:
         """Stop every component, last started first: SIGTERM, then SIGKILL after the grace."""

@@ -9,6 +9,7 @@ import secrets
 import time
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from nacl.exceptions import BadSignatureError
 
 from coordinator import links, nodelogs, notify, services
@@ -31,12 +32,19 @@ WS_CONTEXT = b"zos-ws-v1\n"
 CLOSE_BAD_SIGNATURE = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TIMEOUT = 4408
+CLOSE_TRY_AGAIN = 1013  # RFC 6455 "try again later": a backing service is down
 
 
 @db_call
 def _approved_node(public_key: str) -> Node | None:
     node = Node.objects.filter(public_key=public_key).first()
     return node if node is not None and node.status in APPROVED_STATUSES else None
+
+
+_events_between = db_call(services.events_between)
+# Deployments a feed remembers its last event of; an older one's gaps are left to the client's
+# catch-up from the API (a feed that reconnects reads the stored events anyway).
+FEED_REMEMBERS = 1000
 
 
 @db_call
@@ -81,8 +89,10 @@ class NodeLinkConsumer(JsonConsumer):
         self.hello_timer.cancel()
         if self.node_id is not None:
             link_loop.remove(self)
-            await self.channel_layer.group_discard(node_group(self.node_id), self.channel_name)
+            # Marked lost first: a discard that fails (the channel layer's Redis is down, which
+            # may be why the link closed) must not leave the link looking live.
             await self._mark_lost(f"closed ({code})")
+            await self.channel_layer.group_discard(node_group(self.node_id), self.channel_name)
 
     async def _mark_lost(self, reason: str) -> None:
         if not self.lost:
@@ -109,6 +119,16 @@ class NodeLinkConsumer(JsonConsumer):
         return True
 
     async def receive_json(self, content, **kwargs) -> None:
+        try:
+            await self._receive(content)
+        except (OperationalError, InterfaceError) as exc:
+            # The database is down (PostgreSQL restarting): what the node just sent was not
+            # stored, and it sends an outbox entry once per link, so the link is closed: the node
+            # reconnects and sends again everything not acknowledged, from its oldest entry.
+            log.warning("node %s: database unavailable (%s); closing its link", self.node_id, exc)
+            await self.close(code=CLOSE_TRY_AGAIN)
+
+    async def _receive(self, content) -> None:
         if not isinstance(content, dict):
             return
         self.unanswered_since = None  # any word from the node shows it is alive
@@ -131,6 +151,8 @@ class NodeLinkConsumer(JsonConsumer):
         if handler:
             try:
                 await handler(content)
+            except (OperationalError, InterfaceError):
+                raise
             except Exception:
                 # One bad message must not end a node's link (and with it every job on the
                 # node); it is logged as the bug it is, and the node told.
@@ -251,13 +273,22 @@ class NodeLinkConsumer(JsonConsumer):
 
 
 class DeploymentFeedConsumer(JsonConsumer):
-    """Pushes every job event of the logged-in user's deployments, and nobody else's."""
+    """Pushes every job event of the logged-in user's deployments, and nobody else's.
+
+    Events are pushed once their transaction commits, so a worker killed between the two stored
+    an event that no feed was told. Each feed remembers the last event it sent per deployment;
+    an event that does not follow it is preceded by the stored ones in between (one query, only
+    then), and one already sent that way is not sent again. So from its first event of a
+    deployment on, a feed tells every stored event of it once and in order.
+    """
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_BAD_SIGNATURE)
             return
+        self.user_id = user.pk
+        self.told: dict[int, int] = {}  # deployment → seq of the last event sent
         self.group = user_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -267,4 +298,22 @@ class DeploymentFeedConsumer(JsonConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def deployment_event(self, message: dict) -> None:
-        await self.send_json(message["event"])
+        event = message["event"]
+        deployment, seq = event["deployment"], event["seq"]
+        last = self.told.pop(deployment, None)  # re-inserted below: the newest stay
+        if last is not None and seq <= last:
+            self.told[deployment] = last  # already sent, filling a gap
+            return
+        if last is not None and seq > last + 1:
+            for missed in await _events_between(
+                owner_id=self.user_id,
+                deployment_id=deployment,
+                after=last,
+                before=seq,
+                state=event["state"],
+            ):
+                await self.send_json(missed)
+        self.told[deployment] = seq
+        if len(self.told) > FEED_REMEMBERS:
+            del self.told[next(iter(self.told))]
+        await self.send_json(event)

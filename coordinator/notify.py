@@ -10,19 +10,28 @@ machine every hop waits for the scheduler. So the hot paths gather their message
 a node link's consumer runs its service call `collecting` and sends what it returns from the
 loop itself, and a `batched` service (a submit) sends all of its messages in one hop at its end.
 Messages keep their order either way, and only committed transactions' messages are sent.
+
+A message the channel layer cannot take (its Redis is down or restarting) is logged and dropped,
+never raised: the change it announces is committed, so failing the caller would tell a user whose
+deployment was stored that it was not. Nothing is lost by dropping it: work reaches the node's
+link through the link loop's catch-up poll (coordinator/linkloop.py), and a live feed that lost
+its socket with the Redis reads the stored events when it reconnects.
 """
 
 import functools
+import logging
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import ParamSpec, TypeVar
 
+import redis
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 Message = tuple[str, dict]
 P = ParamSpec("P")
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _outbox: ContextVar[list[Message] | None] = ContextVar("zos_notify_outbox", default=None)
@@ -41,8 +50,17 @@ async def send_all(messages: list[Message]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    for group, message in messages:
-        await layer.group_send(group, message)
+    for index, (group, message) in enumerate(messages):
+        try:
+            await layer.group_send(group, message)
+        except (redis.RedisError, OSError) as exc:
+            log.warning(
+                "channel layer unavailable (%s); %d message(s) left to the catch-up poll and "
+                "stored events",
+                exc,
+                len(messages) - index,
+            )
+            return
 
 
 def _send_now(messages: list[Message]) -> None:

@@ -269,6 +269,29 @@ def _push(job: Job, event: JobEvent) -> None:
     )
 
 
+def events_between(
+    *, owner_id: int, deployment_id: int, after: int, before: int, state: str
+) -> list[dict]:
+    """The owner's stored events of a deployment with `after` < seq < `before`, shaped as the
+    live feed pushes them (`state`, the job's state then, is the event's own status when that is
+    a job state, else the given one). A feed fills a gap with them: an event is pushed after its
+    transaction commits, so a worker killed in between stored it and never pushed it."""
+    events = JobEvent.objects.filter(
+        job__deployment_id=deployment_id,
+        job__deployment__owner_id=owner_id,
+        id__gt=after,
+        id__lt=before,
+    ).order_by("id")
+    return [
+        {
+            "deployment": deployment_id,
+            "state": event.status if event.status in JobState.values else state,
+            **_EVENT_SHAPE.to_representation(event),
+        }
+        for event in events
+    ]
+
+
 def _event(job: Job, status: str, **fields) -> None:
     """A coordinator-side event (no stream id): state changes the node did not report."""
     _push(
@@ -424,6 +447,18 @@ def _node_time(value: Any) -> datetime:
         return timezone.now()
 
 
+def _told_before(job: Job, attempt: int, status: str, new_state: str | None) -> bool:
+    """The node reports again the outcome it already gave for this attempt, under a new outbox
+    id: a dispatch re-sent after a lost link (its `accepted` reply died with the link) finds the
+    job finished there, and the node tells its end once more. The same word is not history twice."""
+    return (
+        new_state == job.state
+        and JobEvent.objects.filter(job=job, attempt=attempt, status=status)
+        .exclude(stream_id="")
+        .exists()
+    )
+
+
 def record_node_event(*, node_id: int, message: dict) -> None:
     """Store a node's outbox event once and move the job forward; events about jobs the node does
     not hold change nothing (but are acknowledged, so the node can trim them)."""
@@ -450,6 +485,8 @@ def record_node_event(*, node_id: int, message: dict) -> None:
         # Only the job's current node gets here, so its word on the job counts whatever attempt
         # it runs: a re-sent dispatch of a job it already has is not queued twice there.
         new_state = NODE_EVENT_STATES.get(status)
+        if job.state in FINAL_STATES and _told_before(job, attempt, status, new_state):
+            return
         if job.state in FINAL_STATES:
             # Decided once: the node's word is kept, as history that cannot be read as the outcome.
             reported = f"node {node_id} reported {status} after the job ended {job.state}"

@@ -4,12 +4,19 @@ Clients branch on `error`; people read `message`. Nothing reaches a client as an
 500 for input that was merely wrong. A `grid.errors.ServiceError` raised anywhere below a view
 becomes that body here, in one place each for DRF views (`exception_handler`) and for plain
 Django views (`ServiceErrorMiddleware`); views never catch and re-raise them.
+
+A backing service that is down (PostgreSQL restarting, the control-plane Redis gone) is not the
+client's fault nor a bug: it is answered 503 `{"error": "unavailable", ...}` with Retry-After, so
+clients retry instead of reporting an internal error, and the worker keeps serving; its pool
+reconnects by itself once the service is back (docs/deploy.md, "When a part fails").
 """
 
 import logging
 import time
 
+import redis
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.deprecation import MiddlewareMixin
 from rest_framework import exceptions, status
@@ -60,10 +67,35 @@ def _first_message(detail: object) -> str:
     return str(detail)
 
 
+# Seconds a client is told to wait before trying again while a backing service is down: about
+# what the box's supervisor (or systemd) takes to restart PostgreSQL or Redis.
+RETRY_AFTER = 5
+_RETRY_HEADERS = {"Retry-After": str(RETRY_AFTER)}
+
+
+def unavailable(exc: Exception) -> ServiceError | None:
+    """The 503 for an error that says a backing service is down, None for any other error."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        what = "the database"
+    elif isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        what = "the control plane's Redis"
+    else:
+        return None
+    log.warning("answering 503: %s is unavailable: %s", what, exc)
+    return ServiceError(
+        "unavailable",
+        f"{what} is unavailable for the moment; try again in a few seconds",
+        http_status=503,
+        retry_after=RETRY_AFTER,
+    )
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's handler with every error in the shape above; a ServiceError keeps its own."""
     if isinstance(exc, ServiceError):
         return Response(exc.as_body(), status=exc.http_status)
+    if (down := unavailable(exc)) is not None:
+        return Response(down.as_body(), status=503, headers=_RETRY_HEADERS)
     if isinstance(exc, RequestDataTooBig):
         return Response(
             {"error": "body_too_large", "message": "request body exceeds the size limit"},
@@ -94,6 +126,8 @@ class ServiceErrorMiddleware(MiddlewareMixin):
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
         if isinstance(exc, ServiceError):
             return JsonResponse(exc.as_body(), status=exc.http_status)
+        if (down := unavailable(exc)) is not None:
+            return JsonResponse(down.as_body(), status=503, headers=_RETRY_HEADERS)
         return None
 
 

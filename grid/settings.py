@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import redis
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
@@ -121,7 +122,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": DB_POOL_MAX,
-        "timeout": 20,  # seconds a request waits for a free connection before it fails
+        # Seconds a request waits for a free connection before it is answered 503. Also how
+        # long a request waits while PostgreSQL is down (the pool does not fail its waiters when
+        # it cannot connect), so it is short: a client gets its 503 instead of hanging.
+        "timeout": float(os.environ.get("ZOS_DB_POOL_TIMEOUT", "5")),
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -129,6 +133,12 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # Messages a socket's channel may hold before new ones are dropped (Channels defaults to 100):
 # a burst of deployments sends each owner five events apiece.
 CHANNEL_CAPACITY = int(os.environ.get("ZOS_CHANNEL_CAPACITY", "5000"))
+# A pooled Redis connection that Redis dropped (it restarted) fails its next command; redis-py
+# retries nothing by default, so that command failed: after a restart of the control-plane Redis
+# each worker's first group_add/group_send refused a live feed or a node's link (HTTP 500 at the
+# WebSocket handshake) and its first signed node request failed. One immediate retry on a fresh
+# connection is what fixes a stale one; while Redis is really down the retry fails as fast.
+_REDIS_RETRY = {"retry_on_error": [redis.ConnectionError]}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -136,13 +146,17 @@ if REDIS_URL:
             "CONFIG": {
                 # Above channels_redis's 5 s blocking receive: redis-py 8's default read timeout
                 # is also 5 s, and every idle socket failed with a TimeoutError (1011) at it.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, **_REDIS_RETRY}],
                 "capacity": CHANNEL_CAPACITY,
             },
         }
     }
     # Redis expires each nonce itself and never evicts one (its default maxmemory-policy).
-    _nonce_cache = {"BACKEND": "grid.redis_cache.SharedPoolRedisCache", "LOCATION": REDIS_URL}
+    _nonce_cache = {
+        "BACKEND": "grid.redis_cache.SharedPoolRedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": _REDIS_RETRY,
+    }
 else:
     CHANNEL_LAYERS = {
         "default": {

@@ -130,6 +130,22 @@ class TestDurableCancel:
 
 
 @pytest.mark.django_db
+def test_an_outcome_the_node_reports_again_after_a_lost_link_is_stored_once(alice, online_node):
+    """A dispatch re-sent on reconnect (the node's `accepted` died with the old link) reaches a
+    node that already finished the job: it tells the same end again, under a new outbox id."""
+    job = _running(alice, online_node)
+    _event(job, "2-0", "succeeded", result=42)
+    _event(job, "5-0", "succeeded", result=42)
+    job.refresh_from_db()
+    statuses = [e.status for e in job.events.order_by("id")]
+    assert statuses[-1] == "succeeded" and statuses.count("succeeded") == 1, statuses
+    assert "late" not in statuses
+    # A different word after the end is still kept, as history.
+    _event(job, "6-0", "failed", error="disk full")
+    assert [e.status for e in job.events.order_by("id")][-1] == "late"
+
+
+@pytest.mark.django_db
 def test_events_after_the_final_state_are_history_that_cannot_contradict_it(alice, online_node):
     job = _running(alice, online_node)
     _cancel(alice, job)

@@ -127,6 +127,58 @@ def test_events_reach_the_owner_and_nobody_else(alice, mallory, online_node):
     assert not leaked
 
 
+def test_a_feed_tells_an_event_that_was_stored_but_never_pushed_once_and_in_order(
+    alice, online_node
+):
+    """A worker killed between storing an event and pushing it: the feed that hears the next
+    event of that deployment sends the stored one first; its own push, if it comes, is skipped."""
+    from channels.layers import get_channel_layer
+    from django.utils import timezone
+
+    from coordinator.models import JobEvent
+    from coordinator.notify import user_group
+    from coordinator.services import events_between
+
+    response = alice.submit(deployment_payload(target={"node": online_node.pk}))
+    job = Job.objects.get(deployment_id=response.json()["id"])
+    stored = [
+        JobEvent.objects.create(
+            job=job, attempt=1, status=status, log=log, ts=timezone.now(), stream_id=""
+        )
+        for status, log in (("dispatched", ""), ("running", "start"), ("running", "end"))
+    ]
+
+    def pushed(event: JobEvent) -> dict:
+        shaped = events_between(
+            owner_id=alice.user.pk,
+            deployment_id=job.deployment_id,
+            after=event.pk - 1,
+            before=event.pk + 1,
+            state="running",
+        )
+        return {"type": "deployment.event", "event": shaped[0]}
+
+    messages = [pushed(stored[0]), pushed(stored[2]), pushed(stored[1])]  # [1] pushed late
+
+    async def scenario():
+        feed = WebsocketCommunicator(DeploymentFeedConsumer.as_asgi(), "/ws/deployments/")
+        feed.scope["user"] = alice.user
+        connected, _ = await feed.connect()
+        assert connected
+        for message in messages:
+            await get_channel_layer().group_send(user_group(alice.user.pk), message)
+        seen = []
+        while not await feed.receive_nothing(timeout=0.5):
+            seen.append(await feed.receive_json_from())
+        await feed.disconnect()
+        return seen
+
+    seen = async_to_sync(scenario)()
+    assert [e["seq"] for e in seen] == [e.pk for e in stored]
+    assert [e["log"] for e in seen] == ["", "start", "end"]
+    assert seen[1]["state"] == "running" and seen[1]["deployment"] == job.deployment_id
+
+
 def test_an_anonymous_feed_is_closed():
     async def scenario():
         from django.contrib.auth.models import AnonymousUser

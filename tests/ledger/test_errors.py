@@ -2,6 +2,9 @@
 
 import json
 
+import pytest
+import redis
+from django.db import OperationalError
 from django.test import RequestFactory
 
 from grid.api_errors import ServiceErrorMiddleware, exception_handler
@@ -35,3 +38,21 @@ def test_a_refused_signature_keeps_its_code_and_the_checks_own_details():
     assert (forged.code, forged.http_status) == ("signature_invalid", 403)
     assert malformed.http_status == 400
     assert (skewed.http_status, skewed.details) == (401, {"server_time": 5})
+
+
+@pytest.mark.parametrize(
+    ("down", "what"),
+    [
+        (OperationalError("connection to server failed: Connection refused"), "the database"),
+        (redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379"), "Redis"),
+    ],
+)
+def test_a_backing_service_that_is_down_is_a_503_to_retry_not_an_internal_error(down, what):
+    api = exception_handler(down, {})
+    plain = ServiceErrorMiddleware(lambda request: None).process_exception(
+        RequestFactory().get("/boot/1/zos.efi"), down
+    )
+    assert (api.status_code, api.data["error"]) == (503, "unavailable")
+    assert what in api.data["message"]
+    assert (plain.status_code, json.loads(plain.content)) == (503, api.data)
+    assert api.headers["Retry-After"] == plain.headers["Retry-After"] == "5"

@@ -58,7 +58,8 @@ class Feed:
         self.ws.close()
 
 
-def submit(url: str, owner: Owner, script: str) -> int:
+def post_deployment(url: str, owner: Owner, script: str) -> requests.Response:
+    """A signed deployment of the script to the owner's node, and the API's answer as it is."""
     now = int(time.time())
     body = {
         "script": script,
@@ -69,9 +70,13 @@ def submit(url: str, owner: Owner, script: str) -> int:
         "name": "production",
     }
     envelope = sign_envelope(owner.key, DEPLOYMENT_TYPE, json.dumps(body).encode())
-    response = requests.post(
+    return requests.post(
         f"{url}/api/v1/deployments", json={"envelope": envelope}, headers=owner.headers, timeout=30
     )
+
+
+def submit(url: str, owner: Owner, script: str) -> int:
+    response = post_deployment(url, owner, script)
     assert response.status_code == 201, response.text
     return response.json()["id"]
 

@@ -1,15 +1,14 @@
 """The coordinator worker: deadlines, retries with backoff, rescheduling off offline nodes.
 
 Several may run at once: each pass claims rows with SELECT … FOR UPDATE SKIP LOCKED (PostgreSQL;
-on SQLite writes are serialised, and one worker is the norm).
+on SQLite writes are serialised, and one worker is the norm). It rides out a database outage
+(grid/passes.py).
 """
-
-import signal
-import threading
 
 from django.core.management.base import BaseCommand
 
 from coordinator.services import coordinator_tick
+from grid.passes import run_passes
 
 
 class Command(BaseCommand):
@@ -20,12 +19,9 @@ class Command(BaseCommand):
         parser.add_argument("--every", type=float, default=1.0, help="seconds between passes")
 
     def handle(self, *args, once: bool, every: float, **options) -> None:
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-        while True:
+        def tick() -> None:
             counts = coordinator_tick()
             if any(counts.values()):
                 self.stdout.write(", ".join(f"{k}: {v}" for k, v in counts.items() if v))
-            if once or stop.wait(every):
-                return
+
+        run_passes(tick, every=every, once=once)

@@ -1,11 +1,10 @@
-"""Periodic ledger housekeeping: nodes silent for three report intervals go offline."""
-
-import signal
-import threading
+"""Periodic ledger housekeeping: nodes silent for three report intervals go offline. It rides
+out a database outage (grid/passes.py)."""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from grid.passes import run_passes
 from ledger.services import mark_offline_nodes
 
 
@@ -22,12 +21,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, once: bool, every: float | None, **options) -> None:
-        every = every or max(1.0, settings.ZOS_UPTIME_INTERVAL / 3)
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-        while True:
+        def check() -> None:
             for node in mark_offline_nodes():
                 self.stdout.write(f"node {node.pk} is now offline")
-            if once or stop.wait(every):
-                return
+
+        run_passes(check, every=every or max(1.0, settings.ZOS_UPTIME_INTERVAL / 3), once=once)
