@@ -9,6 +9,8 @@ complete and in order, its side effect (test_mark) happened once, and the node s
 without anyone stepping in.
 """
 
+import errno
+import os
 import subprocess
 import time
 from datetime import datetime
@@ -16,11 +18,20 @@ from pathlib import Path
 
 import pytest
 
+from sal.btrfs import Pool
+from tests.integration.conftest import wait_for
 from tests.integration.test_deployments import running_grid
-from tests.integration.test_process_faults import SCRIPT, check_succeeded
+from tests.integration.test_process_faults import (
+    SCRIPT,
+    check_effect_once,
+    check_history,
+    check_succeeded,
+)
+from tests.sal.conftest import loop_pool
 
 pytestmark = pytest.mark.integration
 
+MIB = 2**20
 SKEW = 7 * 60  # beyond the 300 s window of signed node requests and of envelope checks
 CLOCKSHIFT = Path(__file__).parent / "clockshift" / "clockshift.c"
 
@@ -60,3 +71,64 @@ def test_a_node_whose_clock_is_minutes_off_still_takes_work_and_says_so(
         side = "ahead of" if skew > 0 else "behind"
         assert f"clock is {side} the control plane's by" in agent.log()
         assert f"clock is {side} the ledger's by" in agent.log()
+
+
+def fill(pool: Pool, path: Path) -> None:
+    """Take (nearly) all the pool's free space with one preallocated file."""
+    with open(path, "wb") as filler:
+        chunk = pool.pool_usage().free
+        while chunk >= MIB:
+            try:
+                os.posix_fallocate(filler.fileno(), filler.seek(0, os.SEEK_END), chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                chunk //= 2
+    os.sync()
+
+
+def test_a_full_pool_refuses_creates_clearly_makes_nothing_and_serves_once_freed(
+    control_plane, start_agent, tmp_path
+):
+    """The node's pool filled by something outside the reservations (here a farmer's file):
+    a volume and a database fail at once naming the cause and the sizes, leave no subvolume,
+    record or reservation behind; once the space is freed the same script succeeds."""
+    with loop_pool(tmp_path / "btrfs") as pool:
+        agent_args = ("--storage", str(pool.mountpoint), "--mycelium", "off")
+        with running_grid(control_plane, start_agent, tmp_path, *agent_args) as (user, agent):
+            filler = pool.mountpoint / "filler"
+            fill(pool, filler)
+            script = 'test_mark("effect"); volume_create("data", 1); 42'
+            full = user.deploy(script)
+            done = user.wait_final(full["id"], timeout=120)
+            assert done["status"] == "failed", done
+            error = done["job"]["error"]
+            assert "volume_create: no space left on this node's storage pool: 1.0 GiB needed" in (
+                error
+            ), error
+            assert "Traceback" not in error
+            database = user.deploy('herodb_create(#{ name: "cache", disk_gb: 1 })')
+            db_error = user.wait_final(database["id"], timeout=120)["job"]["error"]
+            assert "herodb_create: no space left on this node's storage pool" in db_error
+            assert [s.name for s in pool.list_subvolumes()] == []  # nothing half-made
+            check_history(user.events(full["id"]))
+            check_effect_once(agent, done)  # it ran, and only once
+
+            filler.unlink()
+            subprocess.run(["btrfs", "filesystem", "sync", str(pool.mountpoint)], check=True)
+            again = user.deploy(script)
+            check_succeeded(user, agent, again)
+            assert [s.name for s in pool.list_subvolumes()] == ["vol-u1-data"]
+            wait_for(
+                lambda: (
+                    [
+                        (w["kind"], w["name"], w["state"])
+                        for w in control_plane.get("/api/v1/workloads", headers=user.headers)[
+                            "results"
+                        ]
+                    ]
+                    == [("volume", "data", "ready")]
+                ),
+                timeout=30,
+                what="the control plane to list the one volume, and nothing else",
+            )
