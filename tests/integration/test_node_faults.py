@@ -9,25 +9,32 @@ complete and in order, its side effect (test_mark) happened once, and the node s
 without anyone stepping in.
 """
 
+import contextlib
 import errno
+import ipaddress
 import os
+import random
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from sal import net
 from sal.btrfs import Pool
+from sal.command import SalError
 from tests.integration.conftest import wait_for
-from tests.integration.test_deployments import running_grid
+from tests.integration.test_deployments import _link, _link_down, running_grid
 from tests.integration.test_process_faults import (
     SCRIPT,
     check_effect_once,
     check_history,
     check_succeeded,
+    past_effect,
 )
-from tests.sal.conftest import loop_pool
+from tests.sal.conftest import loop_pool, net_required, netns_factory  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -132,3 +139,81 @@ def test_a_full_pool_refuses_creates_clearly_makes_nothing_and_serves_once_freed
                 timeout=30,
                 what="the control plane to list the one volume, and nothing else",
             )
+
+
+def _relay(port: int, listen: str, to: str, ns: str | None = None) -> subprocess.Popen:
+    """socat from listen:port to to:port, in namespace `ns` when given."""
+    inside = ("ip", "netns", "exec", ns) if ns else ()
+    return subprocess.Popen(
+        [*inside, "socat", f"TCP-LISTEN:{port},bind={listen},reuseaddr,fork", f"TCP:{to}:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@contextlib.contextmanager
+def node_behind_a_wire(ns: str, port: int) -> Iterator[Callable[[bool], None]]:
+    """Namespace `ns` joined to the host by a veth pair, its only way to the control plane on
+    the host's 127.0.0.1:`port`: inside, 127.0.0.1:`port` is a relay over the wire to the host
+    end, relayed again to the control plane (so the node's URL and Host header are what they
+    are on one box). Yields `wire(up)`, which plugs or cuts the wire at the host end."""
+    host_end, node_end = f"zh{ns[3:]}", f"zn{ns[3:]}"
+    net.create_veth(host_end, node_end, peer_netns=ns)
+    block = ipaddress.IPv4Network(f"10.{random.randint(100, 250)}.{random.randint(0, 255)}.0/30")
+    host_ip, node_ip = (str(a) for a in block.hosts())
+    net.add_address(host_end, f"{host_ip}/30")
+    net.add_address(node_end, f"{node_ip}/30", netns=ns)
+    net.set_up(host_end)
+    net.set_up(node_end, netns=ns)
+    relays = [_relay(port, host_ip, "127.0.0.1"), _relay(port, "127.0.0.1", host_ip, ns)]
+    try:
+        yield lambda up: (net.set_up if up else net.set_down)(host_end)
+    finally:
+        for relay in relays:
+            relay.kill()
+            relay.wait(timeout=10)
+        with contextlib.suppress(SalError):
+            net.delete_link(host_end)
+
+
+def test_a_network_cut_longer_than_the_ping_timeout_loses_and_doubles_nothing(
+    control_plane,
+    start_agent,
+    tmp_path,
+    netns_factory,  # noqa: F811
+):
+    """The agent in its own namespace, its wire to the control plane cut while jobs run and
+    more are submitted: the link is marked down (no answer to pings), the node reconnects once
+    the wire is back, and every deployment ends once, its history whole, its side effect once."""
+    ns = netns_factory()
+    with (
+        node_behind_a_wire(ns, control_plane.port) as wire,
+        running_grid(control_plane, start_agent, tmp_path, wrap=("ip", "netns", "exec", ns)) as (
+            user,
+            agent,
+        ),
+    ):
+        deployments = [user.deploy(SCRIPT) for _ in range(3)]
+        wait_for(
+            lambda: past_effect(user, agent, deployments),
+            timeout=60,
+            what="a job of the stream to be running past its side effect",
+        )
+        wire(False)
+        deployments += [user.deploy(SCRIPT) for _ in range(2)]  # while the node is cut off
+        lost = wait_for(
+            lambda: _link_down(control_plane, user.node),
+            timeout=60,
+            what="the control plane to mark the node's link down",
+        )
+        assert "no answer to pings" in lost[1], lost
+        wire(True)
+        for deployment in deployments:
+            check_succeeded(user, agent, deployment)
+        wait_for(
+            lambda: _link(control_plane, user.node)[0] is None,
+            timeout=60,
+            what="the node's link to be up again",
+        )
+        after = user.deploy("1 + 1")  # served again, nobody stepped in
+        assert user.wait_final(after["id"])["job"]["result"] == 2
