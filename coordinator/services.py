@@ -450,6 +450,10 @@ def record_node_event(*, node_id: int, message: dict) -> None:
         # Only the job's current node gets here, so its word on the job counts whatever attempt
         # it runs: a re-sent dispatch of a job it already has is not queued twice there.
         new_state = NODE_EVENT_STATES.get(status)
+        if job.state in FINAL_STATES and new_state == job.state:
+            # The outcome told again (a node answers a re-sent dispatch of a job it finished
+            # with its outcome, under the new attempt): already in the history, not kept twice.
+            return
         if job.state in FINAL_STATES:
             # Decided once: the node's word is kept, as history that cannot be read as the outcome.
             reported = f"node {node_id} reported {status} after the job ended {job.state}"

@@ -130,6 +130,18 @@ class TestDurableCancel:
 
 
 @pytest.mark.django_db
+def test_the_outcome_reported_again_after_the_job_ended_is_not_stored_twice(alice, online_node):
+    """A node answers a re-sent dispatch of a job it finished with the outcome again, under a
+    new stream id (the coordinator had retried it while the node was cut off)."""
+    job = _running(alice, online_node)
+    _event(job, "3-0", "succeeded", result=1)
+    _event(job, "4-0", "succeeded", result=1)
+    events = alice.api.get(f"/api/v1/deployments/{job.deployment_id}/events").json()["results"]
+    assert [e["status"] for e in events].count("succeeded") == 1
+    assert events[-1]["status"] == "succeeded"
+
+
+@pytest.mark.django_db
 def test_events_after_the_final_state_are_history_that_cannot_contradict_it(alice, online_node):
     job = _running(alice, online_node)
     _cancel(alice, job)
