@@ -152,7 +152,8 @@ def test_the_agent_killed_mid_stream_and_started_again_loses_and_doubles_nothing
     started again on the same data directory as its service manager would: the jobs it held
     run again from its Redis, their side effects are not made twice, nothing is lost."""
     user, agent = grid
-    deployments = [user.deploy(SCRIPT) for _ in range(4)]
+    # Long enough that a job seen past its mark through the API is still running at the kill.
+    deployments = [user.deploy(SCRIPT.replace("1500", "5000")) for _ in range(4)]
     wait_for(
         lambda: past_effect(user, agent, deployments),
         timeout=60,
