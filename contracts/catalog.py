@@ -16,8 +16,9 @@ until the docs are regenerated:
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -503,6 +504,32 @@ _FUNCTIONS = [
 
 CATALOG: dict[str, CatalogFunction] = {f.name: f for f in _FUNCTIONS}
 
+# Functions only a test grid offers, so fault tests can count side effects instead of assuming
+# them. Both sides must be started with ZOS_TEST_FUNCTIONS=1 -- the coordinator to accept a
+# script calling one, the node to bind it -- and production never sets it. They are not in
+# CATALOG: not served by GET /api/v1/catalog, not in the docs, refused as unknown everywhere else.
+TEST_FUNCTIONS_ENV = "ZOS_TEST_FUNCTIONS"
+TEST_FUNCTIONS: dict[str, CatalogFunction] = {
+    "test_mark": CatalogFunction(
+        "test_mark",
+        (Arg("key", "string", "what the script marks, e.g. its step"),),
+        "bool (true when this call made the mark, false when the job had made it before)",
+        "append one line `<job id> <key>` to the node's test-marks file, once per job and key",
+        'test_mark("step-1");',
+    ),
+}
+
+
+def offers_test_functions(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether this process offers TEST_FUNCTIONS (ZOS_TEST_FUNCTIONS=1): test grids only."""
+    return environ.get(TEST_FUNCTIONS_ENV, "") == "1"
+
+
+def callable_functions() -> dict[str, CatalogFunction]:
+    """What a script may call in this process: the catalog, plus the test functions on a test
+    grid."""
+    return {**CATALOG, **TEST_FUNCTIONS} if offers_test_functions() else CATALOG
+
 
 def gateway_functions(called: Iterable[str]) -> list[str]:
     """The gateway functions among `called`: a script calling any must run on a gateway node."""
@@ -511,7 +538,7 @@ def gateway_functions(called: Iterable[str]) -> list[str]:
 
 def unknown_functions(called: Iterable[str]) -> list[str]:
     """Names a script calls that no node provides, sorted, for the error message."""
-    return sorted(set(called) - CATALOG.keys())
+    return sorted(set(called) - callable_functions().keys())
 
 
 def as_json() -> dict[str, Any]:

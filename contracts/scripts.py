@@ -6,7 +6,7 @@ never queues a script it has not checked itself.
 
 from dataclasses import dataclass, field
 
-from contracts.catalog import CATALOG, unknown_functions
+from contracts.catalog import callable_functions, unknown_functions
 from rhai import Engine, RhaiError
 
 MAX_SCRIPT_BYTES = 64 * 1024
@@ -48,4 +48,4 @@ def check_script(source: str) -> list[str]:
             "(see `zos catalog`, GET /api/v1/catalog or docs/workloads.md)",
             functions=unknown,
         )
-    return sorted(ast.names_called & CATALOG.keys())
+    return sorted(ast.names_called & callable_functions().keys())

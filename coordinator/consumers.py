@@ -182,7 +182,8 @@ class NodeLinkConsumer(JsonConsumer):
         self.answers_pings = "pong" in self.features
         await db_call(links.link_up)(node.pk, self.session)
         await self.channel_layer.group_add(node_group(node.pk), self.channel_name)
-        await self.send_json({"type": "welcome", "node": node.pk})
+        # Our clock, so a node whose clock is off checks expiry and stamps its events by ours.
+        await self.send_json({"type": "welcome", "node": node.pk, "time": time.time()})
         link_loop.add(self)
         await self.send_pending()
 

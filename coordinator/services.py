@@ -447,18 +447,6 @@ def _node_time(value: Any) -> datetime:
         return timezone.now()
 
 
-def _told_before(job: Job, attempt: int, status: str, new_state: str | None) -> bool:
-    """The node reports again the outcome it already gave for this attempt, under a new outbox
-    id: a dispatch re-sent after a lost link (its `accepted` reply died with the link) finds the
-    job finished there, and the node tells its end once more. The same word is not history twice."""
-    return (
-        new_state == job.state
-        and JobEvent.objects.filter(job=job, attempt=attempt, status=status)
-        .exclude(stream_id="")
-        .exists()
-    )
-
-
 def record_node_event(*, node_id: int, message: dict) -> None:
     """Store a node's outbox event once and move the job forward; events about jobs the node does
     not hold change nothing (but are acknowledged, so the node can trim them)."""
@@ -485,7 +473,9 @@ def record_node_event(*, node_id: int, message: dict) -> None:
         # Only the job's current node gets here, so its word on the job counts whatever attempt
         # it runs: a re-sent dispatch of a job it already has is not queued twice there.
         new_state = NODE_EVENT_STATES.get(status)
-        if job.state in FINAL_STATES and _told_before(job, attempt, status, new_state):
+        if job.state in FINAL_STATES and new_state == job.state:
+            # The outcome told again (a node answers a re-sent dispatch of a job it finished
+            # with its outcome, under the new attempt): already in the history, not kept twice.
             return
         if job.state in FINAL_STATES:
             # Decided once: the node's word is kept, as history that cannot be read as the outcome.

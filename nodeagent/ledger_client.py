@@ -46,13 +46,21 @@ class LedgerClient:
         try:
             return self._send(method, path, payload)
         except LedgerRefused as exc:
-            if exc.code != "timestamp_skew" or "server_time" not in exc.body:
-                raise
-            self.clock_offset = exc.body["server_time"] - time.time()
-            log.warning(
-                "local clock is off by %.0fs from the ledger; correcting", self.clock_offset
-            )
+            self._learn_clock(exc)
             return self._send(method, path, payload)
+
+    def _learn_clock(self, exc: LedgerRefused) -> None:
+        """Take the ledger's clock from a `timestamp_skew` refusal (the caller then tries once
+        more); re-raise any other refusal."""
+        if exc.code != "timestamp_skew" or type(exc.body.get("server_time")) not in (int, float):
+            raise exc
+        self.clock_offset = exc.body["server_time"] - time.time()
+        log.warning(
+            "this node's clock is %s the ledger's by %.0f s; signing with the ledger's time "
+            "(fix the node's clock: NTP)",
+            "behind" if self.clock_offset > 0 else "ahead of",
+            abs(self.clock_offset),
+        )
 
     def _headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
         split = urlsplit(url)
@@ -88,8 +96,15 @@ class LedgerClient:
     def download(self, path: str) -> requests.Response:
         """A signed GET whose body is streamed (an image part): the caller reads and closes it.
 
-        Refusals are raised as for `request`; the clock correction it learnt applies here too.
+        Refusals are raised as for `request`, and a clock refusal is corrected as there.
         """
+        try:
+            return self._download(path)
+        except LedgerRefused as exc:
+            self._learn_clock(exc)
+            return self._download(path)
+
+    def _download(self, path: str) -> requests.Response:
         url = self.base_url + path
         try:
             response = self.session.get(

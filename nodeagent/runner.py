@@ -42,6 +42,7 @@ from typing import Any
 
 import redis
 
+from contracts.catalog import offers_test_functions
 from contracts.node_job_states import NodeJobState
 from nodeagent import gateway, logring
 from nodeagent.config import DEFAULT_RUNNER_MEMORY_MB
@@ -50,6 +51,7 @@ from nodeagent.functions.context import JobContext, SalFactory
 from nodeagent.functions.gateways import GatewayFunctions
 from nodeagent.functions.registry import WorkloadRegistry
 from nodeagent.functions.resources import VmHost, node_resources
+from nodeagent.functions.testing import MARKS_FILE, marker
 from nodeagent.functions.vms import VmFunctions
 from nodeagent.functions.workloads import WorkloadFunctions
 from nodeagent.identity import NodeIdentity, seed_path
@@ -157,6 +159,7 @@ class Worker:
     def _workload_functions(self) -> dict[str, SalFactory]:
         if self.settings.data_dir is None:
             return {}
+        testing = {"test_mark": marker(Path(self.settings.data_dir) / MARKS_FILE)}
         resources = node_resources(
             Path(self.settings.data_dir),
             tuple(Path(p) for p in self.settings.storage),
@@ -174,6 +177,7 @@ class Worker:
             **WorkloadFunctions(resources, registry).table(),
             **VmFunctions(resources, registry).table(),
             **GatewayFunctions(resources, registry, proxy, control_plane(self.settings)).table(),
+            **(testing if offers_test_functions() else {}),
         }
 
     def serve(self, stop: threading.Event) -> None:

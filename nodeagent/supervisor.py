@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 WS_CONTEXT = b"zos-ws-v1\n"
 HANDSHAKE_TIMEOUT = 10.0
+# A clock this far from the coordinator's is worth a warning in the node's log (we correct for it).
+CLOCK_WARN_AFTER = 30.0
 # Reconnect delays: BACKOFF_BASE after a link that was up (the coordinator restarted or a proxy
 # dropped us: come back soon), doubling per refused or failed attempt in a row up to BACKOFF_MAX
 # (the coordinator is down or refuses us: do not hammer it). Each delay is scaled by a random
@@ -97,6 +99,10 @@ class Supervisor:
         self.backoff_base = backoff_base
         self.known_secrets = known_secrets  # redacted by value from every log line sent
         self.sessions = 0  # links that reached `welcome`; the reconnect loop reads it
+        # The coordinator's clock minus ours, measured at the last `welcome`: expiries are
+        # checked, and events stamped, by the coordinator's time, so a node whose clock is off
+        # by minutes still takes work (replay protection is the nonce, not the clock).
+        self.clock_offset = 0.0
         self._coordinator_key: VerifyKey | None = None
 
     def coordinator_key(self) -> VerifyKey:
@@ -112,7 +118,8 @@ class Supervisor:
             return _rejected(DispatchRejected("not_registered", "this node is not registered yet"))
         try:
             job = self._verify(envelope, audience)
-            if not self.store.claim_nonce(job.nonce, job.job_id, _nonce_ttl(job.expires_at)):
+            ttl = _nonce_ttl(job.expires_at, self.now())
+            if not self.store.claim_nonce(job.nonce, job.job_id, ttl):
                 raise DispatchRejected(
                     "nonce_replayed",
                     "this deployment nonce was already used by another job",
@@ -144,6 +151,10 @@ class Supervisor:
         log.info("job %s attempt %d %s", job.job_id, job.attempt, "queued" if queued else "known")
         return {"type": "accepted", "job_id": job.job_id, "attempt": job.attempt}
 
+    def now(self) -> float:
+        """The coordinator's time, as well as this node can tell."""
+        return time.time() + self.clock_offset
+
     def _verify(self, envelope: Any, audience: NodeAudience):
         try:
             return verify_dispatch(
@@ -151,6 +162,7 @@ class Supervisor:
                 coordinator_key=self.coordinator_key(),
                 audience=audience,
                 user_keys=self.user_keys.get,
+                now=self.now(),
             )
         except DispatchRejected as exc:
             if exc.code != "signature_invalid":
@@ -161,6 +173,7 @@ class Supervisor:
                 coordinator_key=self.coordinator_key(),
                 audience=audience,
                 user_keys=lambda owner: self.user_keys.get(owner, fresh=True),
+                now=self.now(),
             )
 
     def _report_known_job(self, job_id: str, attempt: int) -> None:
@@ -181,7 +194,7 @@ class Supervisor:
             return None
         try:
             job_id = verify_cancel(
-                envelope, coordinator_key=self.coordinator_key(), audience=audience
+                envelope, coordinator_key=self.coordinator_key(), audience=audience, now=self.now()
             )
         except DispatchRejected as exc:
             log.warning("ignored cancel: %s: %s", exc.code, exc.message)
@@ -243,6 +256,7 @@ class Supervisor:
         if welcome.get("type") != "welcome":
             raise LinkRefused(f"expected welcome, got {welcome.get('type')!r}")
         log.info("coordinator link up")
+        self._measure_clock(welcome.get("time"))
         self.sessions += 1
         session_over = threading.Event()
         shipper = threading.Thread(
@@ -259,6 +273,20 @@ class Supervisor:
         finally:
             session_over.set()
             shipper.join(timeout=5)
+
+    def _measure_clock(self, coordinator_time: Any) -> None:
+        """Take the coordinator's clock from its `welcome` (absent from an older coordinator:
+        then our own clock stands), and say so in the node's log when ours is off."""
+        if type(coordinator_time) not in (int, float):
+            return
+        self.clock_offset = coordinator_time - time.time()
+        if abs(self.clock_offset) >= CLOCK_WARN_AFTER:
+            log.warning(
+                "this node's clock is %s the control plane's by %.0f s; checking expiries and "
+                "stamping events by the control plane's time (fix the node's clock: NTP)",
+                "behind" if self.clock_offset > 0 else "ahead of",
+                abs(self.clock_offset),
+            )
 
     def _on_message(self, ws: ClientConnection, message: Any) -> None:
         if not isinstance(message, dict):
@@ -303,7 +331,8 @@ class Supervisor:
                     ws.send(json.dumps({"type": "inventory", "workloads": workloads}))
                     reported = workloads
                 for entry_id, fields in self.store.outbox_after(last, count=100, block_ms=500):
-                    ws.send(json.dumps({"type": "event", "id": entry_id, **_event_fields(fields)}))
+                    event = _event_fields(fields, self.clock_offset)
+                    ws.send(json.dumps({"type": "event", "id": entry_id, **event}))
                     last = entry_id
         except ConnectionClosed:
             return
@@ -312,19 +341,20 @@ class Supervisor:
             ws.close()
 
 
-def _event_fields(fields: dict) -> dict:
+def _event_fields(fields: dict, clock_offset: float = 0.0) -> dict:
+    """An outbox entry as the link sends it: typed, its time moved to the coordinator's clock."""
     out = dict(fields)
     out["attempt"] = int(out.get("attempt", 0))
     if "result" in out:
         with contextlib.suppress(TypeError, ValueError):
             out["result"] = json.loads(out["result"])
     if "ts" in out:
-        out["ts"] = float(out["ts"])
+        out["ts"] = float(out["ts"]) + clock_offset
     return out
 
 
-def _nonce_ttl(expires_at: int) -> int:
-    return max(60, int(expires_at - time.time()) + 60)
+def _nonce_ttl(expires_at: int, now: float) -> int:
+    return max(60, int(expires_at - now) + 60)
 
 
 def _rejected(exc: DispatchRejected) -> dict:

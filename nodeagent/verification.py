@@ -126,8 +126,15 @@ def verify_dispatch(
     )
 
 
-def verify_cancel(envelope: object, *, coordinator_key: VerifyKey, audience: NodeAudience) -> str:
+def verify_cancel(
+    envelope: object,
+    *,
+    coordinator_key: VerifyKey,
+    audience: NodeAudience,
+    now: float | None = None,
+) -> str:
     """Return the job id a valid cancel names for this node."""
+    now = time.time() if now is None else now
     try:
         payload, _ = verify_envelope(envelope, CANCEL_TYPE, [coordinator_key])
     except SignatureError as exc:
@@ -135,6 +142,6 @@ def verify_cancel(envelope: object, *, coordinator_key: VerifyKey, audience: Nod
     cancel = _json_object(payload, "cancel")
     if cancel.get("node") != audience.public_key:
         raise DispatchRejected("wrong_node", "the cancel is addressed to another node")
-    if _int(cancel, "expires_at", "cancel") <= time.time():
+    if _int(cancel, "expires_at", "cancel") <= now:
         raise DispatchRejected("dispatch_expired", "the cancel has expired")
     return str(cancel.get("job_id", ""))

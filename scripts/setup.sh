@@ -8,7 +8,7 @@ PY="$VENV/bin/python"
 APT_PACKAGES=(python3 python3-venv redis-server postgresql iproute2 curl ca-certificates
   qemu-system-x86 qemu-utils btrfs-progs busybox-static kmod cpio zstd xz-utils binutils
   ovmf systemd-boot-efi mtools dosfstools gdisk ipxe socat e2fsprogs chromium openssh-client
-  skopeo umoci prometheus haproxy caddy)
+  skopeo umoci prometheus haproxy caddy gcc libc6-dev)
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }

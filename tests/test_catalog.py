@@ -9,7 +9,7 @@ import pytest
 
 from contracts import catalog
 from contracts.catalog import CATALOG, DOCS_BEGIN, DOCS_END
-from contracts.scripts import check_script
+from contracts.scripts import ScriptRejected, check_script
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS_DOC = ROOT / "docs" / "workloads.md"
@@ -96,3 +96,17 @@ def test_every_example_passes_the_coordinators_script_check(path):
     called = check_script(path.read_text(encoding="utf-8"))
     if path.stem in ("vm", "herodb", "volume"):
         assert any(name.startswith(f"{path.stem}_") for name in called), called
+
+
+def test_test_functions_are_refused_unless_the_process_is_a_test_grid(monkeypatch):
+    """test_mark exists only where ZOS_TEST_FUNCTIONS=1 (never in production): elsewhere a
+    script calling it is refused like any unknown name, and the catalog never lists it."""
+    script = catalog.TEST_FUNCTIONS["test_mark"].example
+    monkeypatch.delenv(catalog.TEST_FUNCTIONS_ENV, raising=False)
+    with pytest.raises(ScriptRejected) as refused:
+        check_script(script)
+    assert refused.value.functions == ["test_mark"]
+    monkeypatch.setenv(catalog.TEST_FUNCTIONS_ENV, "1")
+    assert check_script(script) == ["test_mark"]
+    served = {f["name"] for f in catalog.as_json()["functions"]}
+    assert served == CATALOG.keys() and "test_mark" not in catalog.markdown()

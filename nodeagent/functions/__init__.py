@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from contracts.catalog import CATALOG, CatalogFunction
+from contracts.catalog import CATALOG, CatalogFunction, callable_functions
 from nodeagent.functions.context import JobContext, SalFactory
 from rhai import RhaiError, to_string
 
@@ -139,9 +139,10 @@ def bind(
     ctx: JobContext,
     implementations: Mapping[str, SalFactory] | None = None,
 ) -> None:
-    """Register every catalog function in `engine`, bound to this job."""
+    """Register every catalog function in `engine`, bound to this job (and the test functions
+    on a test grid, contracts.catalog.TEST_FUNCTIONS)."""
     table = IMPLEMENTATIONS if implementations is None else implementations
-    for name, function in CATALOG.items():
+    for name, function in callable_functions().items():
         factory = table.get(name)
         engine.register_fn(name, factory(ctx) if factory else unavailable(function))
     if "log" in table:

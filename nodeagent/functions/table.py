@@ -14,12 +14,14 @@ from nodeagent.functions.context import JobContext, SalFactory
 from nodeagent.functions.registry import Workload, WorkloadError, WorkloadRegistry, check_name
 from nodeagent.functions.resources import NodeResources
 from rhai import RhaiError
+from sal.btrfs import Pool
 from sal.command import SalError
 
 log = logging.getLogger(__name__)
 
 GIB = 2**30
 MIB = 2**20
+POOL_FULL_FRACTION = 0.05  # a pool with less free than this is full (require_pool_space)
 
 
 def script_error(function: str, message: str) -> RhaiError:
@@ -108,6 +110,29 @@ def absent_ok(
     if record is None:
         ctx.events.log(ctx.job_id, f"{function}: you have no {kind} named {name!r}; nothing to do")
     return record
+
+
+def _size(n: int) -> str:
+    return f"{n / GIB:.1f} GiB" if abs(n) >= GIB else f"{n // MIB} MiB"
+
+
+def require_pool_space(pool: Pool, need: int) -> None:
+    """Refuse a create before anything is made when the pool is out of space.
+
+    Capacity is reserved by accounting (nodeagent.functions.registry); this is the pool's own
+    word, for space something else took (a full image cache, a database filling its disk, a
+    farmer's file). Volumes, database disks and VM disks are thin -- a quota or a sparse file,
+    space taken as it is written -- so a create is refused only when the pool is full: less free
+    than it reserves *and* under POOL_FULL_FRACTION of the pool free. Without this, a create on
+    a full pool either "succeeded" with space it can never have or failed half-way with ENOSPC.
+    """
+    usage = pool.pool_usage()
+    if usage.free < min(need, usage.size * POOL_FULL_FRACTION):
+        raise WorkloadError(
+            f"no space left on this node's storage pool: {_size(need)} needed, "
+            f"{_size(usage.free)} free of {_size(usage.size)}; nothing was created "
+            "(try again once space is freed, or on another node)"
+        )
 
 
 def create_recorded(

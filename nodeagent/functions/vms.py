@@ -48,6 +48,7 @@ from nodeagent.functions.table import (
     absent_ok,
     check_spec_fields,
     create_recorded,
+    require_pool_space,
     script_error,
     spec_number,
 )
@@ -364,6 +365,8 @@ class VmFunctions(FunctionTable):
         )
 
         def make(record: Workload) -> tuple[dict, dict]:
+            if self.resources.pool is not None:  # its disk goes there
+                require_pool_space(self.resources.pool, request.disk_gb * GIB)
             try:
                 volumes = self._attach(ctx, record, request)
                 return self._make(host, record, request, image, overlay, volumes), {}

@@ -24,6 +24,7 @@ from nodeagent.functions.table import (
     absent_ok,
     check_spec_fields,
     create_recorded,
+    require_pool_space,
     script_error,
     spec_number,
     whole_number,
@@ -73,6 +74,7 @@ class WorkloadFunctions(FunctionTable):
         )
 
         def make(record: Workload) -> dict:
+            require_pool_space(pool, size * GIB)
             pool.create_subvolume(volume_subvolume(record), limit=size * GIB)
             return {"size_gb": size}, {}
 
@@ -143,6 +145,7 @@ class WorkloadFunctions(FunctionTable):
             return password or herodb.generated_password(record.local_id, repr(record.created))
 
         def make(record: Workload) -> dict:
+            require_pool_space(pool, disk * GIB)
             data = pool.create_subvolume(_db_subvolume(record), limit=disk * GIB)
             try:
                 info = herodb.create(

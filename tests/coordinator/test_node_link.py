@@ -62,10 +62,14 @@ def test_dispatch_accept_event_ack_and_redelivery(alice, online_node):
     async def first_session():
         nonlocal job_id
         link, welcome = await connect_node(online_node.signing_key)
-        assert json.loads(welcome["text"]) == {"type": "welcome", "node": online_node.pk}
+        hello = json.loads(welcome["text"])
+        # The coordinator's clock: a node whose own is off checks expiries by it.
+        sent_at = hello.pop("time")
+        assert hello == {"type": "welcome", "node": online_node.pk}
         dispatch = await link.receive_json_from(timeout=5)
         assert dispatch["type"] == "dispatch"
         job_id = _payload(dispatch["envelope"])["job_id"]
+        assert abs(_payload(dispatch["envelope"])["issued_at"] - sent_at) < 60
         await link.disconnect()  # dropped before acknowledging
 
     async def second_session():

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from nodeagent.functions.testing import MARKS_FILE, read_marks
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -63,6 +65,8 @@ class ControlPlane:
             ZOS_LINK_PING_TIMEOUT="4",
             DJANGO_SETTINGS_MODULE="grid.settings",
             PYTHONUNBUFFERED="1",
+            # Scripts may call test_mark (contracts.catalog.TEST_FUNCTIONS): a test grid.
+            ZOS_TEST_FUNCTIONS="1",
         )
         return env
 
@@ -133,9 +137,14 @@ class Agent:
     process: subprocess.Popen
     data_dir: Path
     log_path: Path
+    args: tuple[str, ...] = ()  # what it was started with, to start it again
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def marks(self) -> list[tuple[str, str, bool]]:
+        """What scripts' test_mark calls wrote: (job id, key, is a repeat)."""
+        return read_marks(self.data_dir / MARKS_FILE)
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -147,18 +156,30 @@ class Agent:
 def start_agent(tmp_path: Path) -> Iterator[Callable[..., Agent]]:
     agents: list[Agent] = []
 
-    def start(*args: str, data_dir: Path | None = None) -> Agent:
+    def start(
+        *args: str,
+        data_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        wrap: tuple[str, ...] = (),
+    ) -> Agent:
+        """`python -m nodeagent run` with `args`; `wrap` goes before it (`ip netns exec NS`,
+        `faketime`), `env` on top of ours."""
         data = data_dir or tmp_path / f"node{len(agents)}"
         log_path = tmp_path / f"agent{len(agents)}.log"
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "nodeagent", "run", "--data", str(data), *args],
+                [*wrap, sys.executable, "-m", "nodeagent", "run", "--data", str(data), *args],
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={
+                    **os.environ,
+                    "PYTHONUNBUFFERED": "1",
+                    "ZOS_TEST_FUNCTIONS": "1",
+                    **(env or {}),
+                },
             )
-        agent = Agent(process, data, log_path)
+        agent = Agent(process, data, log_path, args)
         agents.append(agent)
         return agent
 

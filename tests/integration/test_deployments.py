@@ -84,9 +84,12 @@ def grid(control_plane, start_agent, tmp_path):
 
 
 @contextlib.contextmanager
-def running_grid(control_plane, start_agent, tmp_path, *agent_args: str, data_dir=None):
-    """The coordinator worker and one enrolled agent (started with `agent_args`) online, and a
-    user with a registered key; yields (user, agent)."""
+def running_grid(
+    control_plane, start_agent, tmp_path, *agent_args: str, data_dir=None, **agent_options
+):
+    """The coordinator worker and one enrolled agent (started with `agent_args` and
+    `agent_options`, see start_agent) online, and a user with a registered key; yields
+    (user, agent)."""
     info = bootstrap(control_plane)
     worker_log = open(tmp_path / "coordinator.log", "ab")  # noqa: SIM115
     worker = subprocess.Popen(
@@ -106,6 +109,7 @@ def running_grid(control_plane, start_agent, tmp_path, *agent_args: str, data_di
             info["token"],
             *agent_args,
             data_dir=data_dir,
+            **agent_options,
         )
         nodes = wait_for(
             lambda: [

@@ -12,14 +12,16 @@ from typing import Any
 import pytest
 import redis
 
-from contracts.catalog import CATALOG
+from contracts.catalog import CATALOG, TEST_FUNCTIONS
 from nodeagent.facts import disk_class
 from nodeagent.functions.context import JobContext
 from nodeagent.functions.registry import Workload, WorkloadRegistry
 from nodeagent.functions.resources import NodeResources, node_resources
+from nodeagent.functions.testing import marker, read_marks
 from nodeagent.functions.vms import VmFunctions
 from nodeagent.functions.workloads import WorkloadFunctions
 from nodeagent.jobstore import JobStore, QueuedJob
+from rhai import RhaiError
 from tests.sal.conftest import loop_pool
 
 GIB = 2**30
@@ -85,6 +87,29 @@ def test_every_catalog_function_is_either_a_reader_or_checked_for_reruns():
     readers = {"vm_info", "vm_list", "herodb_info", "node_info", "log", "sleep", "now"}
     readers |= {"gateway_info", "gateway_list"}
     assert CATALOG.keys() - CHANGING == readers
+    # test grids only (contracts.catalog.TEST_FUNCTIONS); it changes a file, checked below
+    assert TEST_FUNCTIONS.keys() == {"test_mark"}
+
+
+def test_test_mark_rerun_in_the_same_job_marks_once_and_says_it_ran_again(store, tmp_path):
+    marks = tmp_path / "test-marks"
+    mark = marker(marks)
+
+    def ctx(job: str) -> JobContext:
+        return JobContext(job_id=job, owner=1, signer="ab" * 32, name="t", timeout=60, events=store)
+
+    assert mark(ctx("j1"))("effect") is True
+    assert mark(ctx("j1"))("effect") is False  # the script again, after a runner was killed
+    assert mark(ctx("j1"))("other") is True
+    assert mark(ctx("j2"))("effect") is True
+    assert read_marks(marks) == [
+        ("j1", "effect", False),
+        ("j1", "effect", True),
+        ("j1", "other", False),
+        ("j2", "effect", False),
+    ]
+    with pytest.raises(RhaiError, match="test_mark: key must be"):
+        mark(ctx("j1"))("two words")
 
 
 def test_volume_create_twice_returns_the_same_volume(call, resources):
