@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import logging
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -281,9 +282,29 @@ def _event(job: Job, status: str, **fields) -> None:
     )
 
 
+# Inside a link's batch: the jobs changed so far, saved once each when the batch is done
+# (a job's accepted, running and succeeded in one batch are one UPDATE, not three).
+_unsaved: ContextVar[dict[int, Job] | None] = ContextVar("zos_unsaved_jobs", default=None)
+
+
 def _save(job: Job) -> None:
+    unsaved = _unsaved.get()
+    if unsaved is not None:
+        unsaved[job.pk] = job
+        return
     job.save()
     job.deployment.save(update_fields=["status", "updated"])
+
+
+def _save_batch() -> None:
+    """Write the jobs a batch changed (before anything reads jobs from the database again)."""
+    unsaved = _unsaved.get()
+    if unsaved:
+        jobs = list(unsaved.values())
+        unsaved.clear()
+        for job in jobs:
+            job.save()
+            job.deployment.save(update_fields=["status", "updated"])
 
 
 def _end_job(
@@ -628,11 +649,17 @@ def _handle_link_message(
         if envelope is not None:
             replies.dispatches.append((job_id, attempt, envelope))
     elif kind == "cancel":
+        _save_batch()
         envelope = _cancel_for_node(node_id, job_id)
         if envelope is not None:
             replies.cancels.append((job_id, envelope))
     elif kind == "pending":
+        # It reads and changes jobs by itself: the batch's changes go first, and what the batch
+        # held is read again after it.
+        _save_batch()
         dispatches, cancels = pending_deliveries(node_id, skip=sent)
+        _save_batch()
+        held.clear()
         replies.dispatches.extend(dispatches)
         replies.cancels.extend(cancels)
     elif kind == "accepted":
@@ -680,17 +707,21 @@ def handle_link_messages(
     Should any message raise, the batch is rolled back and handled again one message per
     transaction, so one bad message costs only itself (its kind is in `failed`).
     """
+    token = _unsaved.set({})
     try:
         with transaction.atomic():
             replies = LinkReplies()
             held: dict = {}
             for kind, content in messages:
                 _handle_link_message(node_id, kind, content, held, replies, sent)
+            _save_batch()
             return replies
     except Exception:
         if len(messages) == 1:
             log.exception("node %s: %s message failed: %.300r", node_id, *messages[0])
             return LinkReplies(failed=[messages[0][0]])
+    finally:
+        _unsaved.reset(token)
     replies = LinkReplies()
     for kind, content in messages:
         try:
