@@ -39,10 +39,12 @@ HANDSHAKE_TIMEOUT = 10.0
 # 0.5-1.0 so a fleet of nodes dropped together does not reconnect in one wave.
 BACKOFF_BASE = 2.0
 BACKOFF_MAX = 60.0
-# What this agent does on the link beyond the base protocol: it answers `ping` (so the
-# coordinator may mark the link down when it stops), acknowledges `cancel` with `cancel_ack`,
-# and answers `logs` with the tail of the node's log ring (nodeagent.logring).
-FEATURES = ["pong", "cancel_ack", "logs"]
+# What this agent does on the link beyond the base protocol: it sends a `beat` at the interval
+# the coordinator's `welcome` names (so the coordinator may mark the link down when the beats
+# stop, without pinging every node), answers `ping` (from coordinators older than beats),
+# acknowledges `cancel` with `cancel_ack`, and answers `logs` with the tail of the node's log
+# ring (nodeagent.logring).
+FEATURES = ["beat", "pong", "cancel_ack", "logs"]
 
 
 class LinkRefused(Exception):
@@ -244,6 +246,8 @@ class Supervisor:
             raise LinkRefused(f"expected welcome, got {welcome.get('type')!r}")
         log.info("coordinator link up")
         self.sessions += 1
+        beat = _beat_interval(welcome.get("beat"))
+        last_beat = time.monotonic()
         session_over = threading.Event()
         shipper = threading.Thread(
             target=self._ship_outbox, args=(ws, session_over), name="outbox", daemon=True
@@ -251,8 +255,11 @@ class Supervisor:
         shipper.start()
         try:
             while not self.stop.is_set():
+                if beat and time.monotonic() - last_beat >= beat:
+                    last_beat = time.monotonic()
+                    ws.send('{"type":"beat"}')
                 try:
-                    raw = ws.recv(timeout=1.0)
+                    raw = ws.recv(timeout=1.0 if beat is None else min(1.0, beat))
                 except TimeoutError:
                     continue
                 self._on_message(ws, json.loads(raw))
@@ -321,6 +328,13 @@ def _event_fields(fields: dict) -> dict:
     if "ts" in out:
         out["ts"] = float(out["ts"])
     return out
+
+
+def _beat_interval(value: Any) -> float | None:
+    """The beat interval a `welcome` asks for (seconds), or None: the coordinator pings."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    return max(0.05, float(value))
 
 
 def _nonce_ttl(expires_at: int) -> int:
