@@ -56,7 +56,7 @@ class NodeLinkConsumer(JsonConsumer):
     Liveness: a node whose hello lists the `beat` feature is told in `welcome` to send a `beat`
     every ZOS_LINK_PING_INTERVAL seconds, and its link is marked down and closed once nothing
     came from it for ZOS_LINK_PING_INTERVAL + ZOS_LINK_PING_TIMEOUT (one small message per
-    interval instead of a ping and its pong: idle links were most of the workers' idle CPU).
+    interval instead of a ping and its pong).
     Nodes listing only `pong` are pinged by the process's link loop, and any message answers;
     agents older than both are left to the transport's own checks rather than cut off.
 
