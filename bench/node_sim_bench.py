@@ -4,8 +4,10 @@ Issue 19's link figures. Starts the production profile (no real node), registers
 keys in the bootstrap farm with an enrollment token (approved at once), then every simulated node:
 
 - opens `/ws/node/` through HAProxy and does the real handshake: the control plane's challenge
-  signed with the node's ed25519 key, `hello` with the `pong` feature, `welcome`;
-- answers pings, and sends a signed uptime report every `--report-every` seconds (spread out);
+  signed with the node's ed25519 key, `hello` with the `beat` and `pong` features, `welcome`;
+- sends a `beat` at the interval the `welcome` names (as the agent does), answers pings (from
+  coordinators older than beats), and sends a signed uptime report every `--report-every`
+  seconds (spread out);
 - answers each dispatch with `accepted`, then the outbox events `running` and `succeeded`, as an
   agent whose runner finished at once would (the dispatch is parsed, not verified: the node's own
   checks cost the node, not the control plane, and are in deploy_bench's figures).
@@ -85,7 +87,7 @@ class Fleet:
                             "type": "hello",
                             "key": public_key_hex(key),
                             "sig": b64encode(sig),
-                            "features": ["pong"],
+                            "features": ["beat", "pong"],
                         }
                     )
                 )
@@ -98,15 +100,20 @@ class Fleet:
             self.handshakes.append((time.perf_counter() - started) * 1000)
             self.linked += 1
         try:
-            await self._serve(ws)
+            await self._serve(ws, welcome.get("beat"))
         except ConnectionClosed:
             if not self.stop.is_set():
                 self.refused.append("link closed by the control plane")
 
-    async def _serve(self, ws) -> None:
+    async def _serve(self, ws, beat: float | None) -> None:
         events = 0
+        # The first beat at a random point of the interval, as a fleet's links come up apart.
+        next_beat = time.monotonic() + random.uniform(0, beat or 0)
         async with ws:
             while not self.stop.is_set():
+                if beat and time.monotonic() >= next_beat:
+                    next_beat += beat
+                    await ws.send('{"type":"beat"}')
                 try:
                     message = json.loads(await asyncio.wait_for(ws.recv(), timeout=1))
                 except TimeoutError:
@@ -258,7 +265,7 @@ async def simulate(box: ProductionBox, args: argparse.Namespace, report: Report)
         asgi_idle * 100,
         "% of a core",
         "< 5",
-        note="pings every 5 s, answered; no uptime reports (measured next)",
+        note="a beat from each node every ZOS_LINK_PING_INTERVAL; no uptime reports (next)",
     )
     report.add(
         f"{fleet.linked} idle links: control plane CPU", sum(idle.values()) * 100, "% of a core"

@@ -13,11 +13,9 @@ from django.db import InterfaceError, OperationalError
 from nacl.exceptions import BadSignatureError
 
 from coordinator import links, nodelogs, notify, services
-from coordinator.envelopes import cancel_envelope
 from coordinator.inventory import record_inventory
 from coordinator.link_db import db_call
 from coordinator.linkloop import link_loop
-from coordinator.models import Job
 from coordinator.notify import node_group, user_group
 from coordinator.ws_json import JsonConsumer
 from ledger.models import Node
@@ -33,6 +31,19 @@ CLOSE_BAD_SIGNATURE = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TIMEOUT = 4408
 CLOSE_TRY_AGAIN = 1013  # RFC 6455 "try again later": a backing service is down
+# How many dispatches (and cancels) a link remembers having sent, so that it does not send them
+# twice in one session. Each is forgotten once the node answers it; this bounds what a node that
+# never answers can make its link hold (beyond it the oldest are forgotten, and at worst sent
+# again: the node takes a job id once).
+MAX_REMEMBERED = 10_000
+# The node's messages stored through the link's batch (services.handle_link_messages).
+BATCHED = frozenset({"accepted", "rejected", "event", "cancel_ack"})
+
+
+def _remember(seen: dict, key) -> None:
+    seen[key] = None
+    if len(seen) > MAX_REMEMBERED:
+        del seen[next(iter(seen))]
 
 
 @db_call
@@ -47,31 +58,37 @@ _events_between = db_call(services.events_between)
 FEED_REMEMBERS = 1000
 
 
-@db_call
-def _cancel_envelope(job_uuid: str) -> dict | None:
-    job = Job.objects.select_related("node").filter(uuid=job_uuid).first()
-    return cancel_envelope(job) if job and job.node else None
-
-
 class NodeLinkConsumer(JsonConsumer):
     """One per connected node: challenge, hello, then dispatches down and events up.
 
-    The process's link loop pings it: any message from the node counts as an answer, and a node
-    silent for ZOS_LINK_PING_TIMEOUT after a ping has its link marked down and closed. That holds
-    for nodes whose hello lists the `pong` feature (or that have answered a ping); agents older
-    than pings are left to the transport's own checks rather than cut off every few seconds.
+    Liveness: a node whose hello lists the `beat` feature is told in `welcome` to send a `beat`
+    every ZOS_LINK_PING_INTERVAL seconds, and its link is marked down and closed once nothing
+    came from it for ZOS_LINK_PING_INTERVAL + ZOS_LINK_PING_TIMEOUT (one small message per
+    interval instead of a ping and its pong).
+    Nodes listing only `pong` are pinged by the process's link loop, and any message answers;
+    agents older than both are left to the transport's own checks rather than cut off.
+
+    Database work is batched: the node's job messages and the pushes of dispatches and cancels
+    queue in `inbox`, and one task stores everything that arrived while the previous call ran
+    in ONE transaction, in arrival order (services.handle_link_messages). A link's messages are
+    still handled one batch after another, so a job's events keep their order.
     """
 
     async def connect(self) -> None:
         self.node_id: int | None = None
         self.session = secrets.token_hex(16)
-        self.sent: set[tuple[str, int]] = set()
-        self.cancels_sent: set[str] = set()
+        # Sent in this session and not answered yet (insertion-ordered, bounded: _remember).
+        self.sent: dict[tuple[str, int], None] = {}
+        self.cancels_sent: dict[str, None] = {}
+        self.inbox: list[tuple[str, dict]] = []
+        self.drain: asyncio.Task | None = None
         self.challenge = secrets.token_hex(16)
         self.pings = 0
         self.last_ping = time.monotonic()
+        self.last_heard = time.monotonic()
         self.unanswered_since: float | None = None
         self.answers_pings = False
+        self.beats = False
         self.features: list = []
         self.log_requests: dict[str, str] = {}  # request id → reply channel (nodelogs)
         self.lost = False
@@ -89,6 +106,8 @@ class NodeLinkConsumer(JsonConsumer):
         self.hello_timer.cancel()
         if self.node_id is not None:
             link_loop.remove(self)
+            if self.drain is not None:  # what the node sent before it left is still stored
+                await asyncio.wait([self.drain])
             # Marked lost first: a discard that fails (the channel layer's Redis is down, which
             # may be why the link closed) must not leave the link looking live.
             await self._mark_lost(f"closed ({code})")
@@ -100,16 +119,20 @@ class NodeLinkConsumer(JsonConsumer):
             await db_call(links.link_lost)(self.node_id, self.session, reason)
 
     async def keepalive(self, now: float) -> bool:
-        """Ping when due; False (and the link closed) once the node stopped answering."""
+        """Ping when due (or, for a beating node, check it beats); False (and the link closed)
+        once the node fell silent."""
         if self.lost:
             return False
+        if self.beats:
+            silent = now - self.last_heard
+            limit = settings.ZOS_LINK_PING_INTERVAL + settings.ZOS_LINK_PING_TIMEOUT
+            if silent > limit:
+                return await self._silent(f"no beat for {silent:.0f}s")
+            return True
         if self.answers_pings and self.unanswered_since is not None:
             silent = now - self.unanswered_since
             if silent > settings.ZOS_LINK_PING_TIMEOUT:
-                log.warning("node %s did not answer pings for %.0fs", self.node_id, silent)
-                await self._mark_lost(f"no answer to pings for {silent:.0f}s")
-                await self.close(code=CLOSE_TIMEOUT)
-                return False
+                return await self._silent(f"no answer to pings for {silent:.0f}s")
         if now - self.last_ping >= settings.ZOS_LINK_PING_INTERVAL:
             self.pings += 1
             self.last_ping = now
@@ -117,6 +140,12 @@ class NodeLinkConsumer(JsonConsumer):
                 self.unanswered_since = now
             await self.send_json({"type": "ping", "id": self.pings})
         return True
+
+    async def _silent(self, reason: str) -> bool:
+        log.warning("node %s: %s", self.node_id, reason)
+        await self._mark_lost(reason)
+        await self.close(code=CLOSE_TIMEOUT)
+        return False
 
     async def receive_json(self, content, **kwargs) -> None:
         try:
@@ -132,19 +161,21 @@ class NodeLinkConsumer(JsonConsumer):
         if not isinstance(content, dict):
             return
         self.unanswered_since = None  # any word from the node shows it is alive
+        self.last_heard = time.monotonic()
         kind = content.get("type")
+        if not isinstance(kind, str):
+            return
         if self.node_id is None:
             if kind == "hello":
                 await self._hello(content)
             else:
                 await self.close(code=CLOSE_FORBIDDEN)
             return
+        if kind in BATCHED:
+            self._queue(kind, content)
+            return
         handler = {
-            "accepted": self._accepted,
-            "rejected": self._rejected,
-            "event": self._event,
             "inventory": self._inventory,
-            "cancel_ack": self._cancel_ack,
             "pong": self._pong,
             "logs": self._logs,
         }.get(kind)
@@ -157,9 +188,12 @@ class NodeLinkConsumer(JsonConsumer):
                 # One bad message must not end a node's link (and with it every job on the
                 # node); it is logged as the bug it is, and the node told.
                 log.exception("node %s: %s message failed: %.300r", self.node_id, kind, content)
-                await self.send_json(
-                    {"type": "error", "error": "internal_error", "message": f"{kind} failed"}
-                )
+                await self._failed(str(kind))
+
+    async def _failed(self, kind: str) -> None:
+        await self.send_json(
+            {"type": "error", "error": "internal_error", "message": f"{kind} failed"}
+        )
 
     async def _hello(self, content: dict) -> None:
         try:
@@ -180,12 +214,69 @@ class NodeLinkConsumer(JsonConsumer):
         features = content.get("features")
         self.features = features if isinstance(features, list) else []
         self.answers_pings = "pong" in self.features
+        self.beats = "beat" in self.features
         await db_call(links.link_up)(node.pk, self.session)
         await self.channel_layer.group_add(node_group(node.pk), self.channel_name)
         # Our clock, so a node whose clock is off checks expiry and stamps its events by ours.
-        await self.send_json({"type": "welcome", "node": node.pk, "time": time.time()})
+        welcome = {"type": "welcome", "node": node.pk, "time": time.time()}
+        if self.beats:
+            welcome["beat"] = settings.ZOS_LINK_PING_INTERVAL
+        await self.send_json(welcome)
         link_loop.add(self)
         await self.send_pending()
+
+    def _queue(self, kind: str, content: dict) -> None:
+        """Queue work for the link's next batch, starting the task that drains it if idle."""
+        if kind == "pending" and ("pending", {}) in self.inbox:
+            return
+        self.inbox.append((kind, content))
+        if self.drain is None or self.drain.done():
+            self.drain = asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        while self.inbox:
+            messages, self.inbox = self.inbox, []
+            # Only a `pending` read needs to know what this session already sent.
+            wants_sent = any(kind == "pending" for kind, _ in messages)
+            try:
+                replies = await self._call(
+                    services.handle_link_messages,
+                    node_id=self.node_id,
+                    messages=messages,
+                    sent=frozenset(self.sent) if wants_sent else frozenset(),
+                )
+                await self._send_replies(replies)
+            except (OperationalError, InterfaceError) as exc:
+                # The database is down: the node's messages in the batch were not stored, and
+                # it sends an outbox entry once per link, so the link is closed and the node
+                # sends again all it has not had acknowledged; the link's own work (dispatches,
+                # cancels) is read again at the next welcome.
+                log.warning(
+                    "node %s: database unavailable (%s); closing its link", self.node_id, exc
+                )
+                self.inbox = []
+                await self.close(code=CLOSE_TRY_AGAIN)
+                return
+            except Exception:
+                log.exception("node %s: a batch of %d messages failed", self.node_id, len(messages))
+
+    async def _send_replies(self, replies: services.LinkReplies) -> None:
+        for job_id, attempt, envelope in replies.dispatches:
+            if (job_id, attempt) not in self.sent:
+                _remember(self.sent, (job_id, attempt))
+                await self.send_json({"type": "dispatch", "envelope": envelope})
+        for job_id, envelope in replies.cancels:
+            if job_id not in self.cancels_sent:
+                _remember(self.cancels_sent, job_id)
+                await self.send_json({"type": "cancel", "envelope": envelope})
+        for key in replies.settled:
+            self.sent.pop(key, None)
+        for job_id in replies.cancels_settled:
+            self.cancels_sent.pop(job_id, None)
+        if replies.acks:
+            await self.send_json({"type": "ack", "ids": replies.acks})
+        for kind in replies.failed:
+            await self._failed(kind)
 
     async def _call(self, service, **kwargs):
         """A service call in the database thread; what it announces is sent from here, so the
@@ -195,52 +286,12 @@ class NodeLinkConsumer(JsonConsumer):
         return result
 
     async def send_pending(self) -> None:
-        """Every dispatch and cancel the node has not acknowledged, once per connection."""
-        dispatches, cancels = await self._call(services.pending_deliveries, node_id=self.node_id)
-        for job_id, attempt, envelope in dispatches:
-            if (job_id, attempt) not in self.sent:
-                self.sent.add((job_id, attempt))
-                await self.send_json({"type": "dispatch", "envelope": envelope})
-        for job_id, envelope in cancels:
-            if job_id not in self.cancels_sent:
-                self.cancels_sent.add(job_id)
-                await self.send_json({"type": "cancel", "envelope": envelope})
-
-    async def _accepted(self, content: dict) -> None:
-        await self._call(
-            services.job_accepted,
-            node_id=self.node_id,
-            job_id=str(content.get("job_id", "")),
-            attempt=content.get("attempt"),
-        )
-
-    async def _rejected(self, content: dict) -> None:
-        log.warning("node %s refused job %s: %s", self.node_id, content.get("job_id"), content)
-        await self._call(
-            services.job_rejected,
-            node_id=self.node_id,
-            job_id=str(content.get("job_id", "")),
-            attempt=content.get("attempt"),
-            code=str(content.get("error", "rejected"))[:64],
-            message=str(content.get("message", ""))[:1000],
-        )
-
-    async def _event(self, content: dict) -> None:
-        await self._call(services.record_node_event, node_id=self.node_id, message=content)
-        if content.get("id"):
-            await self.send_json({"type": "ack", "ids": [str(content["id"])]})
+        """Queue a read of every dispatch and cancel the node has not acknowledged: at welcome,
+        and when the link loop finds work a push did not bring (sent ones are not re-sent)."""
+        self._queue("pending", {})
 
     async def _inventory(self, content: dict) -> None:
         await db_call(record_inventory)(self.node_id, content.get("workloads"))
-
-    async def _cancel_ack(self, content: dict) -> None:
-        state = content.get("state")
-        await self._call(
-            services.cancel_acknowledged,
-            node_id=self.node_id,
-            job_id=str(content.get("job_id", "")),
-            node_state=str(state)[:16] if state else None,
-        )
 
     async def _pong(self, content: dict) -> None:
         self.answers_pings = True
@@ -263,14 +314,16 @@ class NodeLinkConsumer(JsonConsumer):
             {"type": "logs", "id": request_id, "lines": message["lines"], "after": message["after"]}
         )
 
+    async def link_dispatch(self, message: dict) -> None:
+        """A job queued for this node (services._queue): signed and sent by the next batch."""
+        self._queue("dispatch", {"job_id": message["job"], "attempt": message["attempt"]})
+
     async def link_wake(self, message: dict) -> None:
+        """The push of processes that predate `link.dispatch` (a rolling upgrade): read all."""
         await self.send_pending()
 
     async def link_cancel(self, message: dict) -> None:
-        envelope = await _cancel_envelope(message["job"])
-        if envelope:
-            self.cancels_sent.add(message["job"])
-            await self.send_json({"type": "cancel", "envelope": envelope})
+        self._queue("cancel", {"job_id": message["job"]})
 
 
 class DeploymentFeedConsumer(JsonConsumer):

@@ -1,10 +1,12 @@
 """The one background task per process that looks after every node link the process holds.
 
 ARCHITECTURE §7 allows at most one catch-up poller per process, never one per link, so this task
-does for all links at once what no push can: it pings each node (a node that stops answering has
-its link marked down and closed), refreshes the live links' `seen_at` with one write, and sends
-the dispatches and cancels that other processes queued (the coordinator worker's retries reach a
-link this way when the channel layer is in-memory), asking the database once which nodes have any.
+does for all links at once what no push can: it checks each link is still heard from (a beating
+node's beats, or the answers to the pings it sends nodes older than beats; a silent one has its
+link marked down and closed), refreshes the live links' `seen_at` with one write, and has the
+links send the dispatches and cancels a push did not bring (the coordinator worker's retries
+reach a link this way when the channel layer is in-memory), asking the database once which nodes
+have any.
 The task starts with the first link and ends after the last.
 """
 

@@ -114,8 +114,12 @@ def batched(func: Callable[P, T]) -> Callable[P, T]:
     return run
 
 
-def wake_node_link(node_id: int) -> None:
-    _send_on_commit(node_group(node_id), {"type": "link.wake"})
+def dispatch_on_node(node_id: int, job_uuid: str, attempt: int) -> None:
+    """Push one queued job to its node's link, which signs and sends just that job (reading
+    every undelivered job of the node at each push made a burst quadratic)."""
+    _send_on_commit(
+        node_group(node_id), {"type": "link.dispatch", "job": job_uuid, "attempt": attempt}
+    )
 
 
 def cancel_on_node(node_id: int, job_uuid: str) -> None:

@@ -9,20 +9,23 @@ node acknowledges it; a job's final state is decided once, and node events arriv
 kept as `late` history that never changes it.
 """
 
+import contextlib
 import hashlib
 import logging
 import uuid
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from nacl.signing import VerifyKey
 
 from contracts.catalog import gateway_functions
-from contracts.node_job_states import NodeJobState
+from contracts.node_job_states import NODE_FINAL_STATES, NodeJobState
 from contracts.payload_types import DEPLOYMENT_TYPE
 from contracts.scripts import ScriptRejected
 from coordinator import compile_pool, links, notify
@@ -190,7 +193,7 @@ def _queue(job: Job, now: datetime, *, message: str) -> None:
     _save(job)
     _event(job, JobState.QUEUED, log=message)
     if links.is_live(job.node_id):
-        notify.wake_node_link(job.node_id)
+        notify.dispatch_on_node(job.node_id, job.uuid.hex, job.attempt)
     else:
         _wait_for_link(job, now)
         _save(job)
@@ -302,9 +305,29 @@ def _event(job: Job, status: str, **fields) -> None:
     )
 
 
+# Inside a link's batch: the jobs changed so far, saved once each when the batch is done
+# (a job's accepted, running and succeeded in one batch are one UPDATE, not three).
+_unsaved: ContextVar[dict[int, Job] | None] = ContextVar("zos_unsaved_jobs", default=None)
+
+
 def _save(job: Job) -> None:
+    unsaved = _unsaved.get()
+    if unsaved is not None:
+        unsaved[job.pk] = job
+        return
     job.save()
     job.deployment.save(update_fields=["status", "updated"])
+
+
+def _save_batch() -> None:
+    """Write the jobs a batch changed (before anything reads jobs from the database again)."""
+    unsaved = _unsaved.get()
+    if unsaved:
+        jobs = list(unsaved.values())
+        unsaved.clear()
+        for job in jobs:
+            job.save()
+            job.deployment.save(update_fields=["status", "updated"])
 
 
 def _end_job(
@@ -334,10 +357,15 @@ def _end_job(
         _event(job, state, **({"error": job.error} if as_error else {"log": reason}))
 
 
-def pending_dispatches(node_id: int) -> list[tuple[str, int, dict]]:
+def pending_dispatches(
+    node_id: int, *, skip: frozenset[tuple[str, int]] = frozenset()
+) -> list[tuple[str, int, dict]]:
     """(job id, attempt, signed dispatch) for every job the node has not acknowledged yet.
 
     Called by the node's live link, so a job that waited for the link gets its ack deadline now.
+    `skip` names the (job id, attempt) pairs the link already sent in this session: they are
+    brought up to date but neither signed nor returned again (signing every unacknowledged job
+    at each call made a burst quadratic: docs/performance.md).
     """
     out = []
     now = timezone.now()
@@ -348,18 +376,25 @@ def pending_dispatches(node_id: int) -> list[tuple[str, int, dict]]:
             .filter(node_id=node_id, state__in=AWAITING_DELIVERY)
         )
         for job in jobs:
-            changed = job.state == JobState.QUEUED or job.waiting_since is not None
-            if job.state == JobState.QUEUED:
-                job.transition_to(JobState.DISPATCHED, reason=f"sent to node {node_id}")
-                job.dispatched_at = now
-                _event(job, JobState.DISPATCHED)
-            if job.waiting_since is not None:
-                job.waiting_since = None
-                _arm_for_dispatch(job, now)
-            if changed:
-                _save(job)
-            out.append((job.uuid.hex, job.attempt, dispatch_envelope(job)))
+            _mark_dispatched(job, node_id, now)
+            if (job.uuid.hex, job.attempt) not in skip:
+                out.append((job.uuid.hex, job.attempt, dispatch_envelope(job)))
     return out
+
+
+def _mark_dispatched(job: Job, node_id: int, now: datetime) -> None:
+    """A job about to be sent to its node (row held by the caller): `dispatched`, and a job
+    that waited for the link gets its ack deadline from now."""
+    changed = job.state == JobState.QUEUED or job.waiting_since is not None
+    if job.state == JobState.QUEUED:
+        job.transition_to(JobState.DISPATCHED, reason=f"sent to node {node_id}")
+        job.dispatched_at = now
+        _event(job, JobState.DISPATCHED)
+    if job.waiting_since is not None:
+        job.waiting_since = None
+        _arm_for_dispatch(job, now)
+    if changed:
+        _save(job)
 
 
 def pending_cancels(node_id: int) -> list[tuple[str, dict]]:
@@ -371,9 +406,11 @@ def pending_cancels(node_id: int) -> list[tuple[str, dict]]:
     return [(job.uuid.hex, cancel_envelope(job)) for job in jobs]
 
 
-def pending_deliveries(node_id: int) -> tuple[list[tuple[str, int, dict]], list[tuple[str, dict]]]:
+def pending_deliveries(
+    node_id: int, *, skip: frozenset[tuple[str, int]] = frozenset()
+) -> tuple[list[tuple[str, int, dict]], list[tuple[str, dict]]]:
     """pending_dispatches and pending_cancels in one call: a link asks for both at once."""
-    return pending_dispatches(node_id), pending_cancels(node_id)
+    return pending_dispatches(node_id, skip=skip), pending_cancels(node_id)
 
 
 def nodes_with_work(node_ids: list[int]) -> set[int]:
@@ -388,17 +425,29 @@ def nodes_with_work(node_ids: list[int]) -> set[int]:
     )
 
 
-def _job_for_node(node_id: int, job_id: str) -> Job | None:
+def _atomic(held: dict | None):
+    """The transaction of one node message: its own, or, inside a link's batch (`held` is the
+    batch's job cache), the batch's one transaction."""
+    return transaction.atomic() if held is None else contextlib.nullcontext()
+
+
+def _job_for_node(node_id: int, job_id: str, held: dict | None = None) -> Job | None:
+    """The node's job, locked; inside a batch each job is read and locked once (`held`)."""
     try:
         job_uuid = uuid.UUID(job_id)
     except ValueError:
         return None
-    return (
-        Job.objects.select_for_update()
-        .select_related("deployment")
+    if held is not None and job_uuid.hex in held:
+        return held[job_uuid.hex]
+    job = (
+        Job.objects.select_for_update(of=("self", "deployment"))
+        .select_related("deployment", "node")
         .filter(uuid=job_uuid, node_id=node_id)
         .first()
     )
+    if held is not None:
+        held[job_uuid.hex] = job
+    return job
 
 
 def _arm_for_run(job: Job) -> None:
@@ -406,9 +455,9 @@ def _arm_for_run(job: Job) -> None:
     job.deadline = timezone.now() + timedelta(seconds=job.timeout + settings.ZOS_JOB_ACK_TIMEOUT)
 
 
-def job_accepted(*, node_id: int, job_id: str, attempt: int) -> None:
-    with transaction.atomic():
-        job = _job_for_node(node_id, job_id)
+def job_accepted(*, node_id: int, job_id: str, attempt: int, held: dict | None = None) -> None:
+    with _atomic(held):
+        job = _job_for_node(node_id, job_id, held)
         if (
             job is None
             or job.attempt != attempt
@@ -425,11 +474,13 @@ def job_accepted(*, node_id: int, job_id: str, attempt: int) -> None:
         _event(job, JobState.ACCEPTED)
 
 
-def job_rejected(*, node_id: int, job_id: str, attempt: int, code: str, message: str) -> None:
+def job_rejected(
+    *, node_id: int, job_id: str, attempt: int, code: str, message: str, held: dict | None = None
+) -> None:
     """The node refused the dispatch after its own checks: that is final for this job (and a
     cancel asked for it is then done: the job never ran there)."""
-    with transaction.atomic():
-        job = _job_for_node(node_id, job_id)
+    with _atomic(held):
+        job = _job_for_node(node_id, job_id, held)
         if job is None or job.attempt != attempt or job.state in FINAL_STATES:
             return
         cancelling = job.state == JobState.CANCELLING
@@ -447,15 +498,15 @@ def _node_time(value: Any) -> datetime:
         return timezone.now()
 
 
-def record_node_event(*, node_id: int, message: dict) -> None:
+def record_node_event(*, node_id: int, message: dict, held: dict | None = None) -> None:
     """Store a node's outbox event once and move the job forward; events about jobs the node does
     not hold change nothing (but are acknowledged, so the node can trim them)."""
     stream_id = str(message.get("id", ""))[:40]
     status = str(message.get("status", ""))[:16]
     if not stream_id or not status:
         return
-    with transaction.atomic():
-        job = _job_for_node(node_id, str(message.get("job_id", "")))
+    with _atomic(held):
+        job = _job_for_node(node_id, str(message.get("job_id", "")), held)
         if job is None:
             return
         attempt = message.get("attempt")
@@ -559,11 +610,13 @@ def cancel_deployment(*, deployment: Deployment, by: str = "the owner") -> Deplo
     return job.deployment
 
 
-def cancel_acknowledged(*, node_id: int, job_id: str, node_state: str | None) -> None:
+def cancel_acknowledged(
+    *, node_id: int, job_id: str, node_state: str | None, held: dict | None = None
+) -> None:
     """The node stored the cancel (its runner stops the job and reports how it ended), or it
     never had the job (`node_state` None): then the cancel is complete here and now."""
-    with transaction.atomic():
-        job = _job_for_node(node_id, job_id)
+    with _atomic(held):
+        job = _job_for_node(node_id, job_id, held)
         if job is None or job.cancel_requested_at is None:
             return
         now = timezone.now()
@@ -578,6 +631,137 @@ def cancel_acknowledged(*, node_id: int, job_id: str, node_state: str | None) ->
             )
             return
         job.save(update_fields=["cancel_acked_at", "updated"])
+
+
+@dataclass
+class LinkReplies:
+    """What a link sends back after a batch of its node's messages, and what it may forget."""
+
+    dispatches: list[tuple[str, int, dict]] = field(default_factory=list)
+    cancels: list[tuple[str, dict]] = field(default_factory=list)
+    acks: list[str] = field(default_factory=list)
+    # Dispatches the node answered (accepted, refused or ended) and cancels it acknowledged:
+    # the link stops remembering it sent them.
+    settled: list[tuple[str, int | None]] = field(default_factory=list)
+    cancels_settled: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def _dispatch_job(node_id: int, job_id: str, attempt: int, held: dict) -> dict | None:
+    """The signed dispatch of one job pushed to its link, or None when it is no longer the
+    node's to receive (cancelled, moved, or a newer attempt started meanwhile)."""
+    job = _job_for_node(node_id, job_id, held)
+    if job is None or job.attempt != attempt or job.state not in AWAITING_DELIVERY:
+        return None
+    _mark_dispatched(job, node_id, timezone.now())
+    return dispatch_envelope(job)
+
+
+def _cancel_for_node(node_id: int, job_id: str) -> dict | None:
+    job = Job.objects.select_related("node").filter(uuid=job_id, node_id=node_id).first()
+    return cancel_envelope(job) if job else None
+
+
+def _handle_link_message(
+    node_id: int, kind: str, content: dict, held: dict, replies: LinkReplies, sent: frozenset
+) -> None:
+    """One message of a batch; each appends to `replies` only once its work is done, so a
+    message that raises leaves nothing behind."""
+    job_id = str(content.get("job_id", ""))
+    attempt = content.get("attempt")
+    if not isinstance(attempt, int):  # a node's message may carry anything; a push never does
+        attempt = None
+    if kind == "dispatch":
+        envelope = _dispatch_job(node_id, job_id, attempt, held)
+        if envelope is not None:
+            replies.dispatches.append((job_id, attempt, envelope))
+    elif kind == "cancel":
+        _save_batch()
+        envelope = _cancel_for_node(node_id, job_id)
+        if envelope is not None:
+            replies.cancels.append((job_id, envelope))
+    elif kind == "pending":
+        # It reads and changes jobs by itself: the batch's changes go first, and what the batch
+        # held is read again after it.
+        _save_batch()
+        dispatches, cancels = pending_deliveries(node_id, skip=sent)
+        _save_batch()
+        held.clear()
+        replies.dispatches.extend(dispatches)
+        replies.cancels.extend(cancels)
+    elif kind == "accepted":
+        job_accepted(node_id=node_id, job_id=job_id, attempt=attempt, held=held)
+        replies.settled.append((job_id, attempt))
+    elif kind == "rejected":
+        job_rejected(
+            node_id=node_id,
+            job_id=job_id,
+            attempt=attempt,
+            code=str(content.get("error", "rejected"))[:64],
+            message=str(content.get("message", ""))[:1000],
+            held=held,
+        )
+        replies.settled.append((job_id, attempt))
+    elif kind == "event":
+        record_node_event(node_id=node_id, message=content, held=held)
+        if str(content.get("status", ""))[:16] in NODE_FINAL_STATES:
+            replies.settled.append((job_id, attempt))
+        if content.get("id"):
+            replies.acks.append(str(content["id"]))
+    elif kind == "cancel_ack":
+        state = content.get("state")
+        cancel_acknowledged(
+            node_id=node_id,
+            job_id=job_id,
+            node_state=str(state)[:16] if state else None,
+            held=held,
+        )
+        replies.cancels_settled.append(job_id)
+
+
+def handle_link_messages(
+    *, node_id: int, messages: list[tuple[str, dict]], sent: frozenset = frozenset()
+) -> LinkReplies:
+    """Everything one node link gathered while its previous call ran, in ONE transaction.
+
+    The messages are the node's (`accepted`, `rejected`, `event`, `cancel_ack`) and the
+    coordinator's pushes to the link (`dispatch` of a job, `cancel` of a job, `pending`: all
+    undelivered work, skipping the `sent` (job id, attempt) pairs), handled in the order they
+    came. On PostgreSQL each transaction costs several round trips, and one job brings about
+    four messages: a burst's `accepted`, `running` and `succeeded` of many jobs now share one
+    commit and each job is read and locked once (docs/performance.md).
+
+    Should any message raise, the batch is rolled back and handled again one message per
+    transaction, so one bad message costs only itself (its kind is in `failed`).
+    """
+    token = _unsaved.set({})
+    try:
+        with transaction.atomic():
+            replies = LinkReplies()
+            held: dict = {}
+            for kind, content in messages:
+                _handle_link_message(node_id, kind, content, held, replies, sent)
+            _save_batch()
+            return replies
+    except (OperationalError, InterfaceError):
+        raise  # the database is down: the link closes and the node sends again (consumers.py)
+    except Exception:
+        if len(messages) == 1:
+            log.exception("node %s: %s message failed: %.300r", node_id, *messages[0])
+            return LinkReplies(failed=[messages[0][0]])
+    finally:
+        _unsaved.reset(token)
+    replies = LinkReplies()
+    for kind, content in messages:
+        try:
+            with transaction.atomic():
+                _handle_link_message(node_id, kind, content, {}, replies, sent)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:
+            log.exception("node %s: %s message failed: %.300r", node_id, kind, content)
+            replies.failed.append(kind)
+    return replies
 
 
 def expire_cancels(now: datetime | None = None) -> int:
@@ -702,7 +886,7 @@ def _hold_for_link(job: Job, now: datetime) -> None:
             job.waiting_since = None
             _arm_for_dispatch(job, now)
             _save(job)
-            notify.wake_node_link(node.pk)
+            notify.dispatch_on_node(node.pk, job.uuid.hex, job.attempt)
             return
     _wait_for_link(job, now)
     _save(job)

@@ -41,10 +41,12 @@ CLOCK_WARN_AFTER = 30.0
 # 0.5-1.0 so a fleet of nodes dropped together does not reconnect in one wave.
 BACKOFF_BASE = 2.0
 BACKOFF_MAX = 60.0
-# What this agent does on the link beyond the base protocol: it answers `ping` (so the
-# coordinator may mark the link down when it stops), acknowledges `cancel` with `cancel_ack`,
-# and answers `logs` with the tail of the node's log ring (nodeagent.logring).
-FEATURES = ["pong", "cancel_ack", "logs"]
+# What this agent does on the link beyond the base protocol: it sends a `beat` at the interval
+# the coordinator's `welcome` names (so the coordinator may mark the link down when the beats
+# stop, without pinging every node), answers `ping` (from coordinators older than beats),
+# acknowledges `cancel` with `cancel_ack`, and answers `logs` with the tail of the node's log
+# ring (nodeagent.logring).
+FEATURES = ["beat", "pong", "cancel_ack", "logs"]
 
 
 class LinkRefused(Exception):
@@ -258,6 +260,8 @@ class Supervisor:
         log.info("coordinator link up")
         self._measure_clock(welcome.get("time"))
         self.sessions += 1
+        beat = _beat_interval(welcome.get("beat"))
+        last_beat = time.monotonic()
         session_over = threading.Event()
         shipper = threading.Thread(
             target=self._ship_outbox, args=(ws, session_over), name="outbox", daemon=True
@@ -265,8 +269,11 @@ class Supervisor:
         shipper.start()
         try:
             while not self.stop.is_set():
+                if beat and time.monotonic() - last_beat >= beat:
+                    last_beat = time.monotonic()
+                    ws.send('{"type":"beat"}')
                 try:
-                    raw = ws.recv(timeout=1.0)
+                    raw = ws.recv(timeout=1.0 if beat is None else min(1.0, beat))
                 except TimeoutError:
                     continue
                 self._on_message(ws, json.loads(raw))
@@ -351,6 +358,13 @@ def _event_fields(fields: dict, clock_offset: float = 0.0) -> dict:
     if "ts" in out:
         out["ts"] = float(out["ts"]) + clock_offset
     return out
+
+
+def _beat_interval(value: Any) -> float | None:
+    """The beat interval a `welcome` asks for (seconds), or None: the coordinator pings."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    return max(0.05, float(value))
 
 
 def _nonce_ttl(expires_at: int, now: float) -> int:

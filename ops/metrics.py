@@ -175,7 +175,10 @@ def job_event_saved(sender, instance: JobEvent, created: bool, **kwargs) -> None
     timed = instance.status == JobState.ACCEPTED or instance.status in FINAL_STATES
     if not created or not timed:
         return
-    submitted = Job.objects.filter(pk=instance.job_id).values_list("created", flat=True).first()
+    if JobEvent.job.is_cached(instance):  # stored with its job at hand: no round trip for it
+        submitted = instance.job.created
+    else:
+        submitted = Job.objects.filter(pk=instance.job_id).values_list("created", flat=True).first()
     if submitted is None:
         return
     seconds = max(0.0, (instance.created - submitted).total_seconds())

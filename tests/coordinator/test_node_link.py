@@ -16,16 +16,17 @@ from tests.coordinator.conftest import deployment_payload
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def connect_node(key: SigningKey) -> tuple[WebsocketCommunicator, dict]:
+async def connect_node(
+    key: SigningKey, *, features: list[str] | None = None
+) -> tuple[WebsocketCommunicator, dict]:
     link = WebsocketCommunicator(NodeLinkConsumer.as_asgi(), "/ws/node/")
     connected, _ = await link.connect()
     assert connected
     challenge = await link.receive_json_from()
     assert challenge["type"] == "challenge"
     signature = key.sign(WS_CONTEXT + challenge["nonce"].encode()).signature
-    await link.send_json_to(
-        {"type": "hello", "key": public_key_hex(key), "sig": b64encode(signature)}
-    )
+    hello = {"type": "hello", "key": public_key_hex(key), "sig": b64encode(signature)}
+    await link.send_json_to({**hello, **({"features": features} if features else {})})
     return link, await link.receive_output(timeout=5)
 
 
