@@ -54,8 +54,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeedPlane]:
     server = FeedPlane(
         var_dir=tmp_path_factory.mktemp("var"), redis_url=f"redis://127.0.0.1:{port}/0"
     )
-    server.manage("migrate", "--no-input", "-v0")
-    server.manage("createcachetable")
+    server.migrate()
     server.start()
     yield server
     server.kill()
