@@ -10,6 +10,11 @@ VMs run again; examples/three-vms.rhai and delete-all.rhai do what they say. The
 the box's gateway: examples/vm-web.rhai boots a VM serving a page and puts it on a name under
 gw.localhost, `curl` through Caddy in the node's namespace shows the page, and deleting the name
 stops the forwarding. The second Ctrl-C also leaves nothing, no Caddy either.
+
+The first start is also where a component is SIGKILLed under scripts/up (it was a box of its
+own, started once more per run): the dead component is named and comes back (a new process, the
+same command), the control plane and the node keep answering, and a deployment submitted before
+the kill still succeeds.
 """
 
 import os
@@ -25,20 +30,22 @@ import pytest
 
 from box.node_host import POOL_DIR, POOL_FILE, NodeHost, attached_loop, namespace_for
 from sal import net
-from tests.box.test_up import Up, alive, cmdline, descendants, running_up
+from tests.box.test_up import Up, _nodes, _running, alive, cmdline, descendants, running_up
 from tests.integration.conftest import ROOT, wait_for
 
+START_TIMEOUT = 900  # a first start on a fresh machine builds the image (about a minute here)
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="needs qemu"),
+    # A first start on a fresh machine builds the image, then two starts with VMs under TCG.
+    pytest.mark.timeout(2 * START_TIMEOUT),
 ]
-
-START_TIMEOUT = 900  # a first start on a fresh machine builds the image (about a minute here)
 EXAMPLES = ROOT / "examples"
 ADDRESS = re.compile(r"the guest is up: ssh root@([0-9a-f:]+)")
 SITE = "site.gw.localhost"
 PAGE = "<h1>Hello from site, a VM on the grid</h1>"
+SLOW = 'log("working");\nsleep(8000);\nlog("still here");\n"done"\n'
 
 
 @pytest.fixture
@@ -114,12 +121,53 @@ def _qemu_pids(var_dir: Path) -> list[int]:
     return [int(p.read_text()) for p in (var_dir / "node" / "vms").glob("*/qemu.pid")]
 
 
+def _kill_a_component_under_a_deployment(up: Up, node: str) -> None:
+    """SIGKILL the ledger monitor while a deployment runs: scripts/up names it and starts it
+    again, and the deployment, the control plane and the node carry on."""
+    script = up.var_dir / "slow.rhai"
+    script.write_text(SLOW)
+    submitted = up.zos("deploy", str(script), "--node", node, "--no-follow")
+    assert submitted.returncode == 0, (submitted.stdout, submitted.stderr)
+    deployment = submitted.stdout.split()[1]
+    wait_for(
+        lambda: "working" in up.zos("logs", deployment).stdout,
+        timeout=60,
+        what="the deployment to be running",
+    )
+
+    [(monitor, command)] = [
+        (pid, cmd) for pid, cmd in descendants(up.process.pid).items() if "ledger_monitor" in cmd
+    ]
+    os.kill(monitor, signal.SIGKILL)
+    wait_for(
+        lambda: "ledger-monitor exited (signal 9); restarting in 1 s" in up.output,
+        timeout=30,
+        what=f"scripts/up to name the dead component: {up.lines[-5:]}",
+    )
+    wait_for(
+        lambda: set(_running(up, command)) - {monitor},
+        timeout=30,
+        what="the ledger monitor to run again",
+    )
+
+    followed = up.zos("logs", deployment, "--follow", "--timeout", "120")
+    assert followed.returncode == 0, (followed.stdout, followed.stderr)
+    assert "still here" in followed.stdout
+    assert [n["status"] for n in _nodes(up.url) if str(n["id"]) == node] == ["online"]
+    assert "a component exited" not in up.output and "stopping" not in up.output
+
+
 def test_the_vm_example_boots_in_the_box_and_ctrl_c_leaves_nothing_behind(var_dir):
     netns = namespace_for(var_dir)
     with running_up(var_dir) as up:
         node = _started(up)
+        assert "installing" not in up.output  # everything is present: setup does nothing
         assert re.search(r"node pool: .* on /dev/loop\d+", up.output), up.output[-3000:]
         assert f"node network namespace: {netns}" in up.output
+        assert f"deploy examples/hello.rhai --node {node}" in up.output
+        demo_password = (var_dir / "demo-password").read_text()
+        assert f"{up.url}/   sign in as demo / {demo_password} (a user)" in up.output
+        _kill_a_component_under_a_deployment(up, node)
 
         deployed = up.zos(
             "deploy", str(ROOT / "examples" / "vm.rhai"), "--node", node, "--timeout", "400"
@@ -157,6 +205,8 @@ def test_the_vm_example_boots_in_the_box_and_ctrl_c_leaves_nothing_behind(var_di
         assert (var_dir / "node" / "gateway" / "admin.sock").is_socket()
 
         everything = _stop(up)
+        assert any("daphne" in c for c in everything.values())
+        assert any("redis-server" in c for c in everything.values())
         stopped = len(qemu_pids) + 2  # the VMs, the database and the gateway's Caddy
         assert f"stopping {stopped} workload process(es) the node left running" in up.output
     _assert_nothing_left(var_dir, everything, qemu_pids)

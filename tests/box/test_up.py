@@ -1,8 +1,9 @@
-"""`scripts/up` as a user runs it, with one component SIGKILLed under it and then a Ctrl-C.
+"""`scripts/up` as a user runs it, in its own session as in a terminal, and what ran under it.
 
-What must hold: the dead component is named and comes back (a new process, same command), the
-control plane and the node keep answering, a deployment submitted before the kill still succeeds,
-and after Ctrl-C every process the box started is gone.
+The scenarios themselves share their starts of the box: a component SIGKILLed under it, the VM
+examples, a second start and each Ctrl-C are tests/box/test_grid_in_a_box.py; the node image as
+the local node is tests/box/test_up_node_image.py. (A box of its own for the killed component
+cost CI one more start and stop of the whole grid.)
 """
 
 import contextlib
@@ -14,14 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 import requests
 
-from tests.integration.conftest import ROOT, free_port, wait_for
-
-pytestmark = pytest.mark.integration
-
-SLOW = 'log("working");\nsleep(8000);\nlog("still here");\n"done"\n'
+from tests.integration.conftest import ROOT, free_port
 
 
 def _ppid(pid: int) -> int | None:
@@ -124,12 +120,6 @@ def running_up(var_dir: Path, *args: str) -> Iterator[Up]:
                 os.kill(pid, signal.SIGKILL)
 
 
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[Up]:
-    with running_up(tmp_path / "var") as box:
-        yield box
-
-
 def _nodes(url: str) -> list[dict]:
     try:
         return requests.get(f"{url}/api/v1/nodes", timeout=5).json()["results"]
@@ -139,60 +129,3 @@ def _nodes(url: str) -> list[dict]:
 
 def _running(up: Up, command: str) -> list[int]:
     return [pid for pid, cmd in descendants(up.process.pid).items() if cmd == command]
-
-
-def test_a_killed_component_is_named_and_restarted_and_ctrl_c_leaves_nothing(up, tmp_path):
-    wait_for(lambda: "ZOS is running" in up.output, timeout=240, what=f"scripts/up: {up.lines}")
-    assert "installing" not in up.output  # everything is present: setup does nothing
-    [node] = wait_for(
-        lambda: [n for n in _nodes(up.url) if n["status"] == "online"],
-        timeout=60,
-        what="the local node to be online",
-    )
-    assert f"deploy examples/hello.rhai --node {node['id']}" in up.output
-    demo_password = (up.var_dir / "demo-password").read_text()
-    assert f"{up.url}/   sign in as demo / {demo_password} (a user)" in up.output
-
-    script = tmp_path / "slow.rhai"
-    script.write_text(SLOW)
-    submitted = up.zos("deploy", str(script), "--node", str(node["id"]), "--no-follow")
-    assert submitted.returncode == 0, (submitted.stdout, submitted.stderr)
-    deployment = submitted.stdout.split()[1]
-    wait_for(
-        lambda: "working" in up.zos("logs", deployment).stdout,
-        timeout=60,
-        what="the deployment to be running",
-    )
-
-    [(monitor, command)] = [
-        (pid, cmd) for pid, cmd in descendants(up.process.pid).items() if "ledger_monitor" in cmd
-    ]
-    os.kill(monitor, signal.SIGKILL)
-    wait_for(
-        lambda: "ledger-monitor exited (signal 9); restarting in 1 s" in up.output,
-        timeout=30,
-        what=f"scripts/up to name the dead component: {up.lines[-5:]}",
-    )
-    wait_for(
-        lambda: set(_running(up, command)) - {monitor},
-        timeout=30,
-        what="the ledger monitor to run again",
-    )
-
-    followed = up.zos("logs", deployment, "--follow", "--timeout", "120")
-    assert followed.returncode == 0, (followed.stdout, followed.stderr)
-    assert "still here" in followed.stdout
-    assert [n["status"] for n in _nodes(up.url) if n["id"] == node["id"]] == ["online"]
-    assert "a component exited" not in up.output and "stopping" not in up.output
-
-    everything = descendants(up.process.pid)
-    assert any("daphne" in c for c in everything.values())
-    assert any("redis-server" in c for c in everything.values())
-    os.killpg(up.process.pid, signal.SIGINT)  # what Ctrl-C at its terminal sends
-    assert up.process.wait(timeout=60) == 0, up.lines[-10:]
-    wait_for(
-        lambda: not any(alive(pid) for pid in everything),
-        timeout=30,
-        what=f"every process to be gone: {[everything[p] for p in everything if alive(p)]}",
-    )
-    assert "stopped" in up.output

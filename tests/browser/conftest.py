@@ -36,8 +36,7 @@ expect.set_options(timeout=WAIT_MS)
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     server = ControlPlane(var_dir=tmp_path_factory.mktemp("var"))
-    server.manage("migrate", "--no-input", "-v0")
-    server.manage("createcachetable")
+    server.migrate()
     server.start()
     yield server
     server.kill()

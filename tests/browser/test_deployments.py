@@ -7,8 +7,8 @@ environment (tests/browser/feed.py), pushing through the Redis channel layer dap
 
 import json
 import re
+import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import sign_up, snap
-from tests.integration.conftest import ControlPlane, free_port
+from tests.integration.conftest import ControlPlane, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +31,11 @@ class FeedPlane(ControlPlane):
 
     def feed(self, call: str) -> str:
         return self.manage("shell", "-c", f"from tests.browser import feed; feed.{call}")
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +55,12 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeedPlane]:
         ],
         stdout=subprocess.DEVNULL,
     )
-    time.sleep(0.3)
+    # Polled, not slept on: a loaded machine can take longer than any fixed pause to start it.
+    wait_for(lambda: _accepts(port), timeout=30, what="redis-server to listen")
     server = FeedPlane(
         var_dir=tmp_path_factory.mktemp("var"), redis_url=f"redis://127.0.0.1:{port}/0"
     )
-    server.manage("migrate", "--no-input", "-v0")
-    server.manage("createcachetable")
+    server.migrate()
     server.start()
     yield server
     server.kill()

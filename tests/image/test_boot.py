@@ -57,8 +57,7 @@ def node(tmp_path_factory: pytest.TempPathFactory, built_image: BuiltImage) -> I
     work = tmp_path_factory.mktemp("boot")
     ledger = GuestLedger(var_dir=work / "var")
     ledger.var_dir.mkdir()
-    ledger.manage("migrate", "--no-input", "-v0")
-    ledger.manage("createcachetable")
+    ledger.migrate()
     ledger.manage("build_image", "--skip-build", "--out", str(built_image.directory))
     ledger.start()
     operator = bootstrap(ledger)  # owns the farm: its download approves the node

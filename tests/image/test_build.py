@@ -3,7 +3,6 @@ manifest describes every file it wrote."""
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -13,8 +12,6 @@ from image.manifest import file_digest, read_manifest
 from image.packages import _check_reachable
 from tests.image.conftest import ROOT, BuiltImage
 from tests.integration.conftest import free_port
-
-CACHED_BUILD_TARGET = 60
 
 
 def test_a_build_without_root_stops_at_once_saying_so(monkeypatch):
@@ -44,7 +41,6 @@ def test_the_manifest_lists_every_output_with_its_hash(built_image: BuiltImage):
 
 @pytest.mark.slow
 def test_a_second_build_with_unchanged_inputs_reuses_the_root_filesystem(built_image: BuiltImage):
-    started = time.monotonic()
     done = subprocess.run(
         [
             sys.executable,
@@ -62,8 +58,6 @@ def test_a_second_build_with_unchanged_inputs_reuses_the_root_filesystem(built_i
         timeout=600,
         check=False,
     )
-    seconds = time.monotonic() - started
     assert done.returncode == 0, done.stderr[-3000:]
     assert "base layer unchanged: reusing the cached root filesystem" in done.stderr
     assert "unpacking" not in done.stderr
-    assert seconds < CACHED_BUILD_TARGET

@@ -101,8 +101,7 @@ def grid(tmp_path_factory: pytest.TempPathFactory, built_image: BuiltImage) -> I
     work = tmp_path_factory.mktemp("nodevm")
     plane = SlowNodePlane(var_dir=work / "var")
     plane.var_dir.mkdir()
-    plane.manage("migrate", "--no-input", "-v0")
-    plane.manage("createcachetable")
+    plane.migrate()
     plane.start()
     info = bootstrap(plane)
     processes: list[subprocess.Popen] = []

@@ -20,13 +20,15 @@ PLANTED_PASSWORD = "hunter2-planted-pw"
 def signed_in(plane, username: str, password: str) -> requests.Session:
     """A browser-like session signed in through the dashboard's sign-in form."""
     session = requests.Session()
-    page = session.get(f"{plane.url}/sign-in", timeout=5)
+    # Generous: a sign-in hashes the password (PBKDF2, CPU-bound) and CI's two cores are busy;
+    # 5 s ran out under load. A server that never answers still fails the test.
+    page = session.get(f"{plane.url}/sign-in", timeout=30)
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
     reply = session.post(
         f"{plane.url}/sign-in",
         data={"username": username, "password": password, "csrfmiddlewaretoken": csrf},
         headers={"Referer": f"{plane.url}/sign-in"},
-        timeout=5,
+        timeout=30,
     )
     assert reply.ok and session.cookies.get("sessionid"), reply.text[:500]
     return session

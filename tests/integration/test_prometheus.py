@@ -40,8 +40,7 @@ def metrics_plane(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("ZOS_METRICS_TOKEN", TOKEN)
     plane = ControlPlane(var_dir=tmp_path / "var")
     plane.var_dir.mkdir()
-    plane.manage("migrate", "--no-input", "-v0")
-    plane.manage("createcachetable")
+    plane.migrate()
     plane.start()
     yield plane
     plane.kill()

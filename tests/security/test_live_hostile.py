@@ -30,8 +30,7 @@ def control_plane(tmp_path_factory) -> Iterator[ControlPlane]:
     """One control plane for the module: each test's abuse must leave it serving the next."""
     plane = ControlPlane(var_dir=tmp_path_factory.mktemp("plane") / "var")
     plane.var_dir.mkdir()
-    plane.manage("migrate", "--no-input", "-v0")
-    plane.manage("createcachetable")
+    plane.migrate()
     plane.start()
     plane.info = bootstrap(plane)
     yield plane
