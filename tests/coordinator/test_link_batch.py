@@ -2,6 +2,7 @@
 what the node answered; a node that beats is never pinged and is declared down when it stops."""
 
 import json
+import time
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -96,6 +97,7 @@ def test_a_beating_node_is_not_pinged_and_is_declared_down_when_it_stops(online_
                 return json.loads(welcome["text"]), heard, output
 
     welcome, heard, closed = async_to_sync(scenario)()
+    assert welcome.pop("time") == pytest.approx(time.time(), abs=60)  # the coordinator's clock
     assert welcome == {"type": "welcome", "node": online_node.pk, "beat": 0.2}
     assert heard == []
     assert closed == {"type": "websocket.close", "code": 4408}
