@@ -92,6 +92,10 @@ class NodeLinkConsumer(JsonConsumer):
         self.features: list = []
         self.log_requests: dict[str, str] = {}  # request id → reply channel (nodelogs)
         self.lost = False
+        # Set when the database refused what the node sent: the link is closing, and whatever
+        # the node sends until it has closed is ignored, or a later event could be stored before
+        # the refused one, which the node sends again on its next link.
+        self.refusing = False
         await self.accept()
         await self.send_json({"type": "challenge", "nonce": self.challenge})
         self.hello_timer = asyncio.get_running_loop().call_later(
@@ -154,11 +158,16 @@ class NodeLinkConsumer(JsonConsumer):
             # The database is down (PostgreSQL restarting): what the node just sent was not
             # stored, and it sends an outbox entry once per link, so the link is closed: the node
             # reconnects and sends again everything not acknowledged, from its oldest entry.
-            log.warning("node %s: database unavailable (%s); closing its link", self.node_id, exc)
-            await self.close(code=CLOSE_TRY_AGAIN)
+            await self._refuse(exc)
+
+    async def _refuse(self, exc: Exception) -> None:
+        log.warning("node %s: database unavailable (%s); closing its link", self.node_id, exc)
+        self.refusing = True
+        self.inbox = []
+        await self.close(code=CLOSE_TRY_AGAIN)
 
     async def _receive(self, content) -> None:
-        if not isinstance(content, dict):
+        if not isinstance(content, dict) or self.refusing:
             return
         self.unanswered_since = None  # any word from the node shows it is alive
         self.last_heard = time.monotonic()
@@ -227,7 +236,7 @@ class NodeLinkConsumer(JsonConsumer):
 
     def _queue(self, kind: str, content: dict) -> None:
         """Queue work for the link's next batch, starting the task that drains it if idle."""
-        if kind == "pending" and ("pending", {}) in self.inbox:
+        if self.refusing or (kind == "pending" and ("pending", {}) in self.inbox):
             return
         self.inbox.append((kind, content))
         if self.drain is None or self.drain.done():
@@ -251,11 +260,7 @@ class NodeLinkConsumer(JsonConsumer):
                 # it sends an outbox entry once per link, so the link is closed and the node
                 # sends again all it has not had acknowledged; the link's own work (dispatches,
                 # cancels) is read again at the next welcome.
-                log.warning(
-                    "node %s: database unavailable (%s); closing its link", self.node_id, exc
-                )
-                self.inbox = []
-                await self.close(code=CLOSE_TRY_AGAIN)
+                await self._refuse(exc)
                 return
             except Exception:
                 log.exception("node %s: a batch of %d messages failed", self.node_id, len(messages))

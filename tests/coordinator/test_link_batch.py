@@ -6,7 +6,7 @@ import time
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
 from coordinator import links, services
@@ -104,3 +104,38 @@ def test_a_beating_node_is_not_pinged_and_is_declared_down_when_it_stops(online_
     link = NodeLink.objects.get(node=online_node)
     assert link.lost_at is not None and link.lost_reason.startswith("no beat for")
     assert not links.is_live(online_node.pk)
+
+
+def test_a_batch_the_database_refuses_closes_the_link_and_nothing_after_it_is_stored(
+    alice, online_node, monkeypatch
+):
+    """PostgreSQL restarting: the node's events were not stored, so the link closes (1013, try
+    again) and the node sends them again on its next link; what it sends meanwhile is ignored,
+    or a later event (its `succeeded`) would be stored before the refused one (a log line)."""
+    job = submit(alice, {"node": online_node.pk})
+    about = {"job_id": job.uuid.hex, "attempt": 1}
+    handle = services.handle_link_messages
+    down = {"now": True}
+
+    def flaky(**kwargs):
+        if down["now"] and any(kind == "event" for kind, _ in kwargs["messages"]):
+            down["now"] = False  # back up at once: only the refused batch's link must close
+            raise OperationalError("terminating connection due to administrator command")
+        return handle(**kwargs)
+
+    monkeypatch.setattr(services, "handle_link_messages", flaky)
+
+    async def scenario() -> dict:
+        link, _ = await connect_node(online_node.signing_key, features=["beat", "pong"])
+        await link.send_json_to({"type": "event", **about, "id": "1-0", "status": "running"})
+        while (output := await link.receive_output(timeout=10))["type"] != "websocket.close":
+            pass
+        # The node has not seen the close yet and sends its next event on the old link.
+        await link.send_json_to({"type": "event", **about, "id": "2-0", "status": "succeeded"})
+        assert await link.receive_nothing(timeout=0.5)
+        return output
+
+    assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 1013}
+    job.refresh_from_db()
+    assert job.state != "succeeded"
+    assert "succeeded" not in states(job)
