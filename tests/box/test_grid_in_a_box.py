@@ -87,7 +87,14 @@ def _stop(up: Up) -> dict[int, str]:
     """Ctrl-C at its terminal; returns what ran under it, all of which must be gone."""
     everything = descendants(up.process.pid)
     os.killpg(up.process.pid, signal.SIGINT)  # what Ctrl-C at its terminal sends
-    assert up.process.wait(timeout=120) == 0, up.lines[-15:]
+    try:
+        status = up.process.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        still = descendants(up.process.pid)
+        raise AssertionError(
+            f"scripts/up still stopping after 120 s: {up.lines[-25:]}, {still}"
+        ) from None
+    assert status == 0, up.lines[-15:]
     return everything
 
 
