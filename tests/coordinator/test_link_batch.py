@@ -112,6 +112,11 @@ def test_a_batch_the_database_refuses_closes_the_link_and_nothing_after_it_is_st
     """PostgreSQL restarting: the node's events were not stored, so the link closes (1013, try
     again) and the node sends them again on its next link; what it sends meanwhile is ignored,
     or a later event (its `succeeded`) would be stored before the refused one (a log line)."""
+    if connection.vendor == "postgresql":
+        pytest.skip(
+            "on PostgreSQL the link's database calls run in pool threads, which do not see this "
+            "test's transaction; tests/production/test_faults.py kills a real PostgreSQL instead"
+        )
     job = submit(alice, {"node": online_node.pk})
     about = {"job_id": job.uuid.hex, "attempt": 1}
     handle = services.handle_link_messages
@@ -132,7 +137,8 @@ def test_a_batch_the_database_refuses_closes_the_link_and_nothing_after_it_is_st
             pass
         # The node has not seen the close yet and sends its next event on the old link.
         await link.send_json_to({"type": "event", **about, "id": "2-0", "status": "succeeded"})
-        assert await link.receive_nothing(timeout=0.5)
+        while not await link.receive_nothing(timeout=0.5):
+            await link.receive_output()  # what the link sent before (its pending dispatch)
         return output
 
     assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 1013}
