@@ -57,6 +57,9 @@ _VIEW_NAME = "deployment-list"  # the URL name the request metrics count the DRF
 # waiting for PostgreSQL, and each thread keeps its own database connection.
 _THREADS = 4
 _RENDERER = JSONRenderer()
+# One serializer for every reply, as services._EVENT_SHAPE: a ModelSerializer builds its fields
+# anew per instance; to_representation keeps no state between calls.
+_DEPLOYMENT_SHAPE = DeploymentSerializer()
 _SERVER_ERROR = {"error": "server_error", "message": "internal error; it has been logged"}
 
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
@@ -68,7 +71,7 @@ def _token_user(secret: str) -> AbstractBaseUser | None:
     if secret.startswith(API_TOKEN_PREFIX):
         found = user_for_api_secret(secret)
         return found[0] if found else None
-    token = Token.objects.select_related("user").filter(key=secret).first()
+    token = services.first_or_none(Token.objects.select_related("user").filter(key=secret))
     return token.user if token is not None and token.user.is_active else None
 
 
@@ -90,7 +93,7 @@ def _submit(secret: str, envelope: dict) -> tuple[Answer | None, list[notify.Mes
             )
         except ServiceError as exc:
             return _render(exc.http_status, exc.as_body()), []
-        return _render(201, DeploymentSerializer(deployment).data), messages
+        return _render(201, _DEPLOYMENT_SHAPE.to_representation(deployment)), messages
     except Exception as exc:
         if (down := unavailable(exc)) is not None:
             return _render(503, down.as_body(), [(b"retry-after", str(RETRY_AFTER).encode())]), []

@@ -123,4 +123,4 @@ def test_a_submit_costs_five_statements_after_the_login(alice, online_node):
         "INSERT coordinator_job",
         "INSERT coordinator_jobevent",
     ]
-    assert "EXISTS" in captured.captured_queries[3]["sql"]  # the link, read with the node
+    assert "coordinator_nodelink" in captured.captured_queries[3]["sql"]  # read with the node
