@@ -1,5 +1,5 @@
-"""ASGI entry point: Django for HTTP (nodes' uptime reports through the ledger's ingest in
-front of it, ledger/ingest.py), Channels consumers for WebSockets."""
+"""ASGI entry point: Django for HTTP (nodes' uptime reports and registrations through the
+ledger's ingest in front of it, ledger/ingest.py), Channels consumers for WebSockets."""
 
 import os
 
@@ -12,11 +12,11 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from coordinator.routing import websocket_urlpatterns  # noqa: E402
-from ledger.ingest import UptimeIngest  # noqa: E402
+from ledger.ingest import NodeIngest  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": UptimeIngest(django_http),
+        "http": NodeIngest(django_http),
         # Nodes connect without an Origin header; browser consumers check origin themselves.
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
