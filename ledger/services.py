@@ -194,20 +194,23 @@ def register_node(
         else None
     )
 
+    # What the node says about itself: written with the new row, or over the existing one.
+    reported = {
+        **{field: report.capacity[field] for field in ("cru", "mru", "sru", "hru")},
+        "interfaces": report.interfaces,
+        "serial": report.serial,
+        "secure_boot": report.secure_boot,
+        "virtualized": report.virtualized,
+        "agent_version": report.agent_version,
+        "image_version": report.image_version,
+        "mycelium_address": report.mycelium_address,
+        "last_seen": timezone.now(),
+    }
     with transaction.atomic():
         node, created = Node.objects.select_for_update().get_or_create(
-            public_key=public_key, defaults={"farm": farm}
+            public_key=public_key, defaults={"farm": farm, **reported}
         )
-        for field in ("cru", "mru", "sru", "hru"):
-            setattr(node, field, report.capacity[field])
-        node.interfaces = report.interfaces
-        node.serial = report.serial
-        node.secure_boot = report.secure_boot
-        node.virtualized = report.virtualized
-        node.agent_version = report.agent_version
-        node.image_version = report.image_version
-        node.mycelium_address = report.mycelium_address
-        node.last_seen = timezone.now()
+        status = node.status
         if created:
             _audit(
                 AuditKind.NODE_REGISTERED,
@@ -216,6 +219,9 @@ def register_node(
                 node=node,
                 farm=farm,
             )
+        else:
+            for field, value in reported.items():
+                setattr(node, field, value)
         if token is not None and node.status == NodeStatus.PENDING:
             _consume_enrollment_token(token)
             _audit(
@@ -230,7 +236,9 @@ def register_node(
                 reason=f"approved by enrollment token {token.prefix}…",
                 actor=f"node:{public_key}",
             )
-        node.save()
+        # Only what registering changes (a new row was inserted with the report already).
+        if not created or node.status != status:
+            node.save(update_fields=[*reported, "status", "updated_at"])
     return node, created
 
 
