@@ -49,6 +49,7 @@ from django.db import close_old_connections
 from django.http.request import split_domain_port, validate_host
 
 from grid import json_input
+from grid.api_errors import RETRY_AFTER, unavailable
 from grid.errors import ServiceError
 from ledger import node_auth, services
 from ledger.gateways import gateway_settings
@@ -212,13 +213,16 @@ def _write_registration(
         if not node_auth.remember_nonces([(header.key, header.nonce)])[0]:
             refusal = node_auth.nonce_replayed()
             return refusal.http_status, refusal.as_body()
-        try:
-            node, created = services.register_node(
-                public_key=header.key, farm_id=farm, enroll_token=enroll_token, report=report
-            )
-        except ServiceError as refusal:
-            return refusal.http_status, refusal.as_body()
+        node, created = services.register_node(
+            public_key=header.key, farm_id=farm, enroll_token=enroll_token, report=report
+        )
         return (201 if created else 200), registration_reply(node)
+    except ServiceError as refusal:
+        return refusal.http_status, refusal.as_body()
+    except Exception as exc:  # the database or Redis down: the API's 503, as DRF answers it
+        if (down := unavailable(exc)) is None:
+            raise
+        return down.http_status, down.as_body()
     finally:
         close_old_connections()
 
@@ -426,5 +430,7 @@ _REPLY_HEADERS = (
 async def _send_json(send: Send, status: int, answer: dict) -> None:
     body = json.dumps(answer, separators=(",", ":")).encode()
     headers = [*_REPLY_HEADERS, (b"content-length", b"%d" % len(body))]
+    if status == 503:  # a backing service down: when to try again, as the API says it
+        headers.append((b"retry-after", str(RETRY_AFTER).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -297,15 +297,18 @@ def _statement_cursor() -> Iterator[Any]:
     On PostgreSQL a plain psycopg cursor on Django's connection: it binds parameters on the
     server, and psycopg prepares a statement it has run five times, so a batch's few statements
     are neither formatted in Python (Django's default client-side binding was ~7 % of a
-    report's CPU in a profile) nor parsed and planned again by PostgreSQL. Elsewhere (SQLite)
-    Django's own cursor.
+    report's CPU in a profile) nor parsed and planned again by PostgreSQL. Wrapped as Django
+    wraps its own, so errors are Django's (a lost server marks the connection unusable) and
+    queries are logged where Django logs them. Elsewhere (SQLite) Django's own cursor.
     """
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             yield cursor
         return
     connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    raw = psycopg.Cursor(connection.connection)
+    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+    with wrap(raw) as cursor:
         yield cursor
 
 
