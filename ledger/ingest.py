@@ -9,7 +9,7 @@ three to four hops between the event loop and a new thread per request (Django's
 runs each request's sync parts in a thread of its own). What a report needs is a signature
 check, a nonce, and a few rows written.
 
-So `UptimeIngest` wraps the Django ASGI app and takes only `POST /api/v1/nodes/<id>/uptime`
+So `NodeIngest` wraps the Django ASGI app and takes `POST /api/v1/nodes/<id>/uptime`
 with a well-formed, correctly signed, plainly valid body. It checks the clock window and the
 signature in the event loop (ed25519 in C), then queues the report; one task per process takes
 everything queued while the previous batch was being written and writes it in one thread hop:
@@ -24,8 +24,8 @@ once a day, but a fleet rebooting after a power cut registers all at once, and t
 registration cost ~13 ms of a worker's CPU, mostly the middleware chain and its thread hops
 (docs/performance.md). A correctly signed, plainly valid one is checked here, then its nonce
 and `ledger.services.register_node` (the DRF view's service) run in one hop to a thread; the
-reply is the view's (NodeSerializer and the report interval), and a refusal is the service's
-error as the API renders it.
+reply is the view's (NodeSerializer and the report interval), a refusal is the service's error
+as the API renders it, and a database or Redis outage the API's 503.
 
 Anything else — another path, no or a malformed signature, a body the strict checks here do
 not accept (DRF is more lenient: "12" for 12, whitespace around text, unknown fields ignored),
@@ -67,13 +67,13 @@ Send = Callable[[dict], Awaitable[None]]
 
 _PATH = re.compile(r"^/api/v1/nodes/([0-9]+|[0-9a-fA-F]{64})/uptime$")
 _REGISTER_PATH = "/api/v1/nodes"
-_REGISTER_VIEW_NAME = "node-list"
+_REGISTER_VIEW_NAME = "node-list"  # the URL name the request metrics count the DRF view under
 _REGISTER_THREADS = 4  # registrations written at once per worker (each is its own transaction)
 _FLAG = re.compile(r"[a-z][a-z0-9_]{0,63}")
-_BODY_LIMIT = 64 * 1024  # a report is ~100 bytes; anything near this goes to Django's limits
+_BODY_LIMIT = 64 * 1024  # a report is ~100 bytes, a registration ~1 KB; larger: Django's
 _BATCH_MAX = 500
 _CAPACITY_MAX = {"cru": 1_000_000, "mru": 2**62, "sru": 2**62, "hru": 2**62}  # CapacitySerializer
-_VIEW_NAME = "node-uptime"  # the URL name the request metrics count the DRF view under
+_UPTIME_VIEW_NAME = "node-uptime"
 
 
 def uptime_reply(node: Node, status: str) -> dict:
@@ -324,7 +324,7 @@ class NodeIngest:
         ):
             return await self.app(scope, receive, send)
         if _PATH.match(scope["path"]):
-            take, view = self._uptime, _VIEW_NAME
+            take, view = self._uptime, _UPTIME_VIEW_NAME
         elif scope["path"] == _REGISTER_PATH:
             take, view = self._register, _REGISTER_VIEW_NAME
         else:
@@ -367,7 +367,8 @@ class NodeIngest:
                 max_workers=_REGISTER_THREADS, thread_name_prefix="node-register"
             )
         loop = asyncio.get_running_loop()
-        # Shielded as a report is: a client gone does not undo a registration under way.
+        # Shielded: a request cancelled (its client gone) does not cancel a registration that
+        # has not started yet; one that has runs to its end in any case.
         return await asyncio.shield(
             loop.run_in_executor(self._registrations, _write_registration, header, *parsed)
         )

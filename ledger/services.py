@@ -274,6 +274,8 @@ def record_uptime_batch(reports: list[UptimeIn]) -> list[tuple[Node, str] | Ledg
     the ledger monitor never deadlock; a node reporting twice in a batch has both reports
     stored and counted, in arrival order.
     """
+    if not reports:  # every nonce of the batch was replayed
+        return []
     with transaction.atomic(), _statement_cursor() as cursor:
         nodes = _lock_reporting_nodes(cursor, {r.public_key for r in reports})
         outcomes: list[tuple[Node, str] | LedgerError | None] = []
