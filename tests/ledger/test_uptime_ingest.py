@@ -325,3 +325,20 @@ def test_registrations_it_does_not_take_get_djangos_answer(farm):
     padded = node.register(farm, serial=" SN-1 ")  # DRF trims text
     assert "Allow" in padded.headers
     assert Node.objects.get().serial == "SN-1"
+
+
+def test_a_registration_while_redis_is_down_gets_the_apis_503(client, farm, tmp_path, settings):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    with RedisServer(tmp_path / "redis", watch_every=0.1) as server:
+        gone = server.url  # stopped on leaving: nothing listens there any more
+    nonces = {"BACKEND": "grid.redis_cache.SharedPoolRedisCache", "LOCATION": gone}
+    settings.CACHES = {**settings.CACHES, "nonces": nonces}
+    ingest = NodeClient(AsgiClient()).register(farm)
+    drf = NodeClient(client).register(farm)
+    assert "Allow" not in ingest.headers
+    assert ingest.status_code == drf.status_code == 503
+    assert ingest.json() == drf.json()
+    assert ingest.json()["error"] == "unavailable"
+    assert ingest.headers["Retry-After"] == drf.headers["Retry-After"]
+    assert not Node.objects.exists()
