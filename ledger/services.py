@@ -172,10 +172,14 @@ def register_node(
     *, public_key: str, farm_id: int, enroll_token: str | None, report: NodeReport
 ) -> tuple[Node, bool]:
     """Idempotent upsert keyed by public key; returns (node, created)."""
-    farm = Farm.objects.filter(pk=farm_id).first()
+    existing = Node.objects.select_related("farm").filter(public_key=public_key).first()
+    # A node registering again (a fleet rebooting) names its own farm: read with the node.
+    if existing is not None and existing.farm_id == farm_id:
+        farm = existing.farm
+    else:
+        farm = Farm.objects.filter(pk=farm_id).first()
     if farm is None:
         raise LedgerError("unknown_farm", f"farm {farm_id} does not exist", http_status=404)
-    existing = Node.objects.filter(public_key=public_key).first()
     if existing is not None:
         if existing.status == NodeStatus.DECOMMISSIONED:
             raise LedgerError(
