@@ -1,5 +1,5 @@
-"""ASGI entry point: Django for HTTP (nodes' uptime reports through the ledger's ingest in
-front of it, ledger/ingest.py, and token submits of deployments through
+"""ASGI entry point: Django for HTTP (nodes' uptime reports and registrations through the
+ledger's ingest in front of it, ledger/ingest.py, and token submits of deployments through
 coordinator/submit_ingest.py), Channels consumers for WebSockets."""
 
 import os
@@ -14,11 +14,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from coordinator.routing import websocket_urlpatterns  # noqa: E402
 from coordinator.submit_ingest import SubmitIngest  # noqa: E402
-from ledger.ingest import UptimeIngest  # noqa: E402
+from ledger.ingest import NodeIngest  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": UptimeIngest(SubmitIngest(django_http)),
+        "http": NodeIngest(SubmitIngest(django_http)),
         # Nodes connect without an Origin header; browser consumers check origin themselves.
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
