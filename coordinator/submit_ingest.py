@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -40,14 +40,11 @@ from coordinator.serializers import DeploymentSerializer
 from grid import json_input
 from grid.api_errors import RETRY_AFTER, unavailable
 from grid.errors import ServiceError
-from ledger.ingest import _host_allowed, _read_body, _replay
+from grid.fastpath import JSON_REPLY_HEADERS, Receive, Scope, Send, host_allowed, read_body, replay
 from ops.metrics import REQUEST_SECONDS, REQUESTS
 
 log = logging.getLogger(__name__)
 
-Scope = dict
-Receive = Callable[[], Awaitable[dict]]
-Send = Callable[[dict], Awaitable[None]]
 
 PATH = "/api/v1/deployments"
 _BODY_LIMIT = 256 * 1024  # a script is at most SCRIPT_MAX_CHARS; larger goes to Django's limits
@@ -119,7 +116,7 @@ def _secret(headers: dict[bytes, bytes]) -> str | None:
     """The API token of a request this path may take, else None."""
     if b"cookie" in headers or headers.get(b"content-type") != b"application/json":
         return None  # with a session cookie DRF may authenticate the session user instead
-    if headers.get(b"accept", b"") not in _ACCEPTED or not _host_allowed(headers):
+    if headers.get(b"accept", b"") not in _ACCEPTED or not host_allowed(headers):
         return None
     words = headers.get(b"authorization", b"").split()
     if len(words) != 2 or words[0].lower() != b"token":
@@ -149,7 +146,7 @@ class SubmitIngest:
         secret = _secret(headers)
         if secret is None or not length.isdigit() or int(length) > _BODY_LIMIT:
             return await self.app(scope, receive, send)
-        body, complete = await _read_body(receive)
+        body, complete = await read_body(receive, _BODY_LIMIT)
         if body is None:
             return None  # the client went away
         envelope = _plain_envelope(body) if complete else None
@@ -162,17 +159,15 @@ class SubmitIngest:
             )
             await notify.send_all(messages)
         if answer is None:
-            return await self.app(scope, _replay(body, complete, receive), send)
+            return await self.app(scope, replay(body, complete, receive), send)
         status, payload, extra = answer
         await send(
             {
                 "type": "http.response.start",
                 "status": status,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    *JSON_REPLY_HEADERS,
                     (b"content-length", str(len(payload)).encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"x-frame-options", b"DENY"),
                     *extra,
                 ],
             }

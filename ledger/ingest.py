@@ -40,17 +40,17 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import close_old_connections
-from django.http.request import split_domain_port, validate_host
 
 from grid import json_input
 from grid.api_errors import RETRY_AFTER, unavailable
 from grid.errors import ServiceError
+from grid.fastpath import JSON_REPLY_HEADERS, Receive, Scope, Send, host_allowed, read_body, replay
 from ledger import node_auth, services
 from ledger.gateways import gateway_settings
 from ledger.models import Node
@@ -61,9 +61,6 @@ from signing.node_request import SCHEME, SignedHeader, parse_authorization, veri
 
 log = logging.getLogger(__name__)
 
-Scope = dict
-Receive = Callable[[], Awaitable[dict]]
-Send = Callable[[dict], Awaitable[None]]
 
 _PATH = re.compile(r"^/api/v1/nodes/([0-9]+|[0-9a-fA-F]{64})/uptime$")
 _REGISTER_PATH = "/api/v1/nodes"
@@ -232,13 +229,6 @@ def registration_reply(node: Node) -> dict:
     return {**NodeSerializer(node).data, "interval": settings.ZOS_UPTIME_INTERVAL}
 
 
-def _host_allowed(headers: dict[bytes, bytes]) -> bool:
-    if settings.USE_X_FORWARDED_HOST or settings.SECURE_SSL_REDIRECT:
-        return False  # Django's rules for those: leave it to Django
-    domain, _port = split_domain_port(headers.get(b"host", b"").decode("latin-1"))
-    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
-
-
 def _write(batch: list[_Report]) -> list[tuple[int, dict]]:
     """Runs in the ingest thread: nonces, then the reports of the fresh ones, in one go."""
     close_old_connections()
@@ -334,13 +324,13 @@ class NodeIngest:
         length = headers.get(b"content-length", b"")
         if not length.isdigit() or int(length) > _BODY_LIMIT:
             return await self.app(scope, receive, send)
-        body, complete = await _read_body(receive)
+        body, complete = await read_body(receive, _BODY_LIMIT)
         if body is None:
             return None  # the client went away
         header = complete and _signed(scope, headers, body)
         answer = header and await take(scope["path"], header, body)
         if not answer:
-            return await self.app(scope, _replay(body, complete, receive), send)
+            return await self.app(scope, replay(body, complete, receive), send)
         status, reply = answer
         await _send_json(send, status, reply)
         REQUESTS.labels(view, "POST", str(status)).inc()
@@ -381,7 +371,7 @@ def _signed(scope: Scope, headers: dict[bytes, bytes], body: bytes) -> SignedHea
     content_type = headers.get(b"content-type", b"")
     if not authorization.startswith(SCHEME + " ") or content_type != b"application/json":
         return None
-    if not _host_allowed(headers):
+    if not host_allowed(headers):
         return None
     try:
         header = parse_authorization(authorization)
@@ -391,46 +381,9 @@ def _signed(scope: Scope, headers: dict[bytes, bytes], body: bytes) -> SignedHea
     return header
 
 
-async def _read_body(receive: Receive) -> tuple[bytes | None, bool]:
-    """The body, and whether it is complete (False: larger than the limit, rest unread)."""
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None, False
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks), True
-        if size > _BODY_LIMIT:
-            return b"".join(chunks), False
-
-
-def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:
-    """`receive` for Django: the bytes already read first, then the rest of the stream."""
-    replayed = False
-
-    async def replay() -> dict:
-        nonlocal replayed
-        if replayed:
-            return await receive()
-        replayed = True
-        return {"type": "http.request", "body": body, "more_body": not complete}
-
-    return replay
-
-
-_REPLY_HEADERS = (
-    (b"content-type", b"application/json"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-)
-
-
 async def _send_json(send: Send, status: int, answer: dict) -> None:
     body = json.dumps(answer, separators=(",", ":")).encode()
-    headers = [*_REPLY_HEADERS, (b"content-length", b"%d" % len(body))]
+    headers = [*JSON_REPLY_HEADERS, (b"content-length", b"%d" % len(body))]
     if status == 503:  # a backing service down: when to try again, as the API says it
         headers.append((b"retry-after", str(RETRY_AFTER).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
