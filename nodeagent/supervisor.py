@@ -49,6 +49,14 @@ BACKOFF_MAX = 60.0
 FEATURES = ["beat", "pong", "cancel_ack", "logs"]
 
 
+def reconnect_delay(failures: int, base: float = BACKOFF_BASE) -> float:
+    """How long to wait before the next link attempt after `failures` in a row (1 after a link
+    that was up). Shared with bench/node_sim_bench.py, whose simulated fleet reconnects as the
+    agent does."""
+    delay = min(BACKOFF_MAX, base * 2 ** min(failures - 1, 6))
+    return delay * random.uniform(0.5, 1.0)  # noqa: S311  (jitter, not crypto)
+
+
 class LinkRefused(Exception):
     pass
 
@@ -233,8 +241,7 @@ class Supervisor:
                 LedgerUnavailable,
             ) as exc:
                 failures = 1 if self.sessions > sessions else failures + 1
-                delay = min(BACKOFF_MAX, self.backoff_base * 2 ** min(failures - 1, 6))
-                delay *= random.uniform(0.5, 1.0)  # noqa: S311
+                delay = reconnect_delay(failures, self.backoff_base)
                 log.warning("coordinator link down (%s); reconnecting in %.1fs", exc, delay)
                 self.stop.wait(delay)
 
