@@ -66,11 +66,22 @@ def link_lost(node_id: int, session: str, reason: str) -> bool:
     )
 
 
+# Links per refresh statement: within every database's limit on parameters (SQLite's 32,766).
+REFRESH_CHUNK = 5000
+
+
 def refresh(sessions: dict[int, str]) -> None:
-    """Say again that these links (node id → session) still answer: one write for all of them."""
-    if not sessions:
-        return
-    match = Q()
-    for node_id, session in sessions.items():
-        match |= Q(node_id=node_id, session=session)
-    NodeLink.objects.filter(match, lost_at__isnull=True).update(seen_at=timezone.now())
+    """Say again that these links (node id → session) still answer: one write per 5,000 links.
+
+    Matched by session alone: a session is a random 128-bit token naming one connection, so it
+    finds only its own link's row, and not a newer link of the same node held by another process.
+    (An OR of (node, session) pairs cost O(links²) to build in Python and most of an idle
+    worker's upkeep at a few thousand links.)"""
+    pairs = list(sessions.items())
+    now = timezone.now()
+    for start in range(0, len(pairs), REFRESH_CHUNK):
+        nodes, tokens = zip(*pairs[start : start + REFRESH_CHUNK], strict=True)
+        # node_id for the index (the table holds a row per node ever linked), session to match.
+        NodeLink.objects.filter(node_id__in=nodes, session__in=tokens, lost_at__isnull=True).update(
+            seen_at=now
+        )

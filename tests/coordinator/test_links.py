@@ -1,0 +1,50 @@
+"""The link loop's one write that says every link of a process still answers (links.refresh)."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from coordinator import links
+from coordinator.models import NodeLink
+from tests.conftest import make_farm
+from tests.coordinator.conftest import make_online_node
+
+
+def _age(*node_ids: int) -> None:
+    """Links last heard from longer ago than the liveness window: dead unless refreshed."""
+    NodeLink.objects.filter(node_id__in=node_ids).update(
+        seen_at=timezone.now() - timedelta(hours=1)
+    )
+
+
+def test_refresh_keeps_every_named_link_live_with_one_write(db, django_assert_num_queries):
+    farm = make_farm("farm-a")
+    nodes = [make_online_node(farm, linked=False) for _ in range(3)]
+    for i, node in enumerate(nodes):
+        links.link_up(node.pk, f"session-{i}")
+    _age(*(n.pk for n in nodes))
+    assert links.live_node_ids(n.pk for n in nodes) == set()
+    with django_assert_num_queries(1):
+        links.refresh({n.pk: f"session-{i}" for i, n in enumerate(nodes)})
+    assert links.live_node_ids(n.pk for n in nodes) == {n.pk for n in nodes}
+
+
+def test_refresh_of_an_old_session_does_not_revive_a_node_that_linked_elsewhere(db):
+    # The node dropped its link on this process and linked again through another process,
+    # whose link then died: this process's tick still names the old session.
+    farm = make_farm("farm-a")
+    node = make_online_node(farm, linked=False)
+    links.link_up(node.pk, "old-session")
+    links.link_up(node.pk, "new-session")
+    _age(node.pk)
+    links.refresh({node.pk: "old-session"})
+    assert not links.is_live(node.pk)
+
+
+def test_refresh_leaves_a_link_marked_lost_down(db):
+    farm = make_farm("farm-a")
+    node = make_online_node(farm, linked=False)
+    links.link_up(node.pk, "session")
+    links.link_lost(node.pk, "session", "closed (1006)")
+    links.refresh({node.pk: "session"})
+    assert not links.is_live(node.pk)
