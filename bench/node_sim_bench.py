@@ -72,18 +72,23 @@ class Fleet:
     both with the agent's jitter. Handshakes and refusals are counted per phase (`phase`), so a
     storm's figures are its own."""
 
-    def __init__(self, box: ProductionBox, keys: list[SigningKey], report_every: float) -> None:
-        self.box = box
+    def __init__(self, url: str, keys: list[SigningKey], report_every: float = 60) -> None:
+        self.port = int(url.rsplit(":", 1)[1])  # the control plane at http://127.0.0.1:PORT
         self.keys = keys
         self.report_every = report_every
-        self.ws_url = box.url.replace("http://", "ws://") + "/ws/node/"
+        self.ws_url = url.replace("http://", "ws://") + "/ws/node/"
         self.phase = "link-up"
         self.handshakes: dict[str, list[float]] = {}
         self.refused: dict[str, list[str]] = {}
         self.links: dict[int, ClientConnection] = {}  # node index → its open link
+        self.sessions = [0] * len(keys)  # links each node has had welcomed
         self.dropped = 0  # links the control plane (or a storm) closed under a node
         self.dispatched: dict[str, float] = {}  # deployment name → when its dispatch arrived
         self.reports = 0
+        # Nodes that have reported uptime: registered nodes go offline if they do not report
+        # within three intervals (5,000 registrations take minutes), and only online ones take
+        # deployments.
+        self.reported: set[int] = set()
         self.stop = asyncio.Event()
 
     @property
@@ -106,6 +111,7 @@ class Fleet:
             else:
                 failures = 1  # the agent's count after a link that was up
                 self.links[index] = ws
+                self.sessions[index] += 1
                 try:
                     await self._serve(ws, welcome.get("beat"))
                 except ConnectionClosed:
@@ -194,8 +200,8 @@ class Fleet:
 
     async def reporter(self, node_ids: list[int]) -> None:
         """Uptime reports, one node after another, each node every `report_every` seconds."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.box.port)
-        host = f"127.0.0.1:{self.box.port}"
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        host = f"127.0.0.1:{self.port}"
         gap = self.report_every / len(node_ids)
         body = json.dumps({"uptime": 3600, "health": []}, separators=(",", ":")).encode()
         index = 0
@@ -215,6 +221,7 @@ class Fleet:
             )
             await reader.readexactly(length)
             self.reports += 1
+            self.reported.add(node_ids[index])
             index = (index + 1) % len(node_ids)
             await asyncio.sleep(gap)
         writer.close()
@@ -242,7 +249,8 @@ class OwnerFeed:
 async def submit_all(
     box: ProductionBox, node_ids: list[int], count: int, rate: float, prefix: str = "sim"
 ):
-    """POST `count` signed deployments at `rate` per second; (name, id, posted at) each."""
+    """POST `count` signed deployments at `rate` per second: (name, id, posted at) of each
+    accepted one, and the error code of each refused one."""
     host = f"127.0.0.1:{box.port}"
     bodies = []
     for i in range(count):
@@ -258,7 +266,7 @@ async def submit_all(
         envelope = sign_envelope(box.key, DEPLOYMENT_TYPE, json.dumps(payload).encode())
         bodies.append(json.dumps({"envelope": envelope}).encode())
     headers = {**box.headers, "Content-Type": "application/json"}
-    submitted = []
+    submitted, rejected = [], []
     reader, writer = await asyncio.open_connection("127.0.0.1", box.port)
     for i, body in enumerate(bodies):
         posted = time.perf_counter()
@@ -270,24 +278,27 @@ async def submit_all(
             if line.lower().startswith(b"content-length:")
         )
         answer = json.loads(await reader.readexactly(length))
-        submitted.append((f"{prefix}-{i}", answer["id"], posted))
+        if "id" in answer:
+            submitted.append((f"{prefix}-{i}", answer["id"], posted))
+        else:
+            rejected.append(answer.get("error", str(answer)[:80]))
         await asyncio.sleep(max(0.0, posted + 1 / rate - time.perf_counter()))
     writer.close()
-    return submitted
+    return submitted, rejected
 
 
-def register(box: ProductionBox, keys: list[SigningKey]) -> list[int]:
-    token = box.manage("create_enrollment_token", str(box.farm), "--uses", str(len(keys)))
+def register(port: int, farm: int, enroll_token: str, keys: list[SigningKey]) -> list[int]:
+    """Register every key as a node of `farm` (approved at once by the token); their ids."""
     body = {
-        "farm": box.farm,
-        "enroll_token": token.split()[-1],
+        "farm": farm,
+        "enroll_token": enroll_token,
         "capacity": CAPACITY,
         "interfaces": [],
         "agent_version": "sim",
     }
-    host = f"127.0.0.1:{box.port}"
+    host = f"127.0.0.1:{port}"
     requests = [signed(k, "POST", "/api/v1/nodes", host, body) for k in keys]
-    result = fire("127.0.0.1", box.port, requests, concurrency=8, keep_bodies=True)
+    result = fire("127.0.0.1", port, requests, concurrency=8, keep_bodies=True)
     bad = {s: n for s, n in result.statuses.items() if s >= 300}
     if bad:
         raise SystemExit(f"registration failed: {bad}: {result.bodies[0][:300]!r}")
@@ -407,7 +418,10 @@ async def deployments(
     """`count` trivial deployments at `rate` per second to random nodes; their latencies."""
     print(f"{label}: submitting {count} at {rate:g}/s", file=sys.stderr)
     before, t0 = box.control_plane_cpu(), time.perf_counter()
-    submitted = await submit_all(box, node_ids, count, rate, prefix=label)
+    targets = sorted(fleet.reported) or node_ids
+    submitted, rejected = await submit_all(box, targets, count, rate, prefix=label)
+    if rejected:
+        report.notes.append(f"{label}: {len(rejected)} submissions refused: {set(rejected)}")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and any(
         (dep, "succeeded") not in feed.seen for _, dep, _ in submitted
@@ -449,8 +463,9 @@ def kill_worker(box: ProductionBox, name: str = "asgi-1"):
 async def simulate(box: ProductionBox, args: argparse.Namespace, report: Report) -> None:
     keys = [SigningKey.generate() for _ in range(args.nodes)]
     print(f"registering {args.nodes} nodes", file=sys.stderr)
-    node_ids = await asyncio.to_thread(register, box, keys)
-    fleet = Fleet(box, keys, args.report_every)
+    token = box.manage("create_enrollment_token", str(box.farm), "--uses", str(len(keys)))
+    node_ids = await asyncio.to_thread(register, box.port, box.farm, token.split()[-1], keys)
+    fleet = Fleet(box.url, keys, args.report_every)
     rss_before = _asgi(box.control_plane_rss())
     sim_cpu = time.process_time()
     tasks = await link_up(fleet, args, report)
