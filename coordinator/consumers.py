@@ -18,8 +18,6 @@ from coordinator.link_db import db_call
 from coordinator.linkloop import link_loop
 from coordinator.notify import node_group, user_group
 from coordinator.ws_json import JsonConsumer
-from ledger.models import Node
-from ledger.states import APPROVED_STATUSES
 from signing import SignatureError
 from signing.keys import b64decode, parse_public_key
 
@@ -44,12 +42,6 @@ def _remember(seen: dict, key) -> None:
     seen[key] = None
     if len(seen) > MAX_REMEMBERED:
         del seen[next(iter(seen))]
-
-
-@db_call
-def _approved_node(public_key: str) -> Node | None:
-    node = Node.objects.filter(public_key=public_key).first()
-    return node if node is not None and node.status in APPROVED_STATUSES else None
 
 
 _events_between = db_call(services.events_between)
@@ -214,7 +206,7 @@ class NodeLinkConsumer(JsonConsumer):
         except (SignatureError, BadSignatureError, ValueError):
             await self.close(code=CLOSE_BAD_SIGNATURE)
             return
-        node = await _approved_node(bytes(key).hex())
+        node = await db_call(links.link_approved_node)(bytes(key).hex(), self.session)
         if node is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
@@ -224,7 +216,6 @@ class NodeLinkConsumer(JsonConsumer):
         self.features = features if isinstance(features, list) else []
         self.answers_pings = "pong" in self.features
         self.beats = "beat" in self.features
-        await db_call(links.link_up)(node.pk, self.session)
         await self.channel_layer.group_add(node_group(node.pk), self.channel_name)
         # Our clock, so a node whose clock is off checks expiry and stamps its events by ours.
         welcome = {"type": "welcome", "node": node.pk, "time": time.time()}

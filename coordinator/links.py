@@ -13,6 +13,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from coordinator.models import NodeLink
+from ledger.models import Node
+from ledger.states import APPROVED_STATUSES
 
 
 def _stale_before():
@@ -44,17 +46,25 @@ def is_live(node_id: int) -> bool:
 
 
 def link_up(node_id: int, session: str) -> None:
+    """Record the node's link up under `session`: one statement (an upsert), as every node of a
+    dropped fleet says hello at once and each handshake waits for it."""
     now = timezone.now()
-    NodeLink.objects.update_or_create(
-        node_id=node_id,
-        defaults={
-            "session": session,
-            "connected_at": now,
-            "seen_at": now,
-            "lost_at": None,
-            "lost_reason": "",
-        },
+    NodeLink.objects.bulk_create(
+        [NodeLink(node_id=node_id, session=session, connected_at=now, seen_at=now)],
+        update_conflicts=True,
+        unique_fields=["node"],
+        update_fields=["session", "connected_at", "seen_at", "lost_at", "lost_reason"],
     )
+
+
+def link_approved_node(public_key: str, session: str) -> Node | None:
+    """At a link's hello: the approved node with this key, its link recorded up under
+    `session` — or None (unknown, pending or decommissioned), nothing recorded. One trip to the
+    database thread for both."""
+    node = Node.objects.filter(public_key=public_key, status__in=APPROVED_STATUSES).first()
+    if node is not None:
+        link_up(node.pk, session)
+    return node
 
 
 def link_lost(node_id: int, session: str, reason: str) -> bool:

@@ -6,6 +6,8 @@ from django.utils import timezone
 
 from coordinator import links
 from coordinator.models import NodeLink
+from ledger.choices import NodeStatus
+from ledger.models import Node
 from tests.conftest import make_farm
 from tests.coordinator.conftest import make_online_node
 
@@ -48,3 +50,30 @@ def test_refresh_leaves_a_link_marked_lost_down(db):
     links.link_lost(node.pk, "session", "closed (1006)")
     links.refresh({node.pk: "session"})
     assert not links.is_live(node.pk)
+
+
+def test_a_node_that_links_again_is_live_under_its_new_session(db):
+    farm = make_farm("farm-a")
+    node = make_online_node(farm, linked=False)
+    links.link_up(node.pk, "first")
+    links.link_lost(node.pk, "first", "closed (1006)")
+    links.link_up(node.pk, "second")
+    link = NodeLink.objects.get(node_id=node.pk)
+    assert (link.session, link.lost_at, link.lost_reason) == ("second", None, "")
+    assert links.is_live(node.pk)
+    # The old session's late close does not take the new link down.
+    assert not links.link_lost(node.pk, "first", "closed (1000)")
+    assert links.is_live(node.pk)
+
+
+def test_only_an_approved_node_gets_its_link_recorded_at_hello(db, django_assert_num_queries):
+    farm = make_farm("farm-a")
+    approved = make_online_node(farm, linked=False)
+    pending = make_online_node(farm, linked=False)
+    Node.objects.filter(pk=pending.pk).update(status=NodeStatus.PENDING)
+    with django_assert_num_queries(2):  # the node, and the link's upsert
+        assert links.link_approved_node(approved.public_key, "s1") == approved
+    assert links.link_approved_node(pending.public_key, "s2") is None
+    assert links.link_approved_node("00" * 32, "s3") is None
+    assert links.is_live(approved.pk)
+    assert not NodeLink.objects.filter(node_id=pending.pk).exists()
