@@ -18,6 +18,7 @@ from coordinator.link_db import db_call
 from coordinator.linkloop import link_loop
 from coordinator.notify import node_group, user_group
 from coordinator.ws_json import JsonConsumer
+from ledger.models import Node
 from signing import SignatureError
 from signing.keys import b64decode, parse_public_key
 
@@ -42,6 +43,19 @@ def _remember(seen: dict, key) -> None:
     seen[key] = None
     if len(seen) > MAX_REMEMBERED:
         del seen[next(iter(seen))]
+
+
+@db_call
+def _hello_node(public_key: str, session: str) -> tuple[Node | None, bool]:
+    """At hello, in one trip to the database: the approved node with this key (its link
+    recorded up), and whether it has dispatches or cancels waiting. Most nodes that link have
+    none, and reading them (a locking transaction) was the largest part of a handshake's cost in
+    a reconnect storm. Work queued between this check and the link joining its node's group is
+    found by the link loop's catch-up poll (ZOS_LINK_POLL)."""
+    node = links.link_approved_node(public_key, session)
+    if node is None:
+        return None, False
+    return node, bool(services.nodes_with_work([node.pk]))
 
 
 _events_between = db_call(services.events_between)
@@ -206,7 +220,7 @@ class NodeLinkConsumer(JsonConsumer):
         except (SignatureError, BadSignatureError, ValueError):
             await self.close(code=CLOSE_BAD_SIGNATURE)
             return
-        node = await db_call(links.link_approved_node)(bytes(key).hex(), self.session)
+        node, has_work = await _hello_node(bytes(key).hex(), self.session)
         if node is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
@@ -223,7 +237,8 @@ class NodeLinkConsumer(JsonConsumer):
             welcome["beat"] = settings.ZOS_LINK_PING_INTERVAL
         await self.send_json(welcome)
         link_loop.add(self)
-        await self.send_pending()
+        if has_work:
+            await self.send_pending()
 
     def _queue(self, kind: str, content: dict) -> None:
         """Queue work for the link's next batch, starting the task that drains it if idle."""
