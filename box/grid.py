@@ -343,7 +343,9 @@ def haproxy_config(settings: ProductionSettings) -> str:
     leastconn, because node links are long-lived: a worker's share is the links it holds, not
     the connections it was once given. A worker that fails two health checks takes no new
     connections; a connection it refuses is retried on another (redispatch), so a node whose
-    worker died reconnects through the same address. `timeout tunnel` is a WebSocket's idle
+    worker died reconnects through the same address. A health check may take 5 s (`timeout
+    check`): a worker busy with a reconnect storm's handshakes answered in over 2 s, was taken
+    out, and sent every link to the other (a dead worker refuses the check's connection at once). `timeout tunnel` is a WebSocket's idle
     limit (the link pings every few seconds).
 
     The errors HAProxy answers itself are the API's JSON error body, not its HTML pages: while
@@ -382,6 +384,7 @@ defaults
     timeout client 60s
     timeout server 60s
     timeout tunnel 1h
+    timeout check 5s
     timeout client-fin 5s
 {http_errors}
 
