@@ -236,14 +236,19 @@ class OwnerFeed:
         self.seen: dict[tuple[int, str], float] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
-        async with connect(self.url, additional_headers=self.headers) as ws:
-            while not stop.is_set():
-                try:
-                    event = json.loads(await asyncio.wait_for(ws.recv(), timeout=1))
-                except TimeoutError:
-                    continue
-                key = (event.get("deployment"), event.get("status"))
-                self.seen.setdefault(key, time.perf_counter())
+        """Follow the feed until `stop`, connecting again when its worker dies (a storm)."""
+        while not stop.is_set():
+            try:
+                async with connect(self.url, additional_headers=self.headers) as ws:
+                    while not stop.is_set():
+                        try:
+                            event = json.loads(await asyncio.wait_for(ws.recv(), timeout=1))
+                        except TimeoutError:
+                            continue
+                        key = (event.get("deployment"), event.get("status"))
+                        self.seen.setdefault(key, time.perf_counter())
+            except (OSError, InvalidStatus, ConnectionClosed):
+                await asyncio.sleep(0.5)
 
 
 async def submit_all(
@@ -470,6 +475,7 @@ async def simulate(box: ProductionBox, args: argparse.Namespace, report: Report)
     sim_cpu = time.process_time()
     tasks = await link_up(fleet, args, report)
     await asyncio.sleep(args.settle)  # the link-up writes and first pings are over
+    print(f"idle: {fleet.linked} links for {args.idle:g} s", file=sys.stderr)
     before, t0 = box.control_plane_cpu(), time.perf_counter()
     await asyncio.sleep(args.idle)
     idle = cpu_delta(before, box.control_plane_cpu(), time.perf_counter() - t0)
