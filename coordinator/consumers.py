@@ -15,7 +15,7 @@ from nacl.exceptions import BadSignatureError
 from coordinator import links, nodelogs, notify, services
 from coordinator.inventory import record_inventory
 from coordinator.link_db import db_call
-from coordinator.linkloop import link_loop
+from coordinator.linkloop import link_loop, lost_links
 from coordinator.notify import node_group, user_group
 from coordinator.ws_json import JsonConsumer
 from ledger.models import Node
@@ -126,7 +126,7 @@ class NodeLinkConsumer(JsonConsumer):
     async def _mark_lost(self, reason: str) -> None:
         if not self.lost:
             self.lost = True
-            await db_call(links.link_lost)(self.node_id, self.session, reason)
+            await lost_links.mark(self.node_id, self.session, reason)
 
     async def keepalive(self, now: float) -> bool:
         """Ping when due (or, for a beating node, check it beats); False (and the link closed)

@@ -16,6 +16,10 @@ from coordinator.models import NodeLink
 from ledger.models import Node
 from ledger.states import APPROVED_STATUSES
 
+# Links per batched write (refresh, links_lost): within every database's limit on parameters
+# (SQLite's 32,766).
+LINKS_PER_WRITE = 5000
+
 
 def _stale_before():
     """Rows not refreshed since then belong to a process that died holding the link."""
@@ -76,8 +80,20 @@ def link_lost(node_id: int, session: str, reason: str) -> bool:
     )
 
 
-# Links per refresh statement: within every database's limit on parameters (SQLite's 32,766).
-REFRESH_CHUNK = 5000
+def links_lost(lost: list[tuple[int, str, str]]) -> None:
+    """`link_lost` for many links (node id, session, reason) at once: one write per reason (a
+    storm's links all close for the same one), each link matched by its own session."""
+    now = timezone.now()
+    by_reason: dict[str, dict[int, str]] = {}
+    for node_id, session, reason in lost:
+        by_reason.setdefault(reason[:200], {})[node_id] = session
+    for reason, sessions in by_reason.items():
+        pairs = list(sessions.items())
+        for start in range(0, len(pairs), LINKS_PER_WRITE):
+            nodes, tokens = zip(*pairs[start : start + LINKS_PER_WRITE], strict=True)
+            NodeLink.objects.filter(
+                node_id__in=nodes, session__in=tokens, lost_at__isnull=True
+            ).update(lost_at=now, lost_reason=reason)
 
 
 def refresh(sessions: dict[int, str]) -> None:
@@ -89,8 +105,8 @@ def refresh(sessions: dict[int, str]) -> None:
     worker's upkeep at a few thousand links.)"""
     pairs = list(sessions.items())
     now = timezone.now()
-    for start in range(0, len(pairs), REFRESH_CHUNK):
-        nodes, tokens = zip(*pairs[start : start + REFRESH_CHUNK], strict=True)
+    for start in range(0, len(pairs), LINKS_PER_WRITE):
+        nodes, tokens = zip(*pairs[start : start + LINKS_PER_WRITE], strict=True)
         # node_id for the index (the table holds a row per node ever linked), session to match.
         NodeLink.objects.filter(node_id__in=nodes, session__in=tokens, lost_at__isnull=True).update(
             seen_at=now

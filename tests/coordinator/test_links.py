@@ -77,3 +77,27 @@ def test_only_an_approved_node_gets_its_link_recorded_at_hello(db, django_assert
     assert links.link_approved_node("00" * 32, "s3") is None
     assert links.is_live(approved.pk)
     assert not NodeLink.objects.filter(node_id=pending.pk).exists()
+
+
+def test_links_lost_marks_many_links_down_and_spares_a_newer_session(db):
+    farm = make_farm("farm-a")
+    nodes = [make_online_node(farm, linked=False) for _ in range(4)]
+    for i, node in enumerate(nodes):
+        links.link_up(node.pk, f"s{i}")
+    links.link_up(nodes[3].pk, "s3-again")  # relinked elsewhere before its old link's close
+    links.links_lost(
+        [
+            (nodes[0].pk, "s0", "closed (1006)"),
+            (nodes[1].pk, "s1", "closed (1006)"),
+            (nodes[2].pk, "s2", "no beat for 26s"),
+            (nodes[3].pk, "s3", "closed (1006)"),
+        ]
+    )
+    assert links.live_node_ids(n.pk for n in nodes) == {nodes[3].pk}
+    reasons = dict(NodeLink.objects.values_list("node_id", "lost_reason"))
+    assert [reasons[n.pk] for n in nodes] == [
+        "closed (1006)",
+        "closed (1006)",
+        "no beat for 26s",
+        "",
+    ]
