@@ -63,7 +63,8 @@ class LinkLoop:
                     await db_call(links.refresh)(sessions)
                 if now - last_poll >= settings.ZOS_LINK_POLL:
                     last_poll = now
-                    busy = await db_call(services.nodes_with_work)([link.node_id for link in alive])
+                    tokens = [link.session for link in alive]
+                    busy = await db_call(services.linked_nodes_with_work)(tokens)
                     for node_id in busy:
                         if link := self.links.get(node_id):
                             await link.send_pending()
