@@ -18,7 +18,15 @@ workers' memory with every link idle, and while `--deployments` trivial deployme
 at `--rate` per second to random nodes: submit → dispatch received, → `accepted` and →
 `succeeded` on the owner's live feed.
 
+Then reconnect storms, each followed by a few deployments: `storm-kill` kills one ASGI worker
+(SIGKILL; its links come back through HAProxy to the other worker or the restarted one) and
+`storm-blip` cuts every link at once (a network blip, or what nodes see when the control plane
+restarts). Every node reconnects as the agent does — its backoff and jitter, no gate — and the
+figures are the storm's: refused or failed handshakes (retried) apart from links that never came
+back, time until all are back, handshake p50/p99, CPU and peak memory of the control plane.
+
     .venv/bin/python bench/node_sim_bench.py [--nodes 1000] [--deployments 300] [--rate 20]
+        [--storms storm-kill storm-blip] [--after-storm 20]
 """
 
 from __future__ import annotations
