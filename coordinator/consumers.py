@@ -14,7 +14,7 @@ from nacl.exceptions import BadSignatureError
 
 from coordinator import links, nodelogs, notify, services
 from coordinator.inventory import record_inventory
-from coordinator.link_db import db_call
+from coordinator.link_db import Batched, db_call
 from coordinator.linkloop import link_loop, lost_links
 from coordinator.notify import node_group, user_group
 from coordinator.ws_json import JsonConsumer
@@ -45,19 +45,21 @@ def _remember(seen: dict, key) -> None:
         del seen[next(iter(seen))]
 
 
-@db_call
-def _hello_node(public_key: str, session: str) -> tuple[Node | None, bool]:
-    """At hello, in one trip to the database: the approved node with this key (its link
-    recorded up), and whether it has dispatches or cancels waiting. Most nodes that link have
-    none, and reading them (a locking transaction) was the largest part of a handshake's cost in
-    a reconnect storm. Work queued between this check and the link joining its node's group is
-    found by the link loop's catch-up poll (ZOS_LINK_POLL)."""
-    node = links.link_approved_node(public_key, session)
-    if node is None:
-        return None, False
-    return node, bool(services.nodes_with_work([node.pk]))
+def _hello_nodes(hellos: list[tuple[str, str]]) -> list[tuple[Node | None, bool]]:
+    """At hello, for every link saying hello meanwhile (public key, session) in one trip to
+    the database: the approved node with the key (its link recorded up), and whether it has
+    dispatches or cancels waiting. Most nodes that link have none, and reading them (a locking
+    transaction) was the largest part of a handshake's cost in a reconnect storm. Work queued
+    between this check and the link joining its node's group is found by the link loop's
+    catch-up poll (ZOS_LINK_POLL)."""
+    nodes = links.link_approved_nodes(hellos)
+    busy = services.nodes_with_work([node.pk for node in nodes.values()]) if nodes else set()
+    return [
+        (node, node.pk in busy) if (node := nodes.get(key)) else (None, False) for key, _ in hellos
+    ]
 
 
+_hello_node = Batched(_hello_nodes)
 _events_between = db_call(services.events_between)
 # Deployments a feed remembers its last event of; an older one's gaps are left to the client's
 # catch-up from the API (a feed that reconnects reads the stored events anyway).
@@ -126,7 +128,7 @@ class NodeLinkConsumer(JsonConsumer):
     async def _mark_lost(self, reason: str) -> None:
         if not self.lost:
             self.lost = True
-            await lost_links.mark(self.node_id, self.session, reason)
+            await lost_links((self.node_id, self.session, reason))
 
     async def keepalive(self, now: float) -> bool:
         """Ping when due (or, for a beating node, check it beats); False (and the link closed)
@@ -220,7 +222,7 @@ class NodeLinkConsumer(JsonConsumer):
         except (SignatureError, BadSignatureError, ValueError):
             await self.close(code=CLOSE_BAD_SIGNATURE)
             return
-        node, has_work = await _hello_node(bytes(key).hex(), self.session)
+        node, has_work = await _hello_node((bytes(key).hex(), self.session))
         if node is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return

@@ -18,7 +18,7 @@ from typing import Protocol
 from django.conf import settings
 
 from coordinator import links, services
-from coordinator.link_db import db_call
+from coordinator.link_db import Batched, db_call
 
 log = logging.getLogger(__name__)
 
@@ -74,41 +74,7 @@ class LinkLoop:
                 log.exception("node link upkeep failed; trying again next tick")
 
 
-class LostLinks:
-    """Marks closed links down in batches: each closing link awaits its mark, and every mark
-    that arrives while one write runs goes into the next, one statement for all (the links of
-    a dropped fleet close within a second: one write each was the largest share of a worker's
-    time in a 2,000-link storm, py-spy)."""
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[int, str, str, asyncio.Future]] = []
-        self.task: asyncio.Task | None = None
-
-    async def mark(self, node_id: int, session: str, reason: str) -> None:
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        self.pending.append((node_id, session, reason, done))
-        if self.task is None or self.task.done() or self.task.get_loop() is not loop:
-            self.task = loop.create_task(self._write())
-        await done
-
-    async def _write(self) -> None:
-        while self.pending:
-            batch, self.pending = self.pending, []
-            try:
-                await db_call(links.links_lost)([entry[:3] for entry in batch])
-            except Exception as exc:  # each closing link sees it, as it would its own write's
-                outcome = exc
-            else:
-                outcome = None
-            for *_, done in batch:
-                if done.done():
-                    continue
-                if outcome is None:
-                    done.set_result(None)
-                else:
-                    done.set_exception(outcome)
-
-
 link_loop = LinkLoop()
-lost_links = LostLinks()
+# Closed links marked down together: the links of a dropped fleet close within a second, and one
+# write each was the largest share of a worker's time in a 2,000-link storm (py-spy).
+lost_links = Batched(links.links_lost)

@@ -90,12 +90,20 @@ def is_live(node_id: int) -> bool:
 
 
 def link_up(node_id: int, session: str) -> None:
-    """Record the node's link up under `session`: one statement (an upsert), as every node of a
-    dropped fleet says hello at once and each handshake waits for it."""
+    """Record the node's link up under `session`."""
+    links_up({node_id: session})
+
+
+def links_up(sessions: dict[int, str]) -> None:
+    """Record these links (node id → session) up: one statement (an upsert) for all, as every
+    node of a dropped fleet says hello at once and each handshake waits for it."""
     now = timezone.now()
     with _unsynced():
         NodeLink.objects.bulk_create(
-            [NodeLink(node_id=node_id, session=session, connected_at=now, seen_at=now)],
+            [
+                NodeLink(node_id=node_id, session=session, connected_at=now, seen_at=now)
+                for node_id, session in sessions.items()
+            ],
             update_conflicts=True,
             unique_fields=["node"],
             update_fields=["session", "connected_at", "seen_at", "lost_at", "lost_reason"],
@@ -104,12 +112,23 @@ def link_up(node_id: int, session: str) -> None:
 
 def link_approved_node(public_key: str, session: str) -> Node | None:
     """At a link's hello: the approved node with this key, its link recorded up under
-    `session` — or None (unknown, pending or decommissioned), nothing recorded. One trip to the
-    database thread for both."""
-    node = Node.objects.filter(public_key=public_key, status__in=APPROVED_STATUSES).first()
-    if node is not None:
-        link_up(node.pk, session)
-    return node
+    `session` — or None (unknown, pending or decommissioned), nothing recorded."""
+    return link_approved_nodes([(public_key, session)]).get(public_key)
+
+
+def link_approved_nodes(hellos: list[tuple[str, str]]) -> dict[str, Node]:
+    """`link_approved_node` for many hellos (public key, session) at once: the approved nodes
+    by key, their links recorded up, in two statements whatever their number. A key twice in
+    the batch (a node that linked again within it) keeps its last session."""
+    keys = {key for key, _ in hellos}
+    nodes = {
+        node.public_key: node
+        for node in Node.objects.filter(public_key__in=keys, status__in=APPROVED_STATUSES)
+    }
+    sessions = {nodes[key].pk: session for key, session in hellos if key in nodes}
+    if sessions:
+        links_up(sessions)
+    return nodes
 
 
 def link_lost(node_id: int, session: str, reason: str) -> bool:
