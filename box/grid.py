@@ -345,8 +345,8 @@ def haproxy_config(settings: ProductionSettings) -> str:
     connections; a connection it refuses is retried on another (redispatch), so a node whose
     worker died reconnects through the same address. A health check may take 5 s (`timeout
     check`): a worker busy with a reconnect storm's handshakes answered in over 2 s, was taken
-    out, and sent every link to the other (a dead worker refuses the check's connection at once). `timeout tunnel` is a WebSocket's idle
-    limit (the link pings every few seconds).
+    out, and sent every link to the other (a dead worker refuses the check's connection at
+    once). `timeout tunnel` is a WebSocket's idle limit (the link pings every few seconds).
 
     The errors HAProxy answers itself are the API's JSON error body, not its HTML pages: while
     PostgreSQL is down every worker fails its health check, and clients then get HAProxy's 503,
