@@ -37,7 +37,7 @@ from websockets.sync.client import connect
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.report import Report  # noqa: E402
+from bench.report import Report, tree_cpu_seconds  # noqa: E402
 from bench.stats import percentile  # noqa: E402
 from contracts.key_proof import sign_key_proof  # noqa: E402
 from contracts.payload_types import DEPLOYMENT_TYPE  # noqa: E402
@@ -260,6 +260,53 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# Control-plane components by the name prefix the production profile gives their processes.
+_GROUPS = (
+    ("asgi-", "ASGI workers"),
+    ("coordinator-", "coordinator workers"),
+    ("postgres", "PostgreSQL"),
+    ("redis", "control-plane redis"),
+    ("haproxy", "HAProxy"),
+    ("ledger-monitor", "ledger monitor"),
+)
+
+
+def component_cpu(box: Box) -> dict[str, float]:
+    """CPU seconds so far of every component, summed per kind: the control plane's parts (the
+    production profile's, or the one-box daphne and coordinator), each node agent, and what the
+    agents started (their runners and redis-server). Read twice around a run, the difference per
+    deployment is the figure to compare between changes on a shared machine."""
+    totals: dict[str, float] = {}
+    if hasattr(box, "control_plane_cpu"):
+        for name, seconds in box.control_plane_cpu().items():
+            label = next((label for prefix, label in _GROUPS if name.startswith(prefix)), name)
+            totals[label] = totals.get(label, 0.0) + seconds
+    else:
+        for name, label in (("daphne", "ASGI workers"), ("coordinator", "coordinator workers")):
+            totals[label] = tree_cpu_seconds(box.named[name].pid)
+    totals["bench client"] = time.process_time()
+    for name, process in box.named.items():
+        if name.startswith("node"):
+            own = cpu_seconds(process.pid)
+            totals["node agents"] = totals.get("node agents", 0.0) + own
+            started = tree_cpu_seconds(process.pid) - own
+            totals["node runners + redis"] = totals.get("node runners + redis", 0.0) + started
+    return totals
+
+
+def report_cpu(report: Report, what: str, box: Box, before: dict[str, float], count: int) -> None:
+    """CPU per deployment of each component since the `before` reading (`component_cpu`), of the
+    control plane in all, and of this bench process itself (submitters and feed), with the load
+    average the run ended at (a wall-clock figure means little without it)."""
+    after = component_cpu(box)
+    per = {name: (after[name] - before.get(name, 0.0)) * 1000 / count for name in after}
+    control = sum(v for k, v in per.items() if not k.startswith(("node", "bench")))
+    report.add(f"{what}: CPU per deployment, control plane", control, "ms")
+    for name, value in per.items():
+        report.add(f"{what}: CPU per deployment, {name}", value, "ms")
+    report.add(f"{what}: load average at the end", os.getloadavg()[0], "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=1000, help="sequential deployments timed")
@@ -330,10 +377,8 @@ def run(args: argparse.Namespace, workdir: Path, report: Report) -> None:
         feed = Feed(box)
         session = requests.Session()
         latencies = []
-        watched = {name: box.named[name].pid for name in ("node0",)}
-        if isinstance(box.named.get("daphne"), subprocess.Popen):
-            watched["daphne"] = box.named["daphne"].pid
-        cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+        report.add(f"sequential, {shape}: load average at its start", os.getloadavg()[0], "")
+        cpu_before = component_cpu(box)
         for i in range(args.count):
             started = time.perf_counter()
             script = f"40 + 2 // {i}" if args.unique else "40 + 2"
@@ -350,10 +395,7 @@ def run(args: argparse.Namespace, workdir: Path, report: Report) -> None:
         report.add(f"{what}: submit -> succeeded p99", percentile(latencies, 0.99), "ms", "< 100")
         report.add(f"{what}: mean", statistics.mean(latencies), "ms")
         report.add(f"{what}: max", max(latencies), "ms")
-        for name, pid in watched.items():
-            per = (cpu_seconds(pid) - cpu_before[name]) * 1000 / args.count
-            label = "control plane (daphne)" if name == "daphne" else "node agent (without runners)"
-            report.add(f"{what}: CPU per deployment, {label}", per, "ms")
+        report_cpu(report, what, box, cpu_before, args.count)
         if args.celery:
             from bench.celery_bench import celery_round_trips
 
@@ -368,6 +410,8 @@ def run(args: argparse.Namespace, workdir: Path, report: Report) -> None:
                 "<= 3",
             )
 
+        cpu_before = component_cpu(box)
+        load = os.getloadavg()[0]
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=8) as pool:
             ids = list(
@@ -382,6 +426,8 @@ def run(args: argparse.Namespace, workdir: Path, report: Report) -> None:
         report.add(
             f"burst of {args.burst}, {shape}: throughput", args.burst / elapsed, "jobs/s", ">= 200"
         )
+        report.add(f"burst of {args.burst}: load average at its start", load, "")
+        report_cpu(report, f"burst of {args.burst}, {shape}", box, cpu_before, args.burst)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ workers (`--asgi-server`, uvicorn by default) behind HAProxy, the coordinator wo
 then:
 
 1. registration: `--nodes` fresh ed25519 keys register in the bootstrap farm (pending nodes);
-2. uptime: `--reports` uptime reports spread over those nodes.
+2. re-registration: the same nodes register again, as a fleet rebooting after a power cut does;
+3. uptime: `--reports` uptime reports spread over those nodes.
 
 Every request is signed (ZOS-Ed25519 header, its own nonce) before the clock starts and sent by
 `bench/loadgen.py` over `--concurrency` keep-alive connections from one asyncio loop, so the
@@ -125,6 +126,11 @@ def run(box: ProductionBox, args: argparse.Namespace, report: Report) -> None:
     result, cpu = measure(box, requests, args.concurrency, keep=True)
     node_ids = [body["id"] for body in result.json_bodies()]
     describe(report, "registration", result, cpu, targets=False)
+
+    print(f"registering {len(keys)} nodes again (a fleet rebooting)", file=sys.stderr)
+    requests = [signed(k, "POST", "/api/v1/nodes", host, registration) for k in keys]
+    result, cpu = measure(box, requests, args.concurrency, keep=False)
+    describe(report, "re-registration", result, cpu, targets=False)
 
     # Signed in chunks just before each is sent: a run must fit in the clock window (300 s).
     uptime = {"uptime": 3600, "used": {"cru": 1, "mru": 1 << 30}, "health": []}

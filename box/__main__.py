@@ -24,7 +24,8 @@ def run_grid(settings: GridSettings, pool_gb: int) -> int:
     """Make the node's pool and namespace, run the box until stopped, then take them apart:
     what the node left running (VMs, databases), the namespace, the mount, the loop device."""
     host = NodeHost(settings.var_dir, pool_gb, say=say)
-    supervisor = Supervisor([], cwd=ROOT)
+    # The pool's write-out starts as the stop does, beside the components' grace to stop.
+    supervisor = Supervisor([], cwd=ROOT, on_shutdown=host.start_flush)
     # A stop asked for while the pool is being made is kept, and the box then starts nothing.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: supervisor.stop())

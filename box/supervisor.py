@@ -77,6 +77,9 @@ class Supervisor:
     stopping: threading.Event = field(default_factory=threading.Event)
     running: list[Running] = field(default_factory=list)
     holding: set[str] = field(default_factory=set)
+    # Called as the stop begins, before the components get their signal: work that can run
+    # while they stop (the box starts writing its node's pool out).
+    on_shutdown: Callable[[], None] | None = None
 
     def say(self, text: str) -> None:
         self.out.write(f"==> {text}\n")
@@ -161,21 +164,38 @@ class Supervisor:
             self.say(f"released {name}")
 
     def shutdown(self) -> None:
-        """Stop every component, last started first: SIGTERM, then SIGKILL after the grace."""
+        """Stop every component at once: SIGTERM to each (last started first), then one shared
+        grace for all of them, SIGKILL to what is left. Says what it waited for and how long,
+        so a slow stop names its cause."""
+        began = time.monotonic()
+        if self.on_shutdown is not None:
+            self.on_shutdown()
         for entry in reversed(self.running):
             if entry.process is not None and entry.process.poll() is None:
                 self.say(f"stopping {entry.component.name}")
             self._kill_group(entry, entry.component.stop_signal)
-        deadline = time.monotonic() + self.grace
+        deadline = began + self.grace
+        waiting = [e for e in reversed(self.running) if e.process is not None]
+        stopped_after: dict[str, float] = {}
+        while waiting:
+            for entry in [e for e in waiting if e.process.poll() is not None]:
+                stopped_after[entry.component.name] = time.monotonic() - began
+                waiting.remove(entry)
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(POLL / 4)
+        for entry in waiting:
+            self.say(f"{entry.component.name} did not stop in {self.grace:g} s; killing it")
         for entry in reversed(self.running):
             if entry.process is None:
                 continue
-            try:
-                entry.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self.say(f"{entry.component.name} did not stop in {self.grace:g} s; killing it")
-            self._kill_group(entry, signal.SIGKILL)
+            self._kill_group(entry, signal.SIGKILL)  # what a component left in its group
             entry.process.wait()
+        if stopped_after or waiting:
+            slowest = max(stopped_after, key=stopped_after.get, default=None)
+            detail = f"; slowest {slowest}, {stopped_after[slowest]:.1f} s" if slowest else ""
+            killed = f"; killed {', '.join(e.component.name for e in waiting)}" if waiting else ""
+            self.say(f"components stopped in {time.monotonic() - began:.1f} s{detail}{killed}")
 
     @staticmethod
     def _kill_group(entry: Running, sig: signal.Signals) -> None:

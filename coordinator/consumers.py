@@ -364,8 +364,15 @@ class DeploymentFeedConsumer(JsonConsumer):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def deployment_events(self, message: dict) -> None:
+        """Several events of one batch in one message (notify._coalesced), told one by one."""
+        for event in message["events"]:
+            await self._tell(event)
+
     async def deployment_event(self, message: dict) -> None:
-        event = message["event"]
+        await self._tell(message["event"])
+
+    async def _tell(self, event: dict) -> None:
         deployment, seq = event["deployment"], event["seq"]
         last = self.told.pop(deployment, None)  # re-inserted below: the newest stay
         if last is not None and seq <= last:

@@ -77,6 +77,16 @@ def live_q(prefix: str = "") -> Q:
     )
 
 
+def link_of_node_is_live(node) -> bool:
+    """Whether a node's link is live, from the link read with the node
+    (`select_related("link")`): one round trip fewer than `is_live` after it."""
+    try:
+        link = node.link
+    except NodeLink.DoesNotExist:
+        return False
+    return link.lost_at is None and link.seen_at >= _stale_before()
+
+
 def live_node_ids(node_ids: Iterable[int]) -> set[int]:
     return set(
         NodeLink.objects.filter(

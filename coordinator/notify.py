@@ -45,11 +45,33 @@ def user_group(user_id: int) -> str:
     return f"user-{user_id}"
 
 
+def _coalesced(messages: list[Message]) -> list[Message]:
+    """Consecutive live-feed events for one owner as ONE `deployment.events` message.
+
+    A link's batch in a burst stores many events of one owner's jobs at once, and each
+    `group_send` costs the worker Redis round trips and the feed a message to dispatch; a feed
+    still sends each event as its own frame, in the same order (DeploymentFeedConsumer)."""
+    out: list[Message] = []
+    for group, message in messages:
+        if message["type"] != "deployment.event" or not out or out[-1][0] != group:
+            out.append((group, message))
+            continue
+        last = out[-1][1]
+        if last["type"] == "deployment.event":
+            out[-1] = (group, {"type": "deployment.events", "events": [last["event"]]})
+        elif last["type"] != "deployment.events":
+            out.append((group, message))
+            continue
+        out[-1][1]["events"].append(message["event"])
+    return out
+
+
 async def send_all(messages: list[Message]) -> None:
     """Send gathered messages, in order (from async code)."""
     layer = get_channel_layer()
     if layer is None:
         return
+    messages = _coalesced(messages)
     for index, (group, message) in enumerate(messages):
         try:
             await layer.group_send(group, message)

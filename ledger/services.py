@@ -7,15 +7,17 @@ but, where it is a security event, the audit entry saying so.
 import logging
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.core.cache import caches
 from django.db import connection, transaction
 from django.db.models import F, Q
-from django.db.models.signals import post_save
 from django.utils import timezone
 
 from contracts.payload_types import KEY_PROOF_TYPE
@@ -33,6 +35,7 @@ from ledger.models import (
     hash_token_secret,
 )
 from ledger.releases import release_public_key_hex
+from ledger.signals import uptime_reports_stored
 from ledger.states import APPROVED_STATUSES
 from ledger.uptime import count_reports
 from signing import SignatureError
@@ -169,10 +172,14 @@ def register_node(
     *, public_key: str, farm_id: int, enroll_token: str | None, report: NodeReport
 ) -> tuple[Node, bool]:
     """Idempotent upsert keyed by public key; returns (node, created)."""
-    farm = Farm.objects.filter(pk=farm_id).first()
+    existing = Node.objects.select_related("farm").filter(public_key=public_key).first()
+    # A node registering again (a fleet rebooting) names its own farm: read with the node.
+    if existing is not None and existing.farm_id == farm_id:
+        farm = existing.farm
+    else:
+        farm = Farm.objects.filter(pk=farm_id).first()
     if farm is None:
         raise LedgerError("unknown_farm", f"farm {farm_id} does not exist", http_status=404)
-    existing = Node.objects.filter(public_key=public_key).first()
     if existing is not None:
         if existing.status == NodeStatus.DECOMMISSIONED:
             raise LedgerError(
@@ -191,20 +198,23 @@ def register_node(
         else None
     )
 
+    # What the node says about itself: written with the new row, or over the existing one.
+    reported = {
+        **{field: report.capacity[field] for field in ("cru", "mru", "sru", "hru")},
+        "interfaces": report.interfaces,
+        "serial": report.serial,
+        "secure_boot": report.secure_boot,
+        "virtualized": report.virtualized,
+        "agent_version": report.agent_version,
+        "image_version": report.image_version,
+        "mycelium_address": report.mycelium_address,
+        "last_seen": timezone.now(),
+    }
     with transaction.atomic():
         node, created = Node.objects.select_for_update().get_or_create(
-            public_key=public_key, defaults={"farm": farm}
+            public_key=public_key, defaults={"farm": farm, **reported}
         )
-        for field in ("cru", "mru", "sru", "hru"):
-            setattr(node, field, report.capacity[field])
-        node.interfaces = report.interfaces
-        node.serial = report.serial
-        node.secure_boot = report.secure_boot
-        node.virtualized = report.virtualized
-        node.agent_version = report.agent_version
-        node.image_version = report.image_version
-        node.mycelium_address = report.mycelium_address
-        node.last_seen = timezone.now()
+        status = node.status
         if created:
             _audit(
                 AuditKind.NODE_REGISTERED,
@@ -213,6 +223,9 @@ def register_node(
                 node=node,
                 farm=farm,
             )
+        else:
+            for field, value in reported.items():
+                setattr(node, field, value)
         if token is not None and node.status == NodeStatus.PENDING:
             _consume_enrollment_token(token)
             _audit(
@@ -227,7 +240,9 @@ def register_node(
                 reason=f"approved by enrollment token {token.prefix}…",
                 actor=f"node:{public_key}",
             )
-        node.save()
+        # Only what registering changes (a new row was inserted with the report already).
+        if not created or node.status != status:
+            node.save(update_fields=[*reported, "status", "updated_at"])
     return node, created
 
 
@@ -247,7 +262,9 @@ def record_uptime(*, node: Node, uptime: int, used: dict[str, int], health: list
     with transaction.atomic():
         # The farm comes along for the reply's desired version; only the node's row is locked.
         node = Node.objects.select_for_update(of=("self",)).select_related("farm").get(pk=node.pk)
-        _store_reports([(node, UptimeIn(node.public_key, str(node.pk), uptime, used, health))])
+        report = UptimeIn(node.public_key, str(node.pk), uptime, used, health)
+        with _statement_cursor() as cursor:
+            _store_reports([(node, report)], cursor)
     return node
 
 
@@ -261,16 +278,10 @@ def record_uptime_batch(reports: list[UptimeIn]) -> list[tuple[Node, str] | Ledg
     the ledger monitor never deadlock; a node reporting twice in a batch has both reports
     stored and counted, in arrival order.
     """
-    with transaction.atomic():
-        keys = {r.public_key for r in reports}
-        nodes = {
-            n.public_key: n
-            for n in Node.objects.select_for_update(of=("self",))
-            .select_related("farm")
-            .only(*_BATCH_NODE_FIELDS)
-            .filter(public_key__in=keys)
-            .order_by("pk")
-        }
+    if not reports:  # every nonce of the batch was replayed
+        return []
+    with transaction.atomic(), _statement_cursor() as cursor:
+        nodes = _lock_reporting_nodes(cursor, {r.public_key for r in reports})
         outcomes: list[tuple[Node, str] | LedgerError | None] = []
         accepted = []
         for report in reports:
@@ -278,23 +289,77 @@ def record_uptime_batch(reports: list[UptimeIn]) -> list[tuple[Node, str] | Ledg
             outcomes.append(refusal)
             if refusal is None:
                 accepted.append((nodes[report.public_key], report))
-        statuses = iter(_store_reports(accepted))
+        statuses = iter(_store_reports(accepted, cursor))
     return [
         (nodes[r.public_key], next(statuses)) if outcome is None else outcome
         for r, outcome in zip(reports, outcomes, strict=True)
     ]
 
 
+@contextmanager
+def _statement_cursor() -> Iterator[Any]:
+    """A cursor for the uptime statements, in the caller's transaction.
+
+    On PostgreSQL a plain psycopg cursor on Django's connection: it binds parameters on the
+    server, and psycopg prepares a statement it has run five times, so a batch's few statements
+    are neither formatted in Python (Django's default client-side binding was ~7 % of a
+    report's CPU in a profile) nor parsed and planned again by PostgreSQL. Wrapped as Django
+    wraps its own, so errors are Django's (a lost server marks the connection unusable) and
+    queries are logged where Django logs them. Elsewhere (SQLite) Django's own cursor.
+    """
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    connection.ensure_connection()
+    raw = psycopg.Cursor(connection.connection)
+    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+    with wrap(raw) as cursor:
+        yield cursor
+
+
 # What a batch reads of each node: the checks, the status change, the reply (ledger/ingest.py).
 # The rest of the row (interfaces, capacity, timestamps) is neither needed nor cheap to load.
-_BATCH_NODE_FIELDS = (
+# In the model's field order (Model.from_db maps the values by it).
+_LOCKED_NODE_FIELDS = (
+    "id",
     "public_key",
+    "farm_id",
     "status",
-    "farm__desired_agent_version",
     "gateway_domain",
     "gateway_addresses",
     "gateway_any_backend",
 )
+
+
+def _lock_reporting_nodes(cursor: Any, keys: set[str]) -> dict[str, Node]:
+    """The nodes with these keys, their rows locked in id order, with their farm's wanted
+    agent version: partial instances (as `.only()` makes), read by one statement without the
+    ORM building it each batch."""
+    quote = connection.ops.quote_name
+    node_table, farm_table = quote(Node._meta.db_table), quote(Farm._meta.db_table)
+    columns = ", ".join(f"n.{quote(name)}" for name in _LOCKED_NODE_FIELDS)
+    if connection.vendor == "postgresql":
+        match, lock = "= ANY(%s)", "FOR UPDATE OF n"  # one statement text for any batch size
+        params: list[Any] = [list(keys)]
+    else:  # SQLite: its write lock is the whole database's, taken by the transaction
+        match, lock, params = f"IN ({', '.join(['%s'] * len(keys))})", "", list(keys)
+    cursor.execute(
+        f"SELECT {columns}, f.{quote('desired_agent_version')} "  # noqa: S608 (names only)
+        f"FROM {node_table} n JOIN {farm_table} f ON f.{quote('id')} = n.{quote('farm_id')} "
+        f"WHERE n.{quote('public_key')} {match} ORDER BY n.{quote('id')} {lock}",
+        params,
+    )
+    addresses = Node._meta.get_field("gateway_addresses")
+    nodes = {}
+    for *values, desired in cursor.fetchall():
+        values[5] = addresses.from_db_value(values[5], None, connection)
+        values[6] = bool(values[6])  # SQLite answers 0 or 1
+        node = Node.from_db(connection.alias, _LOCKED_NODE_FIELDS, values)
+        farm = [values[2], desired]
+        node.farm = Farm.from_db(connection.alias, ("id", "desired_agent_version"), farm)
+        nodes[node.public_key] = node
+    return nodes
 
 
 def _uptime_refusal(report: UptimeIn, node: Node | None) -> LedgerError | None:
@@ -322,21 +387,26 @@ def _uptime_refusal(report: UptimeIn, node: Node | None) -> LedgerError | None:
     )
 
 
-def _store_reports(reports: list[tuple[Node, UptimeIn]]) -> list[str]:
+def _store_reports(reports: list[tuple[Node, UptimeIn]], cursor: Any) -> list[str]:
     """Write locked nodes' reports, their hours and the nodes' new state; each report's status.
 
-    One INSERT of the reports, one upsert of their hours, one UPDATE of the nodes, plus an
-    audit entry for each status change, whatever the number of reports.
+    One INSERT of the reports, one upsert of their hours, one UPDATE of the nodes (the two
+    prepared statements run for every row at once: psycopg pipelines an `executemany` into one
+    round trip), plus an audit entry for each status change, whatever the number of reports.
+    Written as SQL, not `bulk_create`/`bulk_update`: building those statements in Python was
+    most of a batch's CPU (docs/performance.md).
     """
     if not reports:
         return []
-    rows = UptimeReport.objects.bulk_create(
-        [UptimeReport(node=n, uptime=r.uptime, used=r.used, health=r.health) for n, r in reports]
-    )
-    for row in rows:  # bulk_create sends no signals; the metrics count stored reports by them
-        post_save.send(UptimeReport, instance=row, created=True, update_fields=None, raw=False)
-    count_reports((row.node_id, row.received_at) for row in rows)
     now, statuses, changed = timezone.now(), [], {}
+    _insert_rows(
+        cursor,
+        UptimeReport,
+        ["node", "received_at", "uptime", "used", "health"],
+        [[n.pk, now, r.uptime, r.used, r.health] for n, r in reports],
+    )
+    uptime_reports_stored.send(UptimeReport, count=len(reports))
+    count_reports(((n.pk, now) for n, _ in reports), cursor=cursor)
     for node, report in reports:
         node.uptime = report.uptime
         node.health = report.health
@@ -351,8 +421,22 @@ def _store_reports(reports: list[tuple[Node, UptimeIn]]) -> list[str]:
             node.transition_to(target, reason=reason, actor=f"node:{node.pk}")
         statuses.append(node.status)
         changed[node.pk] = node
-    _update_reported_fields(list(changed.values()))
+    _update_reported_fields(cursor, list(changed.values()))
     return statuses
+
+
+def _insert_rows(cursor: Any, model: type, names: list[str], rows: list[list]) -> None:
+    """One prepared INSERT of `model`'s fields `names`, run for every row."""
+    fields = [model._meta.get_field(name) for name in names]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
+    prepared = [
+        [f.get_db_prep_value(value, connection) for f, value in zip(fields, row, strict=True)]
+        for row in rows
+    ]
+    cursor.executemany(sql, prepared)
 
 
 _UPTIME_FIELDS = [
@@ -368,10 +452,10 @@ _UPTIME_FIELDS = [
 ]
 
 
-def _update_reported_fields(nodes: list[Node]) -> None:
-    """One prepared UPDATE run for every node (psycopg pipelines an executemany into one round
-    trip). Not `bulk_update`: its CASE WHEN per field and node was a quarter of the ingest's
-    CPU in a profile, more than the rest of the batch's statements together."""
+def _update_reported_fields(cursor: Any, nodes: list[Node]) -> None:
+    """One prepared UPDATE run for every node. Not `bulk_update`: its CASE WHEN per field and
+    node was a quarter of the ingest's CPU in a profile, more than the rest of the batch's
+    statements together."""
     fields = [Node._meta.get_field(name) for name in _UPTIME_FIELDS]
     quote = connection.ops.quote_name
     assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
@@ -381,8 +465,7 @@ def _update_reported_fields(nodes: list[Node]) -> None:
         [f.get_db_prep_value(getattr(node, f.attname), connection) for f in fields] + [node.pk]
         for node in nodes
     ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+    cursor.executemany(sql, rows)
 
 
 def _offline_cutoff(now: datetime) -> datetime:

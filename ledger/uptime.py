@@ -10,6 +10,7 @@ directory of many nodes and months of reports costs a few small queries, not one
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -64,12 +65,13 @@ def count_report(*, node_id: int, at: datetime) -> None:
     count_reports([(node_id, at)])
 
 
-def count_reports(reports: Iterable[tuple[int, datetime]]) -> None:
+def count_reports(reports: Iterable[tuple[int, datetime]], *, cursor: Any = None) -> None:
     """Count reports (node id, received at) into their hours in one statement, however many.
 
     An upsert that adds to the hour's count (PostgreSQL and SQLite both have `ON CONFLICT`), so
     a batch of reports from many nodes costs one round trip; the caller holds the nodes' row
-    locks (ledger.services), so no two writers count the same node at once.
+    locks (ledger.services), so no two writers count the same node at once. `cursor`: the
+    caller's, to run it with the caller's other statements (ledger.services._statement_cursor).
     """
     counts: dict[tuple[int, datetime], int] = {}
     for node_id, at in reports:
@@ -92,8 +94,11 @@ def count_reports(reports: Iterable[tuple[int, datetime]]) -> None:
         f"ON CONFLICT ({quote('node_id')}, {quote('hour')}) "
         f"DO UPDATE SET {count} = {table}.{count} + EXCLUDED.{count}"
     )
-    with connection.cursor() as cursor:
+    if cursor is not None:
         cursor.execute(sql, params)
+        return
+    with connection.cursor() as own:
+        own.execute(sql, params)
 
 
 def _counts(node_ids: list[int], unit: str, since: datetime) -> dict[tuple[int, object], int]:

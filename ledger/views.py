@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from grid.api_errors import ApiError
 from ledger import boot_links, farms, services
 from ledger.filters import FarmFilter, NodeFilter
-from ledger.ingest import uptime_reply
+from ledger.ingest import registration_reply, uptime_reply
 from ledger.models import Farm, Node, UserKey
 from ledger.node_auth import (
     IsApprovedNode,
@@ -184,7 +184,7 @@ class NodeViewSet(viewsets.ReadOnlyModelViewSet):
             enroll_token=serializer.validated_data.get("enroll_token") or None,
             report=serializer.to_report(),
         )
-        body = {**NodeSerializer(node).data, "interval": settings.ZOS_UPTIME_INTERVAL}
+        body = registration_reply(node)  # the ingest's too (ledger/ingest.py)
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(request=UptimeSerializer)

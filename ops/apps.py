@@ -11,9 +11,10 @@ class OpsConfig(AppConfig):
     def ready(self) -> None:
         from coordinator.models import JobEvent
         from ledger.models import UptimeReport
+        from ledger.signals import uptime_reports_stored
         from ops import metrics
 
         post_save.connect(metrics.job_event_saved, sender=JobEvent, dispatch_uid="ops-job-event")
-        post_save.connect(
-            metrics.uptime_report_saved, sender=UptimeReport, dispatch_uid="ops-uptime-report"
+        uptime_reports_stored.connect(
+            metrics.uptime_reports_stored, sender=UptimeReport, dispatch_uid="ops-uptime-reports"
         )

@@ -12,7 +12,9 @@ Two kinds, kept apart on purpose:
 
 Job timings are observed from the rows that record them (a JobEvent of state `accepted` or a
 final state is created once per attempt or job), through post_save signals connected in
-`OpsConfig.ready`, so no code path in the coordinator has to remember to report them.
+`OpsConfig.ready`, so no code path in the coordinator has to remember to report them; uptime
+reports through the ledger's `uptime_reports_stored` (they are written in batches, without
+post_save).
 """
 
 import os
@@ -28,7 +30,6 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from coordinator.choices import JobState
 from coordinator.models import Deployment, Job, JobEvent
 from coordinator.states import FINAL_STATES
-from ledger.models import UptimeReport
 from ops import figures
 
 REQUESTS = Counter(
@@ -188,6 +189,5 @@ def job_event_saved(sender, instance: JobEvent, created: bool, **kwargs) -> None
         SUBMIT_TO_FINISHED.labels(instance.status).observe(seconds)
 
 
-def uptime_report_saved(sender, instance: UptimeReport, created: bool, **kwargs) -> None:
-    if created:
-        UPTIME_REPORTS.inc()
+def uptime_reports_stored(sender, count: int, **kwargs) -> None:
+    UPTIME_REPORTS.inc(count)

@@ -46,8 +46,14 @@ def test_the_pool_and_namespace_are_made_kept_grown_and_taken_apart(var_dir):
     (host.pool / "kept").write_text("from the first start")
     # a process the node left behind in its namespace (a VM, say) is stopped on release
     sleeper = subprocess.Popen(["ip", "netns", "exec", host.netns, "sleep", "600"])
+    host.start_flush()  # as the box's stop begins: the pool's writes go out meanwhile
+    assert host.flushing is not None
     host.release()
     assert sleeper.wait(timeout=30) != 0
+    assert host.flushing is None  # waited for: it held the pool open
+    # what the stop waited for, and how long, is said
+    assert f"unmounting {var_dir / 'pool'} (writes out what the node's VMs left)" in said
+    assert any(line.startswith("node host released in ") for line in said)
     assert not _mounted(var_dir / "pool") and attached_loop(var_dir / POOL_FILE) is None
     assert not net.netns_exists(namespace_for(var_dir))
 

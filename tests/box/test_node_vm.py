@@ -1,5 +1,5 @@
-"""`box.node_vm`: how the local node VM is started (the boot itself is tests/image/test_node_vm.py
-and `scripts/up --node-image` in tests/box/test_up_node_image.py)."""
+"""`box.node_vm`: how the local node VM is started (the boot itself, under `scripts/up
+--node-image`, is tests/box/test_up_node_image.py)."""
 
 import json
 import subprocess

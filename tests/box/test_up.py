@@ -85,12 +85,22 @@ class Up:
         )
 
 
+def _interruptible() -> None:
+    """In the child: SIGINT and SIGQUIT as a terminal's shell has them. pytest started in the
+    background by a script inherits them ignored, and a shell cannot trap a signal ignored on
+    entry: scripts/up would miss its Ctrl-C and report its supervisor gone instead."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
-def running_up(var_dir: Path, *args: str) -> Iterator[Up]:
-    """scripts/up in its own session on a free port with this state directory; killed with
-    everything it started when the test ends (a test that stopped it cleanly leaves nothing)."""
+def running_up(var_dir: Path, *args: str, settings: dict[str, str] | None = None) -> Iterator[Up]:
+    """scripts/up in its own session on a free port with this state directory (and these ZOS_
+    settings in its environment); killed with everything it started when the test ends (a test
+    that stopped it cleanly leaves nothing)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOS_", "DATABASE_URL"))}
+    env.update(settings or {})
     env.update(ZOS_PORT=str(port), ZOS_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
         [str(ROOT / "scripts" / "up"), *args],
@@ -100,6 +110,7 @@ def running_up(var_dir: Path, *args: str) -> Iterator[Up]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group, as in a terminal of its own
+        preexec_fn=_interruptible,
     )
     box = Up(process, var_dir, f"http://127.0.0.1:{port}")
     reader = threading.Thread(

@@ -79,6 +79,10 @@ def _deploy_from_editor(page: Page, node: int, *, example: str = "", script: str
     page.get_by_role("navigation").get_by_role("link", name="Deploy", exact=True).click()
     if example:
         page.get_by_label("Start from an example").select_option(example)
+        # What is deployed is the editor's text: the example's, not the page's first one (CI
+        # once deployed hello: deploy.js loaded it over a choice made before the module ran).
+        example_text = (integration.ROOT / "examples" / f"{example}.rhai").read_text()
+        expect(page.get_by_label("Script (Rhai)")).to_have_value(example_text)
     else:
         page.get_by_label("Script (Rhai)").fill(script)
         page.get_by_label("Name", exact=True).fill("make-vm")

@@ -5,7 +5,11 @@ Each test serves one row, adds several more, and serves again with the same pinn
 first query of each request is the session lookup, the second the logged-in user.
 """
 
+import re
+
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from coordinator import services
 from coordinator.inventory import record_inventory
@@ -91,3 +95,32 @@ def test_workload_detail(alice, online_node, flat_queries):
         3,
     )
     assert one["id"] == many["id"] and many["name"] == "vm0"
+
+
+def _statements(captured) -> list[str]:
+    """Each statement as its verb and first table, savepoints left out."""
+    out = []
+    for query in captured.captured_queries:
+        match = re.match(r'(SELECT|INSERT|UPDATE|DELETE)\b[^"]*"(\w+)"', query["sql"])
+        if match:
+            out.append(f"{match[1]} {match[2]}")
+    return out
+
+
+def test_a_submit_costs_five_statements_after_the_login(alice, online_node):
+    """A submit is the hot path of a burst, and on PostgreSQL each statement is a round trip:
+    the nonce is checked by the (owner, nonce) constraint on the INSERT itself, the node's link
+    liveness is read with the node, and a new job's deployment is not updated after it was
+    created with the job's status."""
+    alice.submit(deployment_payload(target={"node": online_node.pk}))
+    with CaptureQueriesContext(connection) as captured:
+        response = alice.submit(deployment_payload(target={"node": online_node.pk}))
+    assert response.status_code == 201, response.json()
+    assert _statements(captured)[2:] == [  # after the session and the user
+        "SELECT ledger_userkey",
+        "SELECT ledger_node",
+        "INSERT coordinator_deployment",
+        "INSERT coordinator_job",
+        "INSERT coordinator_jobevent",
+    ]
+    assert "coordinator_nodelink" in captured.captured_queries[3]["sql"]  # read with the node

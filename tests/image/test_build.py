@@ -9,7 +9,7 @@ import pytest
 from bootimage.tools import BuildError
 from image import build as build_module
 from image.manifest import file_digest, read_manifest
-from image.packages import _check_reachable
+from image.packages import APT_LISTS, Archive, _check_reachable
 from tests.image.conftest import ROOT, BuiltImage
 from tests.integration.conftest import free_port
 
@@ -61,3 +61,24 @@ def test_a_second_build_with_unchanged_inputs_reuses_the_root_filesystem(built_i
     assert done.returncode == 0, done.stderr[-3000:]
     assert "base layer unchanged: reusing the cached root filesystem" in done.stderr
     assert "unpacking" not in done.stderr
+
+
+def test_a_closure_is_resolved_by_apt_once_while_the_lists_are_unchanged(tmp_path, monkeypatch):
+    if not list(APT_LISTS.glob("*Packages*")):
+        pytest.skip("no apt package lists (scripts/setup.sh runs apt-get update)")
+    archive = Archive(tmp_path / "cache")
+    first = archive.resolve(("busybox",))
+    assert "busybox" in {p.name for p in first}
+
+    def apt_asked(_archive: Archive, *args: str, what: str) -> str:
+        raise AssertionError(f"apt asked again: {what}")
+
+    monkeypatch.setattr(Archive, "_apt", apt_asked)
+    assert archive.resolve(("busybox",)) == first  # the kept closure: apt not asked
+    with pytest.raises(AssertionError, match="apt asked again: resolving busybox kmod"):
+        archive.resolve(("busybox", "kmod"))  # other names: another closure
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "deb.example_dists_bookworm_main_binary-amd64_Packages").write_text("")
+    with pytest.raises(AssertionError, match="apt asked again: resolving busybox"):
+        Archive(tmp_path / "cache", lists=lists).resolve(("busybox",))  # other lists

@@ -1,4 +1,9 @@
-"""Registration: idempotent upsert by key; enrollment tokens approve; bad tokens write nothing."""
+"""Registration: idempotent upsert by key; enrollment tokens approve; bad tokens write nothing.
+
+Every test runs twice: through Django's test client (the DRF view), and through the ASGI
+application, where the ledger's ingest answers a plainly valid registration in front of Django
+(ledger/ingest.py): both must give the same answers and write the same rows.
+"""
 
 from datetime import timedelta
 
@@ -7,8 +12,15 @@ import pytest
 from ledger.choices import AuditKind, NodeStatus
 from ledger.models import AuditEntry, EnrollmentToken, Node
 from tests.conftest import CAPACITY, NodeClient, make_farm, make_token
+from tests.ledger.asgi_client import AsgiClient
 
-pytestmark = pytest.mark.django_db
+# The ingest writes from a thread of its own: its rows must be committed to be seen.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(params=["django", "ingest"])
+def client(request, client):
+    return client if request.param == "django" else AsgiClient()
 
 
 def test_node_without_token_registers_pending(node: NodeClient, farm):

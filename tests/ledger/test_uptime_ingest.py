@@ -8,6 +8,7 @@ leave every request it does not take (bad signature, odd body) to Django's own a
 import asyncio
 import json
 import shutil
+from datetime import timedelta
 
 import pytest
 from django.core.cache import caches
@@ -21,9 +22,11 @@ from ledger.choices import NodeStatus
 from ledger.models import AuditEntry, Node, UptimeHour, UptimeReport
 from ledger.services import UptimeIn, decommission_node, record_uptime_batch
 from nodeagent.redis_server import RedisServer
+from ops import metrics
 from signing.keys import public_key_hex
 from signing.node_request import sign_request
-from tests.conftest import NodeClient, make_token
+from tests.conftest import NodeClient, make_farm, make_token, registration
+from tests.ledger.asgi_client import AsgiClient
 
 # The ingest writes from its own thread: its rows must be committed to be seen.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -254,3 +257,88 @@ def test_a_batch_costs_the_same_statements_for_any_number_of_nodes(client, farm)
         return len(queries)
 
     assert batch_of(2) == batch_of(7)
+
+
+def test_stored_reports_are_counted_in_the_metrics(approved):
+    key, node_id = approved
+    before = metrics.UPTIME_REPORTS._value.get()
+    requests = [signed(key, f"/api/v1/nodes/{node_id}/uptime") for _ in range(3)]
+    assert [a["status"] for a in asyncio.run(_many(requests))] == [200] * 3
+    assert metrics.UPTIME_REPORTS._value.get() == before + 3
+
+
+# Registration: the ingest answers a plainly valid one in front of Django; tests/ledger/
+# test_registration.py runs every registration case through both paths.
+
+_VARYING = ("id", "public_key", "last_seen", "registered_at")
+
+
+def _comparable(body: dict) -> dict:
+    return {k: v for k, v in body.items() if k not in _VARYING}
+
+
+def test_registration_is_answered_in_front_of_django_as_the_api_does(client, farm):
+    through_ingest = NodeClient(AsgiClient()).register(farm, enroll_token=make_token(farm))
+    through_drf = NodeClient(client).register(farm, enroll_token=make_token(farm))
+    assert "Allow" not in through_ingest.headers  # DRF's header: the ingest answered
+    assert "Allow" in through_drf.headers
+    assert through_ingest.status_code == through_drf.status_code == 201
+    assert _comparable(through_ingest.json()) == _comparable(through_drf.json())
+    assert through_ingest.json()["status"] == "online"
+    assert through_ingest.headers["Content-Type"] == "application/json"
+    for answer in (through_ingest, through_drf):
+        kinds = AuditEntry.objects.filter(node_id=answer.json()["id"]).values_list("kind")
+        assert sorted(k for (k,) in kinds) == ["node_registered", "node_transition", "token_used"]
+
+
+def test_registration_refusals_match_the_apis(client, farm):
+    expired = make_token(farm, ttl=timedelta(seconds=-1))
+    for token in ("zet_unknown", expired, make_token(make_farm("farm2"))):
+        ingest = NodeClient(AsgiClient()).register(farm, enroll_token=token)
+        drf = NodeClient(client).register(farm, enroll_token=token)
+        assert "Allow" not in ingest.headers
+        assert (ingest.status_code, ingest.json()) == (drf.status_code, drf.json())
+        assert ingest.status_code == 403
+    assert not Node.objects.exists()
+    assert AuditEntry.objects.filter(kind="security").count() == 2  # the foreign token, twice
+
+
+def test_a_replayed_registration_is_refused(farm):
+    node = NodeClient(AsgiClient())
+    body = json.dumps(registration(farm)).encode()
+    authorization = sign_request(node.key, "POST", "/api/v1/nodes", body)
+    assert node.send("POST", "/api/v1/nodes", body, authorization).status_code == 201
+    again = node.send("POST", "/api/v1/nodes", body, authorization)
+    assert (again.status_code, again.json()["error"]) == (401, "nonce_replayed")
+
+
+def test_registrations_it_does_not_take_get_djangos_answer(farm):
+    node = NodeClient(AsgiClient())
+    # Only DRF's leniency takes a number as text, or a field it does not know (and ignores).
+    lenient = node.register(farm, capacity={"cru": "4", "mru": 1, "sru": 1, "hru": 0})
+    assert lenient.status_code == 201
+    assert "Allow" in lenient.headers
+    assert Node.objects.get().cru == 4
+    assert "Allow" in node.register(farm, extra_field=1).headers
+    invalid = node.register(farm, capacity={"cru": -1, "mru": 1, "sru": 1, "hru": 0})
+    assert (invalid.status_code, invalid.json()["error"]) == (400, "invalid")
+    padded = node.register(farm, serial=" SN-1 ")  # DRF trims text
+    assert "Allow" in padded.headers
+    assert Node.objects.get().serial == "SN-1"
+
+
+def test_a_registration_while_redis_is_down_gets_the_apis_503(client, farm, tmp_path, settings):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    with RedisServer(tmp_path / "redis", watch_every=0.1) as server:
+        gone = server.url  # stopped on leaving: nothing listens there any more
+    nonces = {"BACKEND": "grid.redis_cache.SharedPoolRedisCache", "LOCATION": gone}
+    settings.CACHES = {**settings.CACHES, "nonces": nonces}
+    ingest = NodeClient(AsgiClient()).register(farm)
+    drf = NodeClient(client).register(farm)
+    assert "Allow" not in ingest.headers
+    assert ingest.status_code == drf.status_code == 503
+    assert ingest.json() == drf.json()
+    assert ingest.json()["error"] == "unavailable"
+    assert ingest.headers["Retry-After"] == drf.headers["Retry-After"]
+    assert not Node.objects.exists()
