@@ -10,7 +10,13 @@ import os
 import subprocess
 from collections.abc import Callable
 
-from box.grid import ROOT, ProductionSettings, production_services, production_workers
+from box.grid import (
+    ROOT,
+    ProductionSettings,
+    production_services,
+    production_workers,
+    raise_fd_limit,
+)
 from box.supervisor import Component, Supervisor
 
 
@@ -53,6 +59,7 @@ def supervisor(settings: ProductionSettings) -> tuple[Supervisor, Callable[[], l
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     settings.logs.mkdir(parents=True, exist_ok=True)
     settings.cluster.ensure()
+    raise_fd_limit()  # inherited by every process the profile starts (node links are sockets)
 
     def then() -> list[Component]:
         boot = prepare(settings)

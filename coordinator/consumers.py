@@ -14,12 +14,11 @@ from nacl.exceptions import BadSignatureError
 
 from coordinator import links, nodelogs, notify, services
 from coordinator.inventory import record_inventory
-from coordinator.link_db import db_call
-from coordinator.linkloop import link_loop
+from coordinator.link_db import Batched, db_call
+from coordinator.linkloop import link_loop, lost_links
 from coordinator.notify import node_group, user_group
 from coordinator.ws_json import JsonConsumer
 from ledger.models import Node
-from ledger.states import APPROVED_STATUSES
 from signing import SignatureError
 from signing.keys import b64decode, parse_public_key
 
@@ -46,12 +45,21 @@ def _remember(seen: dict, key) -> None:
         del seen[next(iter(seen))]
 
 
-@db_call
-def _approved_node(public_key: str) -> Node | None:
-    node = Node.objects.filter(public_key=public_key).first()
-    return node if node is not None and node.status in APPROVED_STATUSES else None
+def _hello_nodes(hellos: list[tuple[str, str]]) -> list[tuple[Node | None, bool]]:
+    """At hello, for every link saying hello meanwhile (public key, session) in one trip to
+    the database: the approved node with the key (its link recorded up), and whether it has
+    dispatches or cancels waiting. Most nodes that link have none, and reading them (a locking
+    transaction) was the largest part of a handshake's cost in a reconnect storm. Work queued
+    between this check and the link joining its node's group is found by the link loop's
+    catch-up poll (ZOS_LINK_POLL)."""
+    nodes = links.link_approved_nodes(hellos)
+    busy = services.nodes_with_work([node.pk for node in nodes.values()]) if nodes else set()
+    return [
+        (node, node.pk in busy) if (node := nodes.get(key)) else (None, False) for key, _ in hellos
+    ]
 
 
+_hello_node = Batched(_hello_nodes)
 _events_between = db_call(services.events_between)
 # Deployments a feed remembers its last event of; an older one's gaps are left to the client's
 # catch-up from the API (a feed that reconnects reads the stored events anyway).
@@ -120,7 +128,7 @@ class NodeLinkConsumer(JsonConsumer):
     async def _mark_lost(self, reason: str) -> None:
         if not self.lost:
             self.lost = True
-            await db_call(links.link_lost)(self.node_id, self.session, reason)
+            await lost_links((self.node_id, self.session, reason))
 
     async def keepalive(self, now: float) -> bool:
         """Ping when due (or, for a beating node, check it beats); False (and the link closed)
@@ -214,7 +222,7 @@ class NodeLinkConsumer(JsonConsumer):
         except (SignatureError, BadSignatureError, ValueError):
             await self.close(code=CLOSE_BAD_SIGNATURE)
             return
-        node = await _approved_node(bytes(key).hex())
+        node, has_work = await _hello_node((bytes(key).hex(), self.session))
         if node is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
@@ -224,7 +232,6 @@ class NodeLinkConsumer(JsonConsumer):
         self.features = features if isinstance(features, list) else []
         self.answers_pings = "pong" in self.features
         self.beats = "beat" in self.features
-        await db_call(links.link_up)(node.pk, self.session)
         await self.channel_layer.group_add(node_group(node.pk), self.channel_name)
         # Our clock, so a node whose clock is off checks expiry and stamps its events by ours.
         welcome = {"type": "welcome", "node": node.pk, "time": time.time()}
@@ -232,7 +239,8 @@ class NodeLinkConsumer(JsonConsumer):
             welcome["beat"] = settings.ZOS_LINK_PING_INTERVAL
         await self.send_json(welcome)
         link_loop.add(self)
-        await self.send_pending()
+        if has_work:
+            await self.send_pending()
 
     def _queue(self, kind: str, content: dict) -> None:
         """Queue work for the link's next batch, starting the task that drains it if idle."""

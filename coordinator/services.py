@@ -430,13 +430,27 @@ def pending_deliveries(
     return pending_dispatches(node_id, skip=skip), pending_cancels(node_id)
 
 
-def nodes_with_work(node_ids: list[int]) -> set[int]:
-    """Of these nodes, the ones with a dispatch or a cancel still to deliver (one query)."""
-    undelivered = Q(state__in=AWAITING_DELIVERY) | Q(
+def _undelivered() -> Q:
+    """Jobs with a dispatch or a cancel still to deliver to their node."""
+    return Q(state__in=AWAITING_DELIVERY) | Q(
         cancel_requested_at__isnull=False, cancel_acked_at__isnull=True
     )
+
+
+def nodes_with_work(node_ids: list[int]) -> set[int]:
+    """Of these nodes, the ones with a dispatch or a cancel still to deliver (one query)."""
     return set(
-        Job.objects.filter(undelivered, node_id__in=node_ids)
+        Job.objects.filter(_undelivered(), node_id__in=node_ids)
+        .values_list("node_id", flat=True)
+        .distinct()
+    )
+
+
+def linked_nodes_with_work(sessions: list[str]) -> set[int]:
+    """nodes_with_work for the nodes on these link sessions (the link loop's catch-up poll over
+    every link of its process): one query whose size does not grow with the links."""
+    return set(
+        Job.objects.filter(_undelivered(), links.session_q(sessions, "node__link__"))
         .values_list("node_id", flat=True)
         .distinct()
     )

@@ -142,11 +142,20 @@ _REDIS_RETRY = {"retry_on_error": [redis.ConnectionError]}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "grid.channel_layer.BlockingPoolRedisChannelLayer",
             "CONFIG": {
                 # Above channels_redis's 5 s blocking receive: redis-py 8's default read timeout
                 # is also 5 s, and every idle socket failed with a TimeoutError (1011) at it.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, **_REDIS_RETRY}],
+                # At most 100 connections a process; a command waits up to 30 s for one.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 30,
+                        "max_connections": 100,
+                        "timeout": 30,
+                        **_REDIS_RETRY,
+                    }
+                ],
                 "capacity": CHANNEL_CAPACITY,
             },
         }

@@ -35,18 +35,32 @@ WS_CONTEXT = b"zos-ws-v1\n"
 HANDSHAKE_TIMEOUT = 10.0
 # A clock this far from the coordinator's is worth a warning in the node's log (we correct for it).
 CLOCK_WARN_AFTER = 30.0
-# Reconnect delays: BACKOFF_BASE after a link that was up (the coordinator restarted or a proxy
-# dropped us: come back soon), doubling per refused or failed attempt in a row up to BACKOFF_MAX
-# (the coordinator is down or refuses us: do not hammer it). Each delay is scaled by a random
-# 0.5-1.0 so a fleet of nodes dropped together does not reconnect in one wave.
+# Reconnect delays. After a link that was up (the coordinator restarted, a worker died, a proxy
+# or the network dropped us) the first attempt comes at a random point between 0.5 and
+# RELINK_SPREAD times BACKOFF_BASE (1-10 s): a whole fleet is dropped together then, and at
+# 0.5-1 x BACKOFF_BASE 5,000 simulated nodes all said hello within one second and thousands of
+# handshakes timed out and had to be tried again (docs/performance.md). Each refused or failed
+# attempt in a row doubles the delay up to BACKOFF_MAX (the coordinator is down or refuses us:
+# do not hammer it), scaled by a random 0.5-1.0.
 BACKOFF_BASE = 2.0
 BACKOFF_MAX = 60.0
+RELINK_SPREAD = 5.0
 # What this agent does on the link beyond the base protocol: it sends a `beat` at the interval
 # the coordinator's `welcome` names (so the coordinator may mark the link down when the beats
 # stop, without pinging every node), answers `ping` (from coordinators older than beats),
 # acknowledges `cancel` with `cancel_ack`, and answers `logs` with the tail of the node's log
 # ring (nodeagent.logring).
 FEATURES = ["beat", "pong", "cancel_ack", "logs"]
+
+
+def reconnect_delay(failures: int, base: float = BACKOFF_BASE) -> float:
+    """How long to wait before the next link attempt after `failures` in a row (1 after a link
+    that was up). Shared with bench/node_sim_bench.py, whose simulated fleet reconnects as the
+    agent does."""
+    if failures <= 1:
+        return random.uniform(0.5 * base, RELINK_SPREAD * base)  # noqa: S311  (jitter)
+    delay = min(BACKOFF_MAX, base * 2 ** min(failures - 1, 6))
+    return delay * random.uniform(0.5, 1.0)  # noqa: S311  (jitter, not crypto)
 
 
 class LinkRefused(Exception):
@@ -233,8 +247,7 @@ class Supervisor:
                 LedgerUnavailable,
             ) as exc:
                 failures = 1 if self.sessions > sessions else failures + 1
-                delay = min(BACKOFF_MAX, self.backoff_base * 2 ** min(failures - 1, 6))
-                delay *= random.uniform(0.5, 1.0)  # noqa: S311
+                delay = reconnect_delay(failures, self.backoff_base)
                 log.warning("coordinator link down (%s); reconnecting in %.1fs", exc, delay)
                 self.stop.wait(delay)
 

@@ -6,8 +6,10 @@ them: between the connection attempts the server receives.
 
 import itertools
 import json
+import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,7 +17,7 @@ from websockets.sync.server import Server, ServerConnection, serve
 
 from nodeagent.identity import load_or_create_identity
 from nodeagent.jobstore import JobStore
-from nodeagent.supervisor import Supervisor
+from nodeagent.supervisor import BACKOFF_BASE, RELINK_SPREAD, Supervisor, reconnect_delay
 from tests.nodeagent.test_supervisor import Ledger
 from tests.nodeagent.test_verification import AUDIENCE
 
@@ -85,15 +87,28 @@ def _wait_for(coordinator: Coordinator, attempts: int, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def test_a_link_dropped_after_welcome_reconnects_at_the_base_backoff_every_time(link):
+def test_a_link_dropped_after_welcome_reconnects_within_the_relink_spread_every_time(link):
     coordinator = Coordinator(welcome=True)
     supervisor = link(coordinator)
     _wait_for(coordinator, 7, timeout=60)
     gaps = coordinator.gaps()
     assert supervisor.sessions >= 6
-    # With the old loop the sixth gap was 2^5 x the first; at the base backoff every gap is at
-    # most BASE plus the handshake, so 4 x BASE leaves room for a loaded machine.
-    assert max(gaps) < 4 * BASE, gaps
+    # With the old loop the sixth gap was 2^5 x the first; a link that was up is retried within
+    # RELINK_SPREAD x BASE every time (no doubling), plus the handshake: one BASE of room for a
+    # loaded machine.
+    assert max(gaps) < (RELINK_SPREAD + 1) * BASE, gaps
+
+
+def test_a_fleet_dropped_together_relinks_spread_over_seconds_not_in_one_wave():
+    # What 5,000 nodes dropped at once do (one draw each), seeded so the test cannot flake.
+    random.seed(19)
+    delays = [reconnect_delay(1, BACKOFF_BASE) for _ in range(5000)]
+    assert min(delays) >= 0.5 * BACKOFF_BASE
+    assert max(delays) <= RELINK_SPREAD * BACKOFF_BASE
+    # No second takes much more than its share: spread evenly over 1-10 s, about 11 % each;
+    # the old 0.5-1.0 x BACKOFF_BASE put every node in the same second.
+    per_second = Counter(int(d) for d in delays)
+    assert max(per_second.values()) < 0.15 * len(delays), per_second
 
 
 def test_a_coordinator_that_refuses_the_node_gets_exponential_backoff(link):
