@@ -61,9 +61,15 @@ def _hello_nodes(hellos: list[tuple[str, str]]) -> list[tuple[Node | None, bool]
 
 _hello_node = Batched(_hello_nodes)
 _events_between = db_call(services.events_between)
+_latest_event_id = db_call(services.latest_event_id)
 # Deployments a feed remembers its last event of; an older one's gaps are left to the client's
 # catch-up from the API (a feed that reconnects reads the stored events anyway).
 FEED_REMEMBERS = 1000
+
+
+def _opens(event: dict) -> bool:
+    """Whether a feed event is the first one stored of its deployment."""
+    return event.get("status") == "queued" and event.get("attempt") == 1
 
 
 class NodeLinkConsumer(JsonConsumer):
@@ -345,8 +351,11 @@ class DeploymentFeedConsumer(JsonConsumer):
     Events are pushed once their transaction commits, so a worker killed between the two stored
     an event that no feed was told. Each feed remembers the last event it sent per deployment;
     an event that does not follow it is preceded by the stored ones in between (one query, only
-    then), and one already sent that way is not sent again. So from its first event of a
-    deployment on, a feed tells every stored event of it once and in order.
+    then), and one already sent that way is not sent again. A deployment's first event heard
+    that is not the one that opens it (`queued`, attempt 1) is preceded the same way by what was
+    stored since the feed connected: the events whose pushes were lost with a killed worker may
+    be its first ones. So a feed tells every event stored while it is connected once and in
+    order (beyond FEED_REMEMBERS deployments at once, from its first event of a deployment on).
     """
 
     async def connect(self) -> None:
@@ -356,6 +365,8 @@ class DeploymentFeedConsumer(JsonConsumer):
             return
         self.user_id = user.pk
         self.told: dict[int, int] = {}  # deployment → seq of the last event sent
+        self.forgot = False  # whether a deployment was dropped from `told` (FEED_REMEMBERS)
+        self.since = await _latest_event_id()  # the events stored before this feed connected
         self.group = user_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -375,6 +386,8 @@ class DeploymentFeedConsumer(JsonConsumer):
     async def _tell(self, event: dict) -> None:
         deployment, seq = event["deployment"], event["seq"]
         last = self.told.pop(deployment, None)  # re-inserted below: the newest stay
+        if last is None and not self.forgot and seq > self.since and not _opens(event):
+            last = self.since  # its earlier events stored since connecting were never pushed
         if last is not None and seq <= last:
             self.told[deployment] = last  # already sent, filling a gap
             return
@@ -390,4 +403,5 @@ class DeploymentFeedConsumer(JsonConsumer):
         self.told[deployment] = seq
         if len(self.told) > FEED_REMEMBERS:
             del self.told[next(iter(self.told))]
+            self.forgot = True
         await self.send_json(event)

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 from nacl.signing import VerifyKey
 
@@ -308,6 +308,11 @@ def events_between(
         }
         for event in events
     ]
+
+
+def latest_event_id() -> int:
+    """The newest stored event's seq (0: none yet); a feed fills its gaps from there on."""
+    return JobEvent.objects.aggregate(latest=Max("id"))["latest"] or 0
 
 
 def _event(job: Job, status: str, **fields) -> None:

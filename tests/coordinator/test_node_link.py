@@ -4,6 +4,7 @@ import json
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from nacl.signing import SigningKey
 
@@ -253,3 +254,54 @@ def test_a_message_nested_100000_deep_gets_an_error_and_the_link_lives_on(online
     error, error2 = async_to_sync(scenario)()
     assert (error["type"], error["error"]) == ("error", "malformed_json")
     assert error2["error"] == "malformed_json"
+
+
+def test_a_feed_tells_the_first_events_stored_since_it_connected_that_were_never_pushed(
+    alice, online_node
+):
+    """A worker killed before pushing a deployment's first events after the feed connected: the
+    feed, first hearing a later event of it, sends those stored events before it; events stored
+    before the feed connected are not sent."""
+    from channels.layers import get_channel_layer
+    from django.utils import timezone
+
+    from coordinator.models import JobEvent
+    from coordinator.notify import user_group
+    from coordinator.services import events_between
+
+    response = alice.submit(deployment_payload(target={"node": online_node.pk}))
+    job = Job.objects.get(deployment_id=response.json()["id"])
+
+    def store(status: str, log: str) -> JobEvent:
+        return JobEvent.objects.create(
+            job=job, attempt=1, status=status, log=log, ts=timezone.now(), stream_id=""
+        )
+
+    async def scenario():
+        feed = WebsocketCommunicator(DeploymentFeedConsumer.as_asgi(), "/ws/deployments/")
+        feed.scope["user"] = alice.user
+        connected, _ = await feed.connect()
+        assert connected
+        stored = [
+            await database_sync_to_async(store)(status, log)
+            for status, log in (("dispatched", ""), ("accepted", ""), ("running", "start"))
+        ]
+        shaped = await database_sync_to_async(events_between)(
+            owner_id=alice.user.pk,
+            deployment_id=job.deployment_id,
+            after=stored[-1].pk - 1,
+            before=stored[-1].pk + 1,
+            state="running",
+        )
+        await get_channel_layer().group_send(
+            user_group(alice.user.pk), {"type": "deployment.event", "event": shaped[0]}
+        )
+        seen = []
+        while not await feed.receive_nothing(timeout=0.5):
+            seen.append(await feed.receive_json_from())
+        await feed.disconnect()
+        return stored, seen
+
+    stored, seen = async_to_sync(scenario)()
+    assert [e["seq"] for e in seen] == [e.pk for e in stored]
+    assert [e["status"] for e in seen] == ["dispatched", "accepted", "running"]
