@@ -254,6 +254,14 @@ def asgi_worker_argv(server: str, python: str, port: int) -> list[str]:
             "websockets-sansio",
             "--ws-max-size",
             str(1 << 20),  # daphne's limit too: a larger message drops its connection
+            # uvicorn pings every WebSocket every 20 s by default: on node links that is
+            # traffic on top of the nodes' own beats, which already tell a dead node within
+            # ZOS_LINK_PING_INTERVAL + TIMEOUT (about 8 % of an idle worker's CPU at 2,500
+            # links). A browser's feed that vanished without closing is still found in 1.5 min.
+            "--ws-ping-interval",
+            "60",
+            "--ws-ping-timeout",
+            "30",
             "--proxy-headers",  # trusted from 127.0.0.1 (HAProxy) only, uvicorn's default
             "--lifespan",
             "off",  # Channels' router has no lifespan handler

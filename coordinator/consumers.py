@@ -136,6 +136,12 @@ class NodeLinkConsumer(JsonConsumer):
             self.lost = True
             await lost_links((self.node_id, self.session, reason))
 
+    def beating(self, now: float) -> bool:
+        """Whether this link's node beats and was heard from in time: the link loop's check of
+        most links, made without a coroutine per link per tick (most of an idle worker's tick)."""
+        limit = settings.ZOS_LINK_PING_INTERVAL + settings.ZOS_LINK_PING_TIMEOUT
+        return self.beats and not self.lost and now - self.last_heard <= limit
+
     async def keepalive(self, now: float) -> bool:
         """Ping when due (or, for a beating node, check it beats); False (and the link closed)
         once the node fell silent."""

@@ -27,6 +27,8 @@ class Link(Protocol):
     node_id: int | None
     session: str
 
+    def beating(self, now: float) -> bool: ...
+
     async def keepalive(self, now: float) -> bool: ...
 
     async def send_pending(self) -> None: ...
@@ -56,7 +58,11 @@ class LinkLoop:
             await asyncio.sleep(tick)
             now = time.monotonic()
             try:
-                alive = [link for link in list(self.links.values()) if await link.keepalive(now)]
+                alive = [
+                    link
+                    for link in list(self.links.values())
+                    if link.beating(now) or await link.keepalive(now)
+                ]
                 if now - last_refresh >= settings.ZOS_LINK_PING_INTERVAL:
                     last_refresh = now
                     sessions = {link.node_id: link.session for link in alive}
