@@ -193,10 +193,15 @@ def test_the_node_fetches_the_published_image_and_boots_a_vm_from_it(
 
 
 def test_node_info_lists_the_cached_image(user: User, vm_run: Run):
-    done = user.wait_final(user.deploy("node_info().images")["id"], timeout=300)
-    assert done["status"] == "succeeded", done["job"]
-    listing = [(i["name"], i["version"], i["source"]) for i in done["job"]["result"]]
-    assert listing == [("debian-12", "1", "hub")]
+    """The agent republishes node_info's facts with each uptime report (60 s in the box)."""
+
+    def listing() -> list[tuple]:
+        done = user.wait_final(user.deploy("node_info().images")["id"], timeout=60)
+        assert done["status"] == "succeeded", done["job"]
+        return [(i["name"], i["version"], i["source"]) for i in done["job"]["result"]]
+
+    listed = wait_for(listing, timeout=150, every=5, what="node_info() to list the fetched image")
+    assert listed == [("debian-12", "1", "hub")]
 
 
 def test_ctrl_c_powers_the_node_off_and_leaves_nothing_behind(box: NodeImageBox):
