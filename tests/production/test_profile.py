@@ -82,9 +82,16 @@ def submit(url: str, owner: Owner, script: str) -> int:
 
 
 def stored_events(url: str, owner: Owner, deployment: int) -> list[dict]:
-    response = requests.get(
-        f"{url}/api/v1/deployments/{deployment}/events", headers=owner.headers, timeout=10
-    )
+    """The deployment's stored events. A 503 is asked again after its Retry-After, as a client
+    does: just after a restart of PostgreSQL a worker's pooled connection may fail once."""
+    deadline = time.monotonic() + 30
+    while True:
+        response = requests.get(
+            f"{url}/api/v1/deployments/{deployment}/events", headers=owner.headers, timeout=10
+        )
+        if response.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(int(response.headers.get("Retry-After", "1")))
     response.raise_for_status()
     return response.json()["results"]
 
