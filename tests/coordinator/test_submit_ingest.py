@@ -15,9 +15,9 @@ from rest_framework.authtoken.models import Token
 from accounts.services import create_api_token
 from coordinator.models import Deployment, JobEvent
 from coordinator.submit_ingest import PATH
-from grid.asgi import application
 from ledger.choices import NodeStatus
 from tests.coordinator.conftest import deployment_payload, sign
+from tests.ledger.asgi_client import asgi_answer
 
 # The ingest writes from its own threads: its rows must be committed to be seen.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,40 +33,7 @@ def asgi_post(body: bytes, headers: dict[str, str]) -> dict:
 
 async def _post(body: bytes, headers: dict[str, str]) -> dict:
     headers = {"Host": "127.0.0.1", "Content-Length": str(len(body)), **headers}
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": PATH,
-        "raw_path": PATH.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
-    sent = False
-    answer: dict = {"body": b""}
-
-    async def receive() -> dict:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)  # the client stays connected
-
-    async def send(message: dict) -> None:
-        if message["type"] == "http.response.start":
-            answer["status"] = message["status"]
-            answer["headers"] = {k.lower(): v for k, v in message["headers"]}
-        elif message["type"] == "http.response.body":
-            answer["body"] += message.get("body", b"")
-
-    await application(scope, receive, send)
-    answer["json"] = json.loads(answer["body"])
-    return answer
+    return await asgi_answer("POST", PATH, body, headers)
 
 
 def by_token(token: str, envelope: dict, **extra_headers) -> dict:

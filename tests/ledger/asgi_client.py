@@ -19,6 +19,7 @@ class AsgiResponse:
     status_code: int = 0
     headers: CaseInsensitiveMapping = field(default_factory=lambda: CaseInsensitiveMapping({}))
     content: bytes = b""
+    raw_headers: dict[bytes, bytes] = field(default_factory=dict)  # as sent, names lowercased
 
     def json(self):
         return json.loads(self.content)
@@ -53,6 +54,7 @@ async def asgi_request(method: str, path: str, body: bytes, headers: dict[str, s
     async def send(message: dict) -> None:
         if message["type"] == "http.response.start":
             response.status_code = message["status"]
+            response.raw_headers = {k.lower(): v for k, v in message["headers"]}
             headers = {k.decode(): v.decode() for k, v in message["headers"]}
             response.headers = CaseInsensitiveMapping(headers)
         elif message["type"] == "http.response.body":
@@ -74,3 +76,13 @@ class AsgiClient:
         if "HTTP_AUTHORIZATION" in extra:
             headers["Authorization"] = extra["HTTP_AUTHORIZATION"]
         return asyncio.run(asgi_request(method, path, body, headers))
+
+
+async def asgi_answer(method: str, path: str, body: bytes, headers: dict[str, str]) -> dict:
+    """`asgi_request` as the ingest tests read it: status, raw headers and the JSON body."""
+    response = await asgi_request(method, path, body, headers)
+    return {
+        "status": response.status_code,
+        "headers": response.raw_headers,
+        "json": response.json(),
+    }

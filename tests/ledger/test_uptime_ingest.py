@@ -16,7 +16,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from nacl.signing import SigningKey
 
-from grid.asgi import application
 from grid.redis_cache import SharedPoolRedisCache
 from ledger.choices import NodeStatus
 from ledger.models import AuditEntry, Node, UptimeHour, UptimeReport
@@ -26,7 +25,7 @@ from ops import metrics
 from signing.keys import public_key_hex
 from signing.node_request import sign_request
 from tests.conftest import NodeClient, make_farm, make_token, registration
-from tests.ledger.asgi_client import AsgiClient
+from tests.ledger.asgi_client import AsgiClient, asgi_answer
 
 # The ingest writes from its own thread: its rows must be committed to be seen.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,40 +39,7 @@ def asgi_post(path: str, body: bytes, headers: dict[str, str]) -> dict:
 
 
 async def _one(path: str, body: bytes, headers: dict[str, str]) -> dict:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
-    sent = False
-    answer: dict = {"body": b""}
-
-    async def receive() -> dict:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)  # the client stays connected
-
-    async def send(message: dict) -> None:
-        if message["type"] == "http.response.start":
-            answer["status"] = message["status"]
-            answer["headers"] = dict(message["headers"])
-        elif message["type"] == "http.response.body":
-            answer["body"] += message.get("body", b"")
-
-    await application(scope, receive, send)
-    answer["json"] = json.loads(answer["body"])
-    return answer
+    return await asgi_answer("POST", path, body, headers)
 
 
 async def _many(requests: list[tuple[str, bytes, dict[str, str]]]) -> list[dict]:
