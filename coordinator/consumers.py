@@ -65,6 +65,7 @@ _latest_event_id = db_call(services.latest_event_id)
 # Deployments a feed remembers its last event of; an older one's gaps are left to the client's
 # catch-up from the API (a feed that reconnects reads the stored events anyway).
 FEED_REMEMBERS = 1000
+FEED_DB_ATTEMPTS = 5  # a gap's stored events asked for at most this often, a second apart
 
 
 def _opens(event: dict) -> bool:
@@ -389,6 +390,17 @@ class DeploymentFeedConsumer(JsonConsumer):
     async def deployment_event(self, message: dict) -> None:
         await self._tell(message["event"])
 
+    async def _stored_between(self, **query) -> list[dict]:
+        """The stored events to fill a gap with. Asked again on a database error: just after
+        PostgreSQL restarted, a pooled connection it dropped fails once, and the events that
+        follow a restart are the ones a feed must not lose."""
+        for _ in range(FEED_DB_ATTEMPTS - 1):
+            try:
+                return await _events_between(**query)
+            except (OperationalError, InterfaceError):
+                await asyncio.sleep(1)
+        return await _events_between(**query)  # the last attempt's error ends the feed
+
     async def _tell(self, event: dict) -> None:
         deployment, seq = event["deployment"], event["seq"]
         last = self.told.pop(deployment, None)  # re-inserted below: the newest stay
@@ -398,7 +410,7 @@ class DeploymentFeedConsumer(JsonConsumer):
             self.told[deployment] = last  # already sent, filling a gap
             return
         if last is not None and seq > last + 1:
-            for missed in await _events_between(
+            for missed in await self._stored_between(
                 owner_id=self.user_id,
                 deployment_id=deployment,
                 after=last,
