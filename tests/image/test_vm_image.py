@@ -156,7 +156,7 @@ def test_a_debian_vm_boots_with_its_seed_and_takes_ssh_with_the_seed_key(
                               env: #{{GREETING: "hello from the seed",
                                       QUOTED: {json.dumps(QUOTED)}}}}});
         let info = vm_info("deb");
-        while !info.console.contains("{READY_MARKER}") {{
+        while !info.console.contains("{READY_MARKER} deb") {{
             if info.state != "running" {{ throw `vm ended: ${{info.state}}: ${{info.console}}`; }}
             sleep(200);
             info = vm_info("deb");

@@ -96,10 +96,14 @@ def run(store: JobStore, owner: int, script: str, timeout: float = 120) -> dict:
 
 
 def wait_ready(store: JobStore, owner: int, name: str) -> dict:
-    """Poll vm_info from a script until the guest says it is ready, like a user's script."""
+    """Poll vm_info from a script until the guest says it is ready, like a user's script.
+
+    The wait is for the whole ready line: the console may be read while the guest is still
+    writing it, with the hostname not yet there.
+    """
     script = f"""
         let info = vm_info("{name}");
-        while !info.console.contains("{READY_MARKER}") {{
+        while !info.console.contains("{READY_MARKER} {name}") {{
             if info.state != "running" {{ throw `vm ended: ${{info.state}}`; }}
             sleep(100);
             info = vm_info("{name}");
