@@ -6,9 +6,11 @@ import time
 from dataclasses import dataclass
 
 import pytest
+from channels.testing import WebsocketCommunicator
 from nacl.signing import SigningKey
 
 from contracts.payload_types import DEPLOYMENT_TYPE
+from coordinator.consumers import DeploymentFeedConsumer
 from signing.dsse import sign_envelope
 from signing.keys import public_key_hex
 from tests.conftest import CAPACITY, make_farm, make_user
@@ -28,6 +30,23 @@ def deployment_payload(
     }
     payload.update(overrides)
     return payload
+
+
+async def open_feed(user) -> WebsocketCommunicator:
+    """The user's live deployment feed, connected as the dashboard connects it."""
+    feed = WebsocketCommunicator(DeploymentFeedConsumer.as_asgi(), "/ws/deployments/")
+    feed.scope["user"] = user
+    connected, _ = await feed.connect()
+    assert connected
+    return feed
+
+
+async def feed_frames(feed: WebsocketCommunicator) -> list[dict]:
+    """Every frame the feed sends until it has been quiet for half a second."""
+    seen = []
+    while not await feed.receive_nothing(timeout=0.5):
+        seen.append(await feed.receive_json_from())
+    return seen
 
 
 def sign(key: SigningKey, payload: dict | bytes, payload_type: str = DEPLOYMENT_TYPE) -> dict:

@@ -12,7 +12,7 @@ from contracts.payload_types import DISPATCH_TYPE
 from coordinator.consumers import WS_CONTEXT, DeploymentFeedConsumer, NodeLinkConsumer
 from coordinator.models import Job
 from signing.keys import b64decode, b64encode, public_key_hex
-from tests.coordinator.conftest import deployment_payload
+from tests.coordinator.conftest import deployment_payload, feed_frames, open_feed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -98,11 +98,7 @@ def test_events_reach_the_owner_and_nobody_else(alice, mallory, online_node):
     async def scenario():
         feeds = {}
         for tenant in (alice, mallory):
-            feed = WebsocketCommunicator(DeploymentFeedConsumer.as_asgi(), "/ws/deployments/")
-            feed.scope["user"] = tenant.user
-            connected, _ = await feed.connect()
-            assert connected
-            feeds[tenant.user.username] = feed
+            feeds[tenant.user.username] = await open_feed(tenant.user)
         link, _ = await connect_node(online_node.signing_key)
         dispatch = await link.receive_json_from(timeout=5)
         job_id = _payload(dispatch["envelope"])["job_id"]
@@ -117,9 +113,7 @@ def test_events_reach_the_owner_and_nobody_else(alice, mallory, online_node):
             }
         )
         await link.receive_json_from(timeout=5)
-        seen = []
-        while not await feeds["alice"].receive_nothing(timeout=0.5):
-            seen.append(await feeds["alice"].receive_json_from())
+        seen = await feed_frames(feeds["alice"])
         leaked = not await feeds["mallory"].receive_nothing(timeout=0.5)
         for communicator in (link, *feeds.values()):
             await communicator.disconnect()
@@ -167,15 +161,10 @@ def test_a_feed_tells_an_event_that_was_stored_but_never_pushed_once_and_in_orde
     messages = [pushed(stored[0]), pushed(stored[2]), pushed(stored[1])]  # [1] pushed late
 
     async def scenario():
-        feed = WebsocketCommunicator(DeploymentFeedConsumer.as_asgi(), "/ws/deployments/")
-        feed.scope["user"] = alice.user
-        connected, _ = await feed.connect()
-        assert connected
+        feed = await open_feed(alice.user)
         for message in messages:
             await get_channel_layer().group_send(user_group(alice.user.pk), message)
-        seen = []
-        while not await feed.receive_nothing(timeout=0.5):
-            seen.append(await feed.receive_json_from())
+        seen = await feed_frames(feed)
         await feed.disconnect()
         return seen
 
@@ -278,10 +267,7 @@ def test_a_feed_tells_the_first_events_stored_since_it_connected_that_were_never
         )
 
     async def scenario():
-        feed = WebsocketCommunicator(DeploymentFeedConsumer.as_asgi(), "/ws/deployments/")
-        feed.scope["user"] = alice.user
-        connected, _ = await feed.connect()
-        assert connected
+        feed = await open_feed(alice.user)
         stored = [
             await database_sync_to_async(store)(status, log)
             for status, log in (("dispatched", ""), ("accepted", ""), ("running", "start"))
@@ -296,9 +282,7 @@ def test_a_feed_tells_the_first_events_stored_since_it_connected_that_were_never
         await get_channel_layer().group_send(
             user_group(alice.user.pk), {"type": "deployment.event", "event": shaped[0]}
         )
-        seen = []
-        while not await feed.receive_nothing(timeout=0.5):
-            seen.append(await feed.receive_json_from())
+        seen = await feed_frames(feed)
         await feed.disconnect()
         return stored, seen
 

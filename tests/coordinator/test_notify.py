@@ -5,15 +5,13 @@ import logging
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.testing import WebsocketCommunicator
 from channels_redis.core import RedisChannelLayer
 from django.utils import timezone
 
 from box.grid import free_port
 from coordinator import notify, services
-from coordinator.consumers import DeploymentFeedConsumer
 from coordinator.models import Job, JobEvent
-from tests.coordinator.conftest import deployment_payload
+from tests.coordinator.conftest import deployment_payload, feed_frames, open_feed
 
 
 def test_messages_the_channel_layer_cannot_take_are_logged_not_raised(monkeypatch, caplog):
@@ -48,14 +46,9 @@ def test_a_batchs_events_for_one_owner_reach_the_feed_each_once_and_in_order(ali
     messages.insert(1, (notify.node_group(online_node.pk), {"type": "link.wake"}))
 
     async def scenario():
-        feed = WebsocketCommunicator(DeploymentFeedConsumer.as_asgi(), "/ws/deployments/")
-        feed.scope["user"] = alice.user
-        connected, _ = await feed.connect()
-        assert connected
+        feed = await open_feed(alice.user)
         await notify.send_all(messages)
-        seen = []
-        while not await feed.receive_nothing(timeout=0.5):
-            seen.append(await feed.receive_json_from())
+        seen = await feed_frames(feed)
         await feed.disconnect()
         return seen
 

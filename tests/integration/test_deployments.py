@@ -5,7 +5,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import secrets
 import signal
 import sqlite3
 import subprocess
@@ -18,10 +17,9 @@ import requests
 from nacl.signing import SigningKey
 
 from contracts.key_proof import sign_key_proof
-from contracts.payload_types import DEPLOYMENT_TYPE
-from signing.dsse import sign_envelope
 from signing.keys import public_key_hex
 from tests.integration.conftest import ROOT, Agent, ControlPlane, bootstrap, wait_for
+from zoscli.envelope import build_payload, sign_deployment
 
 pytestmark = pytest.mark.integration
 
@@ -40,17 +38,8 @@ class User:
         return {"Authorization": f"Token {self.token}"}
 
     def deploy(self, script: str, **payload) -> dict:
-        now = int(time.time())
-        body = {
-            "script": script,
-            "target": {"node": self.node},
-            "nonce": secrets.token_hex(16),
-            "issued_at": now,
-            "expires_at": now + 600,
-            "name": "it",
-            **payload,
-        }
-        envelope = sign_envelope(self.key, DEPLOYMENT_TYPE, json.dumps(body).encode())
+        body = build_payload(script=script, target={"node": self.node}, name="it", lifetime=600)
+        envelope = sign_deployment(self.key, {**body, **payload})
         response = requests.post(
             f"{self.plane.url}/api/v1/deployments",
             json={"envelope": envelope},

@@ -8,7 +8,6 @@ the owner and the node has to cross from one worker process to the other.
 
 import json
 import os
-import secrets
 import signal
 import threading
 import time
@@ -19,11 +18,10 @@ import pytest
 import requests
 from websockets.sync.client import connect
 
-from contracts.payload_types import DEPLOYMENT_TYPE
-from signing.dsse import sign_envelope
 from tests.box.test_up import alive
 from tests.integration.conftest import wait_for
 from tests.production.conftest import Owner, Profile
+from zoscli.envelope import build_payload, sign_deployment
 
 pytestmark = [pytest.mark.integration, pytest.mark.production]
 
@@ -60,16 +58,8 @@ class Feed:
 
 def post_deployment(url: str, owner: Owner, script: str) -> requests.Response:
     """A signed deployment of the script to the owner's node, and the API's answer as it is."""
-    now = int(time.time())
-    body = {
-        "script": script,
-        "target": {"node": owner.node},
-        "nonce": secrets.token_hex(16),
-        "issued_at": now,
-        "expires_at": now + 600,
-        "name": "production",
-    }
-    envelope = sign_envelope(owner.key, DEPLOYMENT_TYPE, json.dumps(body).encode())
+    body = build_payload(script=script, target={"node": owner.node}, name="production")
+    envelope = sign_deployment(owner.key, body)
     return requests.post(
         f"{url}/api/v1/deployments", json={"envelope": envelope}, headers=owner.headers, timeout=30
     )

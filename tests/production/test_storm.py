@@ -7,10 +7,8 @@ link live again, and a deployment to a node whose link was dropped must succeed.
 import asyncio
 import json
 import os
-import secrets
 import signal
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -18,10 +16,9 @@ import requests
 from nacl.signing import SigningKey
 
 from bench.node_sim_bench import Fleet, register
-from contracts.payload_types import DEPLOYMENT_TYPE
-from signing.dsse import sign_envelope
 from tests.integration.conftest import wait_for
 from tests.production.conftest import Owner, Profile
+from zoscli.envelope import build_payload, sign_deployment
 
 pytestmark = [pytest.mark.integration, pytest.mark.production]
 
@@ -81,16 +78,8 @@ def live_links(profile: Profile, node_ids: list[int]) -> int:
 
 
 def deploy(profile: Profile, owner: Owner, node: int) -> int:
-    now = int(time.time())
-    body = {
-        "script": "40 + 2",
-        "target": {"node": node},
-        "nonce": secrets.token_hex(16),
-        "issued_at": now,
-        "expires_at": now + 600,
-        "name": "after-the-storm",
-    }
-    envelope = sign_envelope(owner.key, DEPLOYMENT_TYPE, json.dumps(body).encode())
+    body = build_payload(script="40 + 2", target={"node": node}, name="after-the-storm")
+    envelope = sign_deployment(owner.key, body)
     response = requests.post(
         f"{profile.settings.url}/api/v1/deployments",
         json={"envelope": envelope},

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from tests.conftest import make_user
+from tests.coordinator.conftest import open_feed
 
 pytestmark = pytest.mark.django_db
 
@@ -146,9 +147,6 @@ def test_a_node_sending_hostile_messages_keeps_its_link_and_breaks_nothing(setti
 @pytest.mark.django_db(transaction=True)
 def test_the_live_feed_answers_garbage_frames_with_an_error_and_stays_up(settings):
     from asgiref.sync import async_to_sync
-    from channels.testing import WebsocketCommunicator
-
-    from coordinator.consumers import DeploymentFeedConsumer
 
     user = make_user("alice")
     malformed = [
@@ -163,10 +161,7 @@ def test_the_live_feed_answers_garbage_frames_with_an_error_and_stays_up(setting
     ]
 
     async def scenario() -> list[dict]:
-        feed = WebsocketCommunicator(DeploymentFeedConsumer.as_asgi(), "/ws/deployments/")
-        feed.scope["user"] = user
-        connected, _ = await feed.connect()
-        assert connected
+        feed = await open_feed(user)
         replies = []
         for frame in malformed:
             await feed.send_to(**frame)
