@@ -1,6 +1,7 @@
 """`python -m nodeagent`: the node agent's command line."""
 
 import argparse
+import gc
 import json
 import logging
 import shlex
@@ -163,6 +164,10 @@ def _run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: stop.set())
+    # What is loaded by now lives as long as the agent (and the runners it forks): frozen, the
+    # garbage collector stops walking it again in full collections that paused a job's
+    # dispatch up to 100 ms (docs/performance.md).
+    gc.freeze()
     try:
         run_node(config, identity, stop)
     except RedisStartError as exc:

@@ -26,6 +26,7 @@ starts, which must not live under a script's budget.
 
 import contextlib
 import ctypes
+import gc
 import logging
 import multiprocessing
 import resource
@@ -321,6 +322,7 @@ def worker_main(settings: RunnerSettings, consumer: str) -> None:
     logring.install(settings.redis_url, source=consumer)
     limit_memory(settings.memory_mb)
     worker = Worker(settings, consumer)
+    gc.freeze()  # the runner's code and engine live as long as it: no full collection walks them
     crashed = threading.Event()
 
     def serve() -> None:
