@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -40,9 +41,8 @@ sys.path.insert(0, str(ROOT))
 from bench.report import Report, tree_cpu_seconds  # noqa: E402
 from bench.stats import percentile  # noqa: E402
 from contracts.key_proof import sign_key_proof  # noqa: E402
-from contracts.payload_types import DEPLOYMENT_TYPE  # noqa: E402
-from signing.dsse import sign_envelope  # noqa: E402
 from signing.keys import public_key_hex  # noqa: E402
+from zoscli.envelope import build_payload, sign_deployment  # noqa: E402
 
 FINAL = {"succeeded", "failed", "cancelled"}
 
@@ -204,16 +204,8 @@ class Box:
         self, node: int, session: requests.Session, script: str = "40 + 2", name: str = "bench"
     ) -> int:
         """Sign `script` as the bench user, POST it for `node`; the deployment's id."""
-        now = int(time.time())
-        payload = {
-            "script": script,
-            "target": {"node": node},
-            "nonce": secrets.token_hex(16),
-            "issued_at": now,
-            "expires_at": now + 3600,
-            "name": name,
-        }
-        envelope = sign_envelope(self.key, DEPLOYMENT_TYPE, json.dumps(payload).encode())
+        payload = build_payload(script=script, target={"node": node}, name=name)
+        envelope = sign_deployment(self.key, payload)
         response = session.post(
             f"{self.url}/api/v1/deployments",
             json={"envelope": envelope},
@@ -307,6 +299,34 @@ def report_cpu(report: Report, what: str, box: Box, before: dict[str, float], co
     report.add(f"{what}: load average at the end", os.getloadavg()[0], "")
 
 
+STEPS = ("queued", "dispatched", "accepted", "running", "succeeded")
+
+
+def report_steps(
+    report: Report, what: str, box: Box, session: requests.Session, timed: list
+) -> None:
+    """Where a sequential deployment's time goes, from when each of its events was stored (the
+    events API's `created`; the bench and the control plane share a clock): the POST until
+    `queued` is stored, each stored status to the next, and from `succeeded` stored until the
+    owner's feed told it. Fetched after the timed run, so not in its figures."""
+    steps: dict[str, list[float]] = {}
+    for deployment, submitted_at, took in timed:
+        response = session.get(
+            f"{box.url}/api/v1/deployments/{deployment}/events", headers=box.headers, timeout=10
+        )
+        response.raise_for_status()
+        stored = {
+            e["status"]: datetime.fromisoformat(e["created"]).timestamp()
+            for e in response.json()["results"]
+        }
+        marks = [("submit", submitted_at), *((s, stored[s]) for s in STEPS)]
+        marks.append(("feed", submitted_at + took))
+        for (before, at), (after, then) in itertools.pairwise(marks):
+            steps.setdefault(f"{before} -> {after}", []).append((then - at) * 1000)
+    for step, values in steps.items():
+        report.add(f"{what}: {step} p50", percentile(values, 0.5), "ms")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=1000, help="sequential deployments timed")
@@ -376,17 +396,18 @@ def run(args: argparse.Namespace, workdir: Path, report: Report) -> None:
     with make_box(args, workdir) as box:
         feed = Feed(box)
         session = requests.Session()
-        latencies = []
+        latencies, timed = [], []
         report.add(f"sequential, {shape}: load average at its start", os.getloadavg()[0], "")
         cpu_before = component_cpu(box)
         for i in range(args.count):
-            started = time.perf_counter()
+            submitted_at, started = time.time(), time.perf_counter()
             script = f"40 + 2 // {i}" if args.unique else "40 + 2"
             deployment = box.submit(box.node_ids[i % len(box.node_ids)], session, script)
             ended, status = feed.wait(deployment)
             if status != "succeeded":
                 raise SystemExit(f"deployment {deployment} ended {status}")
             latencies.append((ended - started) * 1000)
+            timed.append((deployment, submitted_at, ended - started))
             if (i + 1) % 100 == 0:
                 print(f"  {i + 1}/{args.count} done", file=sys.stderr)
         what = f"sequential, {shape}"
@@ -396,6 +417,7 @@ def run(args: argparse.Namespace, workdir: Path, report: Report) -> None:
         report.add(f"{what}: mean", statistics.mean(latencies), "ms")
         report.add(f"{what}: max", max(latencies), "ms")
         report_cpu(report, what, box, cpu_before, args.count)
+        report_steps(report, what, box, session, timed)
         if args.celery:
             from bench.celery_bench import celery_round_trips
 
