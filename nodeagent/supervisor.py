@@ -51,6 +51,9 @@ RELINK_SPREAD = 5.0
 # acknowledges `cancel` with `cancel_ack`, and answers `logs` with the tail of the node's log
 # ring (nodeagent.logring).
 FEATURES = ["beat", "pong", "cancel_ack", "logs"]
+# How long the outbox shipper waits in Redis for a new event before it looks whether its session
+# is over: a dropped link is retried only after this, on top of its reconnect delay.
+OUTBOX_WAIT_MS = 500
 
 
 def reconnect_delay(failures: int, base: float = BACKOFF_BASE) -> float:
@@ -350,7 +353,9 @@ class Supervisor:
                 if workloads != reported:  # at link-up, then whenever a workload changes
                     ws.send(json.dumps({"type": "inventory", "workloads": workloads}))
                     reported = workloads
-                for entry_id, fields in self.store.outbox_after(last, count=100, block_ms=500):
+                for entry_id, fields in self.store.outbox_after(
+                    last, count=100, block_ms=OUTBOX_WAIT_MS
+                ):
                     event = _event_fields(fields, self.clock_offset)
                     ws.send(json.dumps({"type": "event", "id": entry_id, **event}))
                     last = entry_id
