@@ -288,9 +288,7 @@ class NodeLinkConsumer(JsonConsumer):
 
     async def _send_replies(self, replies: services.LinkReplies) -> None:
         for job_id, attempt, envelope in replies.dispatches:
-            if (job_id, attempt) not in self.sent:
-                _remember(self.sent, (job_id, attempt))
-                await self.send_json({"type": "dispatch", "envelope": envelope})
+            await self._send_dispatch(job_id, attempt, envelope)
         for job_id, envelope in replies.cancels:
             if job_id not in self.cancels_sent:
                 _remember(self.cancels_sent, job_id)
@@ -341,8 +339,20 @@ class NodeLinkConsumer(JsonConsumer):
         )
 
     async def link_dispatch(self, message: dict) -> None:
-        """A job queued for this node (services._queue): signed and sent by the next batch."""
-        self._queue("dispatch", {"job_id": message["job"], "attempt": message["attempt"]})
+        """A job for this node (notify.dispatch_on_node). One already dispatched comes with
+        its signed dispatch and is sent now; one that only names the job (a job moved here from
+        another node, or the push of a process older than the envelope in it) is marked, signed
+        and sent by the next batch."""
+        envelope = message.get("envelope")
+        if envelope is None:
+            self._queue("dispatch", {"job_id": message["job"], "attempt": message["attempt"]})
+            return
+        await self._send_dispatch(message["job"], message["attempt"], envelope)
+
+    async def _send_dispatch(self, job_id: str, attempt: int, envelope: dict) -> None:
+        if (job_id, attempt) not in self.sent:
+            _remember(self.sent, (job_id, attempt))
+            await self.send_json({"type": "dispatch", "envelope": envelope})
 
     async def link_wake(self, message: dict) -> None:
         """The push of processes that predate `link.dispatch` (a rolling upgrade): read all."""

@@ -136,12 +136,17 @@ def batched(func: Callable[P, T]) -> Callable[P, T]:
     return run
 
 
-def dispatch_on_node(node_id: int, job_uuid: str, attempt: int) -> None:
-    """Push one queued job to its node's link, which signs and sends just that job (reading
-    every undelivered job of the node at each push made a burst quadratic)."""
-    _send_on_commit(
-        node_group(node_id), {"type": "link.dispatch", "job": job_uuid, "attempt": attempt}
-    )
+def dispatch_on_node(
+    node_id: int, job_uuid: str, attempt: int, envelope: dict | None = None
+) -> None:
+    """Push one job to its node's link. With its signed dispatch (the job is `dispatched`
+    already) the link sends it as it comes; without, the link's next batch marks, signs and
+    sends it. Either way just that job: reading every undelivered job of the node at each push
+    made a burst quadratic."""
+    message = {"type": "link.dispatch", "job": job_uuid, "attempt": attempt}
+    if envelope is not None:
+        message["envelope"] = envelope
+    _send_on_commit(node_group(node_id), message)
 
 
 def cancel_on_node(node_id: int, job_uuid: str) -> None:

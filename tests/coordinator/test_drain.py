@@ -30,13 +30,13 @@ def test_a_drained_node_gets_no_new_farm_deployment(alice):
 
 def test_a_queued_farm_job_moves_to_another_online_node_when_its_node_is_drained(alice):
     farm = make_farm("farm-e")
-    first = make_online_node(farm, mru=64 * 2**30)
+    first = make_online_node(farm, linked=False, mru=64 * 2**30)  # its job waits for the link
     job = submit(alice, {"farm": farm.pk})
     assert (job.node, job.state) == (first, "queued")
     second = make_online_node(farm, mru=8 * 2**30)
     drain(first)
     job.refresh_from_db()
-    assert (job.node, job.state, job.attempt) == (second, "queued", 1)
+    assert (job.node, job.state, job.attempt) == (second, "dispatched", 1)
     assert job.events.filter(log=f"node {first.pk} is drained; moved to node {second.pk}").exists()
     # the new node's link gets it; the drained one has nothing to send
     assert [j for j, _, _ in services.pending_dispatches(first.pk)] == []
@@ -58,12 +58,12 @@ def test_a_retrying_farm_job_moves_and_a_job_the_node_holds_stays(alice):
     assert (held.node, held.state) == (first, "dispatched")
     services.start_due_retries(retrying.next_attempt_at)
     retrying.refresh_from_db()
-    assert (retrying.node, retrying.state, retrying.attempt) == (second, "queued", 2)
+    assert (retrying.node, retrying.state, retrying.attempt) == (second, "dispatched", 2)
 
 
 def test_a_job_stays_when_no_other_node_of_the_farm_fits(alice):
     farm = make_farm("farm-g")
-    only = make_online_node(farm)
+    only = make_online_node(farm, linked=False)
     job = submit(alice, {"farm": farm.pk})
     offline = make_online_node(farm)
     offline.status = "offline"

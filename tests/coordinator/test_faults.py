@@ -36,7 +36,7 @@ def test_a_transition_is_checked_logged_and_a_final_state_closes_the_books(
     job.transition_to(JobState.FAILED, reason="the disk is full")
     assert job.finished_at is not None and job.deadline is None
     assert job.deployment.status == JobState.FAILED
-    assert "queued -> failed: the disk is full" in caplog.text
+    assert "dispatched -> failed: the disk is full" in caplog.text
     with pytest.raises(InvalidJobTransition):
         job.transition_to(JobState.RUNNING)
 
@@ -63,10 +63,20 @@ def _cancel(tenant, job: Job) -> dict:
 
 @pytest.mark.django_db
 class TestDurableCancel:
-    def test_a_job_no_node_was_sent_is_cancelled_at_once(self, alice, online_node):
-        job = submit(alice, {"node": online_node.pk})
+    def test_a_job_no_node_was_sent_is_cancelled_at_once(self, alice):
+        node = make_online_node(make_farm_for(alice), linked=False)
+        job = submit(alice, {"node": node.pk})
         assert _cancel(alice, job)["status"] == "cancelled"
-        assert services.pending_cancels(online_node.pk) == []  # nothing for the node to hear
+        assert services.pending_cancels(node.pk) == []  # nothing for the node to hear
+
+    def test_a_job_dispatched_on_submit_is_cancelled_through_its_node(self, alice, online_node):
+        # Sent with the submit's push: the node may have it, so only its word ends the job.
+        job = submit(alice, {"node": online_node.pk})
+        assert _cancel(alice, job)["status"] == "cancelling"
+        assert [j for j, _ in services.pending_cancels(online_node.pk)] == [job.uuid.hex]
+        services.cancel_acknowledged(node_id=online_node.pk, job_id=job.uuid.hex, node_state=None)
+        job.refresh_from_db()
+        assert job.state == "cancelled"
 
     def test_a_running_job_is_cancel_requested_until_the_node_says_how_it_ended(
         self, alice, online_node

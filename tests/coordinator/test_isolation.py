@@ -3,14 +3,17 @@
 import pytest
 
 from coordinator.models import Job
-from tests.coordinator.conftest import deployment_payload
+from tests.conftest import make_farm
+from tests.coordinator.conftest import deployment_payload, make_online_node
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def alices_deployment(alice, online_node) -> int:
-    response = alice.submit(deployment_payload(target={"node": online_node.pk}))
+def alices_deployment(alice) -> int:
+    # Its node's link is down: the job waits, queued, and a cancel ends it at once.
+    node = make_online_node(make_farm("farm-a"), linked=False)
+    response = alice.submit(deployment_payload(target={"node": node.pk}))
     assert response.status_code == 201
     return response.json()["id"]
 
@@ -44,8 +47,8 @@ def test_the_owner_can_cancel_and_read_events(alice, alices_deployment):
     assert again.status_code == 409
     assert again.json()["error"] == "already_finished"
     events = alice.api.get(f"/api/v1/deployments/{alices_deployment}/events").json()
-    assert [e["status"] for e in events["results"]] == ["queued", "cancelled"]
+    assert [e["status"] for e in events["results"]] == ["queued", "waiting", "cancelled"]
     later = alice.api.get(
-        f"/api/v1/deployments/{alices_deployment}/events?after={events['results'][0]['seq']}"
+        f"/api/v1/deployments/{alices_deployment}/events?after={events['results'][1]['seq']}"
     ).json()
     assert [e["status"] for e in later["results"]] == ["cancelled"]

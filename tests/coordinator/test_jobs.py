@@ -96,7 +96,7 @@ def test_another_node_cannot_report_on_a_job(alice, online_node):
     )
     services.job_accepted(node_id=intruder.pk, job_id=job.uuid.hex, attempt=1)
     job.refresh_from_db()
-    assert job.state == "queued"
+    assert job.state == "dispatched"
     assert not JobEvent.objects.filter(stream_id="1-0").exists()
 
 
@@ -134,7 +134,7 @@ def test_a_silent_node_gets_retries_with_backoff_then_the_job_fails(alice, onlin
         now = job.next_attempt_at
         assert services.start_due_retries(now) == 1
         job.refresh_from_db()
-        assert (job.state, job.attempt) == ("queued", attempt + 1)
+        assert (job.state, job.attempt) == ("dispatched", attempt + 1)
     assert job.state == "failed"
     assert job.error.startswith("gave up after 3 attempts")
     assert delays[1] == pytest.approx(2 * delays[0], rel=0.01)
@@ -153,7 +153,7 @@ def test_farm_jobs_move_off_a_node_that_went_offline(alice):
     assert job.state == "retrying"
     services.start_due_retries(job.next_attempt_at)
     job.refresh_from_db()
-    assert (job.state, job.attempt, job.node) == ("queued", 2, second)
+    assert (job.state, job.attempt, job.node) == ("dispatched", 2, second)
 
 
 def test_coordinator_key_is_published_and_stable(client):

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from coordinator import links, services
 from coordinator.models import Job, NodeLink
+from tests.coordinator.conftest import make_online_node
 from tests.coordinator.test_jobs import states, submit
 from tests.coordinator.test_node_link import _payload, connect_node
 
@@ -51,10 +52,12 @@ def test_a_jobs_whole_life_in_one_batch_is_stored_in_order_reading_the_job_once(
 
 
 def test_a_pushed_dispatch_of_a_job_no_longer_the_nodes_is_not_sent(alice, online_node):
-    job = submit(alice, {"node": online_node.pk})
+    # A push that names the job only (a job moved here, waiting for this link) is read first.
+    node = make_online_node(online_node.farm, linked=False)
+    job = submit(alice, {"node": node.pk})
     response = alice.api.post(f"/api/v1/deployments/{job.deployment_id}/cancel")
     assert response.status_code == 200
-    replies = services.handle_link_messages(node_id=online_node.pk, messages=_messages(job)[:1])
+    replies = services.handle_link_messages(node_id=node.pk, messages=_messages(job)[:1])
     assert replies.dispatches == []
     job.refresh_from_db()
     assert job.state == "cancelled"

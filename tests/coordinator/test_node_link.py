@@ -5,12 +5,14 @@ import json
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from nacl.signing import SigningKey
 
 from contracts.payload_types import DISPATCH_TYPE
 from coordinator.consumers import WS_CONTEXT, DeploymentFeedConsumer, NodeLinkConsumer
 from coordinator.models import Job
+from coordinator.notify import node_group
 from signing.keys import b64decode, b64encode, public_key_hex
 from tests.coordinator.conftest import deployment_payload, feed_frames, open_feed
 
@@ -92,6 +94,32 @@ def test_dispatch_accept_event_ack_and_redelivery(alice, online_node):
     job = Job.objects.get(uuid=job_id)
     assert job.state == "succeeded"
     assert job.result == {"ok": True}
+
+
+def test_a_job_submitted_while_the_node_is_linked_is_sent_by_its_push_once(alice, online_node):
+    """The submit dispatches the job and its push carries the signed dispatch; the link sends
+    it as it comes, and a later catch-up read of the node's work does not send it again."""
+
+    async def scenario():
+        link, _ = await connect_node(online_node.signing_key)
+        submit = database_sync_to_async(alice.submit)
+        response = await submit(deployment_payload(target={"node": online_node.pk}))
+        dispatch = await link.receive_json_from(timeout=5)
+        await get_channel_layer().group_send(node_group(online_node.pk), {"type": "link.wake"})
+        again = not await link.receive_nothing(timeout=0.5)
+        await link.disconnect()
+        return response, dispatch, again
+
+    response, dispatch, again = async_to_sync(scenario)()
+    assert response.status_code == 201 and response.json()["status"] == "dispatched"
+    job = Job.objects.get(deployment_id=response.json()["id"])
+    assert dispatch["type"] == "dispatch"
+    assert _payload(dispatch["envelope"])["job_id"] == job.uuid.hex
+    assert not again
+    assert list(job.events.order_by("id").values_list("status", flat=True)) == [
+        "queued",
+        "dispatched",
+    ]
 
 
 def test_events_reach_the_owner_and_nobody_else(alice, mallory, online_node):

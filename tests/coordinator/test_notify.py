@@ -29,15 +29,15 @@ def test_a_batchs_events_for_one_owner_reach_the_feed_each_once_and_in_order(ali
     owner (fewer Redis round trips in a burst) and the feed still tells each, in order."""
     response = alice.submit(deployment_payload(target={"node": online_node.pk}))
     job = Job.objects.get(deployment_id=response.json()["id"])
-    queued = job.events.get()
+    dispatched = job.events.latest("id")
     stored = [
         JobEvent.objects.create(job=job, attempt=1, status=status, log=log, ts=timezone.now())
-        for status, log in (("dispatched", ""), ("running", "start"), ("succeeded", "end"))
+        for status, log in (("accepted", ""), ("running", "start"), ("succeeded", "end"))
     ]
     shaped = services.events_between(
         owner_id=alice.user.pk,
         deployment_id=job.deployment_id,
-        after=queued.pk,
+        after=dispatched.pk,
         before=stored[-1].pk + 1,
         state="running",
     )

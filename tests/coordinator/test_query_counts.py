@@ -38,7 +38,7 @@ def test_deployments(alice, online_node, flat_queries):
         lambda: alice.api.get("/api/v1/deployments"), lambda: deploy_more(alice, online_node), 4
     )
     assert (one["count"], many["count"]) == (1, 1 + MORE)
-    assert all(d["job"]["state"] == "queued" for d in many["results"])
+    assert all(d["job"]["state"] == "dispatched" for d in many["results"])
 
 
 def test_deployment_detail(alice, online_node, flat_queries):
@@ -107,11 +107,12 @@ def _statements(captured) -> list[str]:
     return out
 
 
-def test_a_submit_costs_five_statements_after_the_login(alice, online_node):
+def test_a_submit_to_a_linked_node_costs_six_statements_after_the_login(alice, online_node):
     """A submit is the hot path of a burst, and on PostgreSQL each statement is a round trip:
     the nonce is checked by the (owner, nonce) constraint on the INSERT itself, the node's link
-    liveness is read with the node, and a new job's deployment is not updated after it was
-    created with the job's status."""
+    liveness is read with the node, a new deployment and job are stored once each with the
+    job's status, and the job is `dispatched` right there (its two events), so the link sends
+    it without a transaction of its own."""
     alice.submit(deployment_payload(target={"node": online_node.pk}))
     with CaptureQueriesContext(connection) as captured:
         response = alice.submit(deployment_payload(target={"node": online_node.pk}))
@@ -121,6 +122,7 @@ def test_a_submit_costs_five_statements_after_the_login(alice, online_node):
         "SELECT ledger_node",
         "INSERT coordinator_deployment",
         "INSERT coordinator_job",
+        "INSERT coordinator_jobevent",
         "INSERT coordinator_jobevent",
     ]
     assert "coordinator_nodelink" in captured.captured_queries[3]["sql"]  # read with the node

@@ -13,17 +13,26 @@ from tests.coordinator.conftest import deployment_payload, make_online_node, sig
 pytestmark = pytest.mark.django_db
 
 
-def test_a_signed_deployment_is_queued_for_its_node(alice, online_node):
+def test_a_signed_deployment_is_dispatched_to_its_linked_node_on_submit(alice, online_node):
     response = alice.submit(deployment_payload(target={"node": online_node.pk}))
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert body["status"] == "queued"
+    assert body["status"] == "dispatched"
     assert body["target"] == {"node": online_node.pk}
     assert body["job"]["node"] == online_node.pk
     assert body["job"]["attempt"] == 1
     job = Job.objects.get(deployment_id=body["id"])
     assert job.node == online_node
-    assert [e.status for e in job.events.all()] == ["queued"]
+    assert [e.status for e in job.events.order_by("id")] == ["queued", "dispatched"]
+
+
+def test_a_deployment_for_a_node_whose_link_is_down_waits_queued(alice):
+    node = make_online_node(make_farm("farm-w"), linked=False)
+    response = alice.submit(deployment_payload(target={"node": node.pk}))
+    assert response.status_code == 201, response.json()
+    assert response.json()["status"] == "queued"
+    job = Job.objects.get(deployment_id=response.json()["id"])
+    assert [e.status for e in job.events.order_by("id")] == ["queued", "waiting"]
 
 
 def test_farm_target_picks_the_online_node_with_most_free_memory(alice):

@@ -67,8 +67,11 @@ def test_a_token_submit_is_stored_and_answered_as_the_api_does(client, alice, on
     assert taken_by_ingest(answer)
     assert answer["headers"][b"content-type"] == b"application/json"
     deployment = Deployment.objects.get(pk=answer["json"]["id"])
-    assert (deployment.owner, deployment.status) == (alice.user, "queued")
-    assert list(JobEvent.objects.values_list("status", flat=True)) == ["queued"]
+    assert (deployment.owner, deployment.status) == (alice.user, "dispatched")
+    assert list(JobEvent.objects.order_by("id").values_list("status", flat=True)) == [
+        "queued",
+        "dispatched",
+    ]
 
     drf = by_django(
         client, token, sign(alice.key, deployment_payload(target={"node": online_node.pk}))
@@ -80,7 +83,7 @@ def test_a_token_submit_is_stored_and_answered_as_the_api_does(client, alice, on
         k: v for k, v in theirs.items() if k not in VARYING | {"job"}
     }
     assert ours["job"].keys() == theirs["job"].keys()
-    assert ours["job"]["state"] == theirs["job"]["state"] == "queued"
+    assert ours["job"]["state"] == theirs["job"]["state"] == "dispatched"
 
 
 def test_a_named_api_token_takes_the_same_path(alice, online_node):

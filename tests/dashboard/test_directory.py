@@ -25,8 +25,11 @@ def hourly_reports(settings):
 def _node_with_reports(farm, *, hours: int = 3, **fields) -> Node:
     node = make_online_node(farm, used_cru=1, used_mru=2 * 2**30, agent_version="1.2.3", **fields)
     now = timezone.now()
+    # Registered at the start of the day before yesterday (UTC): three days with reports due.
+    # Two days before now fell in a day's last hour from 23:00, with no report due that day.
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     Node.objects.filter(pk=node.pk).update(
-        registered_at=now - timedelta(days=2), last_seen=now - timedelta(seconds=30)
+        registered_at=day_start - timedelta(days=2), last_seen=now - timedelta(seconds=30)
     )
     for back in range(hours + 1):
         count_report(node_id=node.pk, at=now - timedelta(hours=back))

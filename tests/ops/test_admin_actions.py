@@ -6,6 +6,7 @@ import pytest
 from coordinator import services
 from coordinator.choices import JobState
 from coordinator.inventory import record_inventory
+from coordinator.links import link_up
 from coordinator.models import Deployment, Job
 from ledger.choices import AuditKind, NodeStatus
 from ledger.models import AgentRelease, AuditEntry, BootImage, Farm, Node
@@ -74,10 +75,10 @@ def test_retry_starts_the_next_attempt_now_and_refuses_finished_jobs(staff, node
     page = act(staff, "coordinator/deployment", "retry", [stuck.pk, done.pk])
 
     job = Job.objects.get(deployment=stuck)
-    assert (job.state, job.attempt) == (JobState.QUEUED, 2)
+    assert (job.state, job.attempt) == (JobState.DISPATCHED, 2)
     assert job.events.filter(status=JobState.RETRYING, error="retried by operator op").exists()
     assert "1 deployment(s) retried" in messages_of(page)
-    assert any(f"#{done.pk}: deployment {done.pk} is cancelled" in m for m in messages_of(page))
+    assert any(f"#{done.pk}: deployment {done.pk} is cancelling" in m for m in messages_of(page))
     assert Job.objects.get(deployment=done).attempt == 1
 
 
@@ -114,7 +115,8 @@ def test_make_current_switches_the_boot_image(staff):
 
 def test_drain_moves_waiting_farm_jobs_off_the_nodes_and_undrain_lets_work_back(staff):
     farm = make_farm("farm-d")
-    roomy = make_online_node(farm, mru=64 * 2**30)  # the scheduler's first choice
+    # The scheduler's first choice, its link down: the job waits there, not sent.
+    roomy = make_online_node(farm, linked=False, mru=64 * 2**30)
     tenant = make_tenant("alice")
     waiting = tenant.submit(deployment_payload(target={"farm": farm.pk}, name="waiting"))
     assert Job.objects.get(deployment_id=waiting.json()["id"]).node == roomy
@@ -124,7 +126,7 @@ def test_drain_moves_waiting_farm_jobs_off_the_nodes_and_undrain_lets_work_back(
 
     assert "1 node(s) drained" in messages_of(page)
     job = Job.objects.get(deployment_id=waiting.json()["id"])
-    assert (job.node, job.state, job.attempt) == (other, JobState.QUEUED, 1)
+    assert (job.node, job.state, job.attempt) == (other, JobState.DISPATCHED, 1)
     entry = AuditEntry.objects.get(kind=AuditKind.NODE_DRAINED, node=roomy)
     assert entry.actor == "user:op" and "1 waiting farm job(s) moved" in entry.message
     later = tenant.submit(deployment_payload(target={"farm": farm.pk}, name="later"))
@@ -136,6 +138,7 @@ def test_drain_moves_waiting_farm_jobs_off_the_nodes_and_undrain_lets_work_back(
 
     assert "1 node(s) undrained" in messages_of(page)
     assert AuditEntry.objects.get(kind=AuditKind.NODE_UNDRAINED, node=roomy).actor == "user:op"
+    link_up(roomy.pk, "test-session")  # the node came back too
     again = tenant.submit(deployment_payload(target={"farm": farm.pk}, name="again"))
     assert Job.objects.get(deployment_id=again.json()["id"]).node == roomy
 
@@ -193,7 +196,7 @@ def test_lists_filter_and_search_where_an_operator_looks(staff, node):
         "alice-app"
         not in staff.get("/admin/coordinator/deployment/", {"q": "bob"}).content.decode()
     )
-    jobs = staff.get("/admin/coordinator/job/", {"state__exact": "queued"})
+    jobs = staff.get("/admin/coordinator/job/", {"state__exact": "dispatched"})
     assert jobs.status_code == 200 and "1 job" in jobs.content.decode()
     assert (
         "0 jobs"
@@ -210,6 +213,6 @@ def test_non_staff_cannot_reach_the_actions(client, node):
     deployment = deploy(make_tenant("alice"), node)
     response = act(client, "coordinator/deployment", "cancel", [deployment.pk])
     assert b"cancelled" not in response.content
-    assert Deployment.objects.get(pk=deployment.pk).status == JobState.QUEUED
+    assert Deployment.objects.get(pk=deployment.pk).status == JobState.DISPATCHED
     act(client, "ledger/node", "drain", [node.pk])
     assert not Node.objects.get(pk=node.pk).drained

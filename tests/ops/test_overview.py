@@ -102,7 +102,7 @@ def test_non_staff_and_anonymous_are_sent_to_sign_in(client):
 
 def test_cancel_service_is_what_the_overview_counts(staff):
     """A cancelled deployment shows under its state: the page reads the rows services write."""
-    node = make_online_node(make_farm())
+    node = make_online_node(make_farm(), linked=False)  # the job waits: cancelled at once
     deployment = deploy(make_tenant("alice"), node, "c")
     services.cancel_deployment(deployment=deployment)
     html = staff.get("/operator/").content.decode()
