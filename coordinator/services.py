@@ -209,8 +209,7 @@ def _queue(job: Job, now: datetime, *, message: str, live: bool | None = None) -
         live = links.is_live(job.node_id)
     starts_waiting = not live and job.waiting_since is None
     if live:
-        job.transition_to(JobState.DISPATCHED, reason=f"sent to node {job.node_id}")
-        job.dispatched_at = now
+        _set_dispatched(job, now)
     else:
         _wait_for_link(job, now, announce=False)
     _save(job)
@@ -409,19 +408,24 @@ def pending_dispatches(
             .filter(node_id=node_id, state__in=AWAITING_DELIVERY)
         )
         for job in jobs:
-            _mark_dispatched(job, node_id, now)
+            _mark_dispatched(job, now)
             if (job.uuid.hex, job.attempt) not in skip:
                 out.append((job.uuid.hex, job.attempt, dispatch_envelope(job)))
     return out
 
 
-def _mark_dispatched(job: Job, node_id: int, now: datetime) -> None:
+def _set_dispatched(job: Job, now: datetime) -> None:
+    """A queued job is on its way to its node; the caller saves it and writes the event."""
+    job.transition_to(JobState.DISPATCHED, reason=f"sent to node {job.node_id}")
+    job.dispatched_at = now
+
+
+def _mark_dispatched(job: Job, now: datetime) -> None:
     """A job about to be sent to its node (row held by the caller): `dispatched`, and a job
     that waited for the link gets its ack deadline from now."""
     changed = job.state == JobState.QUEUED or job.waiting_since is not None
     if job.state == JobState.QUEUED:
-        job.transition_to(JobState.DISPATCHED, reason=f"sent to node {node_id}")
-        job.dispatched_at = now
+        _set_dispatched(job, now)
         _event(job, JobState.DISPATCHED)
     if job.waiting_since is not None:
         job.waiting_since = None
@@ -699,7 +703,7 @@ def _dispatch_job(node_id: int, job_id: str, attempt: int, held: dict) -> dict |
     job = _job_for_node(node_id, job_id, held)
     if job is None or job.attempt != attempt or job.state not in AWAITING_DELIVERY:
         return None
-    _mark_dispatched(job, node_id, timezone.now())
+    _mark_dispatched(job, timezone.now())
     return dispatch_envelope(job)
 
 
